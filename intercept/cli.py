@@ -1,0 +1,240 @@
+"""The ``intercept`` command: a thin click layer over the library."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="intercept")
+def cli():
+    """Transcribe, translate and flag push-to-talk radio traffic for human review.
+
+    \b
+    A typical day:
+      intercept run recordings/ --db traffic.db     # transcribe a folder of recordings
+      intercept review traffic.db                    # reviewers open flagged lines in Datasette
+      intercept match "امشب پرنده یا روباه"            # try a lexicon edit without audio
+
+    Recordings are split into transmissions, transcribed from Farsi with Whisper, normalised,
+    translated to English and checked against the coded-language lexicon. Everything lands in
+    one SQLite file; source recordings are opened read-only and never modified.
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file to write (created if missing; re-runs add to it).")
+@click.option("--model", default=None, metavar="NAME|PATH",
+              help="'base' (embedded Whisper base, the default), a local CTranslate2 Whisper directory, "
+                   "or a model name such as large-v3 (downloaded only when online).")
+@click.option("--engine", type=click.Choice(["faster-whisper"]), default=None,
+              help="Recognition engine.  [default: faster-whisper]")
+@click.option("--language", default=None, metavar="CODE|auto",
+              help="Spoken language; 'auto' detects it per transmission.  [default: fa]")
+@click.option("--translator", type=click.Choice(["whisper", "none"]), default=None,
+              help="English translation: Whisper's own translate task, or none.  [default: whisper]")
+@click.option("--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]")
+@click.option("--segment", "segment_method", type=click.Choice(["silero", "energy"]), default=None,
+              help="How recordings are split into transmissions: Silero VAD, or pydub's "
+                   "silence split as a fallback.  [default: silero]")
+@click.option("--no-clean", is_flag=True, help="Skip the radio clean-up filter before recognition.")
+@click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Beam width.  [default: 5]")
+@click.option("--compute-type", default=None,
+              help="CTranslate2 compute type (float32, int8, int8_float32, float16 on GPU).  [default: float32]")
+@click.option("--device", default=None, help="cpu, cuda or auto.  [default: cpu]")
+@click.option("--threads", type=click.IntRange(0), default=None, help="CPU threads (0: all cores).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML file of options; command-line options override it.")
+@click.option("--force", is_flag=True, help="Process recordings again even if their content is already stored.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
+def run(paths, db_path, model, engine, language, translator, lexicons, segment_method, no_clean, beam_size,
+        compute_type, device, threads, config_path, force, as_json, no_progress):
+    """Transcribe, translate and flag every recording under PATHS into the store --db.
+
+    PATHS are files or folders. Folders are walked for audio files (wav, mp3, ogg, opus,
+    flac, m4a, amr, ...); a file named directly is always tried. Anything ffmpeg can read
+    works.
+
+    A recording whose content (SHA-256) is already stored is skipped unless --force. A file
+    that cannot be read or decoded is stored as failed with the reason, and the batch goes
+    on.
+
+    \b
+    Exit status:
+      0  every recording was processed or skipped
+      1  at least one recording failed (listed in the summary and in the store)
+      2  bad options, lexicon or model: nothing was processed
+    """
+    from .config import ConfigError, RunOptions, load_config
+    from .lexicon import LexiconError
+    from .models import ModelError
+    from .pipeline import run_batch
+    from .store import StoreError
+
+    try:
+        options = load_config(config_path) if config_path else RunOptions()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc))
+    if model is not None:
+        options.model = model
+    if engine is not None:
+        options.engine = engine
+    if translator is not None:
+        options.translator = translator
+    if lexicons:
+        options.lexicons = [str(p) for p in lexicons]
+    if segment_method is not None:
+        options.segment_method = segment_method
+    if no_clean:
+        options.clean_radio = False
+    if force:
+        options.force = True
+    t = options.transcribe
+    if language is not None:
+        t.language = None if language == "auto" else language
+    if beam_size is not None:
+        t.beam_size = beam_size
+    if compute_type is not None:
+        t.compute_type = compute_type
+    if device is not None:
+        t.device = device
+    if threads is not None:
+        t.cpu_threads = threads
+
+    try:
+        summary = run_batch(paths, db_path, options, progress=not no_progress)
+    except (ModelError, LexiconError, StoreError, ValueError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_summary(summary, db_path)
+    sys.exit(1 if summary.failed else 0)
+
+
+def _print_summary(summary, db_path: Path) -> None:
+    rtf = summary.real_time_factor
+    click.echo(
+        f"\n{summary.files} files: {summary.done} done, {summary.skipped} skipped "
+        f"(already stored), {summary.failed} failed"
+    )
+    click.echo(
+        f"{summary.transmissions} transmissions, {summary.lines} lines, {summary.audio_hours:.3f} h of audio"
+    )
+    click.echo(f"{summary.flagged_lines} flagged lines, {summary.suspect_lines} suspect lines")
+    click.echo(
+        f"wall time {summary.wall_s:.1f} s"
+        + (f", real-time factor {rtf:.2f} ({1 / rtf:.1f}x real time)" if rtf else "")
+    )
+    for path, reason in summary.failures:
+        click.echo(f"FAILED {path}: {reason}", err=True)
+    click.echo(f"\nReview the flagged lines:  intercept review {db_path}")
+
+
+@cli.command()
+@click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; keep 127.0.0.1 unless reviewers connect from elsewhere.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the start page in a web browser.")
+def review(db_path, port, host, open_browser):
+    """Open the store FILE in Datasette for review.
+
+    The start page lists flagged lines awaiting review, Farsi right to left, each with a
+    player for exactly its stretch of the original recording. Stop with Ctrl+C.
+    """
+    from .review import serve
+
+    serve(str(db_path), port=port, host=host, open_browser=open_browser)
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option("--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]")
+@click.option("--english", default="", help="English translation to match English glosses against.")
+@click.option("--raw", is_flag=True, help="Do not normalise the Farsi text first (it must already be normalised).")
+def match(texts, lexicons, english, raw):
+    """Print the lexicon's flags for TEXTS as JSON, one object per text.
+
+    With no TEXTS, reads one text per line from standard input. Use it to try a lexicon
+    edit without audio:
+
+    \b
+      intercept match "امشب برویم ببینیم پرنده است یا روباه"
+      cat lines.txt | intercept match --lexicon my-lexicon.yaml
+    """
+    from .lexicon import Lexicon, LexiconError, default_lexicon_path
+    from .text import PersianNormalizer
+
+    try:
+        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]))
+    except LexiconError as exc:
+        raise click.UsageError(str(exc))
+    normalizer = PersianNormalizer()
+    source = texts or (line.rstrip("\n") for line in sys.stdin)
+    for text in source:
+        if not text.strip():
+            continue
+        normalised = text if raw else normalizer.normalize(text)
+        flags = lexicon.match(normalised, english)
+        click.echo(
+            json.dumps(
+                {"text": text, "text_fa": normalised, "lexicon_version": lexicon.version,
+                 "flags": [asdict(f) for f in flags]},
+                ensure_ascii=False,
+            )
+        )
+
+
+@cli.group()
+def models():
+    """Where recognition weights come from, and checks on them."""
+
+
+@models.command("path")
+@click.argument("name", default="base")
+def models_path(name):
+    """Print the local directory of model NAME (assembling the embedded base model if needed)."""
+    from .models import ModelError, resolve_model
+
+    try:
+        click.echo(resolve_model(name, allow_download=False).path)
+    except ModelError as exc:
+        _fail(str(exc))
+
+
+@models.command("verify")
+def models_verify():
+    """Re-hash the embedded Whisper base model against its known SHA-256."""
+    from .models import EMBEDDED_SHA256, ModelError, embedded_model_dir
+
+    try:
+        path = embedded_model_dir(verify=True)
+    except ModelError as exc:
+        _fail(str(exc))
+    click.echo(f"ok {path / 'model.bin'} sha256 {EMBEDDED_SHA256}")
+
+
+def main():
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Options for a run, as dataclasses. Defaults < config file (TOML) < command line."""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .engines import TranscribeOptions
+from .guards import GuardOptions
+
+
+@dataclass
+class RunOptions:
+    engine: str = "faster-whisper"
+    model: str = "base"
+    translator: str = "whisper"
+    lexicons: list[str] = field(default_factory=list)  # empty: the shipped lexicons/ folder
+    segment_method: str = "silero"
+    clean_radio: bool = True
+    force: bool = False
+    transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
+    guards: GuardOptions = field(default_factory=GuardOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(path: str | Path, base: Optional[RunOptions] = None) -> RunOptions:
+    """Read a TOML config file over the defaults. Top-level keys are RunOptions fields;
+    the tables [transcribe] and [guards] set those option groups. Unknown keys are errors,
+    so a typo never silently does nothing."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    options = base or RunOptions()
+    groups = {"transcribe": options.transcribe, "guards": options.guards}
+    simple = {f.name for f in dataclasses.fields(RunOptions)} - set(groups)
+    for key, value in data.items():
+        if key in groups and isinstance(value, dict):
+            target = groups[key]
+            names = {f.name for f in dataclasses.fields(target)}
+            for sub, subvalue in value.items():
+                if sub not in names:
+                    raise ConfigError(f"{path}: unknown option '{key}.{sub}'")
+                setattr(target, sub, subvalue)
+        elif key in simple:
+            setattr(options, key, value)
+        else:
+            raise ConfigError(f"{path}: unknown option '{key}'")
+    return options

@@ -1,0 +1,61 @@
+"""Speech recognition engines behind one small interface.
+
+An engine turns the samples of one recording plus its transmissions into Lines whose
+times are seconds in the original file. Engines hold a loaded model, so one engine object
+is built per batch and reused for every recording.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+from ..types import Line, Transmission
+
+ENGINES = ("faster-whisper",)
+
+
+@dataclass
+class TranscribeOptions:
+    """Decoding settings shared by every engine."""
+
+    language: Optional[str] = "fa"  # None: detect per transmission
+    beam_size: int = 5
+    # A single temperature: faster-whisper's default fallback ladder (0.0 .. 1.0) re-decodes
+    # every low-confidence line, and Whisper base is low-confidence on nearly all Farsi radio
+    # speech; measured 3.5x slower for the same text (docs/benchmarks.md).
+    temperatures: Sequence[float] = (0.0,)
+    # Off by default: conditioning on previous text lets one hallucination seed the next.
+    condition_on_previous_text: bool = False
+    # Loop guard: Whisper decodes repetition loops up to its token limit; a transmission of
+    # d seconds gets at most tokens_per_second * d + 20 new tokens (Farsi byte-level BPE runs
+    # at roughly 10-20 tokens per second of speech).
+    tokens_per_second: float = 30.0
+    # English on the translate task needs far fewer tokens (about 3 words a second).
+    translate_tokens_per_second: float = 8.0
+    initial_prompt: Optional[str] = None
+    hotwords: Optional[str] = None
+    compute_type: str = "float32"  # int8 measured slower on CPUs without VNNI
+    device: str = "cpu"
+    cpu_threads: int = 0  # 0: CTranslate2's default (all cores)
+
+
+class Engine(Protocol):
+    name: str
+    model_name: str
+
+    def transcribe(
+        self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
+    ) -> list[Line]: ...
+
+    def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str: ...
+
+
+def load_engine(name: str, model_path: str, model_name: str, options: TranscribeOptions) -> Engine:
+    """Build the named engine over a resolved model directory."""
+    if name == "faster-whisper":
+        from .faster_whisper import FasterWhisperEngine
+
+        return FasterWhisperEngine(model_path, model_name, options)
+    raise ValueError(f"unknown engine '{name}' (choose from: {', '.join(ENGINES)})")

@@ -1,0 +1,812 @@
+"""Coded-language lexicons: load and validate them, compile them, flag lines.
+
+A lexicon is a YAML file an analyst edits (format: lexicons/README.md). Loading validates every
+file completely before anything is built, so a bad lexicon never half-loads; errors read
+"path:line: reason".
+
+Matching works on text the text stage has already normalised (PersianNormalizer):
+  exact    the form as written in the lexicon
+  morph    plural / suffix / possessive / colloquial forms, verb conjugations (hazm), ZWNJ
+           written as space or left out
+  fuzzy    recognition noise: split, merged or slightly misspelled words (rapidfuzz), scored lower
+  pattern  "<animal> یا <animal>" and co-occurrence of concepts in nearby transmissions
+  english  the English glosses on the translation, whole words, with plurals
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import yaml
+from rapidfuzz import fuzz, process
+
+from intercept.text import ZWNJ, PersianNormalizer, PersianTokenizer, verb_forms
+from intercept.types import Flag, Line
+
+SEVERITIES = ("low", "medium", "high")
+KINDS = ("exact", "morph", "fuzzy", "pattern", "english")
+# Higher wins when two flags of one concept cover the same span.
+_KIND_STRENGTH = {"exact": 5, "morph": 4, "english": 3, "pattern": 2, "fuzzy": 1}
+
+SCORE_EXACT = 1.0
+SCORE_MORPH = 0.9
+SCORE_ENGLISH = 0.9
+FUZZY_SCORE_SCALE = 0.85  # fuzzy score = similarity * this, so a fuzzy hit never outranks a morph one
+EITHER_PATTERN_SCALE = 0.9  # pattern score = weakest part * this
+COOCCURRENCE_SCALE = 0.7
+
+DEFAULT_FUZZY_THRESHOLD = 0.75
+DEFAULT_FUZZY_MIN_LENGTH = 4
+# hazm's word list carries corpus frequencies; a word seen at least this often is a real word, not
+# recognition noise, so it is never fuzzy-matched to a lexicon form (پرونده is not پرنده).
+KNOWN_WORD_MIN_FREQUENCY = 50
+FUZZY_MAX_WINDOW_TOKENS = 3
+# A known word this long inside a multi-word window is a word of its own, not a fragment.
+FUZZY_WHOLE_WORD_LENGTH = 4  # a word split by the recogniser into up to 3 pieces
+
+_CONCEPT_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_CONCEPT_KEYS = {"id", "category", "severity", "fa", "en", "verbs", "exclude", "inflect", "fuzzy", "notes"}
+_PATTERN_KEYS = {"id", "type", "category", "severity", "categories", "concepts", "connectors", "fillers",
+                 "window", "max_gap", "notes"}
+_FILE_KEYS = {"name", "fuzzy_threshold", "fuzzy_min_length", "concepts", "patterns", "notes"}
+_PATTERN_TYPES = ("either", "cooccurrence")
+
+# Persian suffixes, by how the word they attach to ends. Written without ZWNJ; _inflect adds it.
+_ENCLITICS_AFTER_SILENT_HE = ("ای", "ی", "ام", "ات", "اش", "مان", "تان", "شان", "مون", "تون", "شون")
+_ENCLITICS_AFTER_VOWEL = ("یی", "ی", "یم", "یت", "یش", "یمان", "یتان", "یشان", "مان", "تان", "شان", "مون", "تون",
+                          "شون")
+# colloquial ه (definite: روباهه "the fox") and و (object marker: روباهو "the fox", as object)
+_ENCLITICS_AFTER_CONSONANT = ("ی", "م", "ت", "ش", "مان", "تان", "شان", "مون", "تون", "شون", "ه", "و")
+# A suffix written after a space is still a suffix (پرنده ها); single letters other than ی are
+# not accepted that way because "گرگ و" is "wolf and".
+_SPACED_SUFFIX_MIN_LENGTH = 2
+
+# For fuzzy comparison only: letters recognisers confuse because they sound alike.
+_SOUND_ALIKE = str.maketrans({"ص": "س", "ث": "س", "ذ": "ز", "ض": "ز", "ظ": "ز", "ط": "ت", "غ": "ق",
+                              "ح": "ه", "آ": "ا", "ع": "ا", ZWNJ: None, " ": None})
+
+_ENGLISH_WORD_CHARS = r"[A-Za-z0-9]"
+
+
+class LexiconError(ValueError):
+    """A lexicon file is unusable. The message reads "path:line: reason"."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """One form of a concept, as the store's lexicon_terms table holds it."""
+
+    concept: str
+    category: str
+    severity: str
+    form: str
+    lang: str  # "fa" (forms and verbs, verbs as past#present stems) or "en"
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """What match() does beyond exact and morphological matching."""
+
+    fuzzy: bool = True
+    fuzzy_threshold: Optional[float] = None  # overrides every file's fuzzy_threshold when set
+    english: bool = True
+    patterns: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fuzzy_threshold is not None and not 0.0 < self.fuzzy_threshold <= 1.0:
+            raise ValueError(f"fuzzy_threshold must be in (0, 1], got {self.fuzzy_threshold}")
+
+
+@dataclass(frozen=True)
+class _Concept:
+    id: str
+    category: str
+    severity: str
+    fa: tuple[str, ...]
+    en: tuple[str, ...]
+    verbs: tuple[str, ...]
+    exclude: tuple[str, ...]
+    inflect: bool
+    fuzzy: bool
+    fuzzy_threshold: float
+    fuzzy_min_length: int
+    where: str  # "path:line" of the concept, for errors found later
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    id: str
+    type: str
+    category: str
+    severity: str
+    categories: tuple[str, ...]
+    concepts: tuple[str, ...]
+    connectors: tuple[str, ...]
+    fillers: tuple[str, ...]
+    window: int
+    max_gap: int
+    where: str
+
+
+@dataclass(frozen=True)
+class _Surface:
+    """A compiled key: which concept, which lexicon form, and how it was reached."""
+
+    concept: _Concept
+    form: str
+    kind: str  # exact or morph
+
+
+# ---------------------------------------------------------------- loading and validation
+
+
+class _FileReader:
+    """Reads one YAML file into checked values, keeping node positions for "path:line" errors.
+
+    pyyaml's compose() keeps line marks on nodes, which load() throws away."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def error(self, node: Optional[yaml.Node], reason: str) -> LexiconError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        return LexiconError(f"{self.path}:{line}: {reason}")
+
+    def where(self, node: yaml.Node) -> str:
+        return f"{self.path}:{node.start_mark.line + 1}"
+
+    def compose(self) -> yaml.Node:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise LexiconError(f"{self.path}:1: not UTF-8 text ({exc.reason})") from exc
+        except OSError as exc:
+            raise LexiconError(f"{self.path}:1: cannot read ({exc.strerror})") from exc
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 1
+            raise LexiconError(f"{self.path}:{line}: YAML syntax error: {exc.problem or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise LexiconError(f"{self.path}:1: YAML error: {exc}") from exc
+        if node is None:
+            raise LexiconError(f"{self.path}:1: empty lexicon file")
+        return node
+
+    def mapping(self, node: yaml.Node, what: str, allowed: set[str]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what} must be a mapping (key: value lines)")
+        items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                raise self.error(key_node, f"{what}: keys must be plain words")
+            if key in items:
+                raise self.error(key_node, f"{what}: key {key!r} given twice")
+            if key not in allowed:
+                raise self.error(key_node, f"{what}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+            items[key] = (key_node, value_node)
+        return items
+
+    def value(self, node: yaml.Node):
+        return self._constructor.construct_object(node, deep=True)
+
+    def text(self, node: yaml.Node, what: str) -> str:
+        value = self.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(node, f"{what} must be non-empty text")
+        return value.strip()
+
+    def text_list(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
+        if isinstance(node, yaml.ScalarNode):  # a single form written without brackets
+            return [(self.text(node, what), node)]
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, f"{what} must be a list of texts")
+        return [(self.text(item, f"{what} item"), item) for item in node.value]
+
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        value = self.value(node)
+        if not isinstance(value, bool):
+            raise self.error(node, f"{what} must be true or false")
+        return value
+
+    def number(self, node: yaml.Node, what: str, low: float, high: float, integer: bool = False) -> float:
+        value = self.value(node)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+            raise self.error(node, f"{what} must be {'a whole number' if integer else 'a number'}")
+        if not low <= value <= high:
+            raise self.error(node, f"{what} must be between {low} and {high}, got {value}")
+        return value
+
+
+def _read_file(path: Path, normalizer: PersianNormalizer) -> tuple[list[_Concept], list[_Pattern], object]:
+    """Validate one file; returns its concepts, patterns and its plain content (for the version hash)."""
+    reader = _FileReader(path)
+    root = reader.compose()
+    top = reader.mapping(root, "lexicon file", _FILE_KEYS)
+    if "concepts" not in top:
+        raise reader.error(root, "lexicon file has no 'concepts' list")
+    threshold = DEFAULT_FUZZY_THRESHOLD
+    if "fuzzy_threshold" in top:
+        threshold = float(reader.number(top["fuzzy_threshold"][1], "fuzzy_threshold", 0.01, 1.0))
+    min_length = DEFAULT_FUZZY_MIN_LENGTH
+    if "fuzzy_min_length" in top:
+        min_length = int(reader.number(top["fuzzy_min_length"][1], "fuzzy_min_length", 1, 100, integer=True))
+    if "name" in top:
+        reader.text(top["name"][1], "name")
+
+    concepts_node = top["concepts"][1]
+    if not isinstance(concepts_node, yaml.SequenceNode) or not concepts_node.value:
+        raise reader.error(concepts_node, "'concepts' must be a non-empty list")
+    concepts = [_read_concept(reader, node, threshold, min_length, normalizer) for node in concepts_node.value]
+
+    patterns: list[_Pattern] = []
+    if "patterns" in top:
+        patterns_node = top["patterns"][1]
+        if not isinstance(patterns_node, yaml.SequenceNode):
+            raise reader.error(patterns_node, "'patterns' must be a list")
+        patterns = [_read_pattern(reader, node, normalizer) for node in patterns_node.value]
+    return concepts, patterns, reader.value(root)
+
+
+def _required(reader: _FileReader, fields: dict, node: yaml.Node, key: str, what: str) -> yaml.Node:
+    if key not in fields:
+        raise reader.error(node, f"{what} has no '{key}'")
+    return fields[key][1]
+
+
+def _severity(reader: _FileReader, fields: dict, what: str) -> str:
+    if "severity" not in fields:
+        return "medium"
+    node = fields["severity"][1]
+    severity = reader.text(node, "severity")
+    if severity not in SEVERITIES:
+        raise reader.error(node, f"{what}: bad severity {severity!r} (use one of {', '.join(SEVERITIES)})")
+    return severity
+
+
+def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, min_length: int,
+                  normalizer: PersianNormalizer) -> _Concept:
+    fields = reader.mapping(node, "concept", _CONCEPT_KEYS)
+    concept_id = reader.text(_required(reader, fields, node, "id", "concept"), "id")
+    what = f"concept {concept_id!r}"
+    if not _CONCEPT_ID.match(concept_id):
+        raise reader.error(fields["id"][1], f"{what}: id must be lower-case letters, digits and _")
+    category = reader.text(_required(reader, fields, node, "category", what), "category")
+    severity = _severity(reader, fields, what)
+    fa = [(normalizer.normalize(form), item) for form, item in
+          (reader.text_list(fields["fa"][1], "fa") if "fa" in fields else [])]
+    for form, item in fa:
+        if not form:
+            raise reader.error(item, f"{what}: Farsi form is empty after normalisation")
+    verbs: list[str] = []
+    for lemma, item in reader.text_list(fields["verbs"][1], "verbs") if "verbs" in fields else []:
+        try:
+            verb_forms(lemma)
+        except ValueError as exc:
+            raise reader.error(item, f"{what}: {exc}") from exc
+        verbs.append(lemma)
+    en = [form for form, _ in reader.text_list(fields["en"][1], "en")] if "en" in fields else []
+    for form, item in reader.text_list(fields["en"][1], "en") if "en" in fields else []:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 '\-]*", form):
+            raise reader.error(item, f"{what}: English gloss {form!r} must be Latin letters, digits, spaces, ' or -")
+    if not fa and not verbs and not en:
+        raise reader.error(node, f"{what} has no forms: give 'fa', 'verbs' or 'en'")
+    exclude = [normalizer.normalize(x) for x, _ in reader.text_list(fields["exclude"][1], "exclude")] \
+        if "exclude" in fields else []
+    inflect = reader.boolean(fields["inflect"][1], "inflect") if "inflect" in fields else True
+    fuzzy_on = reader.boolean(fields["fuzzy"][1], "fuzzy") if "fuzzy" in fields else True
+    if "notes" in fields:
+        reader.text(fields["notes"][1], "notes")
+    return _Concept(concept_id, category, severity, tuple(f for f, _ in fa), tuple(en), tuple(verbs),
+                    tuple(exclude), inflect, fuzzy_on, threshold, min_length, reader.where(node))
+
+
+def _read_pattern(reader: _FileReader, node: yaml.Node, normalizer: PersianNormalizer) -> _Pattern:
+    fields = reader.mapping(node, "pattern", _PATTERN_KEYS)
+    pattern_id = reader.text(_required(reader, fields, node, "id", "pattern"), "id")
+    what = f"pattern {pattern_id!r}"
+    if not _CONCEPT_ID.match(pattern_id):
+        raise reader.error(fields["id"][1], f"{what}: id must be lower-case letters, digits and _")
+    type_node = _required(reader, fields, node, "type", what)
+    kind = reader.text(type_node, "type")
+    if kind not in _PATTERN_TYPES:
+        raise reader.error(type_node, f"{what}: type must be one of {', '.join(_PATTERN_TYPES)}")
+    categories = [c for c, _ in reader.text_list(fields["categories"][1], "categories")] if "categories" in fields else []
+    concepts = [c for c, _ in reader.text_list(fields["concepts"][1], "concepts")] if "concepts" in fields else []
+    if not categories and not concepts:
+        raise reader.error(node, f"{what} needs 'categories' or 'concepts'")
+    connectors = [normalizer.normalize(c) for c, _ in reader.text_list(fields["connectors"][1], "connectors")] \
+        if "connectors" in fields else ["یا"]
+    fillers = [normalizer.normalize(c) for c, _ in reader.text_list(fields["fillers"][1], "fillers")] \
+        if "fillers" in fields else []
+    window = int(reader.number(fields["window"][1], "window", 0, 100, integer=True)) if "window" in fields else 0
+    max_gap = int(reader.number(fields["max_gap"][1], "max_gap", 1, 10, integer=True)) if "max_gap" in fields else 3
+    category = reader.text(fields["category"][1], "category") if "category" in fields else "pattern"
+    if "notes" in fields:
+        reader.text(fields["notes"][1], "notes")
+    return _Pattern(pattern_id, kind, category, _severity(reader, fields, what), tuple(categories), tuple(concepts),
+                    tuple(connectors), tuple(fillers), window, max_gap, reader.where(node))
+
+
+def _lexicon_files(paths: Sequence) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise LexiconError(f"{path}:1: folder holds no .yaml lexicon")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise LexiconError(f"{path}:1: no such lexicon file or folder")
+    if not files:
+        raise LexiconError("<none>:1: no lexicon file given")
+    return files
+
+
+# ---------------------------------------------------------------- compiling
+
+
+def _key(surface: str) -> str:
+    """Lookup key of a word or words: ZWNJ dropped (joined, ZWNJ and ZWNJ-less spellings agree)."""
+    return " ".join(word.replace(ZWNJ, "") for word in surface.split())
+
+
+def _ends_with_silent_he(word: str) -> bool:
+    # پرنده ends in a silent ه (plural پرندگان, indefinite پرنده‌ای); روباه, کوه, شاه end in a real h.
+    return word.endswith("ه") and not word.endswith(("اه", "وه"))
+
+
+def _enclitics(word: str) -> tuple[str, ...]:
+    if _ends_with_silent_he(word):
+        return _ENCLITICS_AFTER_SILENT_HE
+    if word.endswith(("ا", "و")):
+        return _ENCLITICS_AFTER_VOWEL
+    return _ENCLITICS_AFTER_CONSONANT
+
+
+def _inflect(form: str) -> list[tuple[str, str]]:
+    """(stem, suffix) pairs of plural, indefinite, ezafe, possessive and colloquial forms of a
+    form (the last word takes them). Written by hand: hazm has a stemmer/lemmatizer (suffix
+    removal) but no generator, and generating lets matching be one dictionary lookup a word."""
+    plurals: list[tuple[str, str]] = [(form, ""), (form, "ها")]
+    if _ends_with_silent_he(form):
+        plurals.append((form[:-1], "گان"))
+    elif form.endswith(("ا", "و")):
+        plurals += [(form, "یان"), (form, "ان")]
+    else:
+        plurals.append((form, "ان"))
+    pairs: list[tuple[str, str]] = []
+    for stem, plural in plurals:
+        if plural:
+            pairs.append((stem, plural))
+        for enclitic in _enclitics(plural or stem):
+            pairs.append((stem, plural + enclitic))
+    return pairs
+
+
+def _join(stem: str, suffix: str) -> str:
+    if suffix.startswith("ها") or _ends_with_silent_he(stem) and not suffix.startswith("گان"):
+        return stem + ZWNJ + suffix
+    return stem + suffix
+
+
+class Lexicon:
+    """A compiled lexicon. Build it with Lexicon.load(); it does not change afterwards."""
+
+    def __init__(self, concepts: list[_Concept], patterns: list[_Pattern], version: str,
+                 options: MatchOptions, files: list[Path], normalizer: PersianNormalizer) -> None:
+        self.version = version
+        self._normalizer = normalizer
+        self.files = files
+        self.options = options
+        self._concepts = {c.id: c for c in concepts}
+        self._patterns = patterns
+        self.terms: list[Term] = []
+        for concept in concepts:
+            self.terms += [Term(concept.id, concept.category, concept.severity, f, "fa") for f in concept.fa]
+            self.terms += [Term(concept.id, concept.category, concept.severity, v, "fa") for v in concept.verbs]
+            self.terms += [Term(concept.id, concept.category, concept.severity, e, "en") for e in concept.en]
+        self._tokenizer = PersianTokenizer()
+        self._compile_farsi(concepts)
+        self._compile_fuzzy(concepts)
+        self._compile_english(concepts)
+        self._known_words: Optional[frozenset[str]] = None  # hazm word list and verb forms: loaded on
+        self._known_verbs: frozenset[str] = frozenset()  # first fuzzy use
+        self._common_words: frozenset[str] = frozenset()
+
+    # -- construction
+
+    @classmethod
+    def load(cls, *paths, options: Optional[MatchOptions] = None,
+             normalizer: Optional[PersianNormalizer] = None) -> "Lexicon":
+        """Load one or more lexicon files (a folder means every .yaml in it). Everything is
+        validated before anything is compiled; the first problem raises LexiconError.
+        Pass the pipeline's normalizer to save building another (about a second)."""
+        files = _lexicon_files(paths)
+        normalizer = normalizer or PersianNormalizer()
+        concepts: list[_Concept] = []
+        patterns: list[_Pattern] = []
+        contents = []
+        for path in files:
+            file_concepts, file_patterns, content = _read_file(path, normalizer)
+            concepts += file_concepts
+            patterns += file_patterns
+            contents.append(content)
+        _check_across(concepts, patterns)
+        canonical = json.dumps(contents, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+        version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+        return cls(concepts, patterns, version, options or MatchOptions(), files, normalizer)
+
+    def with_options(self, options: MatchOptions) -> "Lexicon":
+        """The same lexicon with other match options (compiled tables are shared, not rebuilt)."""
+        clone = object.__new__(Lexicon)
+        clone.__dict__.update(self.__dict__)
+        clone.options = options
+        return clone
+
+    def _add_surface(self, key: str, surface: _Surface) -> None:
+        existing = self._surfaces.get(key)
+        if existing is not None and (existing.kind == "exact" or surface.kind == "morph"):
+            return  # first come keeps it; exact beats morph (duplicate exact forms were refused at load)
+        if key in self._excluded:
+            return
+        self._surfaces[key] = surface
+        words = key.split(" ")
+        if len(words) > 1:
+            self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
+            self._multi_first.add(words[0])
+
+    def _compile_farsi(self, concepts: list[_Concept]) -> None:
+        self._surfaces: dict[str, _Surface] = {}
+        self._max_words: dict[str, int] = {}
+        self._multi_first: set[str] = set()
+        self._excluded = {_key(x) for c in concepts for x in c.exclude}
+        for concept in concepts:  # exact forms first so that they win any clash with a generated form
+            for form in concept.fa:
+                self._add_surface(_key(form), _Surface(concept, form, "exact"))
+        for concept in concepts:
+            for form in concept.fa:
+                surfaces = [form] + ([_join(s, x) for s, x in _inflect(form)] if concept.inflect else [])
+                spaced = [s + " " + x for s, x in _inflect(form)
+                          if concept.inflect and (len(x) >= _SPACED_SUFFIX_MIN_LENGTH or x == "ی")]
+                for surface in surfaces + spaced:
+                    self._add_surface(_key(surface), _Surface(concept, form, "morph"))
+                    if ZWNJ in surface:  # ZWNJ typed as a space: عقب نشینی
+                        self._add_surface(_key(surface.replace(ZWNJ, " ")), _Surface(concept, form, "morph"))
+            for lemma in concept.verbs:
+                infinitive = lemma.split("#")[0] + "ن"
+                self._add_surface(_key(infinitive), _Surface(concept, lemma, "exact"))
+                for surface in verb_forms(lemma):
+                    self._add_surface(_key(surface), _Surface(concept, lemma, "morph"))
+                    if ZWNJ in surface:
+                        self._add_surface(_key(surface.replace(ZWNJ, " ")), _Surface(concept, lemma, "morph"))
+        # One set for the fast "does this line contain anything at all" test.
+        self._triggers = frozenset(k for k in self._surfaces if " " not in k) | self._multi_first
+
+    def _compile_fuzzy(self, concepts: list[_Concept]) -> None:
+        keys: list[str] = []
+        owners: list[tuple[_Concept, str]] = []
+        for concept in concepts:
+            if not concept.fuzzy:
+                continue
+            for form in concept.fa:
+                if len(form.replace(ZWNJ, "").replace(" ", "")) >= concept.fuzzy_min_length:
+                    keys.append(_sound_key(form))
+                    owners.append((concept, form))
+        self._fuzzy_keys = keys
+        self._fuzzy_owners = owners
+        self._fuzzy_max_len = max((len(k) for k in keys), default=0)
+        self._fuzzy_min_threshold = min((c.fuzzy_threshold for c, _ in owners), default=1.0)
+
+    def _compile_english(self, concepts: list[_Concept]) -> None:
+        self._english: dict[str, tuple[_Concept, str]] = {}
+        for concept in concepts:
+            for gloss in concept.en:
+                for variant in _english_variants(gloss):
+                    self._english.setdefault(variant.lower(), (concept, gloss))
+        alternatives = sorted(self._english, key=len, reverse=True)
+        if alternatives:
+            body = "|".join(r"\s+".join(re.escape(w) for w in a.split()) for a in alternatives)
+            self._english_regex = re.compile(
+                rf"(?<!{_ENGLISH_WORD_CHARS})(?:{body})(?!{_ENGLISH_WORD_CHARS})", re.IGNORECASE)
+        else:
+            self._english_regex = None
+
+    # -- matching
+
+    def match(self, text_fa: str, text_en: str = "") -> list[Flag]:
+        """Flags in one line. text_fa must already be normalised by PersianNormalizer; spans index
+        text_fa, or text_en for kind 'english'; text[span_start:span_end] == flag.matched."""
+        flags = self._match_farsi(text_fa)
+        if self.options.english and text_en and self._english_regex is not None:
+            flags += self._match_english(text_en)
+        return _dedupe(flags)
+
+    def _match_farsi(self, text: str) -> list[Flag]:
+        flags: list[Flag] = []
+        if not text:
+            return flags
+        quick = text.replace(ZWNJ, "")
+        quick_words = PersianTokenizer._WORD.findall(quick)
+        need_exact = not self._triggers.isdisjoint(quick_words)
+        if not need_exact and not (self.options.fuzzy and self._fuzzy_keys):
+            return flags
+        tokens = self._tokenizer.spans(text)
+        keys = [t.text.replace(ZWNJ, "") for t in tokens]
+        covered = [False] * len(tokens)
+        if need_exact:
+            i = 0
+            while i < len(tokens):
+                found = None
+                if keys[i] in self._multi_first:
+                    for n in range(min(self._max_words[keys[i]], len(tokens) - i), 1, -1):
+                        surface = self._surfaces.get(" ".join(keys[i:i + n]))
+                        if surface is not None:
+                            found = (surface, n)
+                            break
+                if found is None and keys[i] in self._surfaces:
+                    found = (self._surfaces[keys[i]], 1)
+                if found is None:
+                    i += 1
+                    continue
+                surface, n = found
+                start, end = tokens[i].start, tokens[i + n - 1].end
+                flags.append(_flag(surface.concept, surface.kind,
+                                   SCORE_EXACT if surface.kind == "exact" else SCORE_MORPH,
+                                   start, end, text, surface.form))
+                for j in range(i, i + n):
+                    covered[j] = True
+                i += n
+        if self.options.fuzzy and self._fuzzy_keys:
+            flags += self._match_fuzzy(text, tokens, keys, covered)
+        if self.options.patterns:
+            flags += self._match_either(text, tokens, keys, flags)
+        return flags
+
+    def _is_known_word(self, key: str, verbs: bool = True) -> bool:
+        """A real Persian word, so not recognition noise. Verb forms count only when asked: a
+        single token پرید "flew" is a word, but "پر اندی" merged is a garbled پرنده even though
+        پراندی happens to be a rare verb form."""
+        if self._known_words is None:  # only fuzzy matching needs these; built on first use
+            self._known_words = self._normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY, tagged=True)
+            self._common_words = self._normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY)
+            self._known_verbs = self._normalizer.known_verb_forms()
+        if key in self._known_words or key in self._excluded or (verbs and key in self._known_verbs):
+            return True
+        # An inflected real word (پرونده‌ها) is as real as its stem.
+        for suffix in ("ها", "های", "هایی", "ان", "گان", "ی", "ای", "یی", "م", "ت", "ش", "مان", "تان", "شان"):
+            if key.endswith(suffix) and len(key) - len(suffix) >= 2:
+                stem = key[: -len(suffix)]
+                if stem in self._known_words or stem in self._excluded or (
+                        suffix == "گان" and stem + "ه" in self._known_words):
+                    return True
+        return False
+
+    def _is_whole_word(self, key: str) -> bool:
+        """A common word of its own, not a piece of a split word (rare words like اندی can be pieces)."""
+        return len(key) >= FUZZY_WHOLE_WORD_LENGTH and self._is_known_word(key) and (
+            key in self._common_words or key in self._known_verbs)
+
+    def _match_fuzzy(self, text: str, tokens, keys: list[str], covered: list[bool]) -> list[Flag]:
+        threshold = self.options.fuzzy_threshold
+        cutoff = 100.0 * (threshold if threshold is not None else self._fuzzy_min_threshold)
+        # ratio >= t needs len(window) <= len(form) * (2 - t) / t; longer windows cannot match
+        max_len = self._fuzzy_max_len * (200.0 - cutoff) / max(cutoff, 1.0)
+        candidates: list[tuple[float, int, int, int]] = []  # (score, -tokens, first, last)
+        best: dict[tuple[int, int], tuple[float, _Concept, str]] = {}
+        for i in range(len(tokens)):
+            if covered[i]:
+                continue
+            merged = ""
+            for j in range(i, min(i + FUZZY_MAX_WINDOW_TOKENS, len(tokens))):
+                if covered[j] or (j > i and tokens[j].start - tokens[j - 1].end > 1):
+                    break  # never across a flagged word or punctuation
+                if j > i and (len(keys[i]) == 1 or self._is_whole_word(keys[i]) or self._is_whole_word(keys[j])):
+                    # "و پرده" is "and curtain", not a bird split in two: a window starting with a
+                    # one-letter word, or holding a real long word, is not one word split apart.
+                    break
+                merged += keys[j]
+                if len(merged) > max_len:
+                    break
+                joined = self._surfaces.get(merged) if j > i else None
+                if joined is not None and joined.concept.fuzzy:  # a lexicon word split apart: گنج شک
+                    candidates.append((1.0, -(j - i), i, j))
+                    best[(i, j)] = (1.0, joined.concept, joined.form)
+                    continue
+                if len(merged) < 3 or self._is_known_word(merged, verbs=j == i):
+                    continue
+                result = process.extractOne(_sound_key(merged), self._fuzzy_keys, scorer=fuzz.ratio,
+                                            score_cutoff=cutoff)
+                if result is None:
+                    continue
+                _, score, index = result
+                concept, form = self._fuzzy_owners[index]
+                own_cutoff = 100.0 * (threshold if threshold is not None else concept.fuzzy_threshold)
+                if score < own_cutoff:
+                    continue
+                similarity = score / 100.0
+                candidates.append((similarity, -(j - i), i, j))
+                best[(i, j)] = (similarity, concept, form)
+        flags: list[Flag] = []
+        taken = [False] * len(tokens)
+        for similarity, _, i, j in sorted(candidates, reverse=True):
+            if any(taken[i:j + 1]):
+                continue
+            for k in range(i, j + 1):
+                taken[k] = True
+            _, concept, form = best[(i, j)]
+            flags.append(_flag(concept, "fuzzy", round(similarity * FUZZY_SCORE_SCALE, 3),
+                               tokens[i].start, tokens[j].end, text, form))
+        return flags
+
+    def _match_either(self, text: str, tokens, keys: list[str], flags: list[Flag]) -> list[Flag]:
+        """'<X> یا <Y>': two hits joined by a connector, with only filler words between."""
+        patterns = [p for p in self._patterns if p.type == "either"]
+        if not patterns or len(flags) < 2:
+            return []
+        ordered = sorted(flags, key=lambda f: f.span_start)
+        token_index = {t.start: n for n, t in enumerate(tokens)}
+        token_end = {t.end: n for n, t in enumerate(tokens)}
+        found: list[Flag] = []
+        for pattern in patterns:
+            for a, b in zip(ordered, ordered[1:]):
+                if not (self._fits(pattern, a) and self._fits(pattern, b)) or a.concept == b.concept:
+                    continue
+                first, last = token_end.get(a.span_end), token_index.get(b.span_start)
+                if first is None or last is None:
+                    continue
+                between = keys[first + 1:last]
+                if not 1 <= len(between) <= pattern.max_gap:
+                    continue
+                connectors = [w for w in between if w in pattern.connectors]
+                if len(connectors) != 1 or any(w not in pattern.fillers for w in between if w not in pattern.connectors):
+                    continue
+                score = round(min(a.score, b.score) * EITHER_PATTERN_SCALE, 3)
+                found.append(Flag(pattern.id, pattern.category, "pattern", score, a.span_start, b.span_end,
+                                  text[a.span_start:b.span_end], pattern.severity,
+                                  f"{a.concept} {connectors[0]} {b.concept}"))
+        return found
+
+    def _fits(self, pattern: _Pattern, flag: Flag) -> bool:
+        return flag.kind != "pattern" and (flag.category in pattern.categories or flag.concept in pattern.concepts)
+
+    def _match_english(self, text: str) -> list[Flag]:
+        flags = []
+        for m in self._english_regex.finditer(text):
+            concept, gloss = self._english[" ".join(m.group().lower().split())]
+            flags.append(_flag(concept, "english", SCORE_ENGLISH, m.start(), m.end(), text, gloss))
+        return flags
+
+    def flag_lines(self, lines: list[Line]) -> list[list[Flag]]:
+        """Flags per line (same order as lines), plus co-occurrence pattern flags: concepts that
+        appear together within a transmission or `window` transmissions either side."""
+        per_line = [self.match(line.text_fa, line.text_en) for line in lines]
+        if not self.options.patterns:
+            return per_line
+        for pattern in (p for p in self._patterns if p.type == "cooccurrence"):
+            self._cooccurrence(pattern, lines, per_line)
+        return [_dedupe(flags) for flags in per_line]
+
+    def _cooccurrence(self, pattern: _Pattern, lines: list[Line], per_line: list[list[Flag]]) -> None:
+        by_transmission: dict[int, list[tuple[int, Flag]]] = {}
+        for n, (line, flags) in enumerate(zip(lines, per_line)):
+            for flag in flags:
+                if self._fits(pattern, flag):
+                    by_transmission.setdefault(line.transmission_idx, []).append((n, flag))
+        needed: dict[str, int] = {}
+        for item in pattern.categories + pattern.concepts:
+            needed[item] = needed.get(item, 0) + 1
+        for idx, own in by_transmission.items():
+            near = [hit for t in range(idx - pattern.window, idx + pattern.window + 1)
+                    for hit in by_transmission.get(t, [])]
+            if not _satisfied(needed, pattern, [flag for _, flag in near]):
+                continue
+            score = round(min(flag.score for _, flag in near) * COOCCURRENCE_SCALE, 3)
+            others = sorted({flag.concept for _, flag in near})
+            for n, flag in own:
+                per_line[n].append(Flag(pattern.id, pattern.category, "pattern", score, flag.span_start,
+                                        flag.span_end, flag.matched, pattern.severity, "+".join(others)))
+
+
+def _satisfied(needed: dict[str, int], pattern: _Pattern, flags: list[Flag]) -> bool:
+    for item, count in needed.items():
+        if item in pattern.concepts:
+            distinct = {f.concept for f in flags if f.concept == item}
+            if not distinct:
+                return False
+        elif len({f.concept for f in flags if f.category == item}) < count:
+            return False
+    return True
+
+
+def _check_across(concepts: list[_Concept], patterns: list[_Pattern]) -> None:
+    """Checks that need every file: unique ids, one owner per Farsi form, patterns that name
+    known categories and concepts."""
+    seen: dict[str, _Concept] = {}
+    for concept in concepts:
+        if concept.id in seen:
+            raise LexiconError(f"{concept.where}: duplicate concept {concept.id!r} "
+                               f"(first defined at {seen[concept.id].where})")
+        seen[concept.id] = concept
+    owners: dict[str, _Concept] = {}
+    for concept in concepts:
+        for form in concept.fa:
+            owner = owners.get(_key(form))
+            if owner is not None:
+                raise LexiconError(f"{concept.where}: concept {concept.id!r}: form {form!r} already belongs to "
+                                   f"concept {owner.id!r} ({owner.where})")
+            owners[_key(form)] = concept
+    categories = {c.category for c in concepts}
+    pattern_ids: set[str] = set()
+    for pattern in patterns:
+        if pattern.id in pattern_ids or pattern.id in seen:
+            raise LexiconError(f"{pattern.where}: duplicate id {pattern.id!r} (patterns and concepts share ids)")
+        pattern_ids.add(pattern.id)
+        for category in pattern.categories:
+            if category not in categories:
+                raise LexiconError(f"{pattern.where}: pattern {pattern.id!r}: no concept has category {category!r}")
+        for concept_id in pattern.concepts:
+            if concept_id not in seen:
+                raise LexiconError(f"{pattern.where}: pattern {pattern.id!r}: unknown concept {concept_id!r}")
+
+
+def _sound_key(text: str) -> str:
+    """What fuzzy matching compares: sound-alike letters folded, spaces/ZWNJ and a final ه
+    dropped (recognisers drop and add it freely)."""
+    folded = text.translate(_SOUND_ALIKE)
+    return folded[:-1] if folded.endswith("ه") and len(folded) > 3 else folded
+
+
+def _english_variants(gloss: str) -> list[str]:
+    """The gloss and its regular plural(s) (last word). Hand-written: the rules needed are four
+    lines, and the lexicon lists irregular plurals (wolves) as forms of their own."""
+    words = gloss.split()
+    last = words[-1]
+    lower = last.lower()
+    if lower.endswith(("s", "x", "z", "ch", "sh")):
+        plurals = [last + "es"]
+    elif lower.endswith("y") and len(lower) > 1 and lower[-2] not in "aeiou":
+        plurals = [last[:-1] + "ies"]
+    elif lower.endswith("fe"):
+        plurals = [last + "s", last[:-2] + "ves"]
+    elif lower.endswith("f"):
+        plurals = [last + "s", last[:-1] + "ves"]
+    else:
+        plurals = [last + "s"]
+    head = " ".join(words[:-1])
+    return [gloss] + [(head + " " + p) if head else p for p in plurals]
+
+
+def _flag(concept: _Concept, kind: str, score: float, start: int, end: int, text: str, form: str) -> Flag:
+    return Flag(concept.id, concept.category, kind, score, start, end, text[start:end], concept.severity, form)
+
+
+def _dedupe(flags: Iterable[Flag]) -> list[Flag]:
+    """One flag per (concept, span) -- spans of English flags are kept apart, they index text_en --
+    keeping the strongest kind, then the higher score."""
+    best: dict[tuple[str, int, int, bool], Flag] = {}
+    for flag in flags:
+        key = (flag.concept, flag.span_start, flag.span_end, flag.kind == "english")
+        current = best.get(key)
+        if current is None or (_KIND_STRENGTH[flag.kind], flag.score) > (_KIND_STRENGTH[current.kind], current.score):
+            best[key] = flag
+    return sorted(best.values(), key=lambda f: (f.kind == "english", f.span_start, f.span_end, f.concept))
+
+
+def default_lexicon_path() -> Path:
+    """The repository's lexicons/ folder (the project installs itself editable, so it sits next
+    to the package)."""
+    path = Path(__file__).resolve().parent.parent / "lexicons"
+    if not path.is_dir():
+        raise LexiconError(f"{path}:1: default lexicon folder not found; pass a lexicon path explicitly")
+    return path

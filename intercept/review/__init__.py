@@ -1,0 +1,186 @@
+"""The review UI: Datasette over the store, with the intercept plugin and metadata.
+
+    ds = make_datasette("store.db", ReviewOptions(accounts={"maryam": hash_password("...")}))
+    serve("store.db", port=8001)
+
+Reviewers log in through datasette-auth-passwords (password hashes only, never passwords);
+anonymous visitors may read everything and write nothing.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import webbrowser
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Optional
+
+import sqlite_utils
+import yaml
+from datasette_auth_passwords.utils import hash_password
+
+from . import plugin as review_plugin
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+
+__all__ = [
+    "ReviewError",
+    "ReviewOptions",
+    "accounts_from_environ",
+    "hash_password",
+    "load_accounts",
+    "make_datasette",
+    "metadata_for",
+    "serve",
+]
+
+METADATA_PATH = Path(__file__).parent / "metadata.yaml"
+STORE_PLACEHOLDER = "_store"  # the databases key in metadata.yaml standing for the store
+REQUIRED_TABLES = ("recordings", "lines", "flags", "verdicts")
+ENVIRON_PREFIX = "INTERCEPT_REVIEWER_"  # INTERCEPT_REVIEWER_<NAME>=<password hash>
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+HASH_FORMAT = re.compile(r"^pbkdf2_sha256\$[0-9]+\$[^$]+\$[A-Za-z0-9+/=]+$")
+
+
+class ReviewError(ValueError):
+    """The store or the reviewer accounts cannot be used; the message names the file and why."""
+
+
+@dataclass
+class ReviewOptions:
+    """How the review UI runs."""
+
+    # reviewer name -> password hash from hash_password() / `datasette hash-password`
+    accounts: Mapping[str, str] = field(default_factory=dict)
+    # seconds either side of a line offered by the "±" link next to its player
+    context_s: float = 2.0
+    # signs the login cookies; set it (e.g. from DATASETTE_SECRET) so logins survive restarts
+    secret: Optional[str] = None
+    # extra Datasette settings, e.g. {"sql_time_limit_ms": 3000}
+    settings: Mapping[str, object] = field(default_factory=dict)
+
+
+def _check_accounts(accounts: Mapping[str, str], source: str) -> dict:
+    checked = {}
+    for name, password_hash in accounts.items():
+        if not ACCOUNT_NAME.match(str(name)):
+            raise ReviewError(f"{source}: reviewer name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        if not isinstance(password_hash, str) or not HASH_FORMAT.match(password_hash.strip()):
+            raise ReviewError(
+                f"{source}: reviewer {name!r} needs a password hash from "
+                "`datasette hash-password` (pbkdf2_sha256$...), not a password"
+            )
+        checked[str(name)] = password_hash.strip()
+    return checked
+
+
+def load_accounts(path: str | os.PathLike) -> dict:
+    """Reviewer accounts from a YAML or JSON file mapping name -> password hash."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ReviewError(f"{path}: cannot read reviewer accounts: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ReviewError(f"{path}: not valid YAML/JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ReviewError(f"{path}: expected a mapping of reviewer name to password hash")
+    return _check_accounts(data, str(path))
+
+
+def accounts_from_environ(environ: Mapping[str, str]) -> dict:
+    """Reviewer accounts from variables INTERCEPT_REVIEWER_<NAME>=<password hash>; names are
+    lower-cased (INTERCEPT_REVIEWER_MARYAM logs in as "maryam")."""
+    found = {
+        key[len(ENVIRON_PREFIX):].lower(): value
+        for key, value in environ.items()
+        if key.startswith(ENVIRON_PREFIX) and len(key) > len(ENVIRON_PREFIX)
+    }
+    return _check_accounts(found, "environment")
+
+
+def _check_store(db_path: Path) -> None:
+    if not db_path.is_file():
+        raise ReviewError(f"{db_path}: no such store file")
+    try:
+        # Read-only, so that checking never creates or changes the file.
+        conn = sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True)
+        try:
+            tables = set(sqlite_utils.Database(conn).table_names())
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        raise ReviewError(f"{db_path}: not an SQLite store: {error}") from error
+    missing = [table for table in REQUIRED_TABLES if table not in tables]
+    if missing:
+        raise ReviewError(f"{db_path}: not an intercept store (missing tables: {', '.join(missing)})")
+
+
+def metadata_for(database_name: str, options: ReviewOptions) -> dict:
+    """metadata.yaml with the store's database name filled in and the plugin configuration."""
+    metadata = yaml.safe_load(METADATA_PATH.read_text(encoding="utf-8"))
+    databases = metadata.setdefault("databases", {})
+    databases[database_name] = databases.pop(STORE_PLACEHOLDER, {})
+    accounts = dict(options.accounts)
+    metadata["plugins"] = {
+        review_plugin.PLUGIN_NAME: {
+            "database": database_name,
+            "reviewers": sorted(accounts),
+            "context_s": float(options.context_s),
+            "start_page": True,
+        },
+        "datasette-auth-passwords": {f"{name}_password_hash": h for name, h in accounts.items()},
+    }
+    return metadata
+
+
+def _register_plugin() -> None:
+    # Imported here, not at the top: when installed, Datasette imports our plugin while
+    # datasette.plugins is itself still importing, and datasette.app needs it complete.
+    from datasette.plugins import pm
+
+    # Installed, intercept's entry point has registered the plugin already; before
+    # installation (a checkout, the tests) we register it here, once.
+    if not pm.is_registered(review_plugin):
+        pm.register(review_plugin, name="intercept")
+
+
+def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] = None) -> "Datasette":
+    """A Datasette over the store at `db_path` with the review plugin, metadata and accounts."""
+    from datasette.app import Datasette  # see _register_plugin for why not at the top
+
+    options = options or ReviewOptions()
+    if not 0 <= options.context_s <= review_plugin.MAX_CONTEXT_S:
+        raise ReviewError(f"context_s must be between 0 and {review_plugin.MAX_CONTEXT_S:g}, got {options.context_s}")
+    accounts = _check_accounts(options.accounts, "options.accounts")
+    db_path = Path(db_path)
+    _check_store(db_path)
+    _register_plugin()
+    database_name = db_path.stem  # the name Datasette gives a single file
+    return Datasette(
+        files=[str(db_path)],
+        metadata=metadata_for(database_name, replace(options, accounts=accounts)),
+        settings=dict(options.settings) or None,
+        secret=options.secret,
+    )
+
+
+def serve(
+    db_path: str | os.PathLike,
+    port: int = 8001,
+    host: str = "127.0.0.1",
+    open_browser: bool = False,
+    options: Optional[ReviewOptions] = None,
+) -> None:
+    """Run the review UI until interrupted."""
+    import uvicorn  # installed with datasette; only needed to serve
+
+    datasette = make_datasette(db_path, options)
+    if open_browser:
+        url = f"http://{host}:{port}/"
+        # Give the server a moment to listen before the browser asks.
+        threading.Timer(1.0, webbrowser.open, args=[url]).start()
+    uvicorn.run(datasette.app(), host=host, port=port, lifespan="on")

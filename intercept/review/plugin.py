@@ -1,0 +1,315 @@
+"""The Datasette plugin behind the review UI.
+
+What it adds to Datasette:
+- `/` redirects to the flagged lines awaiting review (only when started through
+  `intercept.review`, which sets the plugin's configuration);
+- Farsi cells right to left; on every line id an `<audio>` player and, where the row has a
+  verdict column, the verdict form; a link from each recording to its timeline;
+- `/-/intercept/audio/{line_id}.wav?context=S`: the line's stretch of the original recording;
+- `/-/intercept/verdict` (POST): a reviewer's verdict into `verdicts`; logged-in reviewers only,
+  behind Datasette's CSRF protection;
+- `/-/intercept/static/...`: our CSS and JavaScript.
+
+Logins themselves come from datasette-auth-passwords; this module only decides who may write.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlencode
+
+import sqlite_utils
+from datasette import hookimpl
+from datasette.utils.asgi import Response, asgi_static
+from markupsafe import Markup
+
+from intercept.audio import AudioError, extract_clip
+
+PLUGIN_NAME = "intercept"
+WRITE_VERDICT = "intercept-write-verdict"  # the permission a reviewer needs to record verdicts
+VERDICTS = ("confirmed", "false_positive", "unsure")
+MAX_CONTEXT_S = 30.0
+MAX_NOTE_CHARS = 4000
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Columns holding Farsi whatever their content; other text cells are set right to left when
+# they contain Arabic-script letters (lexicon forms, matched spans).
+FARSI_COLUMNS = frozenset({"text_fa", "text_fa_raw"})
+ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
+# Where a line id sits: (table, column); table None is a canned or custom query.
+LINE_ID_CELLS = frozenset({("lines", "id"), ("flagged_lines", "line_id"), (None, "line_id")})
+VERDICT_CELLS = frozenset({("flagged_lines", "verdict"), (None, "verdict")})
+RECORDING_CELLS = frozenset({("flagged_lines", "recording"), (None, "recording")})
+
+
+def _config(datasette) -> dict:
+    return datasette.plugin_config(PLUGIN_NAME) or {}
+
+
+async def store_database(datasette):
+    """The Datasette database holding the intercept store: the one the plugin configuration
+    names, else the first with `lines` and `recordings` tables; None when there is none."""
+    name = _config(datasette).get("database")
+    if name:
+        return datasette.databases.get(name)
+    for database in datasette.databases.values():
+        if database.name == "_internal":
+            continue
+        tables = set(await database.table_names())
+        if {"lines", "recordings"} <= tables:
+            return database
+    return None
+
+
+def _is_store(datasette, database: Optional[str]) -> bool:
+    name = _config(datasette).get("database")
+    return database is not None and (name is None or database == name)
+
+
+def _audio_url(datasette, line_id: Any, context: float = 0.0) -> str:
+    url = datasette.urls.path(f"/-/intercept/audio/{int(line_id)}.wav")
+    return url + (f"?context={context:g}" if context else "")
+
+
+def _audio_markup(datasette, database: str, line_id: Any, linked_table: str) -> Markup:
+    row_url = datasette.urls.table(database, linked_table) + f"/{int(line_id)}"
+    context_s = float(_config(datasette).get("context_s", 2.0))
+    return Markup(
+        '<div class="intercept-line">'
+        f'<a href="{html.escape(row_url)}">{int(line_id)}</a> '
+        f'<audio class="intercept-audio" controls preload="none" data-line-id="{int(line_id)}" '
+        f'src="{html.escape(_audio_url(datasette, line_id))}"></audio> '
+        f'<a class="intercept-context" title="play with {context_s:g} s either side" '
+        f'href="{html.escape(_audio_url(datasette, line_id, context_s))}">&plusmn;{context_s:g}&nbsp;s</a>'
+        "</div>"
+    )
+
+
+def _current_verdict_markup(current: Optional[str]) -> Markup:
+    shown = html.escape(current.replace("_", " ")) if current else "awaiting review"
+    return Markup(
+        f'<span class="intercept-verdict-current intercept-v-{html.escape(current or "none")}">{shown}</span>'
+    )
+
+
+def _verdict_form_markup(datasette, line_id: int) -> Markup:
+    # The CSRF token and the page to come back to are filled in by review.js, because
+    # render_cell is not given the request in Datasette 0.65; the server checks both anyway.
+    buttons = "".join(
+        f'<button type="submit" name="verdict" value="{v}" class="intercept-v-{v}">'
+        f'{v.replace("_", " ")}</button>'
+        for v in VERDICTS
+    )
+    return Markup(
+        f'<form class="intercept-verdict" method="post" action="{html.escape(datasette.urls.path("/-/intercept/verdict"))}">'
+        '<input type="hidden" name="csrftoken" value="">'
+        '<input type="hidden" name="next" value="">'
+        f'<input type="hidden" name="line_id" value="{int(line_id)}">'
+        f'<input type="text" name="note" placeholder="note" maxlength="{MAX_NOTE_CHARS}">'
+        f"{buttons}</form>"
+    )
+
+
+@hookimpl
+def render_cell(row, value, column, table, database, datasette):
+    if not _is_store(datasette, database):
+        return None
+    keys = set(row.keys()) if hasattr(row, "keys") else set()
+    # Before the None check: a line nobody has judged yet is what the page is for.
+    if (table, column) in VERDICT_CELLS and "line_id" in keys and row["line_id"] is not None:
+        return _current_verdict_markup(value)
+    if value is None:
+        return None
+    if (table, column) in LINE_ID_CELLS and isinstance(value, int):
+        # Player and verdict buttons side by side in the first column, so a reviewer can
+        # listen and judge without scrolling across the wide table.
+        form = _verdict_form_markup(datasette, value) if "verdict" in keys else Markup("")
+        return _audio_markup(datasette, database, value, "lines") + form
+    if (table, column) in RECORDING_CELLS and "recording_id" in keys and row["recording_id"] is not None:
+        url = datasette.urls.database(database) + "/timeline?" + urlencode({"recording_id": row["recording_id"]})
+        # The file name is what reviewers recognise; the full path stays in the tooltip.
+        name = Path(str(value)).name or str(value)
+        return Markup(
+            f'<a href="{html.escape(url)}" title="{html.escape(str(value))}: every line of this recording, in order">'
+            f"{html.escape(name)}</a>"
+        )
+    if isinstance(value, str) and (column in FARSI_COLUMNS or ARABIC_SCRIPT.search(value)):
+        return Markup(f'<div class="intercept-fa" dir="rtl" lang="fa">{html.escape(value)}</div>')
+    return None
+
+
+@hookimpl
+def extra_css_urls(datasette):
+    return [datasette.urls.path("/-/intercept/static/review.css")]
+
+
+@hookimpl
+def extra_js_urls(datasette):
+    return [datasette.urls.path("/-/intercept/static/review.js")]
+
+
+@hookimpl
+def extra_body_script(request, datasette):
+    async def script():
+        can_write = False
+        csrftoken = ""
+        if request is not None:
+            can_write = await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False)
+            if can_write and "csrftoken" in request.scope:
+                csrftoken = request.scope["csrftoken"]()
+        settings = {
+            "canWrite": bool(can_write),
+            "csrftoken": csrftoken,
+            "loginUrl": datasette.urls.path("/-/login"),
+        }
+        # "</" would end the <script> element early.
+        return "window.interceptReview = {};".format(json.dumps(settings).replace("</", "<\\/"))
+
+    return script
+
+
+@hookimpl
+def permission_allowed(datasette, actor, action):
+    if action != WRITE_VERDICT:
+        return None
+    if not actor or not actor.get("id"):
+        return False
+    reviewers = _config(datasette).get("reviewers")
+    return reviewers is None or actor["id"] in reviewers
+
+
+@hookimpl
+def register_routes(datasette):
+    routes = [
+        (r"^/-/intercept/audio/(?P<line_id>[0-9]{1,18})\.wav$", audio_clip),
+        (r"^/-/intercept/verdict$", record_verdict),
+        (r"^/-/intercept/static/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(str(STATIC_DIR))),
+    ]
+    if _config(datasette).get("start_page", False):
+        routes.append((r"^/$", start_page))
+    return routes
+
+
+async def start_page(request, datasette):
+    """The flagged lines nobody has judged yet, highest score first."""
+    database = await store_database(datasette)
+    if database is None:
+        return Response.text("No intercept store is open in this Datasette.", status=404)
+    url = datasette.urls.table(database.name, "flagged_lines")
+    # reviewer and verdict_at are empty on lines nobody has judged: leave them out.
+    query = [("verdict__isnull", "1"), ("_sort_desc", "score"), ("_nocol", "reviewer"), ("_nocol", "verdict_at")]
+    return Response.redirect(url + "?" + urlencode(query))
+
+
+def _error(message: str, status: int) -> Response:
+    return Response.text(message + "\n", status=status)
+
+
+async def audio_clip(request, datasette):
+    """WAV of one line's stretch of its original recording, with `context` seconds either side.
+
+    The file is looked up through lines.recording_id -> recordings.path; nothing in the
+    request but the integer line id and the context length is used.
+    """
+    unexpected = sorted(set(request.args.keys()) - {"context"})
+    if unexpected:
+        return _error(f"unknown parameter(s) {', '.join(unexpected)}: only 'context' is accepted", 400)
+    try:
+        context = float(request.args.get("context") or 0.0)
+    except ValueError:
+        return _error(f"context must be a number of seconds, got {request.args.get('context')!r}", 400)
+    if not 0.0 <= context <= MAX_CONTEXT_S:
+        return _error(f"context must be between 0 and {MAX_CONTEXT_S:g} seconds, got {context:g}", 400)
+    line_id = int(request.url_vars["line_id"])
+    database = await store_database(datasette)
+    if database is None:
+        return _error("no intercept store is open", 404)
+    result = await database.execute(
+        "select lines.start_s, lines.end_s, recordings.path from lines "
+        "join recordings on recordings.id = lines.recording_id where lines.id = ?",
+        [line_id],
+    )
+    row = result.first()
+    if row is None:
+        return _error(f"no line {line_id} in the store", 404)
+    start_s, end_s, path = row
+    if path is None or start_s is None or end_s is None:
+        return _error(f"line {line_id} has no recording path or times in the store", 404)
+    try:
+        clip = await asyncio.to_thread(extract_clip, path, float(start_s), float(end_s), context)
+    except AudioError as error:
+        # 410: the store knows the line but its recording can no longer be read.
+        return _error(f"line {line_id}: {error}", 410)
+    return Response(
+        clip,
+        content_type="audio/wav",
+        headers={
+            "content-disposition": f'inline; filename="line-{line_id}.wav"',
+            "cache-control": "private, max-age=3600",
+        },
+    )
+
+
+def _local_path(candidate: str) -> Optional[str]:
+    """`candidate` if it is a path on this site (so the redirect cannot leave it), else None."""
+    if candidate.startswith("/") and not candidate.startswith("//") and "\\" not in candidate:
+        return candidate
+    return None
+
+
+def _insert_verdict(conn, verdict: dict) -> int:
+    return sqlite_utils.Database(conn)["verdicts"].insert(verdict).last_pk
+
+
+async def record_verdict(request, datasette):
+    """Store one reviewer's verdict on a line (optionally on one of its flags).
+
+    Form fields: line_id, verdict (confirmed|false_positive|unsure), note, flag_id, next.
+    The reviewer and the time come from the login and the clock, never from the form.
+    """
+    if request.method != "POST":
+        return _error("POST a verdict here; see docs/review.md", 405)
+    if not await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False):
+        return _error("only logged-in reviewers may record verdicts: log in at /-/login", 403)
+    form = await request.post_vars()
+    verdict = form.get("verdict", "")
+    if verdict not in VERDICTS:
+        return _error(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 400)
+    try:
+        line_id = int(form.get("line_id", ""))
+        flag_id = int(form["flag_id"]) if form.get("flag_id") else None
+    except ValueError:
+        return _error("line_id and flag_id must be integers", 400)
+    note = form.get("note", "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        return _error(f"note is longer than {MAX_NOTE_CHARS} characters", 400)
+    database = await store_database(datasette)
+    if database is None:
+        return _error("no intercept store is open", 404)
+    if "verdicts" not in await database.table_names():
+        return _error(f"the store {database.path} has no verdicts table", 500)
+    if (await database.execute("select 1 from lines where id = ?", [line_id])).first() is None:
+        return _error(f"no line {line_id} in the store", 404)
+    if flag_id is not None:
+        found = await database.execute("select 1 from flags where id = ? and line_id = ?", [flag_id, line_id])
+        if found.first() is None:
+            return _error(f"flag {flag_id} is not a flag of line {line_id}", 400)
+    row = {
+        "line_id": line_id,
+        "flag_id": flag_id,
+        "verdict": verdict,
+        "note": note or None,
+        "reviewer": request.actor["id"],
+        "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    verdict_id = await database.execute_write_fn(lambda conn: _insert_verdict(conn, row), block=True)
+    next_path = _local_path(form.get("next", ""))
+    if next_path:
+        datasette.add_message(request, f"Line {line_id}: {verdict.replace('_', ' ')}", datasette.INFO)
+        return Response.redirect(next_path)
+    return Response.json({"ok": True, "verdict_id": verdict_id, **row})

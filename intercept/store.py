@@ -1,0 +1,377 @@
+"""The SQLite store: schema, writes and reads. The only module that knows SQL.
+
+One transaction per recording, so a batch stopped at any point leaves either a whole
+recording or none of it. Reviewer verdicts live in their own table and no run writes there.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import sqlite_utils
+
+from .types import Flag, Line, Transmission
+
+SCHEMA_VERSION = 1
+
+FLAGGED_LINES_VIEW = """
+SELECT
+  lines.id AS line_id,
+  lines.recording_id,
+  recordings.path AS recording,
+  lines.start_s,
+  lines.end_s,
+  lines.text_fa,
+  lines.text_en,
+  group_concat(DISTINCT flags.concept) AS concepts,
+  group_concat(DISTINCT flags.category) AS categories,
+  group_concat(DISTINCT flags.kind) AS kinds,
+  max(flags.score) AS score,
+  lines.avg_logprob,
+  lines.no_speech_prob,
+  lines.suspect,
+  (SELECT v.verdict FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict,
+  (SELECT v.reviewer FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS reviewer,
+  (SELECT v.at FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict_at
+FROM lines
+JOIN flags ON flags.line_id = lines.id
+JOIN recordings ON recordings.id = lines.recording_id
+GROUP BY lines.id
+ORDER BY max(flags.score) DESC, lines.recording_id, lines.start_s
+"""
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+@dataclass
+class RecordingFacts:
+    """What the store keeps about a source recording, apart from its content."""
+
+    path: str
+    sha256: Optional[str] = None
+    duration_s: Optional[float] = None
+    format: Optional[str] = None
+    size_bytes: Optional[int] = None
+
+
+class Store:
+    """A SQLite file holding recordings, transmissions, lines, flags and verdicts."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = sqlite_utils.Database(self.path)
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema version {version} is newer than this intercept understands "
+                f"({SCHEMA_VERSION}); upgrade intercept"
+            )
+        # WAL lets reviewers read through Datasette while a batch writes.
+        self.db.enable_wal()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self._ensure_schema()
+
+    def close(self) -> None:
+        # Closing the last connection checkpoints the WAL into the main file, so the store
+        # is one self-contained file again after a batch.
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        db = self.db
+        with db.atomic():
+            db["runs"].create(
+                {
+                    "id": int,
+                    "started_at": str,
+                    "finished_at": str,
+                    "engine": str,
+                    "model": str,
+                    "settings": str,
+                    "versions": str,
+                    "summary": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["recordings"].create(
+                {
+                    "id": int,
+                    "path": str,
+                    "sha256": str,
+                    "duration_s": float,
+                    "format": str,
+                    "size_bytes": int,
+                    "status": str,
+                    "error": str,
+                    "run_id": int,
+                    "processed_at": str,
+                },
+                pk="id",
+                foreign_keys=[("run_id", "runs", "id")],
+                if_not_exists=True,
+            )
+            db["transmissions"].create(
+                {"id": int, "recording_id": int, "idx": int, "start_s": float, "end_s": float},
+                pk="id",
+                foreign_keys=[("recording_id", "recordings", "id")],
+                if_not_exists=True,
+            )
+            db["lines"].create(
+                {
+                    "id": int,
+                    "recording_id": int,
+                    "transmission_id": int,
+                    "idx": int,
+                    "start_s": float,
+                    "end_s": float,
+                    "text_fa_raw": str,
+                    "text_fa": str,
+                    "text_en": str,
+                    "avg_logprob": float,
+                    "no_speech_prob": float,
+                    "compression_ratio": float,
+                    "suspect": str,
+                    "engine": str,
+                    "model": str,
+                    "translator": str,
+                },
+                pk="id",
+                foreign_keys=[("recording_id", "recordings", "id"), ("transmission_id", "transmissions", "id")],
+                if_not_exists=True,
+            )
+            db["flags"].create(
+                {
+                    "id": int,
+                    "line_id": int,
+                    "concept": str,
+                    "category": str,
+                    "severity": str,
+                    "kind": str,
+                    "score": float,
+                    "span_start": int,
+                    "span_end": int,
+                    "matched": str,
+                    "term": str,
+                    "lexicon_version": str,
+                },
+                pk="id",
+                foreign_keys=[("line_id", "lines", "id")],
+                if_not_exists=True,
+            )
+            db["lexicon_terms"].create(
+                {
+                    "id": int,
+                    "concept": str,
+                    "category": str,
+                    "severity": str,
+                    "form": str,
+                    "lang": str,
+                    "lexicon_version": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["verdicts"].create(
+                {
+                    "id": int,
+                    "line_id": int,
+                    "flag_id": int,
+                    "verdict": str,
+                    "note": str,
+                    "reviewer": str,
+                    "at": str,
+                },
+                pk="id",
+                foreign_keys=[("line_id", "lines", "id")],
+                if_not_exists=True,
+            )
+            for table, columns in [
+                ("recordings", ["sha256"]),
+                ("recordings", ["path"]),
+                ("transmissions", ["recording_id"]),
+                ("lines", ["recording_id", "start_s"]),
+                ("lines", ["transmission_id"]),
+                ("flags", ["line_id"]),
+                ("flags", ["concept"]),
+                ("verdicts", ["line_id"]),
+                ("lexicon_terms", ["lexicon_version"]),
+            ]:
+                db[table].create_index(columns, if_not_exists=True)
+            db.create_view("flagged_lines", FLAGGED_LINES_VIEW, replace=True)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if not db["lines"].detect_fts():
+            db["lines"].enable_fts(["text_fa", "text_en"], create_triggers=True, tokenize="unicode61")
+
+    # -- runs -----------------------------------------------------------------------------
+    def start_run(self, engine: str, model: str, settings: dict, versions: dict) -> int:
+        with self.db.atomic():
+            return (
+                self.db["runs"]
+                .insert(
+                    {
+                        "started_at": now(),
+                        "engine": engine,
+                        "model": model,
+                        "settings": json.dumps(settings, ensure_ascii=False, default=str),
+                        "versions": json.dumps(versions, default=str),
+                    }
+                )
+                .last_pk
+            )
+
+    def finish_run(self, run_id: int, summary: dict) -> None:
+        with self.db.atomic():
+            self.db["runs"].update(
+                run_id, {"finished_at": now(), "summary": json.dumps(summary, ensure_ascii=False, default=str)}
+            )
+
+    # -- lexicon --------------------------------------------------------------------------
+    def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
+        """Record the terms of a lexicon version once, so every flag's version is explained."""
+        with self.db.atomic():
+            if self.db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
+                return
+            self.db["lexicon_terms"].insert_all(
+                {
+                    "concept": t.concept,
+                    "category": t.category,
+                    "severity": t.severity,
+                    "form": t.form,
+                    "lang": t.lang,
+                    "lexicon_version": version,
+                }
+                for t in terms
+            )
+
+    # -- recordings -----------------------------------------------------------------------
+    def done_recording(self, sha256: str) -> Optional[dict]:
+        """The stored, completed recording with this content, if any."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM recordings WHERE sha256 = ? AND status = 'done' ORDER BY id LIMIT 1", [sha256]
+            )
+        )
+        return rows[0] if rows else None
+
+    def _drop_failed(self, facts: RecordingFacts) -> None:
+        # A failed attempt holds no lines; a new attempt replaces it so the store shows the
+        # file's current state once.
+        self.db.execute("DELETE FROM recordings WHERE path = ? AND status = 'failed'", [facts.path])
+
+    def save_failure(self, facts: RecordingFacts, error: str, run_id: Optional[int]) -> int:
+        with self.db.atomic():
+            self._drop_failed(facts)
+            return (
+                self.db["recordings"]
+                .insert(
+                    {
+                        **facts.__dict__,
+                        "status": "failed",
+                        "error": error,
+                        "run_id": run_id,
+                        "processed_at": now(),
+                    }
+                )
+                .last_pk
+            )
+
+    def save_recording(
+        self,
+        facts: RecordingFacts,
+        transmissions: Sequence[Transmission],
+        lines: Sequence[Line],
+        flags: Sequence[Sequence[Flag]],
+        *,
+        run_id: Optional[int],
+        engine: str,
+        model: str,
+        translator: str,
+        lexicon_version: str,
+    ) -> int:
+        """Store one processed recording with everything found in it, atomically."""
+        if len(flags) != len(lines):
+            raise ValueError("one list of flags per line expected")
+        db = self.db
+        with db.atomic():
+            self._drop_failed(facts)
+            recording_id = (
+                db["recordings"]
+                .insert({**facts.__dict__, "status": "done", "error": None, "run_id": run_id, "processed_at": now()})
+                .last_pk
+            )
+            tx_ids: dict[int, int] = {}
+            for tx in transmissions:
+                tx_ids[tx.idx] = (
+                    db["transmissions"]
+                    .insert(
+                        {"recording_id": recording_id, "idx": tx.idx, "start_s": tx.start, "end_s": tx.end}
+                    )
+                    .last_pk
+                )
+            for idx, (line, line_flags) in enumerate(zip(lines, flags)):
+                line_id = (
+                    db["lines"]
+                    .insert(
+                        {
+                            "recording_id": recording_id,
+                            "transmission_id": tx_ids.get(line.transmission_idx),
+                            "idx": idx,
+                            "start_s": line.start,
+                            "end_s": line.end,
+                            "text_fa_raw": line.text,
+                            "text_fa": line.text_fa,
+                            "text_en": line.text_en or None,
+                            "avg_logprob": line.avg_logprob,
+                            "no_speech_prob": line.no_speech_prob,
+                            "compression_ratio": line.compression_ratio,
+                            "suspect": line.suspect,
+                            "engine": engine,
+                            "model": model,
+                            "translator": translator,
+                        }
+                    )
+                    .last_pk
+                )
+                self._insert_flags(line_id, line_flags, lexicon_version)
+        return recording_id
+
+    def _insert_flags(self, line_id: int, flags: Iterable[Flag], lexicon_version: str) -> None:
+        self.db["flags"].insert_all(
+            {
+                "line_id": line_id,
+                "concept": f.concept,
+                "category": f.category,
+                "severity": f.severity,
+                "kind": f.kind,
+                "score": round(f.score, 4),
+                "span_start": f.span_start,
+                "span_end": f.span_end,
+                "matched": f.matched,
+                "term": f.term,
+                "lexicon_version": lexicon_version,
+            }
+            for f in flags
+        )
+
+    # -- reads ----------------------------------------------------------------------------
+    def count(self, table: str, where: Optional[str] = None, params: Sequence[Any] = ()) -> int:
+        return self.db[table].count_where(where, params) if where else self.db[table].count
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        return list(self.db.query(sql, params))

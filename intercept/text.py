@@ -1,0 +1,118 @@
+"""Persian text stage: normalise raw recogniser output, split it into words, lemmatise.
+
+hazm does the linguistic work; this module adds what hazm 0.10 leaves out for ASR text
+(Arabic letters ة أ إ ؤ, zero-width joiners, stray ZWNJ at word edges) and gives the lexicon
+and the evaluation code one shared view of what a "word" is. One class per step, each usable
+on its own, as in hazm.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import hazm
+
+ZWNJ = "\u200c"
+
+# hazm 0.10 maps ي ك ى and Arabic digits, but leaves these Arabic letter variants alone,
+# and recognisers trained on Arabic script emit them in Persian words.
+_ARABIC_TO_PERSIAN = str.maketrans(
+    {
+        "ة": "ه",
+        "أ": "ا",
+        "إ": "ا",
+        "ٱ": "ا",
+        "ؤ": "و",
+        "ي": "ی",
+        "ى": "ی",
+        "ك": "ک",
+        "ە": "ه",
+        "\u200d": None,  # zero-width joiner: never meaningful in Persian words
+        "\u200e": None,  # left-to-right mark
+        "\u200f": None,  # right-to-left mark
+        "\ufeff": None,  # byte-order mark / zero-width no-break space
+        "\u0640": None,  # kashida (tatweel)
+    }
+)
+_MANY_ZWNJ = re.compile(ZWNJ + "{2,}")
+# A ZWNJ only means something between two letters; next to a space, edge or punctuation it is noise.
+_LOOSE_ZWNJ = re.compile(r"(?<!\w)" + ZWNJ + "|" + ZWNJ + r"(?!\w)")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+
+
+class PersianNormalizer:
+    """Raw ASR text -> canonical Persian: Persian letters, no diacritics or kashida,
+    Persian digits, canonical ZWNJ (suffixes such as ها and prefixes such as می joined with it),
+    single spaces."""
+
+    def __init__(self) -> None:
+        # Building hazm's Normalizer compiles many regexes (about a second); do it once.
+        self._hazm = hazm.Normalizer()
+
+    def normalize(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f"PersianNormalizer.normalize expects str, got {type(text).__name__}")
+        text = text.translate(_ARABIC_TO_PERSIAN)
+        text = self._hazm.normalize(text)
+        text = _MANY_ZWNJ.sub(ZWNJ, text)
+        text = _LOOSE_ZWNJ.sub("", text)
+        text = _SPACES.sub(" ", text)
+        return text.strip()
+
+
+    def known_words(self, min_frequency: int = 1, tagged: bool = False) -> frozenset[str]:
+        """Words of hazm's word list seen at least min_frequency times in its corpus (or, with
+        tagged, any that has a part-of-speech tag: چطور has frequency 0 but is tagged ADV),
+        ZWNJ removed. The table is the one hazm's Normalizer already loaded (no second load)."""
+        return frozenset(w.replace(ZWNJ, "") for w, (frequency, tags) in self._hazm.words.items()
+                         if frequency >= min_frequency or (tagged and tags and tags != ("0",)))
+
+    def known_verb_forms(self) -> frozenset[str]:
+        """Every conjugated form of hazm's verbs (رفتم، می‌روند ...), ZWNJ removed."""
+        return frozenset(v.replace(ZWNJ, "") for v in self._hazm.verbs)
+
+
+@dataclass(frozen=True)
+class Token:
+    """One word of a text with its character offsets: text[start:end] == token.text."""
+
+    text: str
+    start: int
+    end: int
+
+
+class PersianTokenizer:
+    """Words of a (normalised) text with offsets. A word is a run of letters/digits, possibly
+    joined by ZWNJ (پرنده‌ها is one word). Punctuation is dropped.
+
+    Written here rather than using hazm.word_tokenize because the lexicon needs character
+    offsets, which hazm's tokenizer does not give, and because hazm splits off ها and joins
+    verbs in ways that would move spans away from the text."""
+
+    _WORD = re.compile(r"\w+(?:" + ZWNJ + r"\w+)*")
+
+    def spans(self, text: str) -> list[Token]:
+        return [Token(m.group(), m.start(), m.end()) for m in self._WORD.finditer(text)]
+
+    def tokenize(self, text: str) -> list[str]:
+        return self._WORD.findall(text)
+
+
+class PersianLemmatizer:
+    """hazm's Lemmatizer (verbs come back as 'past#present', e.g. رفت#رو), built once."""
+
+    def __init__(self) -> None:
+        self._hazm = hazm.Lemmatizer()
+
+    def lemmatize(self, word: str) -> str:
+        return self._hazm.lemmatize(word)
+
+
+def verb_forms(lemma: str) -> list[str]:
+    """All conjugated forms hazm knows for a verb given as its two stems 'past#present'
+    (رفت#رو, کشت#کش: both stems are needed because infinitives are ambiguous, کشتن is
+    both کشت#کش "kill" and کشت#کار "plant")."""
+    past, sep, present = lemma.partition("#")
+    if not sep or not past or not present or "#" in present:
+        raise ValueError(f"verb {lemma!r}: write it as 'past#present' stems, e.g. رفت#رو")
+    return sorted(set(hazm.Conjugation().get_all(lemma)))

@@ -1,0 +1,106 @@
+"""Lexicon matching speed: lines per second over generated Persian lines.
+
+    .venv/bin/python scripts/bench_lexicon.py                 # 1,000,000 lines, both modes
+    .venv/bin/python scripts/bench_lexicon.py --lines 100000 --mode fuzzy
+
+Lines are made from hazm's most frequent words, with lexicon forms (plain, inflected, or garbled
+the way a weak recogniser garbles them) dropped into some of them, so every code path runs.
+Prints one markdown row per mode for docs/benchmarks.md, with the command that produced it.
+Targets (issue 4): >= 50k lines/s exact+morph, >= 5k lines/s with fuzzy on.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import hazm
+
+from intercept.lexicon import Lexicon, MatchOptions, default_lexicon_path
+from intercept.text import ZWNJ
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    lines: int
+    seed: int = 1
+    filler_vocabulary: int = 5000  # most frequent hazm words
+    hit_rate: float = 0.2  # share of lines holding a lexicon form
+    garbled_rate: float = 0.1  # share of lines holding a garbled lexicon form
+
+
+def _garble(word: str, rng: random.Random) -> str:
+    """Split, drop or swap a letter: the recogniser's typical damage."""
+    plain = word.replace(ZWNJ, "")
+    if len(plain) < 3:
+        return plain
+    choice = rng.randrange(3)
+    at = rng.randrange(1, len(plain) - 1)
+    if choice == 0:
+        return plain[:at] + " " + plain[at:]
+    if choice == 1:
+        return plain[:at] + plain[at + 1:]
+    return plain[:at] + rng.choice("ابدرسلمنوی") + plain[at + 1:]
+
+
+def generate_lines(lexicon: Lexicon, options: CorpusOptions) -> list[str]:
+    rng = random.Random(options.seed)
+    words = sorted(hazm.words_list(), key=lambda w: -w[1])[: options.filler_vocabulary]
+    filler = [w for w, _, _ in words if " " not in w]
+    forms = [t.form for t in lexicon.terms if t.lang == "fa" and "#" not in t.form]
+    suffixes = ["", "", "", ZWNJ + "ها", ZWNJ + "های", "ی", "ش"]
+    # Generating 1M distinct lines costs as much as matching them; cycle a block of distinct ones.
+    block = [None] * min(options.lines, 50_000)
+    for n in range(len(block)):
+        line = [rng.choice(filler) for _ in range(rng.randint(5, 12))]
+        roll = rng.random()
+        if roll < options.hit_rate:
+            line[rng.randrange(len(line))] = rng.choice(forms) + rng.choice(suffixes)
+        elif roll < options.hit_rate + options.garbled_rate:
+            line[rng.randrange(len(line))] = _garble(rng.choice(forms), rng)
+        block[n] = " ".join(line)
+    return [block[n % len(block)] for n in range(options.lines)]
+
+
+def run(lexicon: Lexicon, lines: list[str]) -> tuple[float, int]:
+    flags = 0
+    started = time.perf_counter()
+    for line in lines:
+        flags += len(lexicon.match(line))
+    return time.perf_counter() - started, flags
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--mode", choices=("exact", "fuzzy", "both"), default="both")
+    parser.add_argument("--lexicon", type=Path, default=None, help="lexicon file or folder (default: lexicons/)")
+    args = parser.parse_args(argv)
+    if args.lines < 1:
+        parser.error("--lines must be at least 1")
+
+    base = Lexicon.load(args.lexicon or default_lexicon_path())
+    lines = generate_lines(base, CorpusOptions(lines=args.lines))
+    modes = {"exact": MatchOptions(fuzzy=False, english=False),
+             "fuzzy": MatchOptions(fuzzy=True, english=False)}
+    chosen = ["exact", "fuzzy"] if args.mode == "both" else [args.mode]
+    command = "python scripts/bench_lexicon.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    machine = f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    print("| benchmark | lines | seconds | lines/s | flags | machine | command |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in chosen:
+        lexicon = base.with_options(modes[mode])
+        lexicon.match("گرم کردن")  # load lazily built tables (hazm word list) outside the timing
+        seconds, flags = run(lexicon, lines)
+        label = "lexicon exact+morph+patterns" if mode == "exact" else "lexicon exact+morph+fuzzy+patterns"
+        print(f"| {label} | {len(lines):,} | {seconds:.1f} | {len(lines) / seconds:,.0f} | {flags:,} | "
+              f"{machine} | `{command.strip()}` |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

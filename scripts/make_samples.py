@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Make the synthetic push-to-talk radio recordings in audio_samples/.
+
+    python scripts/make_samples.py [--out audio_samples] [--seed 20240611]
+
+Farsi speech comes from espeak-ng (`-v fa`, which reads Persian script); each
+transmission then goes through a simulated radio channel:
+
+  key-up click -> keyed carrier hiss -> speech (band-passed 300-3400 Hz, compressed and
+  soft-clipped, with hiss) -> keyed hiss -> key-down click -> squelch tail (short noise
+  burst) -> near-silence until the next transmission.
+
+Everything random comes from one seeded generator, so the same command makes the same
+files (given the same espeak-ng and ffmpeg versions). The manifest records, per file, where
+each transmission's *speech* lies (seconds), its Farsi text, an English gloss, whether it
+uses coded language and which coded concepts it carries.
+
+Needs: espeak-ng, ffmpeg (with libmp3lame and libopus), numpy, scipy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import wave
+from dataclasses import dataclass, field
+from math import gcd
+
+import numpy as np
+from scipy.signal import butter, resample_poly, sosfilt
+
+WORK_RATE = 16000  # the channel is simulated at 16 kHz; files may be written at 8 kHz
+
+
+@dataclass
+class Utterance:
+    text_fa: str
+    text_en: str
+    coded: bool = False
+    concepts: list = field(default_factory=list)
+    voice: str = "fa+m3"
+    speed_wpm: int = 150
+    pitch: int = 50
+    gap_before_s: float = 3.0  # near-silence before this transmission is keyed
+    snr_db: float = 18.0  # speech-to-hiss ratio while keyed
+
+
+@dataclass
+class Recording:
+    name: str
+    extension: str  # mp3, ogg, wav
+    sample_rate: int  # of the written file
+    utterances: list
+    tail_s: float = 3.0  # near-silence after the last transmission
+    description: str = ""
+
+
+RECORDINGS = [
+    Recording(
+        name="session_long",
+        extension="mp3",
+        sample_rate=8000,
+        description="A session of six transmissions separated by long silences (12-35 s).",
+        tail_s=6.0,
+        utterances=[
+            Utterance("ایستگاه دو، ایستگاه دو، اینجا ایستگاه یک. صدای مرا دارید؟",
+                      "Station two, station two, this is station one. Do you hear me?",
+                      voice="fa+m3", gap_before_s=4.0, snr_db=16.0),
+            Utterance("ایستگاه یک، صدای شما واضح است. به گوشم.",
+                      "Station one, your voice is clear. Go ahead.",
+                      voice="fa+m1", pitch=40, gap_before_s=12.0, snr_db=14.0),
+            Utterance("گرگ‌ها از کوه پایین آمده‌اند. مراقب گله باشید.",
+                      "The wolves have come down from the mountain. Watch the flock.",
+                      coded=True, concepts=["wolf", "flock"],
+                      voice="fa+m3", gap_before_s=25.0, snr_db=12.0),
+            Utterance("فهمیدم. چند گرگ دیدید؟",
+                      "Understood. How many wolves did you see?",
+                      coded=True, concepts=["wolf"],
+                      voice="fa+m1", pitch=40, gap_before_s=18.0, snr_db=15.0),
+            Utterance("سه تا. فردا صبح دوباره تماس می‌گیرم.",
+                      "Three. I will call again tomorrow morning.",
+                      voice="fa+m3", gap_before_s=35.0, snr_db=10.0),
+            Utterance("دریافت شد. تمام.",
+                      "Received. Out.",
+                      voice="fa+m1", pitch=40, gap_before_s=15.0, snr_db=14.0),
+        ],
+    ),
+    Recording(
+        name="bird_or_fox",
+        extension="ogg",
+        sample_rate=16000,
+        description="An exchange of four transmissions with the coded line about a bird or a fox.",
+        utterances=[
+            Utterance("ستاره، ستاره، اینجا ماه. به گوشی؟",
+                      "Star, star, this is Moon. Are you listening?",
+                      voice="fa+m2", gap_before_s=2.5, snr_db=15.0),
+            Utterance("به گوشم ماه. بگو.",
+                      "Listening, Moon. Go on.",
+                      voice="fa+f2", pitch=60, gap_before_s=4.0, snr_db=13.0),
+            Utterance("امشب برویم ببینیم پرنده است یا روباه.",
+                      "Tonight let's go and see whether it is a bird or a fox.",
+                      coded=True, concepts=["bird", "fox"],
+                      # A slower male voice and a cleaner link for the coded line: through
+                      # the full channel at 12 dB, Whisper base heard no word of it (measured).
+                      voice="fa+m3", speed_wpm=140, gap_before_s=5.0, snr_db=20.0),
+            Utterance("باشد. اگر روباه بود، ساعت ده کنار پل.",
+                      "All right. If it is a fox, ten o'clock by the bridge.",
+                      coded=True, concepts=["fox"],
+                      voice="fa+f2", pitch=60, speed_wpm=140, gap_before_s=6.0, snr_db=18.0),
+        ],
+    ),
+    Recording(
+        name="plain_traffic",
+        extension="wav",
+        sample_rate=8000,
+        description="Ordinary traffic with no coded term: radio check, weather, food, fuel.",
+        utterances=[
+            Utterance("آزمایش بی‌سیم. یک، دو، سه. صدای مرا چطور می‌شنوید؟",
+                      "Radio check. One, two, three. How do you hear me?",
+                      voice="fa+m4", gap_before_s=3.0, snr_db=17.0),
+            Utterance("صدای شما خوب است. هوا اینجا سرد و بارانی است.",
+                      "Your voice is good. The weather here is cold and rainy.",
+                      voice="fa+m1", pitch=45, gap_before_s=5.0, snr_db=14.0),
+            Utterance("ناهار آماده است. نان و برنج داریم.",
+                      "Lunch is ready. We have bread and rice.",
+                      voice="fa+m4", gap_before_s=8.0, snr_db=12.0),
+            Utterance("بنزین ماشین کم است. فردا باید بخریم.",
+                      "The car is low on fuel. We must buy some tomorrow.",
+                      voice="fa+m1", pitch=45, gap_before_s=6.0, snr_db=15.0),
+        ],
+    ),
+    Recording(
+        name="short_call",
+        extension="wav",
+        sample_rate=16000,
+        description="One very short transmission (about one second).",
+        tail_s=3.0,
+        utterances=[
+            Utterance("دریافت شد.", "Received.", voice="fa+m3", speed_wpm=160,
+                      gap_before_s=2.0, snr_db=15.0),
+        ],
+    ),
+]
+
+
+def synthesize(utterance: Utterance, workdir: str) -> np.ndarray:
+    """espeak-ng speech at WORK_RATE, float32, with its leading/trailing silence trimmed."""
+    wav_path = os.path.join(workdir, "tts.wav")
+    subprocess.run(
+        ["espeak-ng", "-v", utterance.voice, "-s", str(utterance.speed_wpm),
+         "-p", str(utterance.pitch), "-w", wav_path, utterance.text_fa],
+        check=True,
+    )
+    with wave.open(wav_path, "rb") as reader:
+        rate = reader.getframerate()
+        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    speech = pcm.astype(np.float64) / 32768.0
+    divisor = gcd(WORK_RATE, rate)
+    speech = resample_poly(speech, WORK_RATE // divisor, rate // divisor)
+    # Trim so that the manifest's start/end are where audible speech begins and ends.
+    loud = np.flatnonzero(np.abs(speech) > 0.02 * np.max(np.abs(speech)))
+    return speech[loud[0]: loud[-1] + 1]
+
+
+def band_noise(rng: np.random.Generator, count: int, low_hz=300.0, high_hz=3400.0) -> np.ndarray:
+    sos = butter(4, [low_hz, high_hz], btype="bandpass", fs=WORK_RATE, output="sos")
+    noise = sosfilt(sos, rng.standard_normal(count))
+    return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
+
+
+def click(rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    """A key-up/key-down transient: a few ms of decaying broadband impulse."""
+    length = int(0.006 * WORK_RATE)
+    envelope = np.exp(-np.arange(length) / (0.0012 * WORK_RATE))
+    return amplitude * envelope * np.sign(rng.standard_normal(length))
+
+
+def radio_transmission(speech: np.ndarray, utterance: Utterance, rng: np.random.Generator):
+    """One keyed transmission. Returns (audio, speech_offset_in_audio, speech_length)."""
+    speech_band = butter(4, [300.0, 3400.0], btype="bandpass", fs=WORK_RATE, output="sos")
+    voiced = sosfilt(speech_band, speech)
+    voiced = voiced / (np.max(np.abs(voiced)) + 1e-12) * 0.7
+    # Transmitter compression and over-deviation clipping.
+    drive = rng.uniform(2.0, 3.5)
+    voiced = np.tanh(drive * voiced) / np.tanh(drive) * 0.7
+
+    pre_roll = int(rng.uniform(0.2, 0.4) * WORK_RATE)  # keyed before the speaker starts
+    post_roll = int(rng.uniform(0.1, 0.2) * WORK_RATE)  # keyed after the last word
+    keyed_len = pre_roll + voiced.size + post_roll
+    speech_rms = np.sqrt(np.mean(voiced ** 2))
+    hiss_rms = speech_rms / (10 ** (utterance.snr_db / 20.0))
+    keyed = band_noise(rng, keyed_len) * hiss_rms
+    # Slow fading of the hiss level, as on a real link.
+    fade = 1.0 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * np.arange(keyed_len) / WORK_RATE)
+    keyed *= fade
+    keyed[pre_roll: pre_roll + voiced.size] += voiced
+
+    squelch_len = int(rng.uniform(0.1, 0.2) * WORK_RATE)
+    # The squelch tail is wideband and louder than the keyed hiss, decaying quickly.
+    squelch = rng.standard_normal(squelch_len) * hiss_rms * 3.0
+    squelch *= np.linspace(1.0, 0.2, squelch_len)
+
+    up = click(rng, 0.5)
+    down = click(rng, 0.4)
+    audio = np.concatenate([up, keyed, down, squelch])
+    return audio, up.size + pre_roll, voiced.size
+
+
+def near_silence(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """Squelched receiver: a faint noise floor (about -70 dBFS), not digital zero."""
+    return rng.standard_normal(int(seconds * WORK_RATE)) * 10 ** (-70 / 20)
+
+
+def build(recording: Recording, rng: np.random.Generator, workdir: str):
+    pieces = []
+    transmissions = []
+    position = 0
+    for utterance in recording.utterances:
+        gap = near_silence(rng, utterance.gap_before_s)
+        pieces.append(gap)
+        position += gap.size
+        speech = synthesize(utterance, workdir)
+        audio, speech_offset, speech_len = radio_transmission(speech, utterance, rng)
+        transmissions.append({
+            "start": round((position + speech_offset) / WORK_RATE, 3),
+            "end": round((position + speech_offset + speech_len) / WORK_RATE, 3),
+            "text_fa": utterance.text_fa,
+            "text_en": utterance.text_en,
+            "coded": utterance.coded,
+            "concepts": list(utterance.concepts),
+        })
+        pieces.append(audio)
+        position += audio.size
+    pieces.append(near_silence(rng, recording.tail_s))
+    signal = np.concatenate(pieces)
+    signal = np.clip(signal, -1.0, 1.0)
+    return signal, transmissions
+
+
+def write_audio(signal: np.ndarray, recording: Recording, path: str, workdir: str) -> None:
+    if recording.sample_rate != WORK_RATE:
+        divisor = gcd(WORK_RATE, recording.sample_rate)
+        signal = resample_poly(signal, recording.sample_rate // divisor, WORK_RATE // divisor)
+    pcm = (np.clip(signal, -1.0, 1.0) * 32767).astype("<i2")
+    raw_path = os.path.join(workdir, "signal.wav")
+    with wave.open(raw_path, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(recording.sample_rate)
+        writer.writeframes(pcm.tobytes())
+    codec = {
+        "mp3": ["-c:a", "libmp3lame", "-b:a", "24k"],
+        "ogg": ["-c:a", "libopus", "-b:a", "32k"],
+        "wav": ["-c:a", "pcm_s16le"],
+    }[recording.extension]
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", raw_path,
+         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+         *codec, path],
+        check=True,
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="audio_samples", help="output folder (default: audio_samples)")
+    parser.add_argument("--seed", type=int, default=20240611, help="random seed (default: 20240611)")
+    args = parser.parse_args(argv)
+    for tool in ("espeak-ng", "ffmpeg"):
+        if shutil.which(tool) is None:
+            print(f"make_samples: {tool} is not installed", file=sys.stderr)
+            return 2
+    os.makedirs(args.out, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    manifest = {
+        "generator": "scripts/make_samples.py",
+        "seed": args.seed,
+        "times": "seconds from the start of the file where each transmission's speech lies",
+        "recordings": {},
+    }
+    with tempfile.TemporaryDirectory() as workdir:
+        for recording in RECORDINGS:
+            signal, transmissions = build(recording, rng, workdir)
+            file_name = f"{recording.name}.{recording.extension}"
+            write_audio(signal, recording, os.path.join(args.out, file_name), workdir)
+            manifest["recordings"][file_name] = {
+                "description": recording.description,
+                "sample_rate": recording.sample_rate,
+                "duration": round(signal.size / WORK_RATE, 3),
+                "transmissions": transmissions,
+            }
+            print(f"{file_name}: {signal.size / WORK_RATE:.1f} s, {len(transmissions)} transmissions")
+    with open(os.path.join(args.out, "manifest.json"), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, ensure_ascii=False, indent=2)
+        handle.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

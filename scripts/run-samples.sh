@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on the shipped samples: set up, transcribe audio_samples/ with the embedded
+# Whisper base model into intercept.db, and say how to open the review.
+# Usage: scripts/run-samples.sh [extra options for `intercept run`]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/intercept run audio_samples/ --db intercept.db "$@"

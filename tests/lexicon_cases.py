@@ -1,0 +1,85 @@
+"""Labelled lines for the lexicon tests (default lexicon): positives with the concept and the match
+kind expected, and hard negatives that must never get an exact or morph flag.
+
+Text is raw, as a recogniser might write it; the tests normalise it first, as the pipeline does.
+Positives are (text, concept, kind); negatives are (text, concepts that must not be flagged).
+"""
+
+POSITIVES = [
+    # exact
+    ("امشب برویم ببینیم پرنده است یا روباه", "bird", "exact"),
+    ("امشب برویم ببینیم پرنده است یا روباه", "fox", "exact"),
+    ("امشب برویم ببینیم پرنده است یا روباه", "tonight", "exact"),
+    ("گرگ دیده شد", "wolf", "exact"),
+    ("عقاب بالای تپه است", "eagle", "exact"),
+    ("کبوتر رسید", "pigeon", "exact"),
+    ("یک مار آنجاست", "snake", "exact"),
+    ("گنجشک پرید", "sparrow", "exact"),
+    ("مهمات را بیاورید", "ammunition", "exact"),
+    ("مواد منفجره آماده است", "bomb", "exact"),
+    ("ساعت صفر نزدیک است", "zero_hour", "exact"),
+    ("عقب‌نشینی کنید", "retreat", "exact"),
+    # Arabic letters, diacritics, kashida, ZWNJ as space: still exact after normalisation
+    ("پَرَنده آمد", "bird", "exact"),
+    ("روبـــاه رفت", "fox", "exact"),
+    ("كبوتر رسيد", "pigeon", "exact"),
+    ("عقب نشینی کنید", "retreat", "exact"),  # hazm re-joins the ZWNJ
+    # morphology: plurals, indefinite, possessive, colloquial, ZWNJ / space / joined
+    ("پرنده‌ها رفتند", "bird", "morph"),
+    ("پرنده ها رفتند", "bird", "morph"),
+    ("پرندهها رفتند", "bird", "morph"),
+    ("پرندگان رسیدند", "bird", "morph"),
+    ("یک پرنده‌ای دیدم", "bird", "morph"),
+    ("روباه‌های زیادی", "fox", "morph"),
+    ("روباهان آمدند", "fox", "morph"),
+    ("روباهه فرار کرد", "fox", "morph"),
+    ("روباهه فرار کرد", "flee", "exact"),
+    ("گرگها نزدیکند", "wolf", "morph"),
+    ("کبوترهایمان برگشتند", "pigeon", "morph"),
+    ("کبوتر هایمان برگشتند", "pigeon", "morph"),
+    ("آهوها کجا هستند", "deer", "morph"),
+    ("عقاب‌هایش را دیدم", "eagle", "morph"),
+    ("نارنجک‌ها را بردند", "grenade", "morph"),
+    ("او را کشتند", "kill", "morph"),
+    ("دارند می‌کشند", "kill", "morph"),
+    ("دارند می کشند", "kill", "morph"),
+    ("گریختند به سمت شمال", "flee", "morph"),
+    # fuzzy: what whisper base really wrote, and other recognition damage
+    ("پرنده است یا رو دا", "fox", "fuzzy"),
+    ("پرنده است یا رو دا", "bird", "exact"),
+    ("پرنده است یا رو با", "fox", "fuzzy"),
+    ("پرنده است یا رو با", "bird", "exact"),
+    ("ببینیم پر اندی استیار رو با", "bird", "fuzzy"),
+    ("ببینیم پر اندی استیار رو با", "fox", "fuzzy"),
+    ("روبا رفت", "fox", "fuzzy"),
+    ("گنج شک پرید", "sparrow", "fuzzy"),
+    ("روبا ه رفت", "fox", "fuzzy"),
+    ("گنجشگ پرید", "sparrow", "fuzzy"),
+    ("پرنذه آمد", "bird", "fuzzy"),
+    ("عغاب بالای تپه", "eagle", "fuzzy"),
+]
+
+NEGATIVES = [
+    ("پرونده را بیاور", {"bird"}),
+    ("پرونده‌ها روی میز است", {"bird"}),
+    ("پرده را بکش", {"bird"}),
+    ("پرده‌های اتاق", {"bird"}),
+    ("و پرده را باز کن", {"bird"}),
+    ("روبرو بایستید", {"fox"}),
+    ("روبه‌رو را نگاه کن", {"fox"}),
+    ("روبروی ساختمان", {"fox"}),
+    ("چای شیرین است", {"lion"}),
+    ("شیرینی خریدم", {"lion"}),
+    ("شیری رنگ بود", {"lion"}),
+    ("مارش نظامی نواختند", {"snake"}),
+    ("مارک این لباس چیست", {"snake"}),
+    ("ماریا آمد", {"snake"}),
+    ("گرگان شهر زیبایی است", set()),  # Gorgan (city) = wolves: a true ambiguity, not asserted
+    ("کبود شده است", {"pigeon"}),
+    ("زمین خیس است", {"landmine"}),
+    ("مینا آمد", {"landmine"}),
+    ("مرزبان آمد", {"border"}),
+    ("سلام حال شما چطور است", {"bird", "fox", "lion", "snake", "wolf"}),
+    ("فردا صبح می‌آیم", {"tomorrow_night"}),
+    ("شبانه رفتند", {"tonight"}),
+]

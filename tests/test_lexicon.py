@@ -1,0 +1,272 @@
+"""Tests for intercept.lexicon: loading and validation, matching by kind, patterns, English,
+co-occurrence across transmissions, and properties of offsets."""
+from __future__ import annotations
+
+import re
+import textwrap
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intercept.lexicon import Lexicon, LexiconError, MatchOptions, Term, default_lexicon_path
+from intercept.text import ZWNJ, PersianNormalizer
+from intercept.types import Line
+from lexicon_cases import NEGATIVES, POSITIVES
+
+SOURCE_LINE = "امشب برویم ببینیم پرنده است یا روباه"
+
+
+@pytest.fixture(scope="module")
+def normalizer() -> PersianNormalizer:
+    return PersianNormalizer()
+
+
+@pytest.fixture(scope="module")
+def lexicon(normalizer) -> Lexicon:
+    return Lexicon.load(default_lexicon_path(), normalizer=normalizer)
+
+
+def _flags(lexicon, normalizer, raw, text_en=""):
+    return lexicon.match(normalizer.normalize(raw), text_en)
+
+
+def _by_concept(flags):
+    return {f.concept: f for f in flags}
+
+
+# ------------------------------------------------------------------ the source's sentence
+
+
+def test_source_sentence_flags_bird_fox_and_either_pattern(lexicon, normalizer):
+    flags = _by_concept(_flags(lexicon, normalizer, SOURCE_LINE))
+    assert flags["bird"].kind == "exact" and flags["bird"].score == 1.0
+    assert flags["fox"].kind == "exact" and flags["fox"].matched == "روباه"
+    pattern = flags["animal_or_animal"]
+    assert pattern.kind == "pattern"
+    assert pattern.matched == "پرنده است یا روباه"
+    assert 0 < pattern.score < 1
+    assert flags["tonight"].severity == "low"
+
+
+@pytest.mark.parametrize("garbled, matched", [("پرنده است یا رو دا", "رو دا"), ("پرنده است یا رو با", "رو با")])
+def test_whisper_garbled_fox_is_fuzzy_and_scored_lower(lexicon, normalizer, garbled, matched):
+    flags = _flags(lexicon, normalizer, garbled)
+    fox = _by_concept(flags)["fox"]
+    bird = _by_concept(flags)["bird"]
+    assert fox.kind == "fuzzy" and fox.matched == matched and fox.term == "روباه"
+    assert fox.score < 0.9 and bird.score == 1.0
+    # the "X یا Y" pattern survives the damage, with a lower score than on clean text
+    pattern = _by_concept(flags)["animal_or_animal"]
+    clean = _by_concept(_flags(lexicon, normalizer, SOURCE_LINE))["animal_or_animal"]
+    assert pattern.score < clean.score
+
+
+def test_fuzzy_threshold_from_options(lexicon, normalizer):
+    text = normalizer.normalize("پرنده است یا رو دا")
+    strict = lexicon.with_options(MatchOptions(fuzzy_threshold=0.95))
+    assert "fox" not in _by_concept(strict.match(text))
+    off = lexicon.with_options(MatchOptions(fuzzy=False))
+    assert all(f.kind != "fuzzy" for f in off.match(text))
+    with pytest.raises(ValueError, match="fuzzy_threshold"):
+        MatchOptions(fuzzy_threshold=1.5)
+
+
+# ------------------------------------------------------------------ labelled cases
+
+
+def test_positives_and_hard_negatives_precision_recall(lexicon, normalizer):
+    """Recall per expected kind on POSITIVES; precision per kind over every flag produced on
+    POSITIVES and NEGATIVES (a flag is right when its concept is one the case expects)."""
+    expected_by_text: dict[str, set[str]] = {}
+    for text, concept, _ in POSITIVES:
+        expected_by_text.setdefault(text, set()).add(concept)
+    found, wanted = Counter(), Counter()
+    for text, concept, kind in POSITIVES:
+        wanted[kind] += 1
+        if any(f.concept == concept and f.kind == kind for f in _flags(lexicon, normalizer, text)):
+            found[kind] += 1
+    right, produced = Counter(), Counter()
+    for text, expected in expected_by_text.items():
+        for flag in _flags(lexicon, normalizer, text):
+            if flag.kind == "pattern":
+                continue
+            produced[flag.kind] += 1
+            right[flag.kind] += flag.concept in expected
+    for text, forbidden in NEGATIVES:
+        for flag in _flags(lexicon, normalizer, text):
+            produced[flag.kind] += 1
+            assert not (flag.concept in forbidden and flag.kind in ("exact", "morph")), (text, flag)
+    print()
+    print("kind   recall          precision")
+    for kind in ("exact", "morph", "fuzzy"):
+        recall = found[kind] / wanted[kind] if wanted[kind] else float("nan")
+        precision = right[kind] / produced[kind] if produced[kind] else float("nan")
+        print(f"{kind:6} {found[kind]:3}/{wanted[kind]:<3} {recall:5.2f}   {right[kind]:3}/{produced[kind]:<3} {precision:5.2f}")
+    assert found["exact"] == wanted["exact"]
+    assert found["morph"] == wanted["morph"]
+    assert found["fuzzy"] / wanted["fuzzy"] >= 0.8
+
+
+def test_hard_negatives_get_no_fuzzy_flag_either(lexicon, normalizer):
+    for text in ("پرونده را بیاور", "پرده را بکش", "روبرو بایستید", "چای شیرین است", "و پرده را باز کن"):
+        assert _flags(lexicon, normalizer, text) == [], text
+
+
+@pytest.mark.parametrize("variant", ["پرنده‌ها", "پرنده ها", "پرندهها", "پرنده\u200dها", "پرندة‌ها"])
+def test_zwnj_space_joined_and_arabic_variants_are_one_morph_flag(lexicon, normalizer, variant):
+    flags = _flags(lexicon, normalizer, variant + " رفتند")
+    assert [(f.concept, f.kind) for f in flags] == [("bird", "morph")]
+
+
+def test_multi_word_and_verb_terms(lexicon, normalizer):
+    flags = _by_concept(_flags(lexicon, normalizer, "مواد منفجره را در ساعت صفر بردند و او را کشتند"))
+    assert flags["bomb"].matched == "مواد منفجره" and flags["bomb"].kind == "exact"
+    assert flags["zero_hour"].matched == "ساعت صفر"
+    assert flags["kill"].kind == "morph" and flags["kill"].term == "کشت#کش"
+
+
+def test_one_flag_per_concept_and_span(lexicon, normalizer):
+    flags = _flags(lexicon, normalizer, "روباه روباه روبا")
+    spans = [(f.concept, f.span_start, f.span_end) for f in flags if f.kind != "english"]
+    assert len(spans) == len(set(spans))
+    assert [f.kind for f in flags if f.concept == "fox"] == ["exact", "exact", "fuzzy"]
+
+
+# ------------------------------------------------------------------ English
+
+
+def test_english_glosses_on_translation_with_word_boundaries_and_plurals(lexicon):
+    text_en = "Two foxes and a Bird; the wolves, not a birdie nor millions of dollars."
+    flags = [f for f in lexicon.match("", text_en) if f.kind == "english"]
+    got = {(f.concept, f.matched) for f in flags}
+    assert got == {("fox", "foxes"), ("bird", "Bird"), ("wolf", "wolves")}
+    for flag in flags:
+        assert text_en[flag.span_start:flag.span_end] == flag.matched
+    assert lexicon.with_options(MatchOptions(english=False)).match("", text_en) == []
+
+
+# ------------------------------------------------------------------ co-occurrence across lines
+
+
+def test_flag_lines_cooccurrence_within_window(lexicon, normalizer):
+    def line(text, idx):
+        return Line(start=0.0, end=1.0, text=text, transmission_idx=idx, text_fa=normalizer.normalize(text))
+
+    lines = [line("گرگ آنجاست", 3), line("فردا شب می‌آییم", 4), line("سلام", 5), line("نارنجک", 9)]
+    per_line = lexicon.flag_lines(lines)
+    assert len(per_line) == len(lines)
+    pattern_on = [{f.concept for f in flags if f.kind == "pattern"} for flags in per_line]
+    assert "animal_with_time" in pattern_on[0] and "animal_with_time" in pattern_on[1]
+    assert pattern_on[2] == set()
+    # the grenade is 6 transmissions away from the wolf: outside window 1
+    assert "animal_with_weapon" not in pattern_on[3]
+    for flags, item in zip(per_line, lines):
+        for flag in flags:
+            assert item.text_fa[flag.span_start:flag.span_end] == flag.matched
+    no_patterns = lexicon.with_options(MatchOptions(patterns=False)).flag_lines(lines)
+    assert all(f.kind != "pattern" for flags in no_patterns for f in flags)
+
+
+# ------------------------------------------------------------------ properties
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["پرنده", "روباه", "ها", "است", "یا", "رو", "با", "دا", "پر", "اندی", "گرگ", "شیر",
+                                 "ین", "ساعت", "صفر", "می", "کشند", "،", " ", ZWNJ, "x", "1", "پرونده", "مواد",
+                                 "منفجره"]), max_size=15),
+       st.text(max_size=30))
+def test_match_never_crashes_and_offsets_point_at_matched_text(lexicon, normalizer, pieces, noise):
+    raw = " ".join(pieces) + noise
+    for text in (raw, normalizer.normalize(raw)):
+        for flag in lexicon.match(text, raw):
+            source = raw if flag.kind == "english" else text
+            assert source[flag.span_start:flag.span_end] == flag.matched
+            assert 0 < flag.score <= 1 and flag.kind in ("exact", "morph", "fuzzy", "pattern", "english")
+
+
+# ------------------------------------------------------------------ loading, version, terms
+
+
+def test_default_lexicon_terms_and_version(lexicon):
+    assert re.fullmatch(r"[0-9a-f]{12}", lexicon.version)
+    assert Term("bird", "animal", "medium", "پرنده", "fa") in lexicon.terms
+    assert Term("fox", "animal", "medium", "fox", "en") in lexicon.terms
+    assert {t.lang for t in lexicon.terms} == {"fa", "en"}
+    assert (default_lexicon_path() / "default.yaml").is_file()
+
+
+GOOD = """\
+name: test
+fuzzy_threshold: 0.8
+concepts:
+  - id: bird
+    category: animal
+    severity: medium
+    fa: [پرنده]
+    en: [bird]
+  - id: fox
+    category: animal
+    fa: [روباه]
+"""
+
+
+def _write(tmp_path, text, name="lex.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_version_is_content_hash(tmp_path, normalizer):
+    first = Lexicon.load(_write(tmp_path, GOOD, "a.yaml"), normalizer=normalizer)
+    same = Lexicon.load(_write(tmp_path, "# a comment changes nothing\n" + GOOD, "b.yaml"), normalizer=normalizer)
+    other = Lexicon.load(_write(tmp_path, GOOD.replace("[bird]", "[bird, hen]"), "c.yaml"), normalizer=normalizer)
+    assert first.version == same.version != other.version
+
+
+def test_folder_and_several_files(tmp_path, normalizer):
+    folder = tmp_path / "lex"
+    folder.mkdir()
+    _write(folder, GOOD, "one.yaml")
+    _write(folder, "concepts:\n  - id: wolf\n    category: animal\n    fa: [گرگ]\n", "two.yml")
+    (folder / "README.md").write_text("not a lexicon")
+    lexicon = Lexicon.load(folder, normalizer=normalizer)
+    assert {t.concept for t in lexicon.terms} == {"bird", "fox", "wolf"}
+
+
+@pytest.mark.parametrize(
+    "text, line, reason",
+    [
+        (GOOD.replace("    category: animal\n    severity: medium\n", "    severity: medium\n"), 4, "has no 'category'"),
+        (GOOD.replace("severity: medium", "severity: urgent"), 6, "bad severity 'urgent'"),
+        (GOOD.replace("id: fox", "id: bird"), 9, "duplicate concept 'bird'"),
+        (GOOD.replace("fa: [روباه]", "fa: [پرنده]"), 9, "already belongs to concept 'bird'"),
+        (GOOD.replace("fa: [پرنده]", "fa: [پرنده"), 8, "YAML syntax error"),
+        (GOOD.replace("    en: [bird]\n", "    english: [bird]\n"), 8, "unknown key 'english'"),
+        (GOOD.replace("fuzzy_threshold: 0.8", "fuzzy_threshold: 3"), 2, "between"),
+        (GOOD + "patterns:\n  - id: p\n    type: either\n    categories: [fish]\n", 13, "no concept has category 'fish'"),
+        (GOOD + "    verbs: [کشتن]\n", 12, "past#present"),
+        ("concepts: []\n", 1, "non-empty list"),
+        ("", 1, "empty lexicon file"),
+    ],
+)
+def test_bad_lexicon_errors_name_file_and_line(tmp_path, normalizer, text, line, reason):
+    path = _write(tmp_path, text)
+    with pytest.raises(LexiconError) as caught:
+        Lexicon.load(path, normalizer=normalizer)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert reason in message
+
+
+def test_bad_second_file_loads_nothing(tmp_path, normalizer):
+    good = _write(tmp_path, GOOD, "good.yaml")
+    bad = _write(tmp_path, GOOD.replace("severity: medium", "severity: 7"), "bad.yaml")
+    with pytest.raises(LexiconError, match="bad.yaml:6"):
+        Lexicon.load(good, bad, normalizer=normalizer)
+
+
+def test_missing_path_is_a_clear_error(tmp_path):
+    with pytest.raises(LexiconError, match="no such lexicon"):
+        Lexicon.load(tmp_path / "nope.yaml")

@@ -1,0 +1,102 @@
+import sqlite3
+
+import pytest
+
+from intercept.store import SCHEMA_VERSION, RecordingFacts, Store, StoreError
+from intercept.types import Flag, Line, Transmission
+
+
+def _line(text, start=1.0, end=2.0, tx=0, en="", suspect=None):
+    return Line(start=start, end=end, text=text, transmission_idx=tx, text_fa=text, text_en=en,
+                avg_logprob=-0.5, no_speech_prob=0.1, compression_ratio=1.2, suspect=suspect)
+
+
+def _save(store, path="/r/a.wav", sha="a" * 64, lines=None, flags=None):
+    lines = lines if lines is not None else [_line("امشب پرنده", en="tonight bird"), _line("سلام", 3, 4)]
+    flags = flags if flags is not None else [
+        [Flag("bird", "animal_code", "exact", 1.0, 5, 10, "پرنده", "high", "پرنده")],
+        [],
+    ]
+    return store.save_recording(
+        RecordingFacts(path=path, sha256=sha, duration_s=5.0, format="wav", size_bytes=10),
+        [Transmission(0, 0.5, 4.5)], lines, flags,
+        run_id=None, engine="faster-whisper", model="m", translator="whisper", lexicon_version="v1",
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "s.db")
+
+
+def test_schema_tables_view_and_wal(store):
+    names = set(store.db.table_names())
+    assert {"recordings", "transmissions", "lines", "flags", "lexicon_terms", "verdicts", "runs"} <= names
+    assert "flagged_lines" in store.db.view_names()
+    assert store.db.journal_mode == "wal"
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_save_recording_and_flagged_view(store):
+    rid = _save(store)
+    assert store.count("lines", "recording_id = ?", [rid]) == 2
+    flagged = store.rows("SELECT * FROM flagged_lines")
+    assert len(flagged) == 1
+    row = flagged[0]
+    assert row["concepts"] == "bird" and row["recording"] == "/r/a.wav" and row["verdict"] is None
+    assert store.done_recording("a" * 64)["id"] == rid
+
+
+def test_full_text_search_both_languages(store):
+    _save(store)
+    fa = store.rows("SELECT rowid FROM lines_fts WHERE lines_fts MATCH ?", ["پرنده"])
+    en = store.rows("SELECT rowid FROM lines_fts WHERE lines_fts MATCH ?", ["bird"])
+    assert len(fa) == 1 and fa == en
+
+
+def test_recording_is_all_or_nothing(store):
+    bad_flags = [[Flag("bird", "c", "exact", 1.0, 0, 1, "x")], "not a list of flags"]
+    with pytest.raises(Exception):
+        _save(store, flags=bad_flags)
+    assert store.count("recordings") == 0
+    assert store.count("transmissions") == 0
+    assert store.count("lines") == 0
+    assert store.count("flags") == 0
+
+
+def test_failure_is_replaced_by_a_later_success(store):
+    facts = RecordingFacts(path="/r/a.wav", sha256="a" * 64)
+    store.save_failure(facts, "cannot decode recording '/r/a.wav': truncated", None)
+    store.save_failure(facts, "cannot decode recording '/r/a.wav': truncated", None)
+    assert store.count("recordings", "status = 'failed'") == 1
+    _save(store)
+    assert store.rows("SELECT status FROM recordings") == [{"status": "done"}]
+
+
+def test_verdicts_survive_a_new_recording(store):
+    _save(store)
+    line_id = store.rows("SELECT line_id FROM flagged_lines")[0]["line_id"]
+    store.db["verdicts"].insert({"line_id": line_id, "verdict": "confirmed", "reviewer": "r", "at": "2026-01-01"})
+    _save(store, path="/r/b.wav", sha="b" * 64)
+    row = store.rows("SELECT verdict FROM flagged_lines WHERE line_id = ?", [line_id])[0]
+    assert row["verdict"] == "confirmed"
+    assert store.count("verdicts") == 1
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_lexicon_terms_recorded_once_per_version(store):
+    class T:
+        concept, category, severity, form, lang = "bird", "animal_code", "high", "پرنده", "fa"
+
+    store.save_lexicon_terms("v1", [T()])
+    store.save_lexicon_terms("v1", [T()])
+    store.save_lexicon_terms("v2", [T()])
+    assert store.count("lexicon_terms") == 2

@@ -1,0 +1,73 @@
+"""Tests for intercept.text: the normaliser, tokenizer and lemmatizer."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intercept.text import ZWNJ, PersianLemmatizer, PersianNormalizer, PersianTokenizer, verb_forms
+
+
+@pytest.fixture(scope="module")
+def normalizer() -> PersianNormalizer:
+    return PersianNormalizer()
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("امشب برويم ببينيم پرنده است يا روباه", "امشب برویم ببینیم پرنده است یا روباه"),  # Arabic ي
+        ("كبوتر", "کبوتر"),  # Arabic ك
+        ("مدرسة", "مدرسه"),  # ة
+        ("أسب إسم مؤمن", "اسب اسم مومن"),  # أ إ ؤ
+        ("پَرَنده", "پرنده"),  # diacritics
+        ("روبـــاه", "روباه"),  # kashida
+        ("۱۲۳ ١٢٣ 123", "۱۲۳ ۱۲۳ ۱۲۳"),  # Persian, Arabic and Latin digits
+        ("روباه ها", "روباه" + ZWNJ + "ها"),  # plural suffix joined with ZWNJ
+        ("می روم", "می" + ZWNJ + "روم"),
+        ("پرنده" + ZWNJ + ZWNJ + "ها", "پرنده" + ZWNJ + "ها"),  # repeated ZWNJ
+        (ZWNJ + "پرنده" + ZWNJ + " است" + ZWNJ, "پرنده است"),  # ZWNJ at word edges is noise
+        ("پرنده\u200dها", "پرنده" + ZWNJ + "ها"),  # ZWJ removed, then the suffix joined with ZWNJ
+        ("  پرنده   است \t ", "پرنده است"),
+        ("", ""),
+    ],
+)
+def test_normalize(normalizer, raw, expected):
+    assert normalizer.normalize(raw) == expected
+
+
+def test_normalize_is_idempotent_on_sentence(normalizer):
+    once = normalizer.normalize("امشب برويم ببينيم پَرَنده‌ها است يا روباه ها")
+    assert normalizer.normalize(once) == once
+
+
+def test_normalize_rejects_non_text(normalizer):
+    with pytest.raises(TypeError, match="expects str"):
+        normalizer.normalize(b"bytes")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("پرندهاستیروباهكيةأإؤ َُِـ‌‍ 123١٢٣۱۲۳،.!?abc\t")), max_size=40))
+def test_normalize_never_crashes_and_leaves_no_arabic_letters(normalizer, text):
+    out = normalizer.normalize(text)
+    assert not set(out) & set("يكةأإؤـ\u200d\u064e\u064f\u0650")
+    assert "  " not in out and out == out.strip()
+    assert ZWNJ + ZWNJ not in out
+
+
+def test_tokenizer_offsets_and_zwnj_words():
+    text = "پرنده‌ها، و روباه! 12"
+    tokens = PersianTokenizer().spans(text)
+    assert [t.text for t in tokens] == ["پرنده‌ها", "و", "روباه", "12"]
+    for token in tokens:
+        assert text[token.start:token.end] == token.text
+    assert PersianTokenizer().tokenize(text) == [t.text for t in tokens]
+
+
+def test_lemmatizer_and_verb_forms():
+    lemmatizer = PersianLemmatizer()
+    assert lemmatizer.lemmatize("می‌روم") == "رفت#رو"
+    forms = verb_forms("کشت#کش")
+    assert "کشتند" in forms and "می‌کشد" in forms
+    with pytest.raises(ValueError, match="past#present"):
+        verb_forms("کشتن")
