@@ -190,6 +190,7 @@ class Pipeline:
             engine=self.engine.name,
             model=self.model_name,
             translator=self.translator.name,
+            translator_model=self.translator.model,
             lexicon_version=self.lexicon.version,
         )
         return RecordingResult(

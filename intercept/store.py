@@ -16,6 +16,7 @@ import sqlite_utils
 from .types import Flag, Line, Transmission
 
 SCHEMA_VERSION = 1
+VERDICTS = ("confirmed", "false_positive", "unsure")
 
 FLAGGED_LINES_VIEW = """
 SELECT
@@ -150,6 +151,7 @@ class Store:
                     "engine": str,
                     "model": str,
                     "translator": str,
+                    "translator_model": str,
                 },
                 pk="id",
                 foreign_keys=[("recording_id", "recordings", "id"), ("transmission_id", "transmissions", "id")],
@@ -303,6 +305,7 @@ class Store:
         model: str,
         translator: str,
         lexicon_version: str,
+        translator_model: Optional[str] = None,
     ) -> int:
         """Store one processed recording with everything found in it, atomically."""
         if len(flags) != len(lines):
@@ -344,6 +347,7 @@ class Store:
                             "engine": engine,
                             "model": model,
                             "translator": translator,
+                            "translator_model": translator_model,
                         }
                     )
                     .last_pk
@@ -369,7 +373,69 @@ class Store:
             for f in flags
         )
 
+    def update_translations(self, rows: Iterable[tuple[int, str, str, Optional[str]]]) -> int:
+        """Set (line_id, text_en, translator, translator_model) on stored lines, atomically."""
+        count = 0
+        with self.db.atomic():
+            for line_id, text_en, translator, model in rows:
+                self.db["lines"].update(
+                    line_id, {"text_en": text_en or None, "translator": translator, "translator_model": model}
+                )
+                count += 1
+        return count
+
+    def replace_flags(self, flags_by_line: Iterable[tuple[int, Sequence[Flag]]], lexicon_version: str) -> int:
+        """Replace the flags of the given lines (a re-flag after a lexicon edit), atomically.
+        Verdicts are keyed by line and are never touched."""
+        count = 0
+        with self.db.atomic():
+            for line_id, flags in flags_by_line:
+                self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
+                self._insert_flags(line_id, flags, lexicon_version)
+                count += len(flags)
+        return count
+
+    def add_verdict(
+        self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
+    ) -> int:
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+        if not self.db["lines"].count_where("id = ?", [line_id]):
+            raise ValueError(f"no line {line_id}")
+        with self.db.atomic():
+            return (
+                self.db["verdicts"]
+                .insert(
+                    {"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
+                     "reviewer": reviewer, "at": now()}
+                )
+                .last_pk
+            )
+
     # -- reads ----------------------------------------------------------------------------
+    def iter_lines(
+        self, recording_id: Optional[int] = None, flagged_only: bool = False
+    ) -> Iterable[dict]:
+        """Stored lines in recording and time order, each with its recording's path and its
+        flags (a list of dicts), for re-flagging, re-translating and export."""
+        where, params = ["1=1"], []
+        if recording_id is not None:
+            where.append("lines.recording_id = ?")
+            params.append(recording_id)
+        if flagged_only:
+            where.append("EXISTS (SELECT 1 FROM flags WHERE flags.line_id = lines.id)")
+        sql = (
+            "SELECT lines.*, recordings.path AS recording_path, transmissions.idx AS transmission_idx "
+            "FROM lines JOIN recordings ON recordings.id = lines.recording_id "
+            "LEFT JOIN transmissions ON transmissions.id = lines.transmission_id "
+            f"WHERE {' AND '.join(where)} ORDER BY lines.recording_id, lines.start_s, lines.id"
+        )
+        for row in self.db.query(sql, params):
+            row["flags"] = list(
+                self.db.query("SELECT * FROM flags WHERE line_id = ? ORDER BY span_start, id", [row["id"]])
+            )
+            yield row
+
     def count(self, table: str, where: Optional[str] = None, params: Sequence[Any] = ()) -> int:
         return self.db[table].count_where(where, params) if where else self.db[table].count
 
