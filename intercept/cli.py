@@ -39,8 +39,10 @@ def cli():
 @click.option("--model", default=None, metavar="NAME|PATH",
               help="'base' (embedded Whisper base, the default), a local CTranslate2 Whisper directory, "
                    "or a model name such as large-v3 (downloaded only when online).")
-@click.option("--engine", type=click.Choice(["faster-whisper"]), default=None,
-              help="Recognition engine.  [default: faster-whisper]")
+@click.option("--engine", type=click.Choice(["faster-whisper", "openai-whisper", "transformers"]), default=None,
+              help="Recognition engine: faster-whisper (CTranslate2, fastest on CPU), openai-whisper "
+                   "(PyTorch), or transformers (Whisper checkpoints such as Persian fine-tunes, "
+                   "wav2vec2 CTC models). All three run the embedded base.  [default: faster-whisper]")
 @click.option("--language", default=None, metavar="CODE|auto",
               help="Spoken language; 'auto' detects it per transmission.  [default: fa]")
 @click.option("--translator", type=click.Choice(["whisper", "none"]), default=None,
@@ -152,16 +154,37 @@ def _print_summary(summary, db_path: Path) -> None:
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; keep 127.0.0.1 unless reviewers connect from elsewhere.")
+@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML or JSON file of reviewer: password-hash (make hashes with `datasette hash-password`).")
+@click.option("--context", "context_s", default=2.0, show_default=True, type=click.FloatRange(0, 30),
+              help="Seconds of audio either side of a line offered by its '±' link.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the start page in a web browser.")
-def review(db_path, port, host, open_browser):
+def review(db_path, port, host, accounts_path, context_s, open_browser):
     """Open the store FILE in Datasette for review.
 
     The start page lists flagged lines awaiting review, Farsi right to left, each with a
-    player for exactly its stretch of the original recording. Stop with Ctrl+C.
-    """
-    from .review import serve
+    player for exactly its stretch of the original recording. Anyone who can reach the page
+    reads; only logged-in reviewers record verdicts.
 
-    serve(str(db_path), port=port, host=host, open_browser=open_browser)
+    \b
+    Reviewer accounts come from --accounts and from environment variables
+    INTERCEPT_REVIEWER_<NAME>=<password hash>. Set DATASETTE_SECRET to keep logins valid
+    across restarts. Stop with Ctrl+C.
+    """
+    import os
+
+    from .review import ReviewError, ReviewOptions, accounts_from_environ, load_accounts, serve
+
+    try:
+        accounts = accounts_from_environ(os.environ)
+        if accounts_path:
+            accounts.update(load_accounts(accounts_path))
+        options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"))
+        if not accounts:
+            click.echo("No reviewer accounts: the review is read-only (see --accounts).", err=True)
+        serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
+    except ReviewError as exc:
+        _fail(str(exc))
 
 
 @cli.command()
@@ -203,6 +226,58 @@ def match(texts, lexicons, english, raw):
         )
 
 
+@cli.command("flag")
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Store to re-flag.")
+@click.option("--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]")
+@click.option("--fuzzy-threshold", type=click.FloatRange(0, 1, min_open=True),
+              help="Similarity a lone fuzzy hit needs (overrides the lexicon's fuzzy_threshold).")
+@click.option("--no-fuzzy", is_flag=True, help="Exact, morphological, pattern and English matches only.")
+@click.option("--recording", "recording_id", type=int, help="Re-flag only this recording (recordings.id).")
+@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
+    """Re-flag stored lines with the current lexicon, without re-transcribing.
+
+    Use it after editing a lexicon. Each recording's flags are replaced in one transaction
+    and carry the new lexicon version (a content hash); the lexicon's terms are stored under
+    that version. Reviewer verdicts are kept as they are.
+
+    \b
+      intercept match "..." --lexicon lexicons/        # try the edit on text first
+      intercept flag --db traffic.db                    # then apply it to the store
+    """
+    from .lexicon import Lexicon, LexiconError, MatchOptions, default_lexicon_path
+    from .reflag import reflag
+    from .store import Store
+    from .text import PersianNormalizer
+
+    normalizer = PersianNormalizer()
+    try:
+        lexicon = Lexicon.load(
+            *(lexicons or [default_lexicon_path()]),
+            normalizer=normalizer,
+            options=MatchOptions(fuzzy=not no_fuzzy, fuzzy_threshold=fuzzy_threshold),
+        )
+    except LexiconError as exc:
+        raise click.UsageError(str(exc))
+    with Store(db_path) as store:
+        result = reflag(store, lexicon, normalizer, recording_id)
+    data = asdict(result)
+    data["by_kind"] = dict(result.by_kind)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(
+        f"lexicon {result.lexicon_version}: {result.recordings} recordings, {result.lines} lines, "
+        f"flags {result.flags_before} -> {result.flags_after}, {result.flagged_lines} flagged lines"
+    )
+    if result.by_kind:
+        click.echo("by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items())))
+    if result.stale_text_lines:
+        click.echo(f"{result.stale_text_lines} lines were normalised by an older normaliser (matched as stored)")
+
+
 @cli.group()
 def models():
     """Where recognition weights come from, and checks on them."""
@@ -230,6 +305,65 @@ def models_verify():
     except ModelError as exc:
         _fail(str(exc))
     click.echo(f"ok {path / 'model.bin'} sha256 {EMBEDDED_SHA256}")
+
+
+@models.command("convert")
+@click.argument("model", default="base", metavar="[MODEL]")
+@click.option("--to", "target", required=True, type=click.Choice(["openai-whisper", "transformers"]),
+              help="Format to build.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder to write into.")
+def models_convert(model, target, out_dir):
+    """Rebuild an openai-whisper .pt checkpoint or a transformers directory from a
+    CTranslate2 Whisper MODEL ('base' or a directory), offline.
+
+    For air-gapped machines: the converted weights are the same numbers, so every engine
+    gives the same text on the same audio.
+
+    \b
+      intercept models convert --to openai-whisper --out ~/models
+      intercept run rec/ --db s.db --engine openai-whisper --model ~/models/whisper-base-ct2.pt
+    """
+    from .convert import convert_ct2
+    from .models import ModelError, resolve_model
+
+    try:
+        click.echo(convert_ct2(resolve_model(model, allow_download=False).path, out_dir, to=target))
+    except ModelError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl"]), default="csv", show_default=True,
+              help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags.")
+@click.option("--flagged-only", is_flag=True, help="Only lines with at least one lexicon flag.")
+@click.option("--recording", "recording_id", type=int,
+              help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write.  [default: standard output]")
+def export(db_path, fmt, flagged_only, recording_id, output):
+    """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
+
+    Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
+    English, recognition scores, suspect marks and flags.
+
+    \b
+      intercept export traffic.db --format csv --flagged-only -o flagged.csv
+      intercept export traffic.db --format srt --recording 3 -o night.srt
+    """
+    from .export import ExportError, ExportOptions
+    from .export import export as write_export
+    from .store import Store
+
+    with Store(db_path) as store:
+        try:
+            count = write_export(store, output or sys.stdout, ExportOptions(fmt, flagged_only, recording_id))
+        except ExportError as exc:
+            _fail(str(exc))
+    if output:
+        click.echo(f"{count} lines written to {output}", err=True)
 
 
 def main():

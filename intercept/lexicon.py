@@ -8,7 +8,11 @@ Matching works on text the text stage has already normalised (PersianNormalizer)
   exact    the form as written in the lexicon
   morph    plural / suffix / possessive / colloquial forms, verb conjugations (hazm), ZWNJ
            written as space or left out
-  fuzzy    recognition noise: split, merged or slightly misspelled words (rapidfuzz), scored lower
+  fuzzy    recognition noise: split, merged or slightly misspelled words (rapidfuzz), scored lower.
+           A lone fuzzy hit must be close to the form (fuzzy_threshold); a looser one (down to
+           fuzzy_threshold - fuzzy_context_margin) counts only beside a pattern partner in the
+           same line (another animal code, a time beside an animal ...), because on real
+           recognition output most loose lone hits are garbled plain words.
   pattern  "<animal> یا <animal>" and co-occurrence of concepts in nearby transmissions
   english  the English glosses on the translation, whole words, with plurals
 """
@@ -39,8 +43,15 @@ FUZZY_SCORE_SCALE = 0.85  # fuzzy score = similarity * this, so a fuzzy hit neve
 EITHER_PATTERN_SCALE = 0.9  # pattern score = weakest part * this
 COOCCURRENCE_SCALE = 0.7
 
-DEFAULT_FUZZY_THRESHOLD = 0.75
+# Measured on real Whisper base output (scripts/eval_flags.py, tests/data/asr_outputs.tsv):
+# 0.75 for every fuzzy hit flagged about one non-coded line in five; lone hits at 0.85 and
+# partnered ones down to 0.70 keep the garbled coded line found.
+DEFAULT_FUZZY_THRESHOLD = 0.85
+DEFAULT_FUZZY_CONTEXT_MARGIN = 0.15
 DEFAULT_FUZZY_MIN_LENGTH = 4
+# A window of only short common words ("رو با" is "on with") is plain speech as often as it is
+# a split code word, so it needs a partner whatever its similarity.
+FUZZY_SHORT_PIECE_LENGTH = 2
 # hazm's word list carries corpus frequencies; a word seen at least this often is a real word, not
 # recognition noise, so it is never fuzzy-matched to a lexicon form (پرونده is not پرنده).
 KNOWN_WORD_MIN_FREQUENCY = 50
@@ -52,7 +63,8 @@ _CONCEPT_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _CONCEPT_KEYS = {"id", "category", "severity", "fa", "en", "verbs", "exclude", "inflect", "fuzzy", "notes"}
 _PATTERN_KEYS = {"id", "type", "category", "severity", "categories", "concepts", "connectors", "fillers",
                  "window", "max_gap", "notes"}
-_FILE_KEYS = {"name", "fuzzy_threshold", "fuzzy_min_length", "concepts", "patterns", "notes"}
+_FILE_KEYS = {"name", "fuzzy_threshold", "fuzzy_context_margin", "fuzzy_min_length", "concepts", "patterns",
+              "notes"}
 _PATTERN_TYPES = ("either", "cooccurrence")
 
 # Persian suffixes, by how the word they attach to ends. Written without ZWNJ; _inflect adds it.
@@ -65,9 +77,12 @@ _ENCLITICS_AFTER_CONSONANT = ("ی", "م", "ت", "ش", "مان", "تان", "شا�
 # not accepted that way because "گرگ و" is "wolf and".
 _SPACED_SUFFIX_MIN_LENGTH = 2
 
-# For fuzzy comparison only: letters recognisers confuse because they sound alike.
+# For fuzzy comparison only: letters recognisers confuse because they sound alike, and the four
+# Persian letters a recogniser trained mostly on Arabic script writes as their Arabic base
+# (گنجشگ / گنجشک, پ as ب).
 _SOUND_ALIKE = str.maketrans({"ص": "س", "ث": "س", "ذ": "ز", "ض": "ز", "ظ": "ز", "ط": "ت", "غ": "ق",
-                              "ح": "ه", "آ": "ا", "ع": "ا", ZWNJ: None, " ": None})
+                              "ح": "ه", "آ": "ا", "ع": "ا", "گ": "ک", "پ": "ب", "چ": "ج", "ژ": "ز",
+                              ZWNJ: None, " ": None})
 
 _ENGLISH_WORD_CHARS = r"[A-Za-z0-9]"
 
@@ -93,12 +108,15 @@ class MatchOptions:
 
     fuzzy: bool = True
     fuzzy_threshold: Optional[float] = None  # overrides every file's fuzzy_threshold when set
+    fuzzy_context_margin: Optional[float] = None  # overrides every file's fuzzy_context_margin when set
     english: bool = True
     patterns: bool = True
 
     def __post_init__(self) -> None:
         if self.fuzzy_threshold is not None and not 0.0 < self.fuzzy_threshold <= 1.0:
             raise ValueError(f"fuzzy_threshold must be in (0, 1], got {self.fuzzy_threshold}")
+        if self.fuzzy_context_margin is not None and not 0.0 <= self.fuzzy_context_margin <= 0.5:
+            raise ValueError(f"fuzzy_context_margin must be in [0, 0.5], got {self.fuzzy_context_margin}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,7 @@ class _Concept:
     inflect: bool
     fuzzy: bool
     fuzzy_threshold: float
+    fuzzy_context_margin: float
     fuzzy_min_length: int
     where: str  # "path:line" of the concept, for errors found later
 
@@ -235,6 +254,9 @@ def _read_file(path: Path, normalizer: PersianNormalizer) -> tuple[list[_Concept
     threshold = DEFAULT_FUZZY_THRESHOLD
     if "fuzzy_threshold" in top:
         threshold = float(reader.number(top["fuzzy_threshold"][1], "fuzzy_threshold", 0.01, 1.0))
+    margin = DEFAULT_FUZZY_CONTEXT_MARGIN
+    if "fuzzy_context_margin" in top:
+        margin = float(reader.number(top["fuzzy_context_margin"][1], "fuzzy_context_margin", 0.0, 0.5))
     min_length = DEFAULT_FUZZY_MIN_LENGTH
     if "fuzzy_min_length" in top:
         min_length = int(reader.number(top["fuzzy_min_length"][1], "fuzzy_min_length", 1, 100, integer=True))
@@ -244,7 +266,8 @@ def _read_file(path: Path, normalizer: PersianNormalizer) -> tuple[list[_Concept
     concepts_node = top["concepts"][1]
     if not isinstance(concepts_node, yaml.SequenceNode) or not concepts_node.value:
         raise reader.error(concepts_node, "'concepts' must be a non-empty list")
-    concepts = [_read_concept(reader, node, threshold, min_length, normalizer) for node in concepts_node.value]
+    concepts = [_read_concept(reader, node, threshold, margin, min_length, normalizer)
+                for node in concepts_node.value]
 
     patterns: list[_Pattern] = []
     if "patterns" in top:
@@ -271,7 +294,7 @@ def _severity(reader: _FileReader, fields: dict, what: str) -> str:
     return severity
 
 
-def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, min_length: int,
+def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, margin: float, min_length: int,
                   normalizer: PersianNormalizer) -> _Concept:
     fields = reader.mapping(node, "concept", _CONCEPT_KEYS)
     concept_id = reader.text(_required(reader, fields, node, "id", "concept"), "id")
@@ -305,7 +328,7 @@ def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, min_le
     if "notes" in fields:
         reader.text(fields["notes"][1], "notes")
     return _Concept(concept_id, category, severity, tuple(f for f, _ in fa), tuple(en), tuple(verbs),
-                    tuple(exclude), inflect, fuzzy_on, threshold, min_length, reader.where(node))
+                    tuple(exclude), inflect, fuzzy_on, threshold, margin, min_length, reader.where(node))
 
 
 def _read_pattern(reader: _FileReader, node: yaml.Node, normalizer: PersianNormalizer) -> _Pattern:
@@ -501,12 +524,15 @@ class Lexicon:
                 continue
             for form in concept.fa:
                 if len(form.replace(ZWNJ, "").replace(" ", "")) >= concept.fuzzy_min_length:
-                    keys.append(_sound_key(form))
-                    owners.append((concept, form))
+                    for key in _sound_keys(form):
+                        keys.append(key)
+                        owners.append((concept, form))
         self._fuzzy_keys = keys
         self._fuzzy_owners = owners
         self._fuzzy_max_len = max((len(k) for k in keys), default=0)
-        self._fuzzy_min_threshold = min((c.fuzzy_threshold for c, _ in owners), default=1.0)
+        self._fuzzy_floor: dict[MatchOptions, float] = {}
+        self._partners = _pattern_partners(concepts, self._patterns)
+        self._either_partners = _pattern_partners(concepts, [p for p in self._patterns if p.type == "either"])
 
     def _compile_english(self, concepts: list[_Concept]) -> None:
         self._english: dict[str, tuple[_Concept, str]] = {}
@@ -568,7 +594,7 @@ class Lexicon:
                     covered[j] = True
                 i += n
         if self.options.fuzzy and self._fuzzy_keys:
-            flags += self._match_fuzzy(text, tokens, keys, covered)
+            flags += self._match_fuzzy(text, tokens, keys, covered, flags)
         if self.options.patterns:
             flags += self._match_either(text, tokens, keys, flags)
         return flags
@@ -597,13 +623,23 @@ class Lexicon:
         return len(key) >= FUZZY_WHOLE_WORD_LENGTH and self._is_known_word(key) and (
             key in self._common_words or key in self._known_verbs)
 
-    def _match_fuzzy(self, text: str, tokens, keys: list[str], covered: list[bool]) -> list[Flag]:
+    def _fuzzy_cutoffs(self, concept: _Concept) -> tuple[float, float]:
+        """(lone, with a partner) similarity cut-offs, 0..100, for one concept."""
         threshold = self.options.fuzzy_threshold
-        cutoff = 100.0 * (threshold if threshold is not None else self._fuzzy_min_threshold)
+        margin = self.options.fuzzy_context_margin
+        lone = threshold if threshold is not None else concept.fuzzy_threshold
+        partnered = lone - (margin if margin is not None else concept.fuzzy_context_margin)
+        return 100.0 * lone, 100.0 * max(partnered, 0.0)
+
+    def _match_fuzzy(self, text: str, tokens, keys: list[str], covered: list[bool],
+                     found: list[Flag]) -> list[Flag]:
+        cutoff = self._fuzzy_floor.get(self.options)
+        if cutoff is None:  # the loosest cut-off of any concept under these options, once per options
+            cutoff = self._fuzzy_floor[self.options] = min(self._fuzzy_cutoffs(c)[1] for c, _ in self._fuzzy_owners)
         # ratio >= t needs len(window) <= len(form) * (2 - t) / t; longer windows cannot match
         max_len = self._fuzzy_max_len * (200.0 - cutoff) / max(cutoff, 1.0)
         candidates: list[tuple[float, int, int, int]] = []  # (score, -tokens, first, last)
-        best: dict[tuple[int, int], tuple[float, _Concept, str]] = {}
+        best: dict[tuple[int, int], tuple[float, _Concept, str, bool]] = {}  # ... lone: needs no partner
         for i in range(len(tokens)):
             if covered[i]:
                 continue
@@ -618,33 +654,51 @@ class Lexicon:
                 merged += keys[j]
                 if len(merged) > max_len:
                     break
+                # "رو با" ("on with"): pieces that are all short real words need a partner
+                short_pieces = j > i and all(len(k) <= FUZZY_SHORT_PIECE_LENGTH and self._is_known_word(k)
+                                             for k in keys[i:j + 1])
                 joined = self._surfaces.get(merged) if j > i else None
                 if joined is not None and joined.concept.fuzzy:  # a lexicon word split apart: گنج شک
                     candidates.append((1.0, -(j - i), i, j))
-                    best[(i, j)] = (1.0, joined.concept, joined.form)
+                    best[(i, j)] = (1.0, joined.concept, joined.form, not short_pieces)
                     continue
                 if len(merged) < 3 or self._is_known_word(merged, verbs=j == i):
                     continue
-                result = process.extractOne(_sound_key(merged), self._fuzzy_keys, scorer=fuzz.ratio,
-                                            score_cutoff=cutoff)
+                result = None
+                for key in _sound_keys(merged):  # with and without a final ه: پرامده ~ پرنده
+                    hit = process.extractOne(key, self._fuzzy_keys, scorer=fuzz.ratio, score_cutoff=cutoff)
+                    if hit is not None and (result is None or hit[1] > result[1]):
+                        result = hit
                 if result is None:
                     continue
                 _, score, index = result
                 concept, form = self._fuzzy_owners[index]
-                own_cutoff = 100.0 * (threshold if threshold is not None else concept.fuzzy_threshold)
-                if score < own_cutoff:
-                    continue
+                lone_cutoff, partnered_cutoff = self._fuzzy_cutoffs(concept)
+                if score < partnered_cutoff or len(merged) < concept.fuzzy_min_length:
+                    continue  # a short piece (بیا) is no garbled long form (پایگاه)
                 similarity = score / 100.0
                 candidates.append((similarity, -(j - i), i, j))
-                best[(i, j)] = (similarity, concept, form)
-        flags: list[Flag] = []
+                best[(i, j)] = (similarity, concept, form, score >= lone_cutoff and not short_pieces)
+        chosen: list[tuple[int, int]] = []
         taken = [False] * len(tokens)
         for similarity, _, i, j in sorted(candidates, reverse=True):
             if any(taken[i:j + 1]):
                 continue
             for k in range(i, j + 1):
                 taken[k] = True
-            _, concept, form = best[(i, j)]
+            chosen.append((i, j))
+        # A loose hit stands when a pattern partner is in the line: an exact/morph flag, or another
+        # fuzzy hit that an 'either' pattern could join it with (two garbled animal codes in one
+        # line raise each other: پرامده ... رو گا). Two fuzzy hits of a co-occurrence pattern do
+        # not: on plain output that pairs any garbled animal with any garbled place.
+        present = {flag.concept for flag in found}
+        fuzzy_present = {best[span][1].id for span in chosen}
+        flags: list[Flag] = []
+        for i, j in chosen:
+            similarity, concept, form, lone = best[(i, j)]
+            if not lone and self._partners[concept.id].isdisjoint(present - {concept.id}) \
+                    and self._either_partners[concept.id].isdisjoint(fuzzy_present - {concept.id}):
+                continue
             flags.append(_flag(concept, "fuzzy", round(similarity * FUZZY_SCORE_SCALE, 3),
                                tokens[i].start, tokens[j].end, text, form))
         return flags
@@ -760,11 +814,28 @@ def _check_across(concepts: list[_Concept], patterns: list[_Pattern]) -> None:
                 raise LexiconError(f"{pattern.where}: pattern {pattern.id!r}: unknown concept {concept_id!r}")
 
 
-def _sound_key(text: str) -> str:
-    """What fuzzy matching compares: sound-alike letters folded, spaces/ZWNJ and a final ه
-    dropped (recognisers drop and add it freely)."""
+def _sound_keys(text: str) -> tuple[str, ...]:
+    """What fuzzy matching compares: sound-alike letters folded, spaces/ZWNJ dropped, and the
+    key once more without a final ه (recognisers drop and add it freely: روبا for روباه)."""
     folded = text.translate(_SOUND_ALIKE)
-    return folded[:-1] if folded.endswith("ه") and len(folded) > 3 else folded
+    return (folded, folded[:-1]) if folded.endswith("ه") and len(folded) > 3 else (folded,)
+
+
+def _pattern_partners(concepts: list[_Concept], patterns: list[_Pattern]) -> dict[str, frozenset[str]]:
+    """For each concept, the concepts a pattern could join it with (two animals for an 'either'
+    pattern; an animal and a time for animal_with_time ...): their presence in a line is what
+    lets a loose fuzzy hit stand."""
+    partners: dict[str, set[str]] = {c.id: set() for c in concepts}
+    for pattern in patterns:
+        items = list(pattern.categories) + list(pattern.concepts)
+        fits = {c.id: {n for n, item in enumerate(items) if item in (c.category, c.id)} for c in concepts}
+        for a in concepts:
+            for b in concepts:
+                if a.id == b.id or not fits[a.id] or not fits[b.id]:
+                    continue
+                if pattern.type == "either" or any(x != y for x in fits[a.id] for y in fits[b.id]):
+                    partners[a.id].add(b.id)
+    return {concept: frozenset(found) for concept, found in partners.items()}
 
 
 def _english_variants(gloss: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -19,9 +20,10 @@ from .guards import Guards
 from .lexicon import Lexicon, default_lexicon_path
 from .models import resolve_model
 from .segment import SegmentOptions, find_transmissions
-from .store import RecordingFacts, Store
+from .store import RecordingFacts, Store, StoreError
 from .text import PersianNormalizer
 from .translate import make_translator
+from .types import Flag, Line, Transmission
 
 # Folders are walked for these extensions only, so notes, manifests and images beside the
 # recordings are not reported as failed recordings. A file named on the command line is
@@ -43,6 +45,34 @@ class RecordingResult:
     flagged_lines: int = 0
     suspect_lines: int = 0
     recording_id: Optional[int] = None
+    note: Optional[str] = None  # why a recording was skipped, e.g. "same content as '...'"
+
+
+@dataclass
+class Analysis:
+    """Everything found in one recording, before it is stored: the pure part of processing,
+    computed without a store (a worker process can make it; only the driver saves it).
+    status is "done" or "failed"; a failed analysis carries the one-line reason in error."""
+
+    facts: RecordingFacts
+    status: str
+    error: Optional[str] = None
+    transmissions: list[Transmission] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    flags: list[list[Flag]] = field(default_factory=list)
+    engine: str = ""
+    model: str = ""
+    translator: str = ""
+    translator_model: Optional[str] = None
+    lexicon_version: str = ""
+
+
+class RecordingError(Exception):
+    """A recording cannot be read; the message is one line naming the file and the reason."""
+
+    def __init__(self, facts: RecordingFacts, reason: str):
+        self.facts = facts
+        super().__init__(reason)
 
 
 @dataclass
@@ -58,6 +88,7 @@ class Summary:
     audio_s: float = 0.0
     wall_s: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # skipped files and why
 
     @property
     def audio_hours(self) -> float:
@@ -73,6 +104,8 @@ class Summary:
         setattr(self, result.status, getattr(self, result.status) + 1)
         if result.status == "failed":
             self.failures.append((result.path, result.error or "unknown error"))
+        if result.status == "skipped" and result.note:
+            self.notes.append((result.path, result.note))
         if result.status == "done":
             self.audio_s += result.duration_s
             self.transmissions += result.transmissions
@@ -112,15 +145,63 @@ def versions() -> dict[str, str]:
     return found
 
 
+def safe_text(text: str) -> str:
+    """Text that can be stored and printed: file names that are not UTF-8 reach Python as
+    lone surrogates (PEP 383), which SQLite and terminals refuse; show those bytes as \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if isinstance(exc, AudioError) else f"{type(exc).__name__}: {text}"
+    return safe_text(text if isinstance(exc, AudioError) else f"{type(exc).__name__}: {text}")
+
+
+def _not_regular(mode: int) -> Optional[str]:
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a recording"
+    if stat.S_ISFIFO(mode):
+        # Opening a named pipe would block the batch until something writes to it.
+        return "is a named pipe (FIFO), not a recording file"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a device or socket, not a recording file"
+
+
+def examine(path: str | Path) -> RecordingFacts:
+    """Path, size and SHA-256 of a recording, reading it once and never writing it.
+    Raises RecordingError (one line naming the file and the reason) when it cannot be read."""
+    path = Path(path)
+    absolute = path.absolute()
+    facts = RecordingFacts(path=safe_text(str(absolute)), path_raw=os.fsencode(absolute))
+
+    def fail(reason: str) -> RecordingError:
+        return RecordingError(facts, f"cannot read recording '{facts.path}': {reason}")
+
+    try:
+        info = path.stat()  # follows links: a link loop or a dangling link fails here
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    reason = _not_regular(info.st_mode)
+    if reason:
+        raise fail(reason)
+    facts.size_bytes = info.st_size
+    try:
+        facts.sha256 = sha256_file(str(path))
+    except AudioError as exc:
+        raise RecordingError(facts, one_line(exc)) from None
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    return facts
 
 
 class Pipeline:
-    """Loads the model, lexicon and normaliser once; then processes recordings one by one."""
+    """Loads the model, lexicon and normaliser once; then processes recordings one by one.
 
-    def __init__(self, options: RunOptions, store: Store):
+    Processing is split in two so that the heavy part can run in worker processes:
+    `analyze` (decode .. flag, needs no store, returns an Analysis) and `save` (the driver
+    alone writes SQLite). `process` does both, skipping content already stored."""
+
+    def __init__(self, options: RunOptions, store: Optional[Store] = None):
         self.options = options
         self.store = store
         source = resolve_model(options.model)
@@ -134,37 +215,61 @@ class Pipeline:
         self.cleanup_options = CleanupOptions()
         self.run_id: Optional[int] = None
 
+    def _store(self) -> Store:
+        if self.store is None:
+            raise StoreError("this Pipeline was made without a store: it can analyze, not save")
+        return self.store
+
     def start_run(self) -> int:
-        self.store.save_lexicon_terms(self.lexicon.version, self.lexicon.terms)
-        self.run_id = self.store.start_run(
-            self.options.engine, self.model_name, self.options.to_dict(), versions()
-        )
+        store = self._store()
+        store.save_lexicon_terms(self.lexicon.version, self.lexicon.terms)
+        self.run_id = store.start_run(self.options.engine, self.model_name, self.options.to_dict(), versions())
         return self.run_id
 
     def process(
         self, path: str | Path, on_transmission: Optional[Callable[[int, int], None]] = None
     ) -> RecordingResult:
-        """Process one recording and store it; never raises for a bad recording."""
-        path = Path(path)
-        facts = RecordingFacts(path=str(path.absolute()))
+        """Process one recording and store it; never raises for a bad recording.
+        Content (SHA-256) already stored as done is not processed again unless options.force:
+        under another name it is recorded as another path of the stored recording."""
+        shown = safe_text(str(path))
         try:
-            facts.size_bytes = path.stat().st_size
-            facts.sha256 = sha256_file(path)
-        except OSError as exc:
-            return self._fail(facts, f"cannot read recording '{path}': {exc.strerror or exc}")
-        except AudioError as exc:
-            return self._fail(facts, one_line(exc))
-        if not self.options.force and self.store.done_recording(facts.sha256):
-            return RecordingResult(str(path), "skipped")
+            facts = examine(path)
+        except RecordingError as exc:
+            return self.save(Analysis(exc.facts, "failed", error=str(exc)))
+        if not self.options.force:
+            stored = self._store().done_recording(facts.sha256)
+            if stored is not None:
+                new_path = self._store().add_path(stored["id"], facts, self.run_id)
+                if stored["path"] == facts.path:
+                    note = "already stored"
+                else:
+                    note = (f"{'same content as' if new_path else 'already stored as another path of'} "
+                            f"'{stored['path']}' (recording {stored['id']})")
+                return RecordingResult(shown, "skipped", recording_id=stored["id"], note=note)
+        return self.save(self.analyze(path, facts, on_transmission), shown)
+
+    def analyze(
+        self,
+        path: str | Path,
+        facts: Optional[RecordingFacts] = None,
+        on_transmission: Optional[Callable[[int, int], None]] = None,
+    ) -> Analysis:
+        """Decode, segment, transcribe, normalise, translate, mark and flag one recording,
+        without touching any store. Never raises for a bad recording: returns status failed."""
         try:
-            return self._process(path, facts, on_transmission)
+            facts = facts or examine(path)
+        except RecordingError as exc:
+            return Analysis(exc.facts, "failed", error=str(exc))
+        try:
+            return self._analyze(Path(path), facts, on_transmission)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one bad file must not stop the batch
-            return self._fail(facts, one_line(exc))
+            return Analysis(facts, "failed", error=one_line(exc))
 
-    def _process(self, path: Path, facts: RecordingFacts, on_transmission) -> RecordingResult:
-        audio = decode(path)
+    def _analyze(self, path: Path, facts: RecordingFacts, on_transmission) -> Analysis:
+        audio = decode(str(path))
         facts.duration_s = round(audio.duration, 3)
         facts.format = audio.format
         samples = audio.samples
@@ -181,32 +286,49 @@ class Pipeline:
         self.translator.translate(lines, samples, audio.sample_rate)
         self.guards.mark(lines)
         flags = self.lexicon.flag_lines(lines)
-        recording_id = self.store.save_recording(
+        return Analysis(
             facts,
-            transmissions,
-            lines,
-            flags,
-            run_id=self.run_id,
+            "done",
+            transmissions=list(transmissions),
+            lines=lines,
+            flags=flags,
             engine=self.engine.name,
             model=self.model_name,
             translator=self.translator.name,
             translator_model=self.translator.model,
             lexicon_version=self.lexicon.version,
         )
+
+    def save(self, analysis: Analysis, shown_path: Optional[str] = None) -> RecordingResult:
+        """Store one analysis in one transaction and say what was stored."""
+        store = self._store()
+        facts = analysis.facts
+        if analysis.status != "done":
+            reason = safe_text(analysis.error or "unknown error")
+            store.save_failure(facts, reason, self.run_id)
+            return RecordingResult(facts.path, "failed", error=reason)
+        recording_id = store.save_recording(
+            facts,
+            analysis.transmissions,
+            analysis.lines,
+            analysis.flags,
+            run_id=self.run_id,
+            engine=analysis.engine,
+            model=analysis.model,
+            translator=analysis.translator,
+            translator_model=analysis.translator_model,
+            lexicon_version=analysis.lexicon_version,
+        )
         return RecordingResult(
-            str(path),
+            shown_path or facts.path,
             "done",
-            duration_s=audio.duration,
-            transmissions=len(transmissions),
-            lines=len(lines),
-            flagged_lines=sum(1 for f in flags if f),
-            suspect_lines=sum(1 for line in lines if line.suspect),
+            duration_s=facts.duration_s or 0.0,
+            transmissions=len(analysis.transmissions),
+            lines=len(analysis.lines),
+            flagged_lines=sum(1 for f in analysis.flags if f),
+            suspect_lines=sum(1 for line in analysis.lines if line.suspect),
             recording_id=recording_id,
         )
-
-    def _fail(self, facts: RecordingFacts, reason: str) -> RecordingResult:
-        self.store.save_failure(facts, reason, self.run_id)
-        return RecordingResult(facts.path, "failed", error=reason)
 
 
 def run_batch(
@@ -235,8 +357,67 @@ def run_batch(
                 tx_bar.update(done - tx_bar.n)
 
             for path in bar:
-                bar.set_postfix_str(path.name[-40:])
+                bar.set_postfix_str(safe_text(path.name)[-40:])
                 summary.add(pipeline.process(path, on_transmission))
         summary.wall_s = round(time.perf_counter() - started, 2)
         store.finish_run(run_id, summary.to_dict())
     return summary
+
+
+@dataclass
+class OriginalCheck:
+    """One original recording re-hashed against the SHA-256 stored for it."""
+
+    path: str
+    status: str  # ok | missing | changed | unreadable
+    recording_id: int
+    expected_sha256: str
+    actual_sha256: Optional[str] = None
+    reason: Optional[str] = None
+
+
+@dataclass
+class VerifyReport:
+    originals: list[OriginalCheck] = field(default_factory=list)
+    store_problems: list[str] = field(default_factory=list)  # Store.check_integrity()
+
+    @property
+    def ok(self) -> bool:
+        return not self.store_problems and all(c.status == "ok" for c in self.originals)
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {"ok": 0, "missing": 0, "changed": 0, "unreadable": 0}
+        for check in self.originals:
+            found[check.status] += 1
+        return found
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "counts": self.counts(), "store_problems": self.store_problems,
+                "originals": [asdict(c) for c in self.originals]}
+
+
+def verify_originals(db_path: str | Path) -> VerifyReport:
+    """Re-hash every original recording the store at db_path holds lines for, at every path
+    its content was seen under, and check the store's own integrity. Reads originals only.
+    A path whose file was changed and processed again is checked against its newest version."""
+    db_path = Path(db_path)
+    if not db_path.is_file():
+        raise StoreError(f"{db_path}: no such store")
+    report = VerifyReport()
+    with Store(db_path) as store:
+        report.store_problems = store.check_integrity()
+        originals = store.originals()
+    for row in originals:
+        path = os.fsdecode(row["path_raw"]) if row["path_raw"] is not None else row["path"]
+        check = OriginalCheck(row["path"], "ok", row["recording_id"], row["sha256"])
+        try:
+            check.actual_sha256 = examine(path).sha256
+        except RecordingError as exc:
+            missing = not os.path.lexists(path)
+            check.status, check.reason = ("missing", "file not found") if missing else ("unreadable", str(exc))
+        else:
+            if check.actual_sha256 != check.expected_sha256:
+                check.status = "changed"
+                check.reason = f"SHA-256 is now {check.actual_sha256}, stored {check.expected_sha256}"
+        report.originals.append(check)
+    return report

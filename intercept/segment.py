@@ -63,6 +63,14 @@ class SegmentOptions:
     silence_thresh: float = -40.0
     min_silence_len: int = 500  # ms
     energy_seek_step: int = 10  # ms; 1 ms steps are 10x slower and no better for PTT
+    # --- long recordings ---
+    # Silero (through faster-whisper) and the energy split run on blocks of this length,
+    # overlapping by block_overlap_s, and the spans found are united: Silero's memory
+    # grows with the length it is given (~640 MB per 20 min), blocks keep a multi-hour
+    # file's segmentation near one block's worth. The overlap is longer than any
+    # transmission, so a transmission cut by one block's edge lies whole in the next.
+    block_s: float = 300.0
+    block_overlap_s: float = 40.0
     # --- shared post-processing ---
     max_transmission_s: float = 28.0
     merge_gap_s: float = 0.3
@@ -74,35 +82,47 @@ class SegmentOptions:
             raise ValueError(f"SegmentOptions.max_transmission_s must be > 1 s, got {self.max_transmission_s}")
         if self.merge_gap_s < 0:
             raise ValueError(f"SegmentOptions.merge_gap_s must not be negative, got {self.merge_gap_s}")
+        if not 0 <= self.block_overlap_s < self.block_s:
+            raise ValueError(f"SegmentOptions.block_overlap_s must be in [0, block_s={self.block_s}), "
+                             f"got {self.block_overlap_s}")
 
 
-def _cleaned_in_blocks(samples: np.ndarray, sample_rate: int, block_s: float = 60.0, margin_s: float = 1.0) -> np.ndarray:
-    """clean_radio's default clean-up, applied block by block so that a multi-hour file
-    does not need several float64 copies at once (scipy's filters work in float64);
-    the margins hide the filter's edge effects, and the peak is normalised over the whole."""
+def _filtered(samples: np.ndarray, sample_rate: int, lo: int, hi: int,
+              block_s: float = 60.0, margin_s: float = 1.0) -> np.ndarray:
+    """samples[lo:hi] through clean_radio's filters (no normalisation), 60 s at a time:
+    scipy's filters work in float64, so a whole multi-hour file at once would need several
+    float64 copies. The margins hide the filter's edge effects."""
     filter_only = CleanupOptions(normalize_peak=None)
     block = int(block_s * sample_rate)
     margin = int(margin_s * sample_rate)
-    cleaned = np.empty(samples.size, dtype=np.float32)
-    for first in range(0, samples.size, block):
-        last = min(samples.size, first + block)
-        lo, hi = max(0, first - margin), min(samples.size, last + margin)
-        piece = clean_radio(samples[lo:hi], sample_rate, filter_only)
-        cleaned[first:last] = piece[first - lo: first - lo + (last - first)]
-    peak = float(np.max(np.abs(cleaned))) if cleaned.size else 0.0
-    target = CleanupOptions().normalize_peak
-    if peak > 1e-6 and target:
-        cleaned *= target / peak
-    return cleaned
+    out = np.empty(hi - lo, dtype=np.float32)
+    for first in range(lo, hi, block):
+        last = min(hi, first + block)
+        a, b = max(0, first - margin), min(samples.size, last + margin)
+        piece = clean_radio(samples[a:b], sample_rate, filter_only)
+        out[first - lo : last - lo] = piece[first - a : first - a + (last - first)]
+    return out
+
+
+def _blocks(total: int, sample_rate: int, options: SegmentOptions) -> List[Tuple[int, int]]:
+    """[lo, hi) sample ranges of block_s, each overlapping the previous by block_overlap_s."""
+    block = max(1, int(options.block_s * sample_rate))
+    step = max(1, block - int(options.block_overlap_s * sample_rate))
+    ranges, lo = [], 0
+    while True:
+        hi = min(total, lo + block)
+        ranges.append((lo, hi))
+        if hi >= total:
+            return ranges
+        lo += step
 
 
 def silero_spans(samples: np.ndarray, sample_rate: int, options: SegmentOptions) -> List[Span]:
-    """Speech spans from Silero VAD (faster-whisper's bundled ONNX model)."""
+    """Speech spans from Silero VAD (faster-whisper's bundled ONNX model), block by block."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     if sample_rate != 16000:
         raise ValueError(f"Silero VAD here expects 16 kHz samples, got {sample_rate} Hz")
-    signal = _cleaned_in_blocks(samples, sample_rate) if options.vad_on_cleaned else samples
     vad_options = VadOptions(
         threshold=options.threshold,
         neg_threshold=options.neg_threshold,
@@ -110,8 +130,29 @@ def silero_spans(samples: np.ndarray, sample_rate: int, options: SegmentOptions)
         min_silence_duration_ms=options.min_silence_duration_ms,
         speech_pad_ms=options.speech_pad_ms,
     )
-    chunks = get_speech_timestamps(np.ascontiguousarray(signal, dtype=np.float32), vad_options, sample_rate)
-    return [(chunk["start"] / sample_rate, chunk["end"] / sample_rate) for chunk in chunks]
+    blocks = _blocks(samples.size, sample_rate, options)
+    gain = 1.0
+    if options.vad_on_cleaned:
+        # clean_radio's peak normalisation is over the whole file: one pass for the peak,
+        # then each block is filtered again (cheap next to the VAD) rather than keeping a
+        # cleaned copy of the whole recording in memory.
+        peak = max((float(np.max(np.abs(_filtered(samples, sample_rate, lo, hi)))) for lo, hi in blocks
+                    if hi > lo), default=0.0)
+        target = CleanupOptions().normalize_peak
+        gain = target / peak if peak > 1e-6 and target else 1.0
+    spans: List[Span] = []
+    for lo, hi in blocks:
+        if options.vad_on_cleaned:
+            signal = _filtered(samples, sample_rate, lo, hi)
+            signal *= gain
+        else:
+            signal = np.ascontiguousarray(samples[lo:hi], dtype=np.float32)
+        for chunk in get_speech_timestamps(signal, vad_options, sample_rate):
+            spans.append(((lo + chunk["start"]) / sample_rate, (lo + chunk["end"]) / sample_rate))
+        del signal
+    # Blocks overlap: a transmission seen by two blocks (whole in one, cut in the other) is
+    # united into one span.
+    return _merge(spans, 0.0)
 
 
 def _to_audio_segment(samples: np.ndarray, sample_rate: int):
@@ -142,14 +183,18 @@ def energy_spans(samples: np.ndarray, sample_rate: int, options: SegmentOptions)
     if reference_db <= -90.0:  # digital silence throughout
         return []
     threshold_db = reference_db + options.silence_thresh
-    ranges = detect_nonsilent(
-        _to_audio_segment(samples, sample_rate),
-        min_silence_len=options.min_silence_len,
-        silence_thresh=threshold_db,
-        seek_step=options.energy_seek_step,
-    )
+    spans: List[Span] = []
+    # Block by block (pydub holds its own 16-bit copy of what it is given), united as in Silero.
+    for lo, hi in _blocks(samples.size, sample_rate, options):
+        ranges = detect_nonsilent(
+            _to_audio_segment(samples[lo:hi], sample_rate),
+            min_silence_len=options.min_silence_len,
+            silence_thresh=threshold_db,
+            seek_step=options.energy_seek_step,
+        )
+        spans.extend((lo / sample_rate + a / 1000.0, lo / sample_rate + b / 1000.0) for a, b in ranges)
+    spans = _merge(spans, 0.0)
     min_len_s = options.min_speech_duration_ms / 1000.0
-    spans = [(start_ms / 1000.0, end_ms / 1000.0) for start_ms, end_ms in ranges]
     # A lone key click (a few ms) is not a transmission.
     return [span for span in spans if span[1] - span[0] >= min_len_s]
 

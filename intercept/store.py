@@ -1,21 +1,28 @@
 """The SQLite store: schema, writes and reads. The only module that knows SQL.
 
-One transaction per recording, so a batch stopped at any point leaves either a whole
-recording or none of it. Reviewer verdicts live in their own table and no run writes there.
+One transaction per recording, so a batch stopped at any point (even by SIGKILL) leaves
+either a whole recording or none of it. Reviewer verdicts live in their own table and no run
+writes there. Runs never delete or rewrite a done recording: a changed file becomes a new
+version beside the old one, and the same content seen under another name is recorded as
+another path of the stored recording (table `recording_paths`).
+
+The schema is built by `sqlite_utils.migrations.Migrations` (set "intercept"); `PRAGMA
+user_version` mirrors the number of migrations so that older intercepts refuse a newer store.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import sqlite_utils
+from sqlite_utils.migrations import Migrations
 
 from .types import Flag, Line, Transmission
 
-SCHEMA_VERSION = 1
 VERDICTS = ("confirmed", "false_positive", "unsure")
 
 FLAGGED_LINES_VIEW = """
@@ -49,6 +56,11 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def now_precise() -> str:
+    # Microseconds: "which path was seen last" must order sightings within one second.
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -57,11 +69,203 @@ class StoreError(RuntimeError):
 class RecordingFacts:
     """What the store keeps about a source recording, apart from its content."""
 
-    path: str
+    path: str  # absolute path as text; bytes that are not UTF-8 are shown as \xNN escapes
     sha256: Optional[str] = None
     duration_s: Optional[float] = None
     format: Optional[str] = None
     size_bytes: Optional[int] = None
+    path_raw: Optional[bytes] = None  # the exact file-system name, to re-open it (verify)
+
+    def columns(self) -> dict:
+        """The recordings columns these facts fill."""
+        return {"path": self.path, "sha256": self.sha256, "duration_s": self.duration_s,
+                "format": self.format, "size_bytes": self.size_bytes}
+
+    def raw(self) -> bytes:
+        return self.path_raw if self.path_raw is not None else self.path.encode("utf-8")
+
+
+MIGRATIONS = Migrations("intercept")
+_MIGRATION_NAMES: list[str] = []
+
+
+def _migration(name: str, transactional: bool = True):
+    """Register a migration and remember its name (the schema version counts them)."""
+    _MIGRATION_NAMES.append(name)
+    return MIGRATIONS(name=name, transactional=transactional)
+
+
+@_migration("0001_initial")
+def _initial_schema(db: sqlite_utils.Database) -> None:
+    """The first schema. Every step is 'if not exists', so a store made before migrations
+    were tracked (user_version 1) passes through unchanged."""
+    db["runs"].create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "engine": str,
+            "model": str,
+            "settings": str,
+            "versions": str,
+            "summary": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["recordings"].create(
+        {
+            "id": int,
+            "path": str,
+            "sha256": str,
+            "duration_s": float,
+            "format": str,
+            "size_bytes": int,
+            "status": str,
+            "error": str,
+            "run_id": int,
+            "processed_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+        if_not_exists=True,
+    )
+    db["transmissions"].create(
+        {"id": int, "recording_id": int, "idx": int, "start_s": float, "end_s": float},
+        pk="id",
+        foreign_keys=[("recording_id", "recordings", "id")],
+        if_not_exists=True,
+    )
+    db["lines"].create(
+        {
+            "id": int,
+            "recording_id": int,
+            "transmission_id": int,
+            "idx": int,
+            "start_s": float,
+            "end_s": float,
+            "text_fa_raw": str,
+            "text_fa": str,
+            "text_en": str,
+            "avg_logprob": float,
+            "no_speech_prob": float,
+            "compression_ratio": float,
+            "suspect": str,
+            "engine": str,
+            "model": str,
+            "translator": str,
+            "translator_model": str,
+        },
+        pk="id",
+        foreign_keys=[("recording_id", "recordings", "id"), ("transmission_id", "transmissions", "id")],
+        if_not_exists=True,
+    )
+    db["flags"].create(
+        {
+            "id": int,
+            "line_id": int,
+            "concept": str,
+            "category": str,
+            "severity": str,
+            "kind": str,
+            "score": float,
+            "span_start": int,
+            "span_end": int,
+            "matched": str,
+            "term": str,
+            "lexicon_version": str,
+        },
+        pk="id",
+        foreign_keys=[("line_id", "lines", "id")],
+        if_not_exists=True,
+    )
+    db["lexicon_terms"].create(
+        {
+            "id": int,
+            "concept": str,
+            "category": str,
+            "severity": str,
+            "form": str,
+            "lang": str,
+            "lexicon_version": str,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db["verdicts"].create(
+        {
+            "id": int,
+            "line_id": int,
+            "flag_id": int,
+            "verdict": str,
+            "note": str,
+            "reviewer": str,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("line_id", "lines", "id")],
+        if_not_exists=True,
+    )
+    for table, columns in [
+        ("recordings", ["sha256"]),
+        ("recordings", ["path"]),
+        ("transmissions", ["recording_id"]),
+        ("lines", ["recording_id", "start_s"]),
+        ("lines", ["transmission_id"]),
+        ("flags", ["line_id"]),
+        ("flags", ["concept"]),
+        ("verdicts", ["line_id"]),
+        ("lexicon_terms", ["lexicon_version"]),
+    ]:
+        db[table].create_index(columns, if_not_exists=True)
+    db.create_view("flagged_lines", FLAGGED_LINES_VIEW, replace=True)
+
+
+@_migration("0002_lines_fts", transactional=False)
+def _lines_fts(db: sqlite_utils.Database) -> None:
+    # Not transactional: sqlite-utils creates FTS tables with executescript, which commits.
+    # Safe to repeat if a crash comes before it is recorded: detect_fts() sees the table.
+    if not db["lines"].detect_fts():
+        db["lines"].enable_fts(["text_fa", "text_en"], create_triggers=True, tokenize="unicode61")
+
+
+@_migration("0003_custody")
+def _custody(db: sqlite_utils.Database) -> None:
+    """Versions, every path a content was seen under, and the counts that let a check prove
+    a done recording is whole."""
+    recordings = db["recordings"]
+    for column, kind in [("version", int), ("supersedes", int), ("transmission_count", int), ("line_count", int)]:
+        if column not in recordings.columns_dict:
+            recordings.add_column(column, kind)
+    db.execute(
+        "UPDATE recordings SET version = 1, "
+        "transmission_count = (SELECT count(*) FROM transmissions t WHERE t.recording_id = recordings.id), "
+        "line_count = (SELECT count(*) FROM lines l WHERE l.recording_id = recordings.id) "
+        "WHERE status = 'done' AND version IS NULL"
+    )
+    db["recording_paths"].create(
+        {"id": int, "recording_id": int, "path": str, "path_raw": bytes, "first_seen_at": str,
+         "last_seen_at": str, "run_id": int},
+        pk="id",
+        foreign_keys=[("recording_id", "recordings", "id")],
+        if_not_exists=True,
+    )
+    db["recording_paths"].create_index(["recording_id", "path_raw"], unique=True, if_not_exists=True)
+    db["recording_paths"].create_index(["path_raw"], if_not_exists=True)
+    db["recordings"].create_index(["status"], if_not_exists=True)
+    for row in list(db.query("SELECT id, path, processed_at, run_id FROM recordings WHERE status = 'done'")):
+        db.execute(
+            "INSERT OR IGNORE INTO recording_paths (recording_id, path, path_raw, first_seen_at, last_seen_at, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [row["id"], row["path"], row["path"].encode("utf-8"), row["processed_at"], row["processed_at"],
+             row["run_id"]],
+        )
+
+
+# The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
+# older intercept (which only knows user_version) also refuses a newer store.
+SCHEMA_VERSION = len(_MIGRATION_NAMES)
+_KNOWN_MIGRATIONS = frozenset(_MIGRATION_NAMES)
 
 
 class Store:
@@ -69,13 +273,11 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.db = sqlite_utils.Database(self.path)
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: store schema version {version} is newer than this intercept understands "
-                f"({SCHEMA_VERSION}); upgrade intercept"
-            )
+        try:
+            self.db = sqlite_utils.Database(self.path)
+            self._check_not_newer()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not an intercept store ({exc})") from None
         # WAL lets reviewers read through Datasette while a batch writes.
         self.db.enable_wal()
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -93,132 +295,19 @@ class Store:
         self.close()
 
     # -- schema ---------------------------------------------------------------------------
+    def _check_not_newer(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        unknown = sorted({m.name for m in MIGRATIONS.applied(self.db)} - _KNOWN_MIGRATIONS)
+        if version > SCHEMA_VERSION or unknown:
+            raise StoreError(
+                f"{self.path}: store schema version {version} is newer than this intercept understands "
+                f"({SCHEMA_VERSION}{'; unknown migrations ' + ', '.join(unknown) if unknown else ''}); "
+                "upgrade intercept"
+            )
+
     def _ensure_schema(self) -> None:
-        db = self.db
-        with db.atomic():
-            db["runs"].create(
-                {
-                    "id": int,
-                    "started_at": str,
-                    "finished_at": str,
-                    "engine": str,
-                    "model": str,
-                    "settings": str,
-                    "versions": str,
-                    "summary": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["recordings"].create(
-                {
-                    "id": int,
-                    "path": str,
-                    "sha256": str,
-                    "duration_s": float,
-                    "format": str,
-                    "size_bytes": int,
-                    "status": str,
-                    "error": str,
-                    "run_id": int,
-                    "processed_at": str,
-                },
-                pk="id",
-                foreign_keys=[("run_id", "runs", "id")],
-                if_not_exists=True,
-            )
-            db["transmissions"].create(
-                {"id": int, "recording_id": int, "idx": int, "start_s": float, "end_s": float},
-                pk="id",
-                foreign_keys=[("recording_id", "recordings", "id")],
-                if_not_exists=True,
-            )
-            db["lines"].create(
-                {
-                    "id": int,
-                    "recording_id": int,
-                    "transmission_id": int,
-                    "idx": int,
-                    "start_s": float,
-                    "end_s": float,
-                    "text_fa_raw": str,
-                    "text_fa": str,
-                    "text_en": str,
-                    "avg_logprob": float,
-                    "no_speech_prob": float,
-                    "compression_ratio": float,
-                    "suspect": str,
-                    "engine": str,
-                    "model": str,
-                    "translator": str,
-                    "translator_model": str,
-                },
-                pk="id",
-                foreign_keys=[("recording_id", "recordings", "id"), ("transmission_id", "transmissions", "id")],
-                if_not_exists=True,
-            )
-            db["flags"].create(
-                {
-                    "id": int,
-                    "line_id": int,
-                    "concept": str,
-                    "category": str,
-                    "severity": str,
-                    "kind": str,
-                    "score": float,
-                    "span_start": int,
-                    "span_end": int,
-                    "matched": str,
-                    "term": str,
-                    "lexicon_version": str,
-                },
-                pk="id",
-                foreign_keys=[("line_id", "lines", "id")],
-                if_not_exists=True,
-            )
-            db["lexicon_terms"].create(
-                {
-                    "id": int,
-                    "concept": str,
-                    "category": str,
-                    "severity": str,
-                    "form": str,
-                    "lang": str,
-                    "lexicon_version": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["verdicts"].create(
-                {
-                    "id": int,
-                    "line_id": int,
-                    "flag_id": int,
-                    "verdict": str,
-                    "note": str,
-                    "reviewer": str,
-                    "at": str,
-                },
-                pk="id",
-                foreign_keys=[("line_id", "lines", "id")],
-                if_not_exists=True,
-            )
-            for table, columns in [
-                ("recordings", ["sha256"]),
-                ("recordings", ["path"]),
-                ("transmissions", ["recording_id"]),
-                ("lines", ["recording_id", "start_s"]),
-                ("lines", ["transmission_id"]),
-                ("flags", ["line_id"]),
-                ("flags", ["concept"]),
-                ("verdicts", ["line_id"]),
-                ("lexicon_terms", ["lexicon_version"]),
-            ]:
-                db[table].create_index(columns, if_not_exists=True)
-            db.create_view("flagged_lines", FLAGGED_LINES_VIEW, replace=True)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        if not db["lines"].detect_fts():
-            db["lines"].enable_fts(["text_fa", "text_en"], create_triggers=True, tokenize="unicode61")
+        MIGRATIONS.apply(self.db)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- runs -----------------------------------------------------------------------------
     def start_run(self, engine: str, model: str, settings: dict, versions: dict) -> int:
@@ -263,18 +352,55 @@ class Store:
 
     # -- recordings -----------------------------------------------------------------------
     def done_recording(self, sha256: str) -> Optional[dict]:
-        """The stored, completed recording with this content, if any."""
+        """The latest stored, completed recording with this content, if any."""
         rows = list(
             self.db.query(
-                "SELECT * FROM recordings WHERE sha256 = ? AND status = 'done' ORDER BY id LIMIT 1", [sha256]
+                "SELECT * FROM recordings WHERE sha256 = ? AND status = 'done' ORDER BY id DESC LIMIT 1", [sha256]
             )
         )
         return rows[0] if rows else None
 
+    def latest_at_path(self, path: str) -> Optional[dict]:
+        """The latest done recording stored for this path, whatever its content."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM recordings WHERE path = ? AND status = 'done' ORDER BY id DESC LIMIT 1", [path]
+            )
+        )
+        return rows[0] if rows else None
+
+    def paths_of(self, recording_id: int) -> list[dict]:
+        """Every path the content of this recording was seen under, first seen first."""
+        return self.rows(
+            "SELECT * FROM recording_paths WHERE recording_id = ? ORDER BY first_seen_at, id", [recording_id]
+        )
+
     def _drop_failed(self, facts: RecordingFacts) -> None:
-        # A failed attempt holds no lines; a new attempt replaces it so the store shows the
-        # file's current state once.
+        # A failed attempt holds no lines and no verdicts; a new attempt replaces it so the
+        # store shows the file's current state once.
         self.db.execute("DELETE FROM recordings WHERE path = ? AND status = 'failed'", [facts.path])
+
+    def _note_path(self, recording_id: int, facts: RecordingFacts, run_id: Optional[int]) -> bool:
+        """Record that this recording's content was seen at facts' path; True when new."""
+        seen = now_precise()
+        cursor = self.db.execute(
+            "UPDATE recording_paths SET last_seen_at = ?, run_id = ? WHERE recording_id = ? AND path_raw = ?",
+            [seen, run_id, recording_id, facts.raw()],
+        )
+        if cursor.rowcount:
+            return False
+        self.db["recording_paths"].insert(
+            {"recording_id": recording_id, "path": facts.path, "path_raw": facts.raw(), "first_seen_at": seen,
+             "last_seen_at": seen, "run_id": run_id}
+        )
+        return True
+
+    def add_path(self, recording_id: int, facts: RecordingFacts, run_id: Optional[int] = None) -> bool:
+        """Record the same content seen under another (or the same) path, without processing
+        it again. Returns True when the path is new for this recording."""
+        with self.db.atomic():
+            self._drop_failed(facts)
+            return self._note_path(recording_id, facts, run_id)
 
     def save_failure(self, facts: RecordingFacts, error: str, run_id: Optional[int]) -> int:
         with self.db.atomic():
@@ -283,7 +409,7 @@ class Store:
                 self.db["recordings"]
                 .insert(
                     {
-                        **facts.__dict__,
+                        **facts.columns(),
                         "status": "failed",
                         "error": error,
                         "run_id": run_id,
@@ -307,17 +433,35 @@ class Store:
         lexicon_version: str,
         translator_model: Optional[str] = None,
     ) -> int:
-        """Store one processed recording with everything found in it, atomically."""
+        """Store one processed recording with everything found in it, atomically.
+
+        Nothing stored before is changed: when this path already has a done recording (the
+        file changed, or a forced re-run), the new one becomes its next `version` and names
+        it in `supersedes`; the old rows, and any verdicts on them, stay."""
         if len(flags) != len(lines):
             raise ValueError("one list of flags per line expected")
         db = self.db
         with db.atomic():
             self._drop_failed(facts)
+            previous = self.latest_at_path(facts.path)
             recording_id = (
                 db["recordings"]
-                .insert({**facts.__dict__, "status": "done", "error": None, "run_id": run_id, "processed_at": now()})
+                .insert(
+                    {
+                        **facts.columns(),
+                        "status": "done",
+                        "error": None,
+                        "run_id": run_id,
+                        "processed_at": now(),
+                        "version": (previous["version"] or 1) + 1 if previous else 1,
+                        "supersedes": previous["id"] if previous else None,
+                        "transmission_count": len(transmissions),
+                        "line_count": len(lines),
+                    }
+                )
                 .last_pk
             )
+            self._note_path(recording_id, facts, run_id)
             tx_ids: dict[int, int] = {}
             for tx in transmissions:
                 tx_ids[tx.idx] = (
@@ -354,6 +498,55 @@ class Store:
                 )
                 self._insert_flags(line_id, line_flags, lexicon_version)
         return recording_id
+
+    def originals(self) -> list[dict]:
+        """One row per path a done recording was seen under, with the content expected there
+        now (the recording seen there last): path, path_raw, recording_id, sha256."""
+        return self.rows(
+            """
+            SELECT p.path, p.path_raw, p.recording_id, r.sha256, p.last_seen_at
+            FROM recording_paths p JOIN recordings r ON r.id = p.recording_id
+            WHERE p.id = (SELECT p2.id FROM recording_paths p2 WHERE p2.path_raw = p.path_raw
+                          ORDER BY p2.last_seen_at DESC, p2.id DESC LIMIT 1)
+            ORDER BY p.path
+            """
+        )
+
+    def check_integrity(self) -> list[str]:
+        """Problems in the store, one line each; empty when it is whole. Checks SQLite's own
+        integrity and foreign keys, that every done recording holds exactly the transmissions
+        and lines it was saved with, and that nothing hangs off a missing or failed recording."""
+        problems = []
+        for (result,) in self.db.execute("PRAGMA integrity_check").fetchall():
+            if result != "ok":
+                problems.append(f"integrity_check: {result}")
+        for table, rowid, parent, _ in self.db.execute("PRAGMA foreign_key_check").fetchall():
+            problems.append(f"{table} row {rowid}: missing {parent} row")
+        for row in self.db.query(
+            """
+            SELECT r.id, r.path, r.transmission_count, r.line_count,
+              (SELECT count(*) FROM transmissions t WHERE t.recording_id = r.id) AS transmissions,
+              (SELECT count(*) FROM lines l WHERE l.recording_id = r.id) AS lines
+            FROM recordings r WHERE r.status = 'done'
+            """
+        ):
+            if (row["transmissions"], row["lines"]) != (row["transmission_count"], row["line_count"]):
+                problems.append(
+                    f"recording {row['id']} ({row['path']}): {row['transmissions']} transmissions and "
+                    f"{row['lines']} lines stored, {row['transmission_count']} and {row['line_count']} saved"
+                )
+        for table in ("transmissions", "lines"):
+            for row in self.db.query(
+                f"SELECT {table}.id FROM {table} LEFT JOIN recordings r ON r.id = {table}.recording_id "
+                "WHERE r.id IS NULL OR r.status != 'done'"
+            ):
+                problems.append(f"{table} row {row['id']}: its recording is missing or not done")
+        for row in self.db.query(
+            "SELECT p.id FROM recording_paths p LEFT JOIN recordings r ON r.id = p.recording_id "
+            "WHERE r.id IS NULL OR r.status != 'done'"
+        ):
+            problems.append(f"recording_paths row {row['id']}: its recording is missing or not done")
+        return problems
 
     def _insert_flags(self, line_id: int, flags: Iterable[Flag], lexicon_version: str) -> None:
         self.db["flags"].insert_all(

@@ -37,6 +37,9 @@ _ARABIC_TO_PERSIAN = str.maketrans(
 _MANY_ZWNJ = re.compile(ZWNJ + "{2,}")
 # A ZWNJ only means something between two letters; next to a space, edge or punctuation it is noise.
 _LOOSE_ZWNJ = re.compile(r"(?<!\w)" + ZWNJ + "|" + ZWNJ + r"(?!\w)")
+# Arabic diacritics (tanwin, harakat, shadda, superscript alef): the normaliser drops them from
+# text, so word lists must drop them too (hazm lists اصلاً; recognised text says اصلا).
+_DIACRITICS = re.compile("[\u064b-\u065f\u0670]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 
 
@@ -63,8 +66,8 @@ class PersianNormalizer:
     def known_words(self, min_frequency: int = 1, tagged: bool = False) -> frozenset[str]:
         """Words of hazm's word list seen at least min_frequency times in its corpus (or, with
         tagged, any that has a part-of-speech tag: چطور has frequency 0 but is tagged ADV),
-        ZWNJ removed. The table is the one hazm's Normalizer already loaded (no second load)."""
-        return frozenset(w.replace(ZWNJ, "") for w, (frequency, tags) in self._hazm.words.items()
+        ZWNJ and diacritics removed (اصلاً is listed as اصلا, as the normaliser writes it). The table is the one hazm's Normalizer already loaded (no second load)."""
+        return frozenset(_DIACRITICS.sub("", w.replace(ZWNJ, "")) for w, (frequency, tags) in self._hazm.words.items()
                          if frequency >= min_frequency or (tagged and tags and tags != ("0",)))
 
     def known_verb_forms(self) -> frozenset[str]:

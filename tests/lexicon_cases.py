@@ -3,6 +3,8 @@ kind expected, and hard negatives that must never get an exact or morph flag.
 
 Text is raw, as a recogniser might write it; the tests normalise it first, as the pipeline does.
 Positives are (text, concept, kind); negatives are (text, concepts that must not be flagged).
+ASR_NEGATIVES are plain lines as Whisper base wrote them, with the concepts a loose fuzzy match
+once flagged on them: they must get no flag of those concepts of any kind.
 """
 
 POSITIVES = [
@@ -55,8 +57,12 @@ POSITIVES = [
     ("گنج شک پرید", "sparrow", "fuzzy"),
     ("روبا ه رفت", "fox", "fuzzy"),
     ("گنجشگ پرید", "sparrow", "fuzzy"),
-    ("پرنذه آمد", "bird", "fuzzy"),
     ("عغاب بالای تپه", "eagle", "fuzzy"),
+    # one letter off a 4-letter form (similarity 0.75) stands only beside a pattern partner
+    ("پرنذه است یا روباه", "bird", "fuzzy"),
+    # the source's line as Whisper base really wrote it: two loose hits raise each other
+    ("امشن برامن ببیلین پرامده استیار رو گا", "bird", "fuzzy"),
+    ("امشن برامن ببیلین پرامده استیار رو گا", "fox", "fuzzy"),
 ]
 
 NEGATIVES = [
@@ -82,4 +88,11 @@ NEGATIVES = [
     ("سلام حال شما چطور است", {"bird", "fox", "lion", "snake", "wolf"}),
     ("فردا صبح می‌آیم", {"tomorrow_night"}),
     ("شبانه رفتند", {"tonight"}),
+]
+
+ASR_NEGATIVES = [
+    ("اتنار باید کامدین", {"depot", "ambush"}),
+    ("هم او بی داکر مرد آگا دی", {"checkpoint"}),
+    ("پرنذه آمد", {"bird"}),  # a lone 0.75 hit: too loose without a partner
+    ("رو با من بیا", {"fox"}),  # "on with me": split pieces that are short common words
 ]

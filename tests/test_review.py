@@ -3,6 +3,7 @@ audio clips, refused path tricks, verdicts behind a login."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import io
 import json
 import re
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
+from intercept.store import Store
 from intercept.review import (
     ReviewError,
     ReviewOptions,
@@ -22,26 +24,12 @@ from intercept.review import (
     make_datasette,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RATE = 16000
 RECORDING_S = 10.0
 REVIEWER = "maryam"
 PASSWORD = "correct horse"
 FARSI_LINE = "امشب برویم ببینیم پرنده است یا روباه"
-
-# The store schema is the contract with intercept/store.py; this view follows it.
-FLAGGED_LINES_VIEW = """
-select lines.id as line_id, lines.recording_id, recordings.path as recording,
-  lines.start_s, lines.end_s, lines.text_fa, lines.text_en,
-  group_concat(distinct flags.concept) as concepts, group_concat(distinct flags.category) as categories,
-  group_concat(distinct flags.kind) as kinds, max(flags.score) as score,
-  lines.avg_logprob, lines.no_speech_prob, lines.suspect,
-  (select v.verdict from verdicts v where v.line_id = lines.id order by v.at desc, v.id desc limit 1) as verdict,
-  (select v.reviewer from verdicts v where v.line_id = lines.id order by v.at desc, v.id desc limit 1) as reviewer,
-  (select v.at from verdicts v where v.line_id = lines.id order by v.at desc, v.id desc limit 1) as verdict_at
-from lines join flags on flags.line_id = lines.id join recordings on recordings.id = lines.recording_id
-group by lines.id
-"""
-
 
 def write_wav(path: Path, seconds: float) -> None:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
@@ -54,6 +42,8 @@ def write_wav(path: Path, seconds: float) -> None:
 
 
 def build_store(db_path: Path, recording_path: Path) -> None:
+    """The real schema (intercept.store.Store), then rows with known ids."""
+    Store(db_path).close()
     db = sqlite_utils.Database(db_path)
     db["recordings"].insert(
         {"id": 1, "path": str(recording_path), "sha256": "0" * 64, "duration_s": RECORDING_S, "format": "wav",
@@ -105,14 +95,8 @@ def build_store(db_path: Path, recording_path: Path) -> None:
          "lexicon_version": "test-1"}, pk="id")
     db["runs"].insert({"id": 1, "started_at": "2024-01-01", "finished_at": "2024-01-01", "engine": "faster-whisper",
                        "model": "base", "settings": "{}", "versions": "{}", "summary": "{}"}, pk="id")
-    db["verdicts"].create(
-        {"id": int, "line_id": int, "flag_id": int, "verdict": str, "note": str, "reviewer": str, "at": str},
-        pk="id", foreign_keys=[("line_id", "lines", "id")],
-    )
     db["verdicts"].insert({"line_id": 3, "flag_id": None, "verdict": "unsure", "note": "static", "reviewer": "ali",
                            "at": "2024-01-02T10:00:00+00:00"})
-    db["lines"].enable_fts(["text_fa", "text_en"], create_triggers=True)
-    db.create_view("flagged_lines", FLAGGED_LINES_VIEW)
     db.conn.close()
 
 
@@ -175,9 +159,9 @@ def test_start_page_redirects_to_flagged_lines_awaiting_review(ds):
     assert body.index('data-line-id="1"') < body.index('data-line-id="4"'), "highest score first"
     for shown in ("tonight let&#39;s go see", "fox,bird", "exact,morph", "radio.wav", "-0.3"):
         assert shown in body, shown
-    # Facets the reviewers filter by.
-    for facet in ("categories", "concepts", "kinds", "verdict", "recording"):
-        assert f'data-column="{facet}"' in body, facet
+    # Facets the reviewers filter by (concept, category and kind count each value on its own).
+    facets = re.findall(r'<div class="facet-info[^"]*"[^>]*data-column="([^"]+)"', body)
+    assert sorted(facets) == ["category", "concept", "kind", "recording", "verdict"], facets
 
 
 def test_farsi_cells_are_right_to_left(ds):
@@ -217,6 +201,103 @@ def test_recording_summary_counts_lines_flags_and_verdicts(ds):
     rows = run(ds.client.get("/store/recording_summary.json", params={"_shape": "array"})).json()
     counts = {row["recording_id"]: (row["lines"], row["flagged"], row["reviewed"]) for row in rows}
     assert counts == {1: (3, 2, 1), 2: (1, 1, 0)}
+
+
+def facet_counts(ds, **params) -> dict:
+    page = run(ds.client.get("/store/flagged_lines.json", params=params)).json()
+    return {name: {value["value"]: value["count"] for value in facet["results"]}
+            for name, facet in page["facet_results"].items()}
+
+
+def test_flag_facets_count_each_concept_on_its_own(ds):
+    # Line 1 has fox and bird, line 3 fox (judged), line 4 bird.
+    every = facet_counts(ds)
+    assert every["concept"] == {"fox": 2, "bird": 2}, "not 'fox,bird': 1, 'fox': 1, 'bird': 1"
+    assert every["kind"] == {"exact": 2, "morph": 1, "fuzzy": 1}
+    assert every["category"] == {"animal-code": 3}
+    queue = facet_counts(ds, verdict__isnull="1")
+    assert queue["concept"] == {"bird": 2, "fox": 1}
+    page = run(ds.client.get("/store/flagged_lines"))
+    assert 'data-column="concept"' in page.text and "_flag_concept=fox" in page.text
+
+
+def test_flag_filters_keep_lines_with_each_chosen_value(ds):
+    def line_ids(params):
+        pairs = list(params.items()) if isinstance(params, dict) else params
+        page = run(ds.client.get("/store/flagged_lines.json", params=pairs + [("_shape", "objects")])).json()
+        return sorted(row["line_id"] for row in page["rows"])
+
+    assert line_ids({"_flag_concept": "fox"}) == [1, 3]
+    assert line_ids([("_flag_concept", "fox"), ("_flag_concept", "bird")]) == [1]
+    assert line_ids({"_flag_concept": "fox", "_flag_kind": "exact"}) == [1]
+    assert line_ids({"_flag_concept": "wolf"}) == []
+    lines = run(ds.client.get("/store/lines.json", params={"_flag_concept": "bird", "_shape": "array"})).json()
+    assert sorted(row["id"] for row in lines) == [1, 4]
+    described = run(ds.client.get("/store/flagged_lines.json", params={"_flag_concept": "fox"})).json()
+    assert 'a flag with concept "fox"' in described["human_description_en"]
+
+
+@pytest.mark.parametrize("typed", [
+    "ببينيم",  # Arabic yeh, as Arabic keyboards type it
+    "ببینیم",  # already normalised
+    "بِبینیم",  # with a diacritic
+])
+def test_farsi_search_is_normalised_like_the_stored_text(ds, typed):
+    found = run(ds.client.get("/store/flagged_lines.json", params={"_search": typed, "_shape": "array"}))
+    assert [row["line_id"] for row in found.json()] == [1]
+
+
+def test_english_search_is_left_alone(ds):
+    found = run(ds.client.get("/store/flagged_lines.json", params={"_search": "fox", "_shape": "array"}))
+    assert sorted(row["line_id"] for row in found.json()) == [1, 3]
+
+
+def _review_sql() -> str:
+    # The summary table proposed for store.py lives with its benchmark.
+    spec = importlib.util.spec_from_file_location("bench_review", ROOT / "scripts" / "bench_review.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.REVIEW_SQL
+
+
+def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
+    """scripts/bench_review.py REVIEW_SQL (for store.py): flagged_lines over the summary
+    table equals the GROUP BY view, before and after verdicts, re-flags and translations."""
+    from intercept.store import FLAGGED_LINES_VIEW, RecordingFacts
+    from intercept.types import Flag, Line, Transmission
+
+    store = Store(tmp_path / "s.db")
+    lines = [Line(1.0, 2.0, "پرنده روباه", text_fa="پرنده روباه", text_en="bird fox"),
+             Line(3.0, 4.0, "سلام", text_fa="سلام", text_en="hello"),
+             Line(5.0, 6.0, "روباه", text_fa="روباه", text_en="fox")]
+    flags = [[Flag("bird", "animal_code", "exact", 0.9, 0, 5, "پرنده"), Flag("fox", "animal_code", "fuzzy", 0.8, 6, 11, "روباه")],
+             [], [Flag("fox", "animal_code", "exact", 1.0, 0, 5, "روباه")]]
+    store.save_recording(RecordingFacts(path="/r/a.wav", sha256="a" * 64), [Transmission(0, 0.0, 7.0)], lines, flags,
+                         run_id=None, engine="e", model="m", translator="t", lexicon_version="v1")
+    columns = ("line_id, recording_id, recording, start_s, end_s, text_fa, text_en, concepts, categories, kinds, "
+               "score, avg_logprob, no_speech_prob, suspect, verdict, reviewer, verdict_at")
+
+    def expected():
+        return store.rows(f"select {columns} from ({FLAGGED_LINES_VIEW}) order by line_id")
+
+    def actual():
+        return store.rows(f"select {columns} from flagged_lines order by line_id")
+
+    before = expected()
+    store.db.conn.executescript(_review_sql())
+    assert actual() == before and len(before) == 2
+    line_ids = [row["id"] for row in store.iter_lines()]
+    store.add_verdict(line_ids[0], "confirmed", "maryam")
+    store.add_verdict(line_ids[0], "unsure", "ali", note="second look")
+    store.replace_flags([(line_ids[1], [Flag("dog", "animal_code", "exact", 0.7, 0, 4, "سلام")]),
+                         (line_ids[2], [])], "v2")
+    store.update_translations([(line_ids[0], "a bird and a fox", "whisper", None)])
+    after = actual()
+    assert after == expected()
+    assert [(row["line_id"], row["concepts"], row["verdict"]) for row in after] == [
+        (line_ids[0], "bird,fox", "unsure"), (line_ids[1], "dog", None)]
+    assert after[0]["text_en"] == "a bird and a fox"
+    store.close()
 
 
 # ---------------------------------------------------------------- audio

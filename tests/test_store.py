@@ -1,6 +1,7 @@
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 from intercept.store import SCHEMA_VERSION, RecordingFacts, Store, StoreError
 from intercept.types import Flag, Line, Transmission
@@ -100,3 +101,56 @@ def test_lexicon_terms_recorded_once_per_version(store):
     store.save_lexicon_terms("v1", [T()])
     store.save_lexicon_terms("v2", [T()])
     assert store.count("lexicon_terms") == 2
+
+
+def _store_before_migrations(path):
+    """A store as the first release wrote it: the 0001/0002 schema, user_version 1, no
+    record of migrations, one done recording with a line and a verdict."""
+    from intercept.store import MIGRATIONS
+
+    db = sqlite_utils.Database(path)
+    MIGRATIONS.apply(db, stop_before="0003_custody")
+    db["_sqlite_migrations"].drop()
+    db.execute("PRAGMA user_version = 1")
+    db["recordings"].insert({"id": 1, "path": "/r/a.wav", "sha256": "a" * 64, "status": "done",
+                             "processed_at": "2024-01-01T00:00:00+00:00"})
+    db["transmissions"].insert({"id": 1, "recording_id": 1, "idx": 0, "start_s": 0.0, "end_s": 2.0})
+    db["lines"].insert({"id": 1, "recording_id": 1, "transmission_id": 1, "idx": 0, "start_s": 0.5, "end_s": 1.5,
+                        "text_fa": "پرنده", "text_en": "bird"})
+    db["verdicts"].insert({"line_id": 1, "verdict": "confirmed", "reviewer": "r", "at": "2024-01-02"})
+    db.conn.commit()
+    db.close()
+
+
+def test_old_store_is_migrated_keeping_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    _store_before_migrations(path)
+    with Store(path) as store:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        applied = [r["name"] for r in store.rows("SELECT name FROM _sqlite_migrations ORDER BY id")]
+        assert applied == ["0001_initial", "0002_lines_fts", "0003_custody"]
+        row = store.rows("SELECT * FROM recordings")[0]
+        assert (row["version"], row["transmission_count"], row["line_count"]) == (1, 1, 1)
+        assert [p["path"] for p in store.paths_of(1)] == ["/r/a.wav"]
+        assert store.rows("SELECT verdict FROM verdicts") == [{"verdict": "confirmed"}]
+        assert store.check_integrity() == []
+    with Store(path) as store:  # opening again applies nothing twice
+        assert store.count("_sqlite_migrations") == SCHEMA_VERSION
+
+
+def test_store_with_unknown_migration_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    Store(path).close()
+    db = sqlite_utils.Database(path)
+    db["_sqlite_migrations"].insert({"migration_set": "intercept", "name": "0099_future", "applied_at": "x"})
+    db.close()
+    with pytest.raises(StoreError, match="newer.*0099_future"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("not sqlite at all " * 100)
+    with pytest.raises(StoreError, match="not an intercept store"):
+        Store(path)
+    assert path.read_text().startswith("not sqlite")

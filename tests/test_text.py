@@ -71,3 +71,9 @@ def test_lemmatizer_and_verb_forms():
     assert "کشتند" in forms and "می‌کشد" in forms
     with pytest.raises(ValueError, match="past#present"):
         verb_forms("کشتن")
+
+
+def test_known_words_are_written_as_the_normaliser_writes_text(normalizer):
+    words = normalizer.known_words(1, tagged=True)
+    assert "اصلا" in words and normalizer.normalize("اصلاً") == "اصلا"
+    assert not any(ZWNJ in w or "\u064b" in w for w in words)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..types import Line, Transmission
 
-ENGINES = ("faster-whisper",)
+ENGINES = ("faster-whisper", "openai-whisper", "transformers")
 
 
 @dataclass
@@ -36,9 +36,20 @@ class TranscribeOptions:
     translate_tokens_per_second: float = 8.0
     initial_prompt: Optional[str] = None
     hotwords: Optional[str] = None
-    compute_type: str = "float32"  # int8 measured slower on CPUs without VNNI
+    # "auto": the fastest type for this machine, from a short timed probe cached per
+    # machine and model (CPU), or int8_float16 on CUDA; see engines/faster_whisper.py.
+    compute_type: str = "auto"
     device: str = "cpu"
     cpu_threads: int = 0  # 0: CTranslate2's default (all cores)
+    # Pack short transmissions into shared 30 s windows, one encoder pass for several
+    # (intercept/packing.py); measured faster than per-transmission decoding and than
+    # faster-whisper's BatchedInferencePipeline at equal accuracy (docs/benchmarks.md).
+    # Needs a fixed language: with language=None each transmission is decoded alone.
+    pack: bool = True
+    pack_gap_s: float = 1.5  # silence between packed transmissions
+    # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
+    # this size instead (one line per transmission; ignores pack).
+    batch_size: int = 0
 
 
 class Engine(Protocol):
@@ -58,4 +69,12 @@ def load_engine(name: str, model_path: str, model_name: str, options: Transcribe
         from .faster_whisper import FasterWhisperEngine
 
         return FasterWhisperEngine(model_path, model_name, options)
+    if name == "openai-whisper":
+        from .openai_whisper import OpenAIWhisperEngine
+
+        return OpenAIWhisperEngine(model_path, model_name, options)
+    if name == "transformers":
+        from .transformers import TransformersEngine
+
+        return TransformersEngine(model_path, model_name, options)
     raise ValueError(f"unknown engine '{name}' (choose from: {', '.join(ENGINES)})")

@@ -43,6 +43,9 @@ REQUIRED_TABLES = ("recordings", "lines", "flags", "verdicts")
 ENVIRON_PREFIX = "INTERCEPT_REVIEWER_"  # INTERCEPT_REVIEWER_<NAME>=<password hash>
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 HASH_FORMAT = re.compile(r"^pbkdf2_sha256\$[0-9]+\$[^$]+\$[A-Za-z0-9+/=]+$")
+# Facet suggestions run a few queries per column on every page (most of the start page's time
+# on a large store) and reviewers have the configured facets; so they are off.
+DEFAULT_SETTINGS = {"suggest_facets": False}
 
 
 class ReviewError(ValueError):
@@ -59,7 +62,7 @@ class ReviewOptions:
     context_s: float = 2.0
     # signs the login cookies; set it (e.g. from DATASETTE_SECRET) so logins survive restarts
     secret: Optional[str] = None
-    # extra Datasette settings, e.g. {"sql_time_limit_ms": 3000}
+    # extra Datasette settings, e.g. {"sql_time_limit_ms": 3000}; they override DEFAULT_SETTINGS
     settings: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -163,7 +166,7 @@ def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] 
     return Datasette(
         files=[str(db_path)],
         metadata=metadata_for(database_name, replace(options, accounts=accounts)),
-        settings=dict(options.settings) or None,
+        settings={**DEFAULT_SETTINGS, **options.settings},
         secret=options.secret,
     )
 

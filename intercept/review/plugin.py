@@ -6,8 +6,11 @@ What it adds to Datasette:
 - Farsi cells right to left; on every line id an `<audio>` player and, where the row has a
   verdict column, the verdict form; a link from each recording to its timeline;
 - `/-/intercept/audio/{line_id}.wav?context=S`: the line's stretch of the original recording;
-- `/-/intercept/verdict` (POST): a reviewer's verdict into `verdicts`; logged-in reviewers only,
-  behind Datasette's CSRF protection;
+- `/-/intercept/verdict` (POST): a reviewer's verdict, written through `Store.add_verdict`;
+  logged-in reviewers only, behind Datasette's CSRF protection;
+- a `flag` facet counting each concept, category or match kind of a line's flags on its own
+  (the view's comma lists count combinations), and `?_flag_concept=fox` style filters behind it;
+- Farsi in `?_search=` normalised like the stored text (intercept.text.PersianNormalizer);
 - `/-/intercept/static/...`: our CSS and JavaScript.
 
 Logins themselves come from datasette-auth-passwords; this module only decides who may write.
@@ -15,24 +18,26 @@ Logins themselves come from datasette-auth-passwords; this module only decides w
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import html
 import json
 import re
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
-import sqlite_utils
 from datasette import hookimpl
+from datasette.database import QueryInterrupted
+from datasette.facets import Facet
+from datasette.filters import FilterArguments
+from datasette.utils import path_with_added_args, path_with_removed_args
 from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
 from intercept.audio import AudioError, extract_clip
+from intercept.store import VERDICTS, Store
 
 PLUGIN_NAME = "intercept"
 WRITE_VERDICT = "intercept-write-verdict"  # the permission a reviewer needs to record verdicts
-VERDICTS = ("confirmed", "false_positive", "unsure")
 MAX_CONTEXT_S = 30.0
 MAX_NOTE_CHARS = 4000
 STATIC_DIR = Path(__file__).parent / "static"
@@ -47,8 +52,18 @@ VERDICT_CELLS = frozenset({("flagged_lines", "verdict"), (None, "verdict")})
 RECORDING_CELLS = frozenset({("flagged_lines", "recording"), (None, "recording")})
 
 
+CONFIG_ATTRIBUTE = "_intercept_review_config"
+
+
 def _config(datasette) -> dict:
-    return datasette.plugin_config(PLUGIN_NAME) or {}
+    # Kept on the Datasette instance: render_cell asks for every cell, and plugin_config
+    # re-resolves the whole metadata each time (most of a large page's rendering time).
+    # The configuration is fixed when the Datasette is made.
+    config = getattr(datasette, CONFIG_ATTRIBUTE, None)
+    if config is None:
+        config = datasette.plugin_config(PLUGIN_NAME) or {}
+        setattr(datasette, CONFIG_ATTRIBUTE, config)
+    return config
 
 
 async def store_database(datasette):
@@ -72,12 +87,13 @@ def _is_store(datasette, database: Optional[str]) -> bool:
 
 
 def _audio_url(datasette, line_id: Any, context: float = 0.0) -> str:
-    url = datasette.urls.path(f"/-/intercept/audio/{int(line_id)}.wav")
+    # str(): Datasette's URL strings look attributes up slowly, and cells are rendered by the thousand.
+    url = str(datasette.urls.path(f"/-/intercept/audio/{int(line_id)}.wav"))
     return url + (f"?context={context:g}" if context else "")
 
 
 def _audio_markup(datasette, database: str, line_id: Any, linked_table: str) -> Markup:
-    row_url = datasette.urls.table(database, linked_table) + f"/{int(line_id)}"
+    row_url = str(datasette.urls.table(database, linked_table)) + f"/{int(line_id)}"
     context_s = float(_config(datasette).get("context_s", 2.0))
     return Markup(
         '<div class="intercept-line">'
@@ -106,13 +122,25 @@ def _verdict_form_markup(datasette, line_id: int) -> Markup:
         for v in VERDICTS
     )
     return Markup(
-        f'<form class="intercept-verdict" method="post" action="{html.escape(datasette.urls.path("/-/intercept/verdict"))}">'
+        f'<form class="intercept-verdict" method="post" action="{html.escape(str(datasette.urls.path("/-/intercept/verdict")))}">'
         '<input type="hidden" name="csrftoken" value="">'
         '<input type="hidden" name="next" value="">'
         f'<input type="hidden" name="line_id" value="{int(line_id)}">'
         f'<input type="text" name="note" placeholder="note" maxlength="{MAX_NOTE_CHARS}">'
         f"{buttons}</form>"
     )
+
+
+@hookimpl
+def startup(datasette):
+    # Datasette 0.65.5 calls rich's print_exception() for every error page when rich is
+    # importable, also outside an except block (a plain 404), where rich raises ValueError
+    # and turns the 404 into a crash. rich arrives with transformers (via typer). Turning
+    # off only that console pretty-printer keeps Datasette's own handling; remove once a
+    # Datasette release fixes it.
+    import datasette.handle_exception as handle_exception
+
+    handle_exception.rich = None
 
 
 @hookimpl
@@ -131,7 +159,7 @@ def render_cell(row, value, column, table, database, datasette):
         form = _verdict_form_markup(datasette, value) if "verdict" in keys else Markup("")
         return _audio_markup(datasette, database, value, "lines") + form
     if (table, column) in RECORDING_CELLS and "recording_id" in keys and row["recording_id"] is not None:
-        url = datasette.urls.database(database) + "/timeline?" + urlencode({"recording_id": row["recording_id"]})
+        url = str(datasette.urls.database(database)) + "/timeline?" + urlencode({"recording_id": row["recording_id"]})
         # The file name is what reviewers recognise; the full path stays in the tooltip.
         name = Path(str(value)).name or str(value)
         return Markup(
@@ -262,8 +290,12 @@ def _local_path(candidate: str) -> Optional[str]:
     return None
 
 
-def _insert_verdict(conn, verdict: dict) -> int:
-    return sqlite_utils.Database(conn)["verdicts"].insert(verdict).last_pk
+def _add_verdict(store_path: str, line_id: int, verdict: str, reviewer: str, note: str,
+                 flag_id: Optional[int]) -> int:
+    # Through the Store (its own connection, in a worker thread), so that only store.py knows
+    # how verdicts are written; SQLite's locking orders it with Datasette's connections.
+    with Store(store_path) as store:
+        return store.add_verdict(line_id, verdict, reviewer, note=note, flag_id=flag_id)
 
 
 async def record_verdict(request, datasette):
@@ -299,17 +331,154 @@ async def record_verdict(request, datasette):
         found = await database.execute("select 1 from flags where id = ? and line_id = ?", [flag_id, line_id])
         if found.first() is None:
             return _error(f"flag {flag_id} is not a flag of line {line_id}", 400)
-    row = {
-        "line_id": line_id,
-        "flag_id": flag_id,
-        "verdict": verdict,
-        "note": note or None,
-        "reviewer": request.actor["id"],
-        "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    verdict_id = await database.execute_write_fn(lambda conn: _insert_verdict(conn, row), block=True)
+    reviewer = request.actor["id"]
+    verdict_id = await asyncio.to_thread(_add_verdict, database.path, line_id, verdict, reviewer, note, flag_id)
     next_path = _local_path(form.get("next", ""))
     if next_path:
         datasette.add_message(request, f"Line {line_id}: {verdict.replace('_', ' ')}", datasette.INFO)
         return Response.redirect(next_path)
-    return Response.json({"ok": True, "verdict_id": verdict_id, **row})
+    return Response.json({"ok": True, "verdict_id": verdict_id, "line_id": line_id, "flag_id": flag_id,
+                          "verdict": verdict, "note": note or None, "reviewer": reviewer})
+
+
+# ---------------------------------------------------------------- per-concept facets and filters
+
+# The view's concepts/categories/kinds are comma lists of a line's distinct values, so a plain
+# facet counts combinations ("bird,fox" apart from "fox"). The `flag` facet counts each value on
+# its own: it groups by the list (an index walk on the summary table) and splits the few
+# distinct lists here, which is exact because each list holds a line's values once. Concept ids
+# and kinds cannot contain commas (lexicon.py); a category with a comma would be split.
+# `?_flag_concept=fox` keeps the lines with such a flag.
+FLAG_FACETS = {"concept": "concepts", "category": "categories", "kind": "kinds"}  # flag column -> view column
+FLAG_FILTER_PREFIX = "_flag_"
+# Where each table keeps the line id the flags point at.
+LINE_ID_COLUMN = {"flagged_lines": "line_id", "lines": "id"}
+
+
+class FlagFacet(Facet):
+    """Facet type `flag`: metadata `facets: [{"flag": "concept"}]` or `?_facet_flag=concept`."""
+
+    type = "flag"
+
+    async def suggest(self):
+        return []
+
+    async def facet_results(self):
+        results, timed_out = [], []
+        if not _is_store(self.ds, self.database):
+            return results, timed_out
+        columns = set(await self.get_columns(self.sql, self.params))
+        facet_size = self.get_facet_size()
+        pairs = self.get_querystring_pairs()
+        for source_and_config in self.get_configs():
+            config = source_and_config["config"]
+            flag_column = config.get("column") or config.get("simple")
+            list_column = FLAG_FACETS.get(flag_column)
+            if list_column not in columns:
+                continue
+            # list_column comes from FLAG_FACETS, so formatting it into the SQL is safe.
+            facet_sql = (
+                f"select {list_column} as value, count(*) as count from ({self.sql}) "
+                f"where {list_column} is not null group by {list_column}"
+            )
+            try:
+                rows = await self.ds.execute(
+                    self.database, facet_sql, self.params, truncate=False,
+                    custom_time_limit=self.ds.setting("facet_time_limit_ms"),
+                )
+            except QueryInterrupted:
+                timed_out.append(flag_column)
+                continue
+            counts: dict[str, int] = {}
+            for row in rows.rows:
+                for value in str(row["value"]).split(","):
+                    counts[value] = counts.get(value, 0) + row["count"]
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            parameter = FLAG_FILTER_PREFIX + flag_column
+            values = []
+            for value, count in ranked[:facet_size]:
+                selected = (parameter, value) in pairs
+                change = path_with_removed_args if selected else path_with_added_args
+                values.append({
+                    "value": value,
+                    "label": value,
+                    "count": count,
+                    "toggle_url": self.ds.absolute_url(self.request, change(self.request, {parameter: value})),
+                    "selected": selected,
+                })
+            results.append({
+                "name": flag_column,
+                "type": self.type,
+                "results": values,
+                "hideable": source_and_config["source"] != "metadata",
+                "toggle_url": self.ds.urls.path(path_with_removed_args(self.request, {"_facet_flag": flag_column})),
+                "truncated": len(ranked) > facet_size,
+            })
+        return results, timed_out
+
+
+@hookimpl
+def register_facet_classes():
+    return [FlagFacet]
+
+
+@hookimpl
+def filters_from_request(request, database, table, datasette):
+    line_id_column = LINE_ID_COLUMN.get(table or "")
+    if line_id_column is None or not _is_store(datasette, database):
+        return None
+    where, params, described = [], {}, []
+    for column in FLAG_FACETS:
+        for value in request.args.getlist(FLAG_FILTER_PREFIX + column):
+            name = f"intercept_flag_{len(params)}"
+            # Every chosen value must be among the line's flags (as Datasette's own filters: and).
+            where.append(f"{line_id_column} in (select line_id from flags where {column} = :{name})")
+            params[name] = value
+            described.append(f'a flag with {column} "{value}"')
+    return FilterArguments(where, params, described) if where else None
+
+
+# ---------------------------------------------------------------- Farsi search
+
+SEARCH_PARAMETER = re.compile(r"^_search(_.+)?$")
+
+
+def _normalised_query_string(query_string: bytes, normalize) -> bytes:
+    pairs = parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True)
+    changed = [(key, normalize(value) if SEARCH_PARAMETER.match(key) and ARABIC_SCRIPT.search(value) else value)
+               for key, value in pairs]
+    return urlencode(changed).encode("ascii") if changed != pairs else query_string
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    """Normalise Farsi in ?_search= (and ?_search_COLUMN=) the way the stored text_fa was
+    normalised, so that Arabic ي/ك, diacritics or a missing ZWNJ in what a reviewer types still
+    find the line. Rewriting the query string is the one place that covers every search box and
+    link, since Datasette's own search filter reads the parameter as given."""
+
+    def wrap(app):
+        normalizer = {}  # built on the first Farsi search: hazm's Normalizer takes about a second
+        lock = asyncio.Lock()
+
+        async def normalize_search(scope, receive, send):
+            query_string = scope.get("query_string") or b""
+            if scope.get("type") == "http" and b"_search" in query_string:
+                if "fa" not in normalizer:
+                    decoded = query_string.decode("utf-8", "replace")
+                    if not ARABIC_SCRIPT.search(unquote_plus(decoded)):
+                        return await app(scope, receive, send)
+                    async with lock:
+                        if "fa" not in normalizer:
+                            from intercept.text import PersianNormalizer
+
+                            normalizer["fa"] = await asyncio.to_thread(PersianNormalizer)
+                rewritten = _normalised_query_string(query_string, normalizer["fa"].normalize)
+                if rewritten != query_string:
+                    scope = dict(scope, query_string=rewritten)
+            return await app(scope, receive, send)
+
+        return normalize_search
+
+    return wrap
+

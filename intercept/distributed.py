@@ -1,0 +1,421 @@
+"""A batch spread over the workers of a Ray cluster, into the same store as a local run.
+
+Workers are Ray actors: each loads the model, lexicon and normaliser once and processes
+recordings one at a time with the very same `Pipeline` a local run uses. A worker never
+opens the store: it hands back its `Analysis`, and the driver (this process)
+alone writes SQLite, one transaction per recording as soon as each result arrives. So the
+store stays as consistent and resumable as after a local run: a stopped batch leaves whole
+recordings only, and a re-run skips what is stored.
+
+A worker that dies (killed, out of memory, its machine gone) is restarted by Ray; the
+recording it was working on goes to another worker, up to `RayOptions.max_attempts` times,
+after which it is stored as failed with the reason, like any bad recording.
+
+Recordings are read by path on the workers: on several machines they must sit at the same
+absolute path on every machine (a shared or replicated filesystem). See docs/scaling.md.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from .config import RunOptions
+from .pipeline import Analysis, Pipeline, RecordingResult, Summary, iter_recordings, safe_text
+from .store import RecordingFacts, Store
+
+
+class DistributedError(RuntimeError):
+    pass
+
+
+@dataclass
+class RayOptions:
+    """Where and how wide a batch runs on Ray."""
+
+    # None: start a private Ray instance on this machine for this batch. Otherwise the
+    # address of a running cluster: "auto" (the cluster this machine belongs to),
+    # "HEAD:6379", or "ray://HEAD:10001" (Ray Client).
+    address: Optional[str] = None
+    # Number of worker actors; None: as many as the cluster's free CPUs (or GPUs, when
+    # gpus_per_worker > 0) allow.
+    workers: Optional[int] = None
+    cpus_per_worker: float = 1.0
+    # > 0 puts each worker on a GPU; pair it with RunOptions.transcribe.device = "cuda".
+    gpus_per_worker: float = 0.0
+    # CPUs of a private local instance (address None); None: all of this machine's.
+    num_cpus: Optional[int] = None
+    # Tries per recording when workers die on it; then it is stored as failed.
+    max_attempts: int = 3
+    # How many times Ray restarts one dead worker (reloading its model) before giving up on it.
+    max_worker_restarts: int = 3
+    # Recordings queued on each worker beyond the one it is processing, so a worker never
+    # waits for the driver between recordings.
+    queue_per_worker: int = 1
+
+
+@dataclass
+class DistributedSummary(Summary):
+    """A local run's summary plus what only a distributed run has."""
+
+    workers: int = 0
+    ray_address: str = ""
+    retries: int = 0  # recordings sent to another worker after a worker died on them
+    worker_deaths: int = 0
+    # OMP_NUM_THREADS in a worker: Ray sets it to the worker's CPUs, and CTranslate2 (with
+    # cpu_threads 0) uses that many threads, so workers sharing a machine do not oversubscribe it.
+    worker_threads: Optional[str] = None
+
+
+class RecordingWorker:
+    """The body of one Ray actor: one loaded pipeline without a store, analysing recordings
+    one by one; the driver saves what it returns.
+
+    Subclass it to change what a worker does (the tests make one that dies on a chosen
+    recording); `run_batch_ray(worker_class=...)` takes the subclass."""
+
+    def __init__(self, options: RunOptions):
+        self.pipeline = Pipeline(options)
+
+    def describe(self) -> WorkerFacts:
+        """What a run records about the model and lexicon this worker loaded."""
+        lexicon = self.pipeline.lexicon
+        return WorkerFacts(self.pipeline.model_name, lexicon.version, list(lexicon.terms), os.getpid(),
+                           os.environ.get("OMP_NUM_THREADS"))
+
+    def analyze(self, path: str, facts: RecordingFacts) -> Analysis:
+        return self.pipeline.analyze(path, facts)
+
+
+@dataclass
+class WorkerFacts:
+    model_name: str
+    lexicon_version: str
+    lexicon_terms: list
+    pid: int
+    omp_num_threads: Optional[str]
+
+
+class _Dispatch(Exception):
+    """Raised by the driver's pipeline where a local run would analyse: the recording goes
+    to a worker instead. Carries the facts the driver's examine() found."""
+
+    def __init__(self, facts: RecordingFacts):
+        super().__init__(facts.path)
+        self.facts = facts
+
+
+class _DriverPipeline(Pipeline):
+    """The store side of `Pipeline` on the driver: examine, skip what is stored, start the
+    run, save. Reusing Pipeline's own process/save keeps skips, failures and summaries those
+    of a local run. Its analyze never runs locally: it hands the recording to a worker."""
+
+    def __init__(self, options: RunOptions, store: Store, worker: WorkerFacts):
+        # Not Pipeline.__init__: that loads the model, which lives in the workers only.
+        self.options = options
+        self.store = store
+        self.model_name = worker.model_name
+        self.lexicon = _LexiconFacts(worker.lexicon_version, worker.lexicon_terms)
+        self.run_id = None
+
+    def analyze(self, path, facts=None, on_transmission=None):
+        raise _Dispatch(facts)
+
+
+@dataclass
+class _LexiconFacts:
+    version: str
+    terms: list
+
+
+@dataclass
+class _Item:
+    index: int  # position in the batch
+    path: Path  # as given
+    facts: Optional[RecordingFacts] = None  # from the driver's examine()
+    attempts: int = 0
+    avoid: Optional[int] = None  # the worker that last died on it
+    deaths: list[str] = field(default_factory=list)
+    owns_content: bool = False  # analysed while same-content items of the batch wait for it
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise DistributedError("Ray is not installed: pip install 'ray==2.*'") from None
+    return ray
+
+
+def _connect(ray, options: RayOptions) -> bool:
+    """Connect to or start Ray; True when this call started it (and must stop it)."""
+    # Ray reports usage to its makers unless told not to; a monitoring site must not call out.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if options.address is None:
+        kwargs["num_cpus"] = options.num_cpus
+    else:
+        kwargs["address"] = options.address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = options.address or "a local instance"
+        raise DistributedError(f"cannot start or reach Ray at {where}: {' '.join(str(exc).split())}") from None
+    return True
+
+
+def _worker_count(ray, options: RayOptions) -> int:
+    if options.workers is not None:
+        if options.workers < 1:
+            raise DistributedError("workers must be at least 1")
+        return options.workers
+    free = ray.available_resources()
+    if options.gpus_per_worker > 0:
+        count = int(free.get("GPU", 0) // options.gpus_per_worker)
+        resource = "GPUs"
+    else:
+        count = int(free.get("CPU", 0) // options.cpus_per_worker)
+        resource = "CPUs"
+    if count < 1:
+        raise DistributedError(f"the Ray cluster has no free {resource} for a worker")
+    return count
+
+
+def run_batch_ray(
+    paths: Iterable[str | Path],
+    db_path: str | Path,
+    options: Optional[RunOptions] = None,
+    ray_options: Optional[RayOptions] = None,
+    progress: bool = True,
+    worker_class: type = RecordingWorker,
+) -> DistributedSummary:
+    """Process every recording under ``paths`` into the store at ``db_path`` on Ray workers.
+
+    The same store rows and summary as `pipeline.run_batch`, except that recordings are
+    written in the order they finish, so row ids may differ from a local run's."""
+    from tqdm import tqdm
+
+    options = options or RunOptions()
+    ray_options = ray_options or RayOptions()
+    if ray_options.max_attempts < 1:
+        raise DistributedError("max_attempts must be at least 1")
+    files = list(iter_recordings(paths))
+    ray = _ray()
+    started_ray = _connect(ray, ray_options)
+    actors: list = []
+    try:
+        with Store(db_path) as store:
+            count = _worker_count(ray, ray_options)
+            actor_class = ray.remote(worker_class).options(
+                num_cpus=ray_options.cpus_per_worker,
+                num_gpus=ray_options.gpus_per_worker,
+                max_restarts=ray_options.max_worker_restarts,
+                max_task_retries=0,  # the driver re-sends work itself, to another worker
+            )
+            actors = [actor_class.remote(options) for _ in range(count)]
+            # Workers start in the background (model loads); the run opens with the first
+            # one ready, and each of the others takes work once it is ready. A worker that
+            # cannot start is left out.
+            starting = {actor.describe.remote(): w for w, actor in enumerate(actors)}
+            facts, first, broken = None, None, {}
+            while facts is None and starting:
+                ready, _ = ray.wait(list(starting), num_returns=1)
+                first = starting.pop(ready[0])
+                try:
+                    facts = ray.get(ready[0])
+                except ray.exceptions.RayError as exc:
+                    broken[first] = _reason(exc)
+            if facts is None:
+                raise DistributedError(f"Ray workers could not start: {list(broken.values())[-1]}")
+            pipeline = _DriverPipeline(options, store, facts)
+            run_id = pipeline.start_run()
+            summary = DistributedSummary(workers=count, ray_address=ray_options.address or "local",
+                                         worker_threads=facts.omp_num_threads)
+            started = time.perf_counter()
+            with tqdm(total=len(files), desc="recordings", unit="file", disable=not progress) as bar:
+                scheduler = _Scheduler(ray, pipeline, actors, ray_options, summary, bar)
+                scheduler.ready.add(first)
+                scheduler.starting = starting
+                for worker, reason in broken.items():
+                    scheduler.retire_broken(worker, reason)
+                scheduler.run(files)
+            summary.wall_s = round(time.perf_counter() - started, 2)
+            store.finish_run(run_id, summary.to_dict())
+            return summary
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_ray:
+            ray.shutdown()
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: Ray's errors carry the remote traceback, whose last line names the error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
+
+
+class _Scheduler:
+    """Feeds recordings to workers, re-sends them when a worker dies, saves results as they come."""
+
+    def __init__(self, ray, pipeline: _DriverPipeline, actors, ray_options: RayOptions, summary, bar):
+        self.ray, self.pipeline, self.actors = ray, pipeline, actors
+        self.ray_options, self.summary, self.bar = ray_options, summary, bar
+        self.queue: deque[_Item] = deque()
+        self.in_flight: dict[Any, tuple[_Item, int]] = {}  # ref -> (item, worker)
+        self.per_worker: list[deque] = [deque() for _ in actors]  # refs in submission order
+        self.ready: set[int] = set()  # workers that have loaded their model
+        self.starting: dict[Any, int] = {}  # describe() call -> worker still loading
+        self.retired: set[int] = set()
+        self.collateral: set = set()  # calls lost with a worker death already counted
+        self.broken: list[str] = []  # why workers could not start
+        self.deaths_of: list[int] = [0] * len(actors)
+        self.busy_sha: dict[str, list[_Item]] = {}  # content being analysed -> same content waiting
+        self.results: list[tuple[int, RecordingResult]] = []
+        self.deaths = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                       ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
+                       ray.exceptions.ObjectLostError)
+
+    def run(self, files: list[Path]) -> None:
+        for index, path in enumerate(files):
+            self._examine(_Item(index, path))
+            self._fill()
+        while self.in_flight or self.queue:
+            waiting_on = list(self.in_flight) + (list(self.starting) if self.queue else [])
+            if not waiting_on:
+                why = f" (last could not start: {self.broken[-1]})" if self.broken else ""
+                self._give_up(f"no Ray worker is left{why}")
+            ready, _ = self.ray.wait(waiting_on, num_returns=1)
+            if ready[0] in self.starting:
+                self._started(ready[0])
+            else:
+                self._collect(ready[0])
+            self._fill()
+        index_of = {result.path: index for index, result in self.results}
+        # Failures in input order, as a local run lists them.
+        self.summary.failures.sort(key=lambda failure: index_of.get(failure[0], len(index_of)))
+
+    def _examine(self, item: _Item) -> None:
+        """Everything a local run does before analysing, on the driver: a recording that
+        cannot be read fails, stored content is skipped; the rest is queued for a worker."""
+        try:
+            result = self.pipeline.process(item.path)
+        except _Dispatch as dispatch:
+            item.facts = dispatch.facts
+            sha = item.facts.sha256
+            if not self.pipeline.options.force:
+                if sha in self.busy_sha:
+                    # Same content twice in one batch: a local run skips the second copy once
+                    # the first is stored, so the second waits for the first.
+                    self.busy_sha[sha].append(item)
+                    return
+                self.busy_sha[sha] = []
+                item.owns_content = True
+            self.queue.append(item)
+            return
+        self._finish(item, result)
+
+    def _started(self, ref) -> None:
+        worker = self.starting.pop(ref)
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            self.retire_broken(worker, _reason(exc))
+        else:
+            self.ready.add(worker)
+
+    def retire_broken(self, worker: int, reason: str) -> None:
+        self.retired.add(worker)
+        self.broken.append(reason)
+
+    def _live(self) -> list[int]:
+        return sorted(self.ready - self.retired)
+
+    def _fill(self) -> None:
+        depth = 1 + self.ray_options.queue_per_worker
+        while self.queue:
+            live = self._live()
+            choices = [w for w in live if len(self.per_worker[w]) < depth]
+            if not choices:
+                return
+            item = self.queue[0]
+            others = [w for w in choices if w != item.avoid]
+            if not others and len(live) > 1:
+                return  # wait for another worker rather than go back to the one that died on it
+            worker = min(others or choices, key=lambda w: len(self.per_worker[w]))
+            self.queue.popleft()
+            ref = self.actors[worker].analyze.remote(str(item.path.absolute()), item.facts)
+            self.in_flight[ref] = (item, worker)
+            self.per_worker[worker].append(ref)
+
+    def _collect(self, ref) -> None:
+        item, worker = self.in_flight.pop(ref)
+        # A worker runs its queue in order, so the oldest unanswered call is the one it was
+        # running; calls queued behind it fail with the same death and are not to blame.
+        was_running = self.per_worker[worker][0] == ref and ref not in self.collateral
+        self.collateral.discard(ref)
+        self.per_worker[worker].remove(ref)
+        try:
+            analysis = self.ray.get(ref)
+        except self.deaths as exc:
+            if getattr(exc, "actor_init_failed", False):
+                # The worker cannot even load (e.g. no model on that machine): not the
+                # recording's fault; that worker is done for, the recording goes elsewhere.
+                self._worker_broken(item, worker, _reason(exc))
+            else:
+                self._worker_died(item, worker, was_running, _reason(exc))
+            return
+        except self.ray.exceptions.RayTaskError as exc:
+            # analyze() turns every bad recording into a failed Analysis; an exception here
+            # is a bug, so the batch stops loudly (what is saved so far stays saved).
+            raise DistributedError(f"{item.path}: worker error: {_reason(exc)}") from None
+        self._finish(item, self.pipeline.save(analysis, safe_text(str(item.path))))
+
+    def _worker_died(self, item: _Item, worker: int, was_running: bool, reason: str) -> None:
+        if was_running:
+            # Only the recording the worker was busy with counts against it; the ones queued
+            # behind it simply go to another worker.
+            self.collateral.update(self.per_worker[worker])
+            self.deaths_of[worker] += 1
+            self.summary.worker_deaths += 1
+            item.attempts += 1
+            item.deaths.append(reason)
+            item.avoid = worker
+            if self.deaths_of[worker] > self.ray_options.max_worker_restarts:
+                self.retired.add(worker)  # Ray will not restart it again
+        if item.attempts >= self.ray_options.max_attempts:
+            error = (f"{safe_text(str(item.path))}: a worker died {item.attempts} times while "
+                     f"processing it (last: {item.deaths[-1]})")
+            self._finish(item, self.pipeline.save(Analysis(item.facts, "failed", error=error)))
+            return
+        if was_running:
+            self.summary.retries += 1
+        self.queue.appendleft(item)
+
+    def _worker_broken(self, item: _Item, worker: int, reason: str) -> None:
+        if worker not in self.retired:
+            self.retire_broken(worker, reason)
+            self.collateral.update(self.per_worker[worker])
+        self.queue.appendleft(item)
+
+    def _finish(self, item: _Item, result: RecordingResult) -> None:
+        self.results.append((item.index, result))
+        self.summary.add(result)
+        self.bar.set_postfix_str(safe_text(item.path.name)[-40:])
+        self.bar.update(1)
+        if item.owns_content:
+            # Same-content copies that waited are examined again: now stored, they are
+            # skipped as in a local run; if this one failed, the next copy gets its try.
+            for other in self.busy_sha.pop(item.facts.sha256):
+                self._examine(other)
+
+    def _give_up(self, reason: str) -> None:
+        # Left unstored rather than failed: the recordings are fine, the cluster is not, and a
+        # re-run picks them up.
+        left = len(self.queue) + sum(len(w) for w in self.busy_sha.values())
+        raise DistributedError(f"{reason}: {left} recordings not processed (re-run to resume)")

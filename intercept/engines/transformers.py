@@ -1,0 +1,219 @@
+"""transformers (PyTorch) engine: any Whisper fine-tune from the Hugging Face ecosystem, and
+wav2vec2-style CTC models (several Persian ones exist), on the same interface.
+
+It loads:
+
+* a CTranslate2 Whisper directory (``model.bin``; the embedded base included): the same
+  weights are rebuilt in memory by ``intercept.convert``, nothing is downloaded;
+* a transformers directory (``config.json`` + weights + tokenizer/processor files), e.g. one
+  written by ``intercept models convert --to transformers`` or copied from the hub;
+* a hub id (``openai/whisper-large-v3``, a Persian fine-tune): the local hub cache first, a
+  download only when online.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..models import ModelError
+from ..types import Line, Transmission
+from . import TranscribeOptions
+from .openai_whisper import _one_line, clipped_line, max_new_tokens, prompt_text
+
+_WINDOW_SECONDS = 30.0  # Whisper's input window; longer audio takes transformers' long-form path
+
+
+def _compression_ratio(text: str) -> float:
+    # Whisper's own definition (whisper.utils.compression_ratio), used by intercept's guards.
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def load_transformers_model(model_path: str, device: str = "cpu"):
+    """(model, processor, kind) with kind "whisper" or "ctc", in float32."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCTC, AutoProcessor, WhisperForConditionalGeneration, WhisperProcessor
+
+    path = Path(model_path).expanduser()
+    if path.is_dir() and (path / "model.bin").is_file():
+        from ..convert import load_hf_whisper
+
+        model, processor = load_hf_whisper(path)
+        return model.to(device), processor, "whisper"
+    if path.exists() and not path.is_dir():
+        raise ModelError(f"{path} is a file; the transformers engine needs a model directory or a hub id")
+    source = str(path) if path.is_dir() else str(model_path)
+
+    def load(local_only: bool):
+        config = AutoConfig.from_pretrained(source, local_files_only=local_only)
+        if config.model_type == "whisper":
+            model = WhisperForConditionalGeneration.from_pretrained(
+                source, dtype=torch.float32, local_files_only=local_only
+            )
+            return model, WhisperProcessor.from_pretrained(source, local_files_only=local_only), "whisper"
+        if any(a.endswith("ForCTC") for a in (config.architectures or [])):
+            model = AutoModelForCTC.from_pretrained(source, dtype=torch.float32, local_files_only=local_only)
+            return model, AutoProcessor.from_pretrained(source, local_files_only=local_only), "ctc"
+        raise ModelError(
+            f"model '{model_path}' is a {config.model_type} model; the transformers engine runs Whisper "
+            f"or CTC (wav2vec2-style) speech recognisers"
+        )
+
+    try:
+        model, processor, kind = load(local_only=True)
+    except ModelError:
+        raise
+    except Exception as exc:
+        if path.is_dir():
+            raise ModelError(f"{path} is not a loadable transformers model ({_one_line(exc)})") from None
+        try:
+            model, processor, kind = load(local_only=False)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"transformers model '{model_path}' is not a local directory, not in the hub cache, and could not "
+                f"be downloaded ({_one_line(exc)})"
+            ) from None
+    return model.to(device).eval(), processor, kind
+
+
+class TransformersEngine:
+    name = "transformers"
+
+    def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
+        self.model_name = model_name
+        self.options = options
+        if options.cpu_threads > 0:
+            import torch
+
+            torch.set_num_threads(options.cpu_threads)  # per process, as faster-whisper's setting
+        self.model, self.processor, self.kind = load_transformers_model(model_path, options.device)
+
+    # -- Whisper -------------------------------------------------------------------------
+    def _whisper_segments(self, audio: np.ndarray, task: str) -> list[dict]:
+        """[{start, end, text, avg_logprob}] with times relative to ``audio``."""
+        import torch
+
+        opts = self.options
+        long_form = len(audio) / 16000 > _WINDOW_SECONDS
+        features = self.processor.feature_extractor(
+            audio, sampling_rate=16000, return_tensors="pt", return_attention_mask=True,
+            truncation=False, padding="longest",
+        )
+        if not long_form:
+            # openai-whisper and faster-whisper pad a short input with zeros in log-mel space,
+            # transformers pads the audio with silence before the mel; on a 1-2 s transmission
+            # that alone changed the text (a loop instead of the line), so pad as the others do.
+            frames = features.input_features.shape[-1]
+            window = self.processor.feature_extractor.nb_max_frames
+            features["input_features"] = torch.nn.functional.pad(features.input_features, (0, window - frames))
+            features["attention_mask"] = torch.ones(1, window, dtype=features.attention_mask.dtype)
+        temperatures = tuple(opts.temperatures)
+        kwargs = {}
+        if len(temperatures) > 1:
+            # transformers only falls back to the next temperature when given thresholds;
+            # these are openai-whisper's and faster-whisper's defaults.
+            kwargs.update(temperature=temperatures, compression_ratio_threshold=2.4, logprob_threshold=-1.0,
+                          do_sample=False)
+        elif temperatures and temperatures[0] > 0:
+            kwargs.update(temperature=temperatures[0], do_sample=True)
+        else:
+            kwargs.update(do_sample=False)
+        prompt = prompt_text(opts)
+        if prompt:
+            kwargs["prompt_ids"] = torch.as_tensor(self.processor.get_prompt_ids(prompt))
+        if long_form:
+            kwargs["condition_on_prev_tokens"] = opts.condition_on_previous_text
+        with torch.no_grad():
+            out = self.model.generate(
+                features.input_features.to(self.model.device, self.model.dtype),
+                attention_mask=features.attention_mask.to(self.model.device),
+                language=opts.language,
+                task=task,
+                num_beams=max(1, opts.beam_size),
+                max_new_tokens=max_new_tokens(opts, len(audio) / 16000, task),
+                return_timestamps=True,
+                return_segments=True,
+                return_dict_in_generate=True,
+                output_scores=True,  # for avg_logprob, which intercept's guards read
+                **kwargs,
+            )
+        segments = []
+        for seg in out["segments"][0]:
+            text = self.processor.tokenizer.decode(seg["tokens"], skip_special_tokens=True)
+            segments.append(
+                {"start": float(seg["start"]), "end": float(seg["end"]), "text": text,
+                 "avg_logprob": self._avg_logprob(seg)}
+            )
+        return segments
+
+    @staticmethod
+    def _avg_logprob(seg: dict) -> Optional[float]:
+        """Mean log-probability of the segment's tokens, from the scores transformers keeps in
+        ``seg["result"]``; None when this generation path kept none (beam search)."""
+        import torch
+
+        result = seg.get("result")
+        scores = result.get("scores") if isinstance(result, dict) else None
+        first, last = seg.get("idxs", (None, None))
+        if not scores or first is None:
+            return None
+        sequence = result["sequences"]
+        offset = len(sequence) - len(scores)  # scores start after the forced decoder prompt
+        picked = []
+        for position in range(first, last):
+            step = position - offset
+            if 0 <= step < len(scores):
+                logprobs = torch.log_softmax(scores[step].float().reshape(-1), dim=-1)
+                picked.append(float(logprobs[int(sequence[position])]))
+        return sum(picked) / len(picked) if picked else None
+
+    # -- CTC (wav2vec2 and kin) ------------------------------------------------------------
+    def _ctc_text(self, audio: np.ndarray) -> tuple[str, float]:
+        import torch
+
+        inputs = self.processor(audio, sampling_rate=16000, return_tensors="pt")
+        with torch.no_grad():
+            logits = self.model(inputs.input_values.to(self.model.device, self.model.dtype)).logits[0]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        best = logprobs.max(dim=-1)
+        text = self.processor.decode(best.indices.tolist())
+        return text.strip(), float(best.values.mean())
+
+    def transcribe(
+        self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
+    ) -> list[Line]:
+        if sample_rate != 16000:
+            raise ValueError("the transformers engine expects 16 kHz samples")
+        lines: list[Line] = []
+        for tx in transmissions:
+            chunk = samples[int(tx.start * sample_rate) : int(tx.end * sample_rate)].astype(np.float32, copy=False)
+            if len(chunk) == 0:
+                continue
+            if self.kind == "ctc":
+                # CTC models give no segment timestamps here: one line per transmission.
+                text, avg_logprob = self._ctc_text(chunk)
+                if text:
+                    lines.append(clipped_line(tx, 0.0, tx.duration, text, avg_logprob=avg_logprob,
+                                              compression_ratio=_compression_ratio(text)))
+                continue
+            for seg in self._whisper_segments(chunk, "transcribe"):
+                text = seg["text"].strip()
+                if text:
+                    lines.append(
+                        clipped_line(tx, seg["start"], seg["end"], text, avg_logprob=seg["avg_logprob"],
+                                     compression_ratio=_compression_ratio(text))
+                    )
+        return lines
+
+    def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
+        if self.kind == "ctc":
+            raise ValueError(f"{self.model_name} is a CTC recogniser and cannot translate; use --translator none")
+        chunk = samples[int(start * sample_rate) : int(end * sample_rate)].astype(np.float32, copy=False)
+        if len(chunk) == 0:
+            return ""
+        return " ".join(seg["text"].strip() for seg in self._whisper_segments(chunk, "translate")).strip()

@@ -1,0 +1,209 @@
+"""Reports out of the store: subtitles (SRT, WebVTT) and tables (CSV, JSON Lines).
+
+    with Store("traffic.db") as store:
+        export(store, "report.csv", ExportOptions(format="csv", flagged_only=True))
+        export(store, "rec7.srt", ExportOptions(format="srt", recording_id=7))
+
+Subtitle cues are timed in seconds from the start of one original recording, so an SRT or
+VTT file covers exactly one recording: pass `recording_id`, or leave it out when the store
+(after the flagged-only filter) holds lines of a single recording. Anything else is refused
+with an error listing the recording ids, before a byte is written. CSV and JSON Lines cover
+any number of recordings, one row per line, each row naming its recording.
+
+The lines come from `Store.iter_lines`, so this module knows no SQL.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Optional, Union
+
+from .store import Store
+
+FORMATS = ("srt", "vtt", "csv", "jsonl")
+SUBTITLE_FORMATS = ("srt", "vtt")
+# The shortest cue we write: WebVTT requires a cue to end after it starts.
+MIN_CUE_S = 0.001
+
+# One row per line in CSV and JSON Lines, in this order; `flags` holds every flag as a list.
+ROW_COLUMNS = (
+    "line_id", "recording_id", "recording_path", "transmission_idx", "idx", "start_s", "end_s",
+    "text_fa", "text_en", "text_fa_raw", "concepts", "categories", "kinds", "score",
+    "avg_logprob", "no_speech_prob", "compression_ratio", "suspect",
+    "engine", "model", "translator", "translator_model", "flags",
+)
+FLAG_COLUMNS = ("id", "concept", "category", "severity", "kind", "score", "span_start", "span_end",
+                "matched", "term", "lexicon_version")
+
+
+class ExportError(ValueError):
+    """The export cannot be written as asked; the message says why."""
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how."""
+
+    format: str = "csv"  # srt | vtt | csv | jsonl
+    flagged_only: bool = False  # only lines with at least one lexicon flag
+    recording_id: Optional[int] = None  # one recording; required for srt/vtt when the store holds several
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    # Concepts in the order the flags appear in the line (iter_lines sorts flags by span).
+    return list(dict.fromkeys(v for v in values if v))
+
+
+def line_row(line: dict) -> dict:
+    """One stored line (as `Store.iter_lines` yields it) as an export row (ROW_COLUMNS)."""
+    flags = [{key: flag.get(key) for key in FLAG_COLUMNS} for flag in line.get("flags") or []]
+    scores = [f["score"] for f in flags if f["score"] is not None]
+    row = {column: line.get(column) for column in ROW_COLUMNS}
+    row.update(
+        line_id=line["id"],
+        concepts=_distinct(f["concept"] for f in flags),
+        categories=_distinct(f["category"] for f in flags),
+        kinds=_distinct(f["kind"] for f in flags),
+        score=max(scores) if scores else None,
+        flags=flags,
+    )
+    return row
+
+
+def _timestamp(seconds: float, decimal_mark: str) -> str:
+    millis = max(0, int(round(seconds * 1000)))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_mark}{millis:03d}"
+
+
+def _one_line(text: Optional[str]) -> str:
+    # A blank line ends a cue in both formats, so a cue's text lines must not break.
+    return " ".join((text or "").split())
+
+
+def _cue_text(row: dict, vtt: bool) -> list[str]:
+    lines = [_one_line(row["text_fa"]) or "…", _one_line(row["text_en"])]
+    if row["concepts"]:
+        lines.append("[" + ", ".join(row["concepts"]) + f" {row['score']:.2f}]")
+    lines = [line for line in lines if line]
+    if vtt:
+        # WebVTT cue text is markup: escape it, and "-->" may not appear at all.
+        lines = [line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in lines]
+    return lines
+
+
+# The SRT and WebVTT writers are written here rather than taken from the `srt`/`webvtt-py`
+# packages: each is a timestamp format and blank-line-separated cues, smaller than the
+# dependency, and the tests check the output against the cue grammar.
+def _write_subtitles(rows: list[dict], out: IO[str], vtt: bool) -> None:
+    if vtt:
+        out.write("WEBVTT\n\n")
+    mark = "." if vtt else ","
+    for number, row in enumerate(rows, start=1):
+        start = float(row["start_s"])
+        end = max(float(row["end_s"]), start + MIN_CUE_S)
+        out.write(f"{number}\n{_timestamp(start, mark)} --> {_timestamp(end, mark)}\n")
+        out.write("\n".join(_cue_text(row, vtt)) + "\n\n")
+
+
+def _csv_value(column: str, value):
+    if column == "flags":
+        return json.dumps(value, ensure_ascii=False)
+    if column in ("concepts", "categories", "kinds"):
+        return ";".join(value)
+    return value
+
+
+def _write_csv(rows: Iterable[dict], out: IO[str]) -> int:
+    writer = csv.DictWriter(out, fieldnames=ROW_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({column: _csv_value(column, row[column]) for column in ROW_COLUMNS})
+        count += 1
+    return count
+
+
+def _write_jsonl(rows: Iterable[dict], out: IO[str]) -> int:
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _subtitle_rows(rows: Iterator[dict], format: str) -> list[dict]:
+    """The rows of the single recording a subtitle file covers; refuses several."""
+    taken: list[dict] = []
+    recordings: dict[int, str] = {}
+    for row in rows:
+        recordings.setdefault(row["recording_id"], row["recording_path"])
+        if len(recordings) == 1:
+            taken.append(row)
+    if len(recordings) > 1:
+        listed = ", ".join(f"{rid} ({Path(path).name})" for rid, path in sorted(recordings.items()))
+        raise ExportError(
+            f"{format} cues are timed within one recording, and these lines come from "
+            f"{len(recordings)} recordings: {listed}; choose one with recording_id (--recording ID)"
+        )
+    return taken
+
+
+@contextmanager
+def _opened(out: Union[str, os.PathLike, IO[str]]):
+    if isinstance(out, (str, os.PathLike)):
+        path = Path(out)
+        # Write beside the target and rename at the end: a refused or failed export never
+        # leaves a truncated file under the asked-for name.
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "w", encoding="utf-8", newline="") as handle:
+                yield handle
+            os.replace(partial, path)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise ExportError(f"{path}: cannot write the export: {error.strerror or error}") from error
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    else:
+        yield out
+
+
+def export(
+    store: Store,
+    out: Union[str, os.PathLike, IO[str]],
+    options: Optional[ExportOptions] = None,
+) -> int:
+    """Write the store's lines to `out` (a path, or a text stream such as sys.stdout) in
+    `options.format`; returns the number of lines written."""
+    options = options or ExportOptions()
+    if options.format not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {options.format!r}")
+    if options.recording_id is not None and not store.count("recordings", "id = ?", [options.recording_id]):
+        raise ExportError(f"{store.path}: no recording {options.recording_id} in the store")
+    rows = (line_row(line) for line in store.iter_lines(options.recording_id, options.flagged_only))
+    if options.format in SUBTITLE_FORMATS:
+        # Collected before opening `out`, so that a refusal writes nothing.
+        subtitle_rows = _subtitle_rows(rows, options.format)
+        with _opened(out) as handle:
+            _write_subtitles(subtitle_rows, handle, vtt=options.format == "vtt")
+        return len(subtitle_rows)
+    with _opened(out) as handle:
+        if options.format == "csv":
+            return _write_csv(rows, handle)
+        return _write_jsonl(rows, handle)
+
+
+def export_text(store: Store, options: Optional[ExportOptions] = None) -> str:
+    """The export as a string (small stores, tests)."""
+    buffer = io.StringIO()
+    export(store, buffer, options)
+    return buffer.getvalue()

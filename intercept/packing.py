@@ -1,0 +1,161 @@
+"""Packing short transmissions into shared 30 s Whisper windows.
+
+Whisper's encoder always runs on a 30 s window, so a 4 s radio call decoded on its own pays
+for 26 s of padding. Here several transmissions are laid one after another in one window,
+each followed by a short stretch of silence, so one encoder pass serves all of them; the
+recogniser's segments (in window time) are then mapped back to the transmission they came
+from and to times in the original recording.
+
+A recognised segment may never straddle two transmissions (a line belongs to one
+transmission in the store). `assign_spans` therefore gives each segment the one
+transmission it covers, or None when it covers two or more; the engine decodes those
+transmissions again on their own.
+
+Pure Python and numpy: no model here, so the planner and mapper are tested without one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .types import Transmission
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    """How transmissions are laid out in a window."""
+
+    # What goes into one window. Slightly under Whisper's 30 s: Whisper's last timestamps
+    # before the window's end are the least reliable, and a window that runs over would make
+    # faster-whisper seek into a second, nearly empty window.
+    window_s: float = 29.0
+    # Silence after each transmission. Whisper starts a new segment at a pause this long,
+    # and it is wider than the drift of Whisper base's timestamps, so segment ends stay on
+    # the right side of the gap.
+    gap_s: float = 1.5
+    # A segment covers a transmission when it overlaps it by at least this much (or by half
+    # of the transmission when that is shorter): Whisper's segment edges often reach a few
+    # hundred ms into the neighbouring silence.
+    min_cover_s: float = 0.4
+
+    def __post_init__(self) -> None:
+        if not self.window_s > 0:
+            raise ValueError(f"PackOptions.window_s must be positive, got {self.window_s}")
+        if self.gap_s < 0:
+            raise ValueError(f"PackOptions.gap_s must not be negative, got {self.gap_s}")
+        if self.min_cover_s < 0:
+            raise ValueError(f"PackOptions.min_cover_s must not be negative, got {self.min_cover_s}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One transmission inside a packed window."""
+
+    transmission: Transmission
+    offset_s: float  # where the transmission starts in the window
+
+    @property
+    def end_s(self) -> float:
+        return self.offset_s + self.transmission.duration
+
+    def to_recording_time(self, window_time: float) -> float:
+        """A time in the window as seconds in the original recording, kept inside the transmission."""
+        tx = self.transmission
+        return min(max(tx.start + (window_time - self.offset_s), tx.start), tx.end)
+
+
+@dataclass(frozen=True)
+class Pack:
+    """Transmissions sharing one window, in recording order."""
+
+    placements: tuple[Placement, ...]
+    gap_s: float
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the packed audio (the last transmission is not followed by a gap)."""
+        return self.placements[-1].end_s if self.placements else 0.0
+
+    @property
+    def speech_s(self) -> float:
+        return sum(p.transmission.duration for p in self.placements)
+
+
+def plan_packs(transmissions: Sequence[Transmission], options: PackOptions = PackOptions()) -> list[Pack]:
+    """Greedy packing in recording order: a transmission joins the current window when it
+    still fits (with the gap before it), else it opens a new one. Recording order keeps
+    neighbouring transmissions (often a call and its answer) together; a better bin-packing
+    would save few windows, because the gaps already decide most of it.
+
+    A transmission longer than the window gets a window of its own (segment.py already
+    splits transmissions at 28 s)."""
+    packs: list[Pack] = []
+    current: list[Placement] = []
+    cursor = 0.0
+    for tx in transmissions:
+        if tx.duration <= 0:
+            continue
+        start = cursor + options.gap_s if current else 0.0
+        if current and start + tx.duration > options.window_s:
+            packs.append(Pack(tuple(current), options.gap_s))
+            current, start = [], 0.0
+        current.append(Placement(tx, start))
+        cursor = start + tx.duration
+    if current:
+        packs.append(Pack(tuple(current), options.gap_s))
+    return packs
+
+
+def pack_samples(samples: np.ndarray, pack: Pack, sample_rate: int = 16000) -> np.ndarray:
+    """The window's audio: each transmission's samples at its offset, digital silence between.
+
+    Offsets are rounded to whole samples the same way as the slices, so window time and
+    recording time differ by exactly the placement's offset."""
+    total = int(round(pack.duration_s * sample_rate))
+    window = np.zeros(total, dtype=np.float32)
+    for placement in pack.placements:
+        tx = placement.transmission
+        chunk = samples[int(round(tx.start * sample_rate)) : int(round(tx.end * sample_rate))]
+        at = int(round(placement.offset_s * sample_rate))
+        chunk = chunk[: max(0, total - at)]
+        window[at : at + chunk.size] = chunk
+    return window
+
+
+def _overlap(start: float, end: float, placement: Placement) -> float:
+    return max(0.0, min(end, placement.end_s) - max(start, placement.offset_s))
+
+
+def assign_spans(pack: Pack, spans: Sequence[tuple[float, float]],
+                 options: PackOptions = PackOptions()) -> list[Optional[int]]:
+    """For each (start, end) span in window time, the index of the placement it belongs to,
+    or None when it covers two or more transmissions (it must be decoded again per transmission).
+
+    A span that covers none (it lies in a gap, or is too short to cover anything) belongs to
+    the placement it overlaps most, else to the nearest one: Whisper's timestamps drift, and
+    its text still came from the audio around it."""
+    result: list[Optional[int]] = []
+    for start, end in spans:
+        if end < start:
+            start, end = end, start
+        overlaps = [_overlap(start, end, p) for p in pack.placements]
+        covered = [
+            i for i, (p, amount) in enumerate(zip(pack.placements, overlaps))
+            if amount > 0 and amount >= min(options.min_cover_s, 0.5 * p.transmission.duration)
+        ]
+        if len(covered) >= 2:
+            result.append(None)
+        elif covered:
+            result.append(covered[0])
+        elif any(overlaps):
+            result.append(int(np.argmax(overlaps)))
+        else:
+            middle = (start + end) / 2
+            distances = [
+                0.0 if p.offset_s <= middle <= p.end_s else min(abs(middle - p.offset_s), abs(middle - p.end_s))
+                for p in pack.placements
+            ]
+            result.append(int(np.argmin(distances)))
+    return result

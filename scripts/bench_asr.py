@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Speed, memory and accuracy of speech recognition: openai-whisper, raw faster-whisper and
+the intercept pipeline, in ONE run, on the same weights, audio and thread count.
+
+    .venv/bin/python scripts/bench_asr.py                 # (a) dense clips + (b) 10 min session
+    .venv/bin/python scripts/bench_asr.py --quick         # 4 clips + a 3 min session
+    .venv/bin/python scripts/bench_asr.py --long          # peak RSS on a 2 h mostly-silent file
+    .venv/bin/python scripts/bench_asr.py --systems fw-raw,intercept --json results.json
+
+Systems (each runs in its own subprocess, so its peak RSS is its own):
+  openai-whisper  whisper.load_model(converted weights).transcribe(file, language="fa",
+                  beam_size=5, fp16=False) per file, as a user would call it (its defaults:
+                  temperature fallback, conditioning on previous text). Weights come from
+                  intercept.convert.convert_ct2(model_dir, out, to="openai-whisper"); when that
+                  does not exist the system is reported as skipped.
+  fw-raw          faster_whisper.WhisperModel(...).transcribe(file, language="fa", beam_size=5)
+                  per file, whole file, library defaults.
+  intercept       intercept.pipeline.Pipeline.process per file with --translator none (speech
+                  recognition only, comparable to the others), as pipeline.py calls it today.
+  intercept-packed  the same stages with every transmission of a recording given to the
+                  engine in one call, so packing applies (what pipeline.py does once it passes
+                  all transmissions at once).
+
+Corpora: (a) dense short transmissions: the clips of shared/eval/fa_virgool (when present)
+and audio_samples/; (b) a generated radio session (scripts/make_session.py, >= 10 min,
+<= 15% speech). Prints wall time, real-time factor (wall / audio), ratio to openai-whisper,
+peak RSS and WER/CER (intercept.evaluate) where references exist.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+VIRGOOL = Path(os.environ.get("INTERCEPT_EVAL_CORPUS", "/work/shared/eval/fa_virgool"))
+SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-packed")
+WORK = Path(tempfile.gettempdir()) / "intercept-bench"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+# ---------------------------------------------------------------- workers (one per subprocess)
+def _worker_openai_whisper(files, args):
+    import torch
+    import whisper
+
+    try:
+        from intercept.convert import convert_ct2
+    except ImportError:
+        return {"skipped": "intercept.convert.convert_ct2 does not exist yet: no openai-whisper weights "
+                           "from the embedded model (no model hub here)"}
+    from intercept.models import resolve_model
+
+    torch.set_num_threads(args.threads)
+    model_dir = resolve_model(args.model).path
+    weights = WORK / "openai-whisper" / f"{Path(model_dir).resolve().name}.pt"
+    if not weights.exists():  # converted once, outside the timed part
+        weights = convert_ct2(model_dir, WORK / "openai-whisper", to="openai-whisper")
+    started = time.perf_counter()
+    model = whisper.load_model(str(weights), device="cpu")
+    load_s = time.perf_counter() - started
+    texts = []
+    started = time.perf_counter()
+    for item in files:
+        result = model.transcribe(item["path"], language="fa", beam_size=5, fp16=False)
+        texts.append(result["text"])
+    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts}
+
+
+def _worker_fw_raw(files, args):
+    from faster_whisper import WhisperModel
+
+    from intercept.models import resolve_model
+
+    started = time.perf_counter()
+    model = WhisperModel(str(resolve_model(args.model).path), device="cpu", compute_type=args.compute_type,
+                         cpu_threads=args.threads)
+    load_s = time.perf_counter() - started
+    texts = []
+    started = time.perf_counter()
+    for item in files:
+        segments, _ = model.transcribe(item["path"], language="fa", beam_size=5)
+        texts.append(" ".join(s.text.strip() for s in segments))
+    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts}
+
+
+def _run_options(args, pack: bool):
+    from intercept.config import RunOptions
+
+    options = RunOptions(model=args.model, translator="none", force=True)
+    options.transcribe.compute_type = args.compute_type
+    options.transcribe.cpu_threads = args.threads
+    options.transcribe.pack = pack
+    return options
+
+
+def _worker_intercept(files, args):
+    from intercept.pipeline import Pipeline
+    from intercept.store import Store
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
+        pipeline = Pipeline(_run_options(args, pack=True), store)
+        pipeline.start_run()
+        load_s = time.perf_counter() - started
+        texts, flagged = [], []
+        started = time.perf_counter()
+        for item in files:
+            result = pipeline.process(item["path"])
+            if result.status != "done":
+                raise RuntimeError(f"{item['path']}: {result.error}")
+        wall = time.perf_counter() - started
+        by_path: dict[str, list] = {}
+        for row in store.iter_lines():
+            by_path.setdefault(row["recording_path"], []).append(row)
+        for item in files:
+            rows = by_path.get(str(Path(item["path"]).absolute()), [])
+            texts.append(" ".join(row["text_fa_raw"] for row in rows))
+            flagged.append(sum(1 for row in rows if row["flags"]))
+    return {"load_s": load_s, "wall_s": wall, "texts": texts, "flagged_lines": flagged}
+
+
+def _worker_intercept_packed(files, args):
+    """The pipeline's stages, all transmissions of a recording given to the engine at once."""
+    from intercept.audio import CleanupOptions, clean_radio, decode
+    from intercept.engines import load_engine
+    from intercept.models import resolve_model
+    from intercept.segment import SegmentOptions, find_transmissions
+
+    options = _run_options(args, pack=True)
+    started = time.perf_counter()
+    engine = load_engine(options.engine, str(resolve_model(args.model).path), args.model, options.transcribe)
+    load_s = time.perf_counter() - started
+    texts = []
+    started = time.perf_counter()
+    for item in files:
+        audio = decode(item["path"])
+        samples = clean_radio(audio.samples, audio.sample_rate, CleanupOptions())
+        del audio
+        transmissions = find_transmissions(samples, 16000, SegmentOptions(method=options.segment_method))
+        lines = engine.transcribe(samples, transmissions, 16000)
+        texts.append(" ".join(line.text for line in lines))
+    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts}
+
+
+def _worker_long(files, args):
+    """Peak RSS of the stages on one long recording: decode, clean, segment (+ transcribe)."""
+    from intercept.audio import CleanupOptions, clean_radio, decode
+    from intercept.segment import SegmentOptions, find_transmissions
+
+    marks = {}
+    started = time.perf_counter()
+    audio = decode(files[0]["path"])
+    marks["decode"] = (time.perf_counter() - started, peak_rss_mb())
+    samples = clean_radio(audio.samples, audio.sample_rate, CleanupOptions())
+    del audio
+    marks["clean_radio"] = (time.perf_counter() - started, peak_rss_mb())
+    transmissions = find_transmissions(samples, 16000, SegmentOptions())
+    marks["segment"] = (time.perf_counter() - started, peak_rss_mb())
+    texts = []
+    if args.long_transcribe:
+        from intercept.engines import load_engine
+        from intercept.models import resolve_model
+
+        options = _run_options(args, pack=True)
+        engine = load_engine("faster-whisper", str(resolve_model(args.model).path), args.model, options.transcribe)
+        lines = engine.transcribe(samples, transmissions, 16000)
+        texts.append(" ".join(line.text for line in lines))
+        marks["transcribe"] = (time.perf_counter() - started, peak_rss_mb())
+    return {"load_s": 0.0, "wall_s": time.perf_counter() - started, "texts": texts or [""],
+            "transmissions": len(transmissions),
+            "marks": {k: {"at_s": round(t, 1), "peak_rss_mb": round(m, 1)} for k, (t, m) in marks.items()}}
+
+
+WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "intercept": _worker_intercept,
+           "intercept-packed": _worker_intercept_packed, "long": _worker_long}
+
+
+def worker_main(args) -> int:
+    files = json.loads(Path(args.files).read_text(encoding="utf-8"))
+    result = WORKERS[args.worker](files, args)
+    result["peak_rss_mb"] = peak_rss_mb()
+    Path(args.result).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+# ---------------------------------------------------------------- parent
+def corpus_dense(quick: bool) -> list[dict]:
+    files = []
+    if (VIRGOOL / "metadata.tsv").exists():
+        from intercept.evaluate import read_corpus
+
+        items = read_corpus(VIRGOOL)
+        for item in items[: 4 if quick else None]:
+            files.append({"path": str(item.path), "reference": item.transcript, "duration": item.duration_s})
+    manifest = json.loads((ROOT / "audio_samples" / "manifest.json").read_text(encoding="utf-8"))
+    for name, info in sorted(manifest["recordings"].items()):
+        if quick and name == "session_long.mp3":
+            continue
+        files.append({"path": str(ROOT / "audio_samples" / name), "duration": info["duration"],
+                      "reference": " ".join(t["text_fa"] for t in info["transmissions"])})
+    return files
+
+
+def generated_session(minutes: float, speech_fraction: float, seed: int = 7) -> list[dict]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"session_{minutes:g}min_{speech_fraction:g}_{seed}.wav"
+    manifest_path = Path(str(path) + ".json")
+    if not manifest_path.exists():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_session.py"), str(path), "--minutes",
+                        str(minutes), "--speech-fraction", str(speech_fraction), "--seed", str(seed)], check=True)
+    info = next(iter(json.loads(manifest_path.read_text(encoding="utf-8"))["recordings"].values()))
+    return [{"path": str(path), "duration": info["duration"],
+             "reference": " ".join(t["text_fa"] for t in info["transmissions"])}]
+
+
+def run_system(system: str, files: list[dict], args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        files_path, result_path = Path(tmp) / "files.json", Path(tmp) / "result.json"
+        files_path.write_text(json.dumps(files, ensure_ascii=False), encoding="utf-8")
+        command = [sys.executable, __file__, "--worker", system, "--files", str(files_path), "--result",
+                   str(result_path), "--threads", str(args.threads), "--compute-type", args.compute_type,
+                   "--model", args.model] + (["--long-transcribe"] if args.long_transcribe else [])
+        started = time.perf_counter()
+        process = subprocess.run(command, capture_output=True, text=True)
+        total = time.perf_counter() - started
+        if process.returncode != 0:
+            tail = (process.stderr or process.stdout).strip().splitlines()[-1:] or ["no output"]
+            return {"system": system, "error": tail[0]}
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+    result["system"] = system
+    result["process_s"] = total
+    if "skipped" in result:
+        return result
+    audio_s = sum(f["duration"] for f in files)
+    result["audio_s"] = audio_s
+    result["rtf"] = result["wall_s"] / audio_s
+    if all(f.get("reference") for f in files):
+        from intercept.evaluate import ErrorRateScorer
+
+        counts = ErrorRateScorer().score_corpus((f["reference"], text) for f, text in zip(files, result["texts"]))
+        result["wer"], result["cer"] = counts.wer, counts.cer
+    return result
+
+
+def report(title: str, results: list[dict]) -> None:
+    print(f"\n### {title}\n")
+    base = next((r for r in results if r["system"] == "openai-whisper" and "wall_s" in r), None)
+    print("| system | load s | wall s | RTF | x openai-whisper | peak RSS MB | WER | CER |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if "wall_s" not in r:
+            print(f"| {r['system']} | {r.get('skipped') or r.get('error')} |||||||")
+            continue
+        ratio = f"{base['wall_s'] / r['wall_s']:.2f}" if base else "n/a"
+        wer = f"{r['wer']:.3f}" if "wer" in r else ""
+        cer = f"{r['cer']:.3f}" if "cer" in r else ""
+        print(f"| {r['system']} | {r['load_s']:.1f} | {r['wall_s']:.1f} | {r['rtf']:.3f} | {ratio} | "
+              f"{r['peak_rss_mb']:.0f} | {wer} | {cer} |")
+        if r.get("marks"):
+            print(f"|  stages: {json.dumps(r['marks'])}; transmissions {r.get('transmissions')} |||||||")
+    sys.stdout.flush()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 clips and a 3 min session")
+    parser.add_argument("--long", action="store_true", help="only the 2 h mostly-silent memory benchmark")
+    parser.add_argument("--long-minutes", type=float, default=120.0)
+    parser.add_argument("--long-transcribe", action="store_true", help="with --long: transcribe too")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--corpora", default="dense,session", help="dense, session or both")
+    parser.add_argument("--session-minutes", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--compute-type", default="float32",
+                        help="CTranslate2 type for fw-raw and intercept (float32: the weights openai-whisper runs)")
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--json", help="also write all results to this file")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--files", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+
+    print(f"threads {args.threads}, compute type {args.compute_type}, model {args.model}; "
+          f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    everything = {}
+    if args.long:
+        files = generated_session(args.long_minutes, 0.02, seed=11)
+        results = [run_system("long", files, args)]
+        report(f"long recording: {files[0]['duration'] / 60:.0f} min, 2% speech", results)
+        everything["long"] = results
+    else:
+        systems = [s for s in args.systems.split(",") if s]
+        unknown = set(systems) - set(SYSTEMS)
+        if unknown:
+            parser.error(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
+        corpora = {}
+        if "dense" in args.corpora:
+            corpora["(a) dense short transmissions"] = corpus_dense(args.quick)
+        if "session" in args.corpora:
+            minutes = 3.0 if args.quick else args.session_minutes
+            corpora[f"(b) radio session {minutes:g} min"] = generated_session(minutes, 0.13)
+        for title, files in corpora.items():
+            results = [run_system(system, files, args) for system in systems]
+            audio_s = sum(f["duration"] for f in files)
+            report(f"{title}: {len(files)} files, {audio_s:.0f} s audio", results)
+            everything[title] = results
+    if args.json:
+        Path(args.json).write_text(json.dumps(everything, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

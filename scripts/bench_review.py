@@ -1,0 +1,339 @@
+#!/usr/bin/env python
+"""Benchmark: the review start page (flagged lines awaiting review) on a large store.
+
+Generates a store with the real schema (intercept.store.Store), bulk-loads N lines with a
+fraction flagged and some of those judged, then times the start page through Datasette's test
+client: `/` and the page it redirects to, several times, median and p95. Target: < 300 ms on
+1M lines.
+
+With --review-sql (the default) it first applies REVIEW_SQL below, the summary table, triggers
+and view proposed for store.py; --no-review-sql times the store exactly as store.py makes it.
+
+    .venv/bin/python scripts/bench_review.py --lines 1000000 --db /tmp/bench-review.db
+    .venv/bin/python scripts/bench_review.py --db /tmp/bench-review.db --reuse     # time again
+
+The generated store is kept at --db; --reuse times an existing one without regenerating.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from intercept.store import Store  # noqa: E402
+
+# What store.py should add (schema version 2) so the review pages need no GROUP BY over all
+# lines: one row per flagged line, kept current by triggers whatever writes flags or verdicts.
+REVIEW_SQL = """
+CREATE TABLE IF NOT EXISTS line_review (
+  line_id INTEGER PRIMARY KEY REFERENCES lines(id),
+  recording_id INTEGER,
+  recording TEXT,
+  start_s REAL,
+  end_s REAL,
+  text_fa TEXT,
+  text_en TEXT,
+  concepts TEXT,
+  categories TEXT,
+  kinds TEXT,
+  score REAL,
+  avg_logprob REAL,
+  no_speech_prob REAL,
+  suspect TEXT,
+  verdict TEXT,
+  reviewer TEXT,
+  verdict_at TEXT
+);
+-- The queue (verdict IS NULL) in score order, and its count, from one index.
+CREATE INDEX IF NOT EXISTS line_review_verdict_score ON line_review(verdict, score);
+CREATE INDEX IF NOT EXISTS line_review_score ON line_review(score);
+CREATE INDEX IF NOT EXISTS line_review_recording ON line_review(recording_id, start_s);
+-- The start page's facets, each read from an index in group order.
+CREATE INDEX IF NOT EXISTS line_review_verdict_concepts ON line_review(verdict, concepts);
+CREATE INDEX IF NOT EXISTS line_review_verdict_categories ON line_review(verdict, categories);
+CREATE INDEX IF NOT EXISTS line_review_verdict_kinds ON line_review(verdict, kinds);
+CREATE INDEX IF NOT EXISTS line_review_verdict_recording ON line_review(verdict, recording);
+-- ?_flag_concept=fox
+CREATE INDEX IF NOT EXISTS flags_concept_line ON flags(concept, line_id);
+
+-- What line_review holds for a line: its row when the line has flags, no row otherwise.
+DROP VIEW IF EXISTS line_review_source;
+CREATE VIEW line_review_source AS
+SELECT
+  lines.id AS line_id,
+  lines.recording_id,
+  recordings.path AS recording,
+  lines.start_s,
+  lines.end_s,
+  lines.text_fa,
+  lines.text_en,
+  group_concat(DISTINCT flags.concept) AS concepts,
+  group_concat(DISTINCT flags.category) AS categories,
+  group_concat(DISTINCT flags.kind) AS kinds,
+  max(flags.score) AS score,
+  lines.avg_logprob,
+  lines.no_speech_prob,
+  lines.suspect,
+  (SELECT v.verdict FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict,
+  (SELECT v.reviewer FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS reviewer,
+  (SELECT v.at FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict_at
+FROM lines
+JOIN flags ON flags.line_id = lines.id
+JOIN recordings ON recordings.id = lines.recording_id
+GROUP BY lines.id;
+
+-- Kept current whatever writes flags, verdicts or lines: delete the line's row, re-derive it.
+CREATE TRIGGER IF NOT EXISTS line_review_flag_insert AFTER INSERT ON flags BEGIN
+  INSERT OR REPLACE INTO line_review SELECT * FROM line_review_source WHERE line_id = NEW.line_id;
+END;
+CREATE TRIGGER IF NOT EXISTS line_review_flag_delete AFTER DELETE ON flags BEGIN
+  DELETE FROM line_review WHERE line_id = OLD.line_id;
+  INSERT OR REPLACE INTO line_review SELECT * FROM line_review_source WHERE line_id = OLD.line_id;
+END;
+CREATE TRIGGER IF NOT EXISTS line_review_flag_update AFTER UPDATE ON flags BEGIN
+  DELETE FROM line_review WHERE line_id IN (OLD.line_id, NEW.line_id);
+  INSERT OR REPLACE INTO line_review SELECT * FROM line_review_source WHERE line_id IN (OLD.line_id, NEW.line_id);
+END;
+CREATE TRIGGER IF NOT EXISTS line_review_verdict_insert AFTER INSERT ON verdicts BEGIN
+  INSERT OR REPLACE INTO line_review SELECT * FROM line_review_source WHERE line_id = NEW.line_id;
+END;
+CREATE TRIGGER IF NOT EXISTS line_review_verdict_delete AFTER DELETE ON verdicts BEGIN
+  INSERT OR REPLACE INTO line_review SELECT * FROM line_review_source WHERE line_id = OLD.line_id;
+END;
+CREATE TRIGGER IF NOT EXISTS line_review_line_update AFTER UPDATE ON lines
+WHEN EXISTS (SELECT 1 FROM line_review WHERE line_id = NEW.id) BEGIN
+  INSERT OR REPLACE INTO line_review SELECT * FROM line_review_source WHERE line_id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS line_review_line_delete AFTER DELETE ON lines BEGIN
+  DELETE FROM line_review WHERE line_id = OLD.id;
+END;
+CREATE TRIGGER IF NOT EXISTS line_review_recording_path AFTER UPDATE OF path ON recordings BEGIN
+  UPDATE line_review SET recording = NEW.path WHERE recording_id = NEW.id;
+END;
+
+-- Backfill once (the migration from the GROUP BY view).
+INSERT OR REPLACE INTO line_review SELECT * FROM line_review_source;
+
+-- flagged_lines keeps its name and columns; it now reads one table, no GROUP BY, no join.
+DROP VIEW IF EXISTS flagged_lines;
+CREATE VIEW flagged_lines AS
+SELECT line_id, recording_id, recording, start_s, end_s, text_fa, text_en, concepts, categories, kinds,
+  score, avg_logprob, no_speech_prob, suspect, verdict, reviewer, verdict_at
+FROM line_review;
+"""
+
+WORDS = (
+    "امشب فردا برویم ببینیم است یا بار جنس مرز ساعت کجا هستی رسید نرسید منتظر باش بگو آماده "
+    "ماشین جاده پل کوه شهر خانه دوست برادر پول نفر سه چهار پنج شب صبح زود دیر خبر پیام "
+    "تماس بگیر نگران نباش همه چیز خوب است"
+).split()
+CONCEPTS = [  # concept, category, Farsi word; weighted towards the first (codes repeat)
+    ("fox", "animal_code", "روباه"), ("bird", "animal_code", "پرنده"), ("wolf", "animal_code", "گرگ"),
+    ("sheep", "animal_code", "گوسفند"), ("horse", "animal_code", "اسب"), ("snake", "animal_code", "مار"),
+    ("eagle", "animal_code", "عقاب"), ("dog", "animal_code", "سگ"), ("cat", "animal_code", "گربه"),
+    ("fish", "animal_code", "ماهی"), ("border", "place", "مرز"), ("bridge", "place", "پل"),
+    ("money", "goods", "پول"), ("cargo", "goods", "بار"), ("weapon", "goods", "سلاح"),
+]
+KINDS = ("exact", "morph", "fuzzy", "pattern", "english")
+VERDICT_VALUES = ("confirmed", "false_positive", "unsure")
+
+
+def generate(db_path: Path, n_lines: int, flagged_fraction: float, judged_fraction: float,
+             lines_per_recording: int, seed: int) -> None:
+    rng = random.Random(seed)
+    if db_path.exists():
+        db_path.unlink()
+    store = Store(db_path)  # the real schema, view and FTS triggers
+    db = store.db
+    conn = db.conn
+    # Bulk load: FTS triggers off during the load, one rebuild at the end (much faster).
+    triggers = [row[0] for row in conn.execute("select sql from sqlite_master where type='trigger' and tbl_name='lines'")]
+    for (name,) in conn.execute("select name from sqlite_master where type='trigger' and tbl_name='lines'").fetchall():
+        conn.execute(f"drop trigger {name}")
+    conn.execute("PRAGMA synchronous = OFF")
+    n_recordings = max(1, n_lines // lines_per_recording)
+    weights = [1 / (rank + 1) for rank in range(len(CONCEPTS))]
+    with conn:
+        conn.executemany(
+            "insert into recordings (id, path, sha256, duration_s, format, size_bytes, status, processed_at) "
+            "values (?, ?, ?, ?, 'mp3', 1000000, 'done', '2024-01-01T00:00:00+00:00')",
+            ((rid, f"/data/recordings/2024/channel-{rid % 7}/rec-{rid:06d}.mp3", f"{rid:064x}",
+              lines_per_recording * 8.0) for rid in range(1, n_recordings + 1)),
+        )
+        line_rows, flag_rows, verdict_rows = [], [], []
+        flag_id = 0
+        for line_id in range(1, n_lines + 1):
+            rid = (line_id - 1) // lines_per_recording + 1
+            idx = (line_id - 1) % lines_per_recording
+            words = rng.choices(WORDS, k=rng.randint(3, 10))
+            flags = []
+            if rng.random() < flagged_fraction:
+                for concept, category, word in rng.choices(CONCEPTS, weights, k=rng.choice((1, 1, 1, 2, 2, 3))):
+                    position = rng.randrange(len(words) + 1)
+                    words.insert(position, word)
+                    flags.append((concept, category, word))
+            text = " ".join(words)
+            start = idx * 8.0 + rng.random()
+            line_rows.append((line_id, rid, idx, start, start + rng.uniform(0.8, 6.0), text, text,
+                              "English text " + " ".join(c for c, _, _ in flags), rng.uniform(-1.5, -0.1),
+                              rng.uniform(0, 0.6), rng.uniform(0.8, 2.5)))
+            for concept, category, word in flags:
+                flag_id += 1
+                flag_rows.append((flag_id, line_id, concept, category, "high", rng.choice(KINDS),
+                                  round(rng.uniform(0.5, 1.0), 4), 0, len(word), word, word, "bench-1"))
+            if flags and rng.random() < judged_fraction:
+                verdict_rows.append((line_id, rng.choice(VERDICT_VALUES), "maryam", "2024-02-01T10:00:00+00:00"))
+            if len(line_rows) >= 50_000:
+                _flush(conn, line_rows, flag_rows, verdict_rows)
+        _flush(conn, line_rows, flag_rows, verdict_rows)
+    with conn:
+        for sql in triggers:
+            conn.execute(sql)
+        conn.execute("insert into lines_fts(lines_fts) values('rebuild')")
+    conn.execute("ANALYZE")
+    store.close()
+
+
+def _flush(conn, line_rows, flag_rows, verdict_rows) -> None:
+    conn.executemany(
+        "insert into lines (id, recording_id, idx, start_s, end_s, text_fa_raw, text_fa, text_en, avg_logprob, "
+        "no_speech_prob, compression_ratio, engine, model, translator) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'faster-whisper', 'base', 'whisper')",
+        line_rows,
+    )
+    conn.executemany(
+        "insert into flags (id, line_id, concept, category, severity, kind, score, span_start, span_end, matched, "
+        "term, lexicon_version) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        flag_rows,
+    )
+    conn.executemany("insert into verdicts (line_id, verdict, reviewer, at) values (?, ?, ?, ?)", verdict_rows)
+    for rows in (line_rows, flag_rows, verdict_rows):
+        rows.clear()
+
+
+def apply_review_sql(db_path: Path) -> float:
+    import sqlite3
+
+    started = time.perf_counter()
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executescript(REVIEW_SQL)
+    conn.execute("ANALYZE")
+    conn.close()
+    return time.perf_counter() - started
+
+
+class PageFailed(RuntimeError):
+    pass
+
+
+def store_counts(db_path: Path) -> dict:
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        count = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "lines": count("select count(*) from lines"),
+            "flagged_lines": count("select count(distinct line_id) from flags"),
+            "awaiting_review": count("select count(*) from (select line_id from flags group by line_id) f "
+                                     "where not exists (select 1 from verdicts v where v.line_id = f.line_id)"),
+            "flags": count("select count(*) from flags"),
+            "recordings": count("select count(*) from recordings"),
+        }
+    finally:
+        conn.close()
+
+
+def time_start_page(db_path: Path, repeats: int) -> dict:
+    from intercept.review import ReviewOptions, make_datasette
+
+    ds = make_datasette(db_path, ReviewOptions())
+
+    async def one() -> tuple[float, float, int, str]:
+        started = time.perf_counter()
+        redirect = await ds.client.get("/")
+        assert redirect.status_code == 302, redirect.status_code
+        page = await ds.client.get(redirect.headers["location"])
+        elapsed = time.perf_counter() - started
+        if page.status_code != 200:
+            heading = re.search(r"<h1>(.*?)</h1>", page.text, re.S)
+            raise PageFailed(f"HTTP {page.status_code}: {heading.group(1).strip() if heading else page.text[:200]} "
+                             f"after {elapsed * 1000:.0f} ms")
+        return elapsed, page.text.count("data-line-id="), redirect.headers["location"], page.text
+
+    async def scenario():
+        first = await one()  # warm-up: schema introspection, page cache
+        times = [(await one())[0] for _ in range(repeats)]
+        return first, times
+
+    try:
+        first, times = asyncio.run(scenario())
+    except PageFailed as failure:
+        return {"failed": str(failure)}
+    # Datasette lists facets that ran out of time (facet_time_limit_ms) under "timed out".
+    timed_out = re.findall(r"These facets timed out: ([^<]*)", first[3])
+    times_ms = sorted(t * 1000 for t in times)
+    p95 = times_ms[min(len(times_ms) - 1, int(round(0.95 * (len(times_ms) - 1))))]
+    return {
+        "url": first[2],
+        "rows_shown": first[1],
+        "first_ms": round(first[0] * 1000, 1),
+        "median_ms": round(statistics.median(times_ms), 1),
+        "p95_ms": round(p95, 1),
+        "min_ms": round(times_ms[0], 1),
+        "repeats": repeats,
+        "facets_timed_out": timed_out[0].strip() if timed_out else "",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--flagged-fraction", type=float, default=0.1)
+    parser.add_argument("--judged-fraction", type=float, default=0.2, help="of flagged lines")
+    parser.add_argument("--lines-per-recording", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", type=Path, default=Path("/tmp/bench-review.db"))
+    parser.add_argument("--reuse", action="store_true", help="time an existing --db, do not generate")
+    parser.add_argument("--review-sql", action=argparse.BooleanOptionalAction, default=True,
+                        help="apply REVIEW_SQL (proposed for store.py) to a copy before timing")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    result: dict = {}
+    if not args.reuse:
+        started = time.perf_counter()
+        generate(args.db, args.lines, args.flagged_fraction, args.judged_fraction, args.lines_per_recording,
+                 args.seed)
+        result["generate_s"] = round(time.perf_counter() - started, 1)
+    timed = args.db
+    if args.review_sql:
+        timed = args.db.with_name(args.db.stem + "-review-sql.db")
+        if not (args.reuse and timed.exists()):
+            shutil.copyfile(args.db, timed)
+            result["review_sql_migration_s"] = round(apply_review_sql(timed), 1)
+    result.update(store_counts(timed))
+    result["store"] = str(timed)
+    result["review_sql"] = args.review_sql
+    result.update(time_start_page(timed, args.repeats))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+
+
+if __name__ == "__main__":
+    main()

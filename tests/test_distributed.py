@@ -1,0 +1,229 @@
+"""A batch on Ray workers: the same store as a local run, worker deaths retried elsewhere.
+
+One Ray instance (2 CPUs, no dashboard, no usage reporting) serves the module. The slow test
+runs the real model once on 2 workers over the inputs of the session's local batch
+(conftest.sample_batch) and compares the two stores; the others use a worker without a
+model, so they test the driver's scheduling, retries and skips in seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+ray = pytest.importorskip("ray")
+
+from intercept.distributed import (  # noqa: E402
+    DistributedError,
+    RayOptions,
+    RecordingWorker,
+    WorkerFacts,
+    run_batch_ray,
+)
+from intercept.pipeline import Analysis  # noqa: E402
+from intercept.types import Line, Transmission  # noqa: E402
+
+# Ray's workers cannot import this test module: ship its worker classes by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+# Columns that name a row or a moment rather than what was found; rows are compared through
+# natural keys (recording path, transmission and line index) instead.
+VOLATILE = {"id", "run_id", "processed_at", "first_seen_at", "last_seen_at", "recording_id", "line_id",
+            "transmission_id", "supersedes"}
+
+
+def _clean(row: dict) -> tuple:
+    return tuple(sorted(
+        (key, round(value, 3) if isinstance(value, float) else value)
+        for key, value in row.items() if key not in VOLATILE
+    ))
+
+
+def store_snapshot(path: Path) -> dict[str, list]:
+    """Recordings, transmissions, lines and flags of a store, independent of row ids and
+    write order; floats to 3 decimals (times are stored to the millisecond). Sorted by repr:
+    failed recordings hold None where done ones hold numbers."""
+    db = sqlite_utils.Database(path)
+
+    def rows(sql: str) -> list[dict]:
+        return list(db.query(sql))
+
+    recordings = [_clean(r) for r in rows("SELECT * FROM recordings")]
+    transmissions = [(r["rec"],) + _clean(r) for r in rows(
+        "SELECT t.*, r.path AS rec FROM transmissions t JOIN recordings r ON r.id = t.recording_id")]
+    lines = [(r["rec"], r["tx"]) + _clean(r) for r in rows(
+        "SELECT l.*, r.path AS rec, t.idx AS tx FROM lines l JOIN recordings r ON r.id = l.recording_id "
+        "LEFT JOIN transmissions t ON t.id = l.transmission_id")]
+    flags = [(r["rec"], r["line_idx"]) + _clean(r) for r in rows(
+        "SELECT f.*, r.path AS rec, l.idx AS line_idx FROM flags f JOIN lines l ON l.id = f.line_id "
+        "JOIN recordings r ON r.id = l.recording_id")]
+    return {name: sorted(found, key=repr) for name, found in
+            [("recordings", recordings), ("transmissions", transmissions), ("lines", lines), ("flags", flags)]}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A private Ray instance for this module, 2 CPUs, nothing reaching out."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def dies_once_on(victim: str, marker: Path, log: Path) -> type:
+    """A real worker that kills its own process the first time it is given `victim` (the
+    marker file remembers across restarts), and logs which actor analysed what."""
+
+    class DiesOnceWorker(RecordingWorker):
+        def analyze(self, path, facts):
+            actor = ray.get_runtime_context().get_actor_id()
+            if Path(path).name == victim and not marker.exists():
+                marker.write_text(actor)
+                os._exit(1)  # as abrupt as a killed process: no exception reaches Ray
+            analysis = super().analyze(path, facts)
+            with log.open("a") as out:
+                out.write(f"{Path(path).name}\t{actor}\n")
+            return analysis
+
+    return DiesOnceWorker
+
+
+def test_ray_run_stores_what_the_local_run_stores(sample_batch, local_ray, tmp_path):
+    local_db, local_result, inputs = sample_batch
+    marker, log = tmp_path / "died", tmp_path / "analysed.tsv"
+    ray_db = tmp_path / "ray.db"
+    summary = run_batch_ray(
+        [inputs], ray_db, ray_options=RayOptions(workers=2), progress=False,
+        worker_class=dies_once_on("bird_or_fox.ogg", marker, log),
+    )
+
+    local = store_snapshot(local_db)
+    distributed = store_snapshot(ray_db)
+    assert local["lines"], "the local run stored no lines: nothing was compared"
+    for table in ("recordings", "transmissions", "lines", "flags"):
+        assert distributed[table] == local[table], table
+
+    local_summary = json.loads(local_result.output)
+    for key in ("files", "done", "skipped", "failed", "transmissions", "lines", "flagged_lines", "suspect_lines"):
+        assert getattr(summary, key) == local_summary[key], key
+    assert sorted(summary.failures) == sorted(map(tuple, local_summary["failures"]))
+
+    # The worker died on bird_or_fox once; another worker analysed it; it is stored once.
+    assert marker.exists()
+    assert summary.worker_deaths == 1 and summary.retries == 1
+    analysed = dict(line.split("\t") for line in log.read_text().splitlines() if line.startswith("bird_or_fox"))
+    assert analysed["bird_or_fox.ogg"] != marker.read_text()
+    store = sqlite_utils.Database(ray_db)
+    assert store["recordings"].count_where("path LIKE '%bird_or_fox.ogg'") == 1
+
+    run = next(store.query("SELECT * FROM runs"))
+    assert run["finished_at"] and json.loads(run["summary"])["workers"] == 2
+
+
+class ModelFreeWorker(RecordingWorker):
+    """A worker without a model, for the driver's logic: one line per recording, and it
+    kills its own process on any file named die*.wav."""
+
+    def __init__(self, options):
+        self.options = options
+
+    def describe(self) -> WorkerFacts:
+        return WorkerFacts("fake-model", "lexicon-v0", [], os.getpid(), os.environ.get("OMP_NUM_THREADS"))
+
+    def analyze(self, path, facts):
+        if Path(path).name.startswith("die"):
+            os._exit(1)
+        facts.duration_s, facts.format = 1.0, "wav"
+        line = Line(0.1, 0.9, "سلام", text_fa="سلام", text_en="hello")
+        return Analysis(facts, "done", transmissions=[Transmission(0, 0.0, 1.0)], lines=[line], flags=[[]],
+                        engine="fake", model="fake-model", translator="none", lexicon_version="lexicon-v0")
+
+
+def test_recording_that_kills_every_worker_fails_after_max_attempts(local_ray, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.wav").write_bytes(b"content A")
+    (inputs / "b.wav").write_bytes(b"content A")  # same content as a.wav: skipped as locally
+    (inputs / "c.wav").write_bytes(b"content C")
+    (inputs / "die.wav").write_bytes(b"content D")
+    missing = inputs / "gone.wav"  # named directly, never created: fails on the driver
+    db = tmp_path / "s.db"
+    options = RayOptions(workers=2, max_attempts=2, max_worker_restarts=5)
+
+    summary = run_batch_ray([inputs, missing], db, ray_options=options, progress=False,
+                            worker_class=ModelFreeWorker)
+
+    assert (summary.files, summary.done, summary.skipped, summary.failed) == (5, 2, 1, 2)
+    assert summary.worker_deaths == 2 and summary.retries == 1
+    store = sqlite_utils.Database(db)
+    rows = {Path(r["path"]).name: r for r in store.query("SELECT * FROM recordings")}
+    assert set(rows) == {"a.wav", "c.wav", "die.wav", "gone.wav"}
+    assert rows["die.wav"]["status"] == "failed"
+    assert "die.wav" in rows["die.wav"]["error"] and "a worker died 2 times" in rows["die.wav"]["error"]
+    assert rows["gone.wav"]["status"] == "failed" and "gone.wav" in rows["gone.wav"]["error"]
+    assert store["lines"].count == 2
+    assert [Path(p).name for p, _ in summary.failures] == ["die.wav", "gone.wav"]  # input order
+
+    # Resumable as a local run: a second pass skips what is stored and retries the failures.
+    again = run_batch_ray([inputs, missing], db, ray_options=options, progress=False,
+                          worker_class=ModelFreeWorker)
+    assert (again.done, again.skipped, again.failed) == (0, 3, 2)
+    assert store["lines"].count == 2
+    assert store["recordings"].count_where("status = 'failed'") == 2
+
+
+def test_workers_default_to_the_free_cpus_and_get_one_thread_each(local_ray, tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"x")
+    summary = run_batch_ray([tmp_path / "a.wav"], tmp_path / "s.db", progress=False, worker_class=ModelFreeWorker)
+    assert summary.workers == 2 and summary.done == 1
+    assert summary.worker_threads == "1"  # CTranslate2 then runs one thread per worker
+
+
+def test_bad_ray_options_are_refused(local_ray, tmp_path):
+    with pytest.raises(DistributedError, match="workers must be at least 1"):
+        run_batch_ray([], tmp_path / "s.db", ray_options=RayOptions(workers=0), worker_class=ModelFreeWorker)
+    with pytest.raises(DistributedError, match="no free GPUs"):
+        run_batch_ray([], tmp_path / "s.db", ray_options=RayOptions(gpus_per_worker=1),
+                      worker_class=ModelFreeWorker)
+
+
+class BrokenFirstWorker(ModelFreeWorker):
+    """The first worker to start cannot load (as on a machine without the model)."""
+
+    marker: Path
+
+    def __init__(self, options):
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return super().__init__(options)
+        raise RuntimeError("no model on this machine")
+
+
+class BrokenWorker(ModelFreeWorker):
+    def __init__(self, options):
+        raise RuntimeError("no model on this machine")
+
+
+def test_a_worker_that_cannot_start_is_dropped_and_its_recordings_go_elsewhere(local_ray, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in "abcd":
+        (inputs / f"{name}.wav").write_bytes(name.encode())
+    worker = type("Broken", (BrokenFirstWorker,), {"marker": tmp_path / "first"})
+    summary = run_batch_ray([inputs], tmp_path / "s.db", ray_options=RayOptions(workers=2), progress=False,
+                            worker_class=worker)
+    assert (summary.done, summary.failed, summary.worker_deaths) == (4, 0, 0)
+
+
+def test_no_worker_can_start_is_one_clear_error(local_ray, tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"a")
+    with pytest.raises(DistributedError, match="could not start: .*no model on this machine"):
+        run_batch_ray([tmp_path], tmp_path / "s.db", ray_options=RayOptions(workers=2), progress=False,
+                      worker_class=BrokenWorker)

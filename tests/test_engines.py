@@ -1,0 +1,130 @@
+"""The three engines on the same weights: faster-whisper on the embedded CTranslate2 model,
+openai-whisper on its converted .pt, transformers on its converted directory. Greedy decoding
+of the same transmission must give (nearly) the same text."""
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+
+import pytest
+
+from intercept.engines import ENGINES, TranscribeOptions, load_engine
+from intercept.models import ModelError
+from intercept.types import Transmission
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("whisper")
+pytest.importorskip("transformers")
+
+from test_convert import SAMPLES, converted_dir  # noqa: E402  (shares the session's conversion)
+
+GREEDY = dict(language="fa", beam_size=1, temperatures=(0.0,), compute_type="float32")
+
+
+def greedy_options() -> TranscribeOptions:
+    options = TranscribeOptions(**GREEDY)
+    if hasattr(options, "pack"):  # packing (another engine feature) would change the windows
+        options.pack = False
+    return options
+
+
+def normalised(text: str) -> str:
+    """Letters only, Arabic/Persian look-alikes unified, so CER measures recognition."""
+    text = unicodedata.normalize("NFKC", text).replace("ي", "ی").replace("ك", "ک")
+    return re.sub(r"[\W_]+", "", text)
+
+
+def cer(a: str, b: str) -> float:
+    from rapidfuzz.distance import Levenshtein
+
+    a, b = normalised(a), normalised(b)
+    return Levenshtein.distance(a, b) / max(len(a), len(b), 1)
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory, embedded_model_dir):
+    paths = converted_dir(tmp_path_factory, embedded_model_dir)
+    paths["faster-whisper"] = embedded_model_dir
+    return {name: load_engine(name, str(paths[name]), "base", greedy_options()) for name in ENGINES}
+
+
+@pytest.fixture(scope="session")
+def bird_or_fox(manifest):
+    from intercept.audio import decode
+
+    spoken = manifest["recordings"]["bird_or_fox.ogg"]["transmissions"][2]  # "... پرنده است یا روباه"
+    tx = Transmission(idx=2, start=spoken["start"] - 0.3, end=spoken["end"] + 0.3)
+    return decode(str(SAMPLES / "bird_or_fox.ogg")), tx
+
+
+def test_three_engines_agree_on_the_same_weights(engines, bird_or_fox):
+    audio, tx = bird_or_fox
+    texts = {}
+    for name, engine in engines.items():
+        lines = engine.transcribe(audio.samples, [tx], audio.sample_rate)
+        assert lines, f"{name} heard nothing"
+        for line in lines:
+            assert tx.start <= line.start <= line.end <= tx.end and line.transmission_idx == tx.idx
+            assert line.avg_logprob is not None and line.avg_logprob < 0
+        texts[name] = " ".join(line.text for line in lines)
+    assert all(len(normalised(t)) >= 10 for t in texts.values()), texts
+    for a, b in itertools.combinations(texts, 2):
+        assert cer(texts[a], texts[b]) <= 0.1, (a, b, texts)
+
+
+def test_engines_are_registered():
+    assert set(ENGINES) == {"faster-whisper", "openai-whisper", "transformers"}
+    with pytest.raises(ValueError, match="unknown engine 'whisperx'"):
+        load_engine("whisperx", "base", "base", TranscribeOptions())
+
+
+@pytest.mark.parametrize(
+    "engine, make_path, expected",
+    [
+        ("openai-whisper", lambda d: "no-such-model", "unknown openai-whisper model 'no-such-model'"),
+        ("openai-whisper", lambda d: d / "broken.pt", "is not an openai-whisper checkpoint"),
+        ("openai-whisper", lambda d: d, "model.bin is missing"),
+        ("transformers", lambda d: d, "is not a loadable transformers model"),
+        ("transformers", lambda d: d / "broken.pt", "is a file"),
+    ],
+)
+def test_missing_or_bad_model_is_one_clear_line(tmp_path, engine, make_path, expected):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError) as info:
+        load_engine(engine, str(make_path(tmp_path)), "x", TranscribeOptions())
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_ctc_model_gives_one_line_per_transmission(tmp_path):
+    """A tiny wav2vec2 CTC model whose output layer always picks the letter 'a': the engine's
+    CTC path must load it from a directory and return the collapsed text inside the transmission."""
+    import json
+
+    import numpy as np
+    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
+                              Wav2Vec2Processor)
+
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, "a": 3, "b": 4}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"), pad_token="<pad>", unk_token="<unk>",
+                                     word_delimiter_token="|")
+    processor = Wav2Vec2Processor(feature_extractor=Wav2Vec2FeatureExtractor(), tokenizer=tokenizer)
+    config = Wav2Vec2Config(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 4),
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, pad_token_id=0,
+                            architectures=["Wav2Vec2ForCTC"])
+    model = Wav2Vec2ForCTC(config)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+        model.lm_head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 10.0, 0.0]))
+    model.save_pretrained(tmp_path / "ctc")
+    processor.save_pretrained(tmp_path / "ctc")
+
+    engine = load_engine("transformers", str(tmp_path / "ctc"), "tiny-ctc", TranscribeOptions())
+    samples = np.random.default_rng(0).normal(scale=0.1, size=16000 * 3).astype(np.float32)
+    lines = engine.transcribe(samples, [Transmission(idx=4, start=0.5, end=2.0)], 16000)
+    assert [(l.start, l.end, l.text, l.transmission_idx) for l in lines] == [(0.5, 2.0, "a", 4)]
+    assert lines[0].avg_logprob > -0.01
+    with pytest.raises(ValueError, match="cannot translate"):
+        engine.translate_audio(samples, 0.5, 2.0)
