@@ -317,7 +317,8 @@ def clean_radio(
         # The spectral gate needs the whole file's noise profile: not block-wise (off by default).
         cleaned[:] = _spectral_gate(cleaned, sample_rate, options)
     if options.normalize_peak:
-        peak = float(np.max(np.abs(cleaned)))
+        # max and -min rather than max(abs(x)): no full-length temporary array.
+        peak = max(float(cleaned.max()), -float(cleaned.min()))
         if peak > 1e-6:
             cleaned *= options.normalize_peak / peak
     np.clip(cleaned, -1.0, 1.0, out=cleaned)

@@ -45,8 +45,17 @@ def cli():
                    "wav2vec2 CTC models). All three run the embedded base.  [default: faster-whisper]")
 @click.option("--language", default=None, metavar="CODE|auto",
               help="Spoken language; 'auto' detects it per transmission.  [default: fa]")
-@click.option("--translator", type=click.Choice(["whisper", "none"]), default=None,
-              help="English translation: Whisper's own translate task, or none.  [default: whisper]")
+@click.option("--translator", type=click.Choice(["whisper", "transformers", "none"]), default=None,
+              help="English translation: Whisper's own translate task, a transformers MT model "
+                   "(--mt-model), or none.  [default: whisper]")
+@click.option("--mt-model", default=None, metavar="PATH|ID",
+              help="MT model for --translator transformers: a local directory (transformers or "
+                   "CTranslate2) or, when online, a hub id such as facebook/m2m100_418M.")
+@click.option("--mt-fallback", type=click.Choice(["whisper", "none", "error"]), default=None,
+              help="What translates when the MT model cannot be loaded (one line says why); "
+                   "error stops with exit 2.  [default: whisper]")
+@click.option("--mt-backend", type=click.Choice(["ctranslate2", "torch"]), default=None,
+              help="CTranslate2 (converted once into the cache; faster) or PyTorch.  [default: ctranslate2]")
 @click.option("--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]")
 @click.option("--segment", "segment_method", type=click.Choice(["silero", "energy"]), default=None,
@@ -60,11 +69,24 @@ def cli():
 @click.option("--threads", type=click.IntRange(0), default=None, help="CPU threads (0: all cores).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file of options; command-line options override it.")
-@click.option("--force", is_flag=True, help="Process recordings again even if their content is already stored.")
+@click.option("--force", is_flag=True,
+              help="Process recordings again even if their content is already stored; the result is stored "
+                   "as a new version, and old rows and verdicts stay.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Process on Ray workers; this command alone writes --db. No ADDRESS: a private Ray on "
+                   "this machine; 'auto': the cluster this machine belongs to; or HEAD:6379 / "
+                   "ray://HEAD:10001. Put --ray after the PATHS (or write --ray local).")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Ray workers, each loading its own model (with --ray).  [default: as many as free CPUs/GPUs allow]")
+@click.option("--cpus-per-worker", type=click.FloatRange(0, min_open=True), default=None,
+              help="CPUs (and recognition threads) per Ray worker.  [default: 1]")
+@click.option("--gpus-per-worker", type=click.FloatRange(0), default=None,
+              help="GPUs per Ray worker; use with --device cuda.  [default: 0]")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
-def run(paths, db_path, model, engine, language, translator, lexicons, segment_method, no_clean, beam_size,
-        compute_type, device, threads, config_path, force, as_json, no_progress):
+def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, lexicons, segment_method, no_clean, beam_size,
+        compute_type, device, threads, config_path, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
+        as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
 
     PATHS are files or folders. Folders are walked for audio files (wav, mp3, ogg, opus,
@@ -82,10 +104,12 @@ def run(paths, db_path, model, engine, language, translator, lexicons, segment_m
       2  bad options, lexicon or model: nothing was processed
     """
     from .config import ConfigError, RunOptions, load_config
+    from .distributed import DistributedError, RayOptions, run_batch_ray
     from .lexicon import LexiconError
     from .models import ModelError
     from .pipeline import run_batch
     from .store import StoreError
+    from .translate import MTModelError
 
     try:
         options = load_config(config_path) if config_path else RunOptions()
@@ -97,6 +121,12 @@ def run(paths, db_path, model, engine, language, translator, lexicons, segment_m
         options.engine = engine
     if translator is not None:
         options.translator = translator
+    if mt_model is not None:
+        options.mt_model = mt_model
+    if mt_fallback is not None:
+        options.mt_fallback = mt_fallback
+    if mt_backend is not None:
+        options.mt.backend = mt_backend
     if lexicons:
         options.lexicons = [str(p) for p in lexicons]
     if segment_method is not None:
@@ -117,9 +147,19 @@ def run(paths, db_path, model, engine, language, translator, lexicons, segment_m
     if threads is not None:
         t.cpu_threads = threads
 
+    if ray_address is None and any(v is not None for v in (workers, cpus_per_worker, gpus_per_worker)):
+        raise click.UsageError("--workers, --cpus-per-worker and --gpus-per-worker need --ray")
     try:
-        summary = run_batch(paths, db_path, options, progress=not no_progress)
-    except (ModelError, LexiconError, StoreError, ValueError) as exc:
+        if ray_address is None:
+            summary = run_batch(paths, db_path, options, progress=not no_progress)
+        else:
+            ray_options = RayOptions(address=None if ray_address == "local" else ray_address, workers=workers)
+            if cpus_per_worker is not None:
+                ray_options.cpus_per_worker = cpus_per_worker
+            if gpus_per_worker is not None:
+                ray_options.gpus_per_worker = gpus_per_worker
+            summary = run_batch_ray(paths, db_path, options, ray_options, progress=not no_progress)
+    except (ModelError, LexiconError, StoreError, MTModelError, DistributedError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
 
@@ -144,6 +184,11 @@ def _print_summary(summary, db_path: Path) -> None:
         f"wall time {summary.wall_s:.1f} s"
         + (f", real-time factor {rtf:.2f} ({1 / rtf:.1f}x real time)" if rtf else "")
     )
+    if getattr(summary, "workers", 0):
+        click.echo(f"{summary.workers} Ray workers; {summary.worker_deaths} worker deaths, "
+                   f"{summary.retries} recordings retried")
+    for path, reason in summary.notes:
+        click.echo(f"skipped {path}: {reason}")
     for path, reason in summary.failures:
         click.echo(f"FAILED {path}: {reason}", err=True)
     click.echo(f"\nReview the flagged lines:  intercept review {db_path}")
@@ -226,6 +271,59 @@ def match(texts, lexicons, english, raw):
         )
 
 
+@cli.command()
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Store whose lines to translate again.")
+@click.option("--translator", type=click.Choice(["transformers", "whisper", "none"]), default="transformers",
+              show_default=True, help="transformers: an MT model over the stored Farsi text; whisper: "
+                                      "Whisper's translate task over each line's audio (decodes the originals).")
+@click.option("--mt-model", default=None, metavar="PATH|ID",
+              help="MT model for --translator transformers: a local directory or, when online, a hub id.")
+@click.option("--mt-fallback", type=click.Choice(["whisper", "none", "error"]), default="error", show_default=True,
+              help="What translates when the MT model cannot be loaded.")
+@click.option("--mt-backend", type=click.Choice(["ctranslate2", "torch"]), default="ctranslate2", show_default=True,
+              help="Run the MT model with CTranslate2 (converted once into the cache) or PyTorch.")
+@click.option("--mt-batch-size", type=click.IntRange(1), default=16, show_default=True, help="Lines per MT batch.")
+@click.option("--mt-threads", type=click.IntRange(0), default=0, help="CPU threads for MT (0: all cores).")
+@click.option("--model", default="base", show_default=True, metavar="NAME|PATH",
+              help="Whisper model for --translator whisper (or a whisper fallback).")
+@click.option("--recording", "recording_id", type=int, help="Only this recording (recordings.id).")
+@click.option("--no-clean", is_flag=True, help="Skip the radio clean-up before Whisper's translate task.")
+def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_size, mt_threads, model,
+              recording_id, no_clean):
+    """Translate the stored lines of --db again, without re-transcribing.
+
+    Each line records the translator and the model id with its version. Use it when a better
+    MT model becomes available:
+
+    \b
+      intercept translate --db traffic.db --mt-model /models/m2m100_418M
+    """
+    from .engines import TranscribeOptions, load_engine
+    from .models import ModelError, resolve_model
+    from .store import Store
+    from .translate import MTModelError, MTOptions, make_translator, retranslate
+
+    needs_whisper = translator == "whisper" or (translator == "transformers" and mt_fallback == "whisper")
+    try:
+        engine = None
+        if needs_whisper:
+            source = resolve_model(model)
+            name = model if source.origin != "embedded" else "whisper-base (embedded)"
+            engine = load_engine("faster-whisper", str(source.path), name, TranscribeOptions())
+        chosen = make_translator(
+            translator, engine, mt_model=mt_model, fallback=mt_fallback,
+            options=MTOptions(backend=mt_backend, batch_size=mt_batch_size, threads=mt_threads),
+            warn=lambda message: click.echo(message, err=True),
+        )
+    except (ModelError, MTModelError, ValueError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    with Store(db_path) as store:
+        count = retranslate(store, chosen, recording_id, clean_radio=not no_clean)
+    click.echo(f"{count} lines translated by {chosen.name} ({chosen.model})")
+
+
 @cli.command("flag")
 @click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Store to re-flag.")
@@ -276,6 +374,44 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
         click.echo("by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items())))
     if result.stale_text_lines:
         click.echo(f"{result.stale_text_lines} lines were normalised by an older normaliser (matched as stored)")
+
+
+@cli.command()
+@click.argument("db_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def verify(db_path, as_json):
+    """Check the chain of custody of store FILE.
+
+    Re-hashes every original recording the store holds lines for, at every path its content
+    was seen under, against the SHA-256 stored when it was processed, and checks the store's
+    own integrity. Originals are only read.
+
+    \b
+    Exit status:
+      0  every original is present and unchanged, and the store is whole
+      1  some original is missing, changed or unreadable, or the store has a problem
+      2  FILE is not an intercept store
+    """
+    from .pipeline import verify_originals
+    from .store import StoreError
+
+    try:
+        report = verify_originals(db_path)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for check in report.originals:
+            if check.status != "ok":
+                click.echo(f"{check.status.upper()} {check.path}: {check.reason}")
+        for problem in report.store_problems:
+            click.echo(f"STORE {problem}")
+        counts = report.counts()
+        click.echo(", ".join(f"{n} {status}" for status, n in counts.items())
+                   + f"; store {'whole' if not report.store_problems else 'has problems'}")
+    sys.exit(0 if report.ok else 1)
 
 
 @cli.group()

@@ -9,19 +9,23 @@ from typing import Any, Optional
 
 from .engines import TranscribeOptions
 from .guards import GuardOptions
+from .translate import MTOptions
 
 
 @dataclass
 class RunOptions:
     engine: str = "faster-whisper"
     model: str = "base"
-    translator: str = "whisper"
+    translator: str = "whisper"  # whisper | transformers | none
+    mt_model: Optional[str] = None  # for translator "transformers": a local directory or a hub id
+    mt_fallback: str = "whisper"  # when the MT model cannot be loaded: whisper | none | error
     lexicons: list[str] = field(default_factory=list)  # empty: the shipped lexicons/ folder
     segment_method: str = "silero"
     clean_radio: bool = True
     force: bool = False
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     guards: GuardOptions = field(default_factory=GuardOptions)
+    mt: MTOptions = field(default_factory=MTOptions)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -33,7 +37,7 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path, base: Optional[RunOptions] = None) -> RunOptions:
     """Read a TOML config file over the defaults. Top-level keys are RunOptions fields;
-    the tables [transcribe] and [guards] set those option groups. Unknown keys are errors,
+    the tables [transcribe], [guards] and [mt] set those option groups. Unknown keys are errors,
     so a typo never silently does nothing."""
     path = Path(path)
     try:
@@ -41,7 +45,7 @@ def load_config(path: str | Path, base: Optional[RunOptions] = None) -> RunOptio
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     options = base or RunOptions()
-    groups = {"transcribe": options.transcribe, "guards": options.guards}
+    groups = {"transcribe": options.transcribe, "guards": options.guards, "mt": options.mt}
     simple = {f.name for f in dataclasses.fields(RunOptions)} - set(groups)
     for key, value in data.items():
         if key in groups and isinstance(value, dict):

@@ -263,6 +263,8 @@ def _reason(exc: BaseException) -> str:
 class _Scheduler:
     """Feeds recordings to workers, re-sends them when a worker dies, saves results as they come."""
 
+    PING_S = 0.5  # how often a restarting worker is asked whether it is back
+
     def __init__(self, ray, pipeline: _DriverPipeline, actors, ray_options: RayOptions, summary, bar):
         self.ray, self.pipeline, self.actors = ray, pipeline, actors
         self.ray_options, self.summary, self.bar = ray_options, summary, bar
@@ -270,6 +272,7 @@ class _Scheduler:
         self.in_flight: dict[Any, tuple[_Item, int]] = {}  # ref -> (item, worker)
         self.per_worker: list[deque] = [deque() for _ in actors]  # refs in submission order
         self.ready: set[int] = set()  # workers that have loaded their model
+        self.recovering: dict[int, float] = {}  # worker restarting -> when to ask again
         self.starting: dict[Any, int] = {}  # describe() call -> worker still loading
         self.retired: set[int] = set()
         self.collateral: set = set()  # calls lost with a worker death already counted
@@ -277,6 +280,8 @@ class _Scheduler:
         self.deaths_of: list[int] = [0] * len(actors)
         self.busy_sha: dict[str, list[_Item]] = {}  # content being analysed -> same content waiting
         self.results: list[tuple[int, RecordingResult]] = []
+        # A worker dying mid-call shows as ActorUnavailableError (a RayActorError) on the call
+        # it was running and on those queued behind it.
         self.deaths = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                        ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
                        ray.exceptions.ObjectLostError)
@@ -286,11 +291,20 @@ class _Scheduler:
             self._examine(_Item(index, path))
             self._fill()
         while self.in_flight or self.queue:
+            self._ping_recovering()
             waiting_on = list(self.in_flight) + (list(self.starting) if self.queue else [])
-            if not waiting_on:
+            timeout = None
+            if self.recovering:
+                timeout = max(0.0, min(self.recovering.values()) - time.monotonic())
+            elif not waiting_on:
                 why = f" (last could not start: {self.broken[-1]})" if self.broken else ""
                 self._give_up(f"no Ray worker is left{why}")
-            ready, _ = self.ray.wait(waiting_on, num_returns=1)
+            if not waiting_on:
+                time.sleep(timeout)
+                continue
+            ready, _ = self.ray.wait(waiting_on, num_returns=1, timeout=timeout)
+            if not ready:
+                continue
             if ready[0] in self.starting:
                 self._started(ready[0])
             else:
@@ -324,10 +338,21 @@ class _Scheduler:
         worker = self.starting.pop(ref)
         try:
             self.ray.get(ref)
+        except self.ray.exceptions.ActorUnavailableError:
+            self.recovering[worker] = time.monotonic() + self.PING_S  # still restarting
         except self.ray.exceptions.RayError as exc:
             self.retire_broken(worker, _reason(exc))
         else:
             self.ready.add(worker)
+
+    def _ping_recovering(self) -> None:
+        """Ask restarting workers whether they are back. Calls sent to a worker while Ray
+        restarts it fail at once, so work goes to it again only after it answers."""
+        now = time.monotonic()
+        for worker, due in list(self.recovering.items()):
+            if due <= now:
+                del self.recovering[worker]
+                self.starting[self.actors[worker].describe.remote()] = worker
 
     def retire_broken(self, worker: int, reason: str) -> None:
         self.retired.add(worker)
@@ -381,6 +406,8 @@ class _Scheduler:
             # Only the recording the worker was busy with counts against it; the ones queued
             # behind it simply go to another worker.
             self.collateral.update(self.per_worker[worker])
+            self.ready.discard(worker)
+            self.recovering[worker] = time.monotonic() + self.PING_S
             self.deaths_of[worker] += 1
             self.summary.worker_deaths += 1
             item.attempts += 1
@@ -388,6 +415,7 @@ class _Scheduler:
             item.avoid = worker
             if self.deaths_of[worker] > self.ray_options.max_worker_restarts:
                 self.retired.add(worker)  # Ray will not restart it again
+                self.recovering.pop(worker, None)
         if item.attempts >= self.ray_options.max_attempts:
             error = (f"{safe_text(str(item.path))}: a worker died {item.attempts} times while "
                      f"processing it (last: {item.deaths[-1]})")

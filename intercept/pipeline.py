@@ -137,7 +137,8 @@ def iter_recordings(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 def versions() -> dict[str, str]:
     found = {"intercept": __version__, "python": platform.python_version()}
-    for dist in ("faster-whisper", "ctranslate2", "onnxruntime", "hazm", "sqlite-utils", "pydub"):
+    for dist in ("faster-whisper", "ctranslate2", "onnxruntime", "hazm", "sqlite-utils", "pydub",
+                 "openai-whisper", "transformers", "torch", "sentencepiece"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -194,6 +195,17 @@ def examine(path: str | Path) -> RecordingFacts:
     return facts
 
 
+def _engine_model(engine: str, model: str) -> tuple[str, str]:
+    """(name to record, what the engine loads). faster-whisper and the embedded base need a
+    CTranslate2 directory; the other engines also take their own formats (an openai-whisper
+    .pt file, a transformers directory or hub id), which only they can check."""
+    path = Path(model).expanduser()
+    if engine == "faster-whisper" or model == "base" or (path / "model.bin").is_file():
+        source = resolve_model(model)
+        return (model if source.origin != "embedded" else "whisper-base (embedded)"), str(source.path)
+    return model, model
+
+
 class Pipeline:
     """Loads the model, lexicon and normaliser once; then processes recordings one by one.
 
@@ -204,10 +216,12 @@ class Pipeline:
     def __init__(self, options: RunOptions, store: Optional[Store] = None):
         self.options = options
         self.store = store
-        source = resolve_model(options.model)
-        self.model_name = options.model if source.origin != "embedded" else "whisper-base (embedded)"
-        self.engine = load_engine(options.engine, str(source.path), self.model_name, options.transcribe)
-        self.translator = make_translator(options.translator, self.engine)
+        self.model_name, model_path = _engine_model(options.engine, options.model)
+        self.engine = load_engine(options.engine, model_path, self.model_name, options.transcribe)
+        self.translator = make_translator(
+            options.translator, self.engine, mt_model=options.mt_model, fallback=options.mt_fallback,
+            options=options.mt,
+        )
         self.normalizer = PersianNormalizer()
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
         self.guards = Guards(options.guards)

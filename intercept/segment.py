@@ -167,8 +167,14 @@ def _frame_levels_db(samples: np.ndarray, sample_rate: int, frame_s: float = 0.0
     usable = samples[: (samples.size // frame) * frame]
     if usable.size == 0:
         return np.array([])
-    # float32 squares, float64 accumulation: no full-length float64 copy of a long file.
-    rms = np.sqrt(np.mean(np.square(usable.reshape(-1, frame)), axis=1, dtype=np.float64))
+    frames = usable.reshape(-1, frame)
+    rms = np.empty(frames.shape[0], dtype=np.float64)
+    # float32 squares, float64 accumulation, a minute of frames at a time: a whole 2 h file
+    # at once would make a 460 MB temporary array of squares.
+    step = max(1, int(60.0 / frame_s))
+    for first in range(0, frames.shape[0], step):
+        rms[first : first + step] = np.mean(np.square(frames[first : first + step]), axis=1, dtype=np.float64)
+    np.sqrt(rms, out=rms)
     return 20.0 * np.log10(np.maximum(rms, 1e-10))
 
 

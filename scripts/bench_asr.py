@@ -163,8 +163,10 @@ def _worker_long(files, args):
     started = time.perf_counter()
     audio = decode(files[0]["path"])
     marks["decode"] = (time.perf_counter() - started, peak_rss_mb())
-    samples = clean_radio(audio.samples, audio.sample_rate, CleanupOptions())
-    del audio
+    if args.long_in_place:  # what pipeline.py can do: clean the decoded samples in place
+        samples = clean_radio(audio.samples, audio.sample_rate, CleanupOptions(), out=audio.samples)
+    else:  # what pipeline.py does today: a cleaned copy beside the decoded samples
+        samples = clean_radio(audio.samples, audio.sample_rate, CleanupOptions())
     marks["clean_radio"] = (time.perf_counter() - started, peak_rss_mb())
     transmissions = find_transmissions(samples, 16000, SegmentOptions())
     marks["segment"] = (time.perf_counter() - started, peak_rss_mb())
@@ -231,7 +233,8 @@ def run_system(system: str, files: list[dict], args) -> dict:
         files_path.write_text(json.dumps(files, ensure_ascii=False), encoding="utf-8")
         command = [sys.executable, __file__, "--worker", system, "--files", str(files_path), "--result",
                    str(result_path), "--threads", str(args.threads), "--compute-type", args.compute_type,
-                   "--model", args.model] + (["--long-transcribe"] if args.long_transcribe else [])
+                   "--model", args.model] + (["--long-transcribe"] if args.long_transcribe else []) \
+            + (["--long-in-place"] if args.long_in_place else [])
         started = time.perf_counter()
         process = subprocess.run(command, capture_output=True, text=True)
         total = time.perf_counter() - started
@@ -279,6 +282,8 @@ def main(argv=None) -> int:
     parser.add_argument("--long", action="store_true", help="only the 2 h mostly-silent memory benchmark")
     parser.add_argument("--long-minutes", type=float, default=120.0)
     parser.add_argument("--long-transcribe", action="store_true", help="with --long: transcribe too")
+    parser.add_argument("--long-in-place", action="store_true",
+                        help="with --long: clean the samples in place (clean_radio(..., out=samples))")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--corpora", default="dense,session", help="dense, session or both")
     parser.add_argument("--session-minutes", type=float, default=10.0)

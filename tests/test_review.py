@@ -253,16 +253,14 @@ def test_english_search_is_left_alone(ds):
 
 
 def _review_sql() -> str:
-    # The summary table proposed for store.py lives with its benchmark.
-    spec = importlib.util.spec_from_file_location("bench_review", ROOT / "scripts" / "bench_review.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.REVIEW_SQL
+    from intercept.store import LINE_REVIEW_SQL
+
+    return LINE_REVIEW_SQL
 
 
 def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
-    """scripts/bench_review.py REVIEW_SQL (for store.py): flagged_lines over the summary
-    table equals the GROUP BY view, before and after verdicts, re-flags and translations."""
+    """The store's line_review summary table (migration 0004): flagged_lines over it equals
+    the GROUP BY view, before and after verdicts, re-flags and translations."""
     from intercept.store import FLAGGED_LINES_VIEW, RecordingFacts
     from intercept.types import Flag, Line, Transmission
 
