@@ -11,6 +11,13 @@ import click
 from . import __version__
 
 
+# Shared by run, match and flag, so the three always read lexicons the same way.
+lexicon_option = click.option(
+    "--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
+    help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]",
+)
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -56,15 +63,15 @@ def cli():
                    "error stops with exit 2.  [default: whisper]")
 @click.option("--mt-backend", type=click.Choice(["ctranslate2", "torch"]), default=None,
               help="CTranslate2 (converted once into the cache; faster) or PyTorch.  [default: ctranslate2]")
-@click.option("--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]")
+@lexicon_option
 @click.option("--segment", "segment_method", type=click.Choice(["silero", "energy"]), default=None,
               help="How recordings are split into transmissions: Silero VAD, or pydub's "
                    "silence split as a fallback.  [default: silero]")
 @click.option("--no-clean", is_flag=True, help="Skip the radio clean-up filter before recognition.")
 @click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Beam width.  [default: 5]")
 @click.option("--compute-type", default=None,
-              help="CTranslate2 compute type (float32, int8, int8_float32, float16 on GPU).  [default: float32]")
+              help="CTranslate2 compute type: float32, int8, int8_float32, float16 (GPU), or auto (the "
+                   "fastest on this machine by a short probe, cached).  [default: float32]")
 @click.option("--device", default=None, help="cpu, cuda or auto.  [default: cpu]")
 @click.option("--threads", type=click.IntRange(0), default=None, help="CPU threads (0: all cores).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -234,8 +241,7 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
 
 @cli.command()
 @click.argument("texts", nargs=-1)
-@click.option("--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]")
+@lexicon_option
 @click.option("--english", default="", help="English translation to match English glosses against.")
 @click.option("--raw", is_flag=True, help="Do not normalise the Farsi text first (it must already be normalised).")
 def match(texts, lexicons, english, raw):
@@ -327,8 +333,7 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
 @cli.command("flag")
 @click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Store to re-flag.")
-@click.option("--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]")
+@lexicon_option
 @click.option("--fuzzy-threshold", type=click.FloatRange(0, 1, min_open=True),
               help="Similarity a lone fuzzy hit needs (overrides the lexicon's fuzzy_threshold).")
 @click.option("--no-fuzzy", is_flag=True, help="Exact, morphological, pattern and English matches only.")

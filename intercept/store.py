@@ -25,7 +25,9 @@ from .types import Flag, Line, Transmission
 
 VERDICTS = ("confirmed", "false_positive", "unsure")
 
-FLAGGED_LINES_VIEW = """
+# One row per flagged line, derived from lines, flags and verdicts. Migration 0001 made this
+# the flagged_lines view; migration 0004 keeps its rows in line_review instead.
+LINE_REVIEW_SELECT = """
 SELECT
   lines.id AS line_id,
   lines.recording_id,
@@ -48,8 +50,8 @@ FROM lines
 JOIN flags ON flags.line_id = lines.id
 JOIN recordings ON recordings.id = lines.recording_id
 GROUP BY lines.id
-ORDER BY max(flags.score) DESC, lines.recording_id, lines.start_s
 """
+FLAGGED_LINES_VIEW = LINE_REVIEW_SELECT + "ORDER BY max(flags.score) DESC, lines.recording_id, lines.start_s\n"
 
 
 def now() -> str:
@@ -300,29 +302,7 @@ CREATE INDEX IF NOT EXISTS flags_concept_line ON flags(concept, line_id);
 
 -- What line_review holds for a line: its row when the line has flags, no row otherwise.
 DROP VIEW IF EXISTS line_review_source;
-CREATE VIEW line_review_source AS
-SELECT
-  lines.id AS line_id,
-  lines.recording_id,
-  recordings.path AS recording,
-  lines.start_s,
-  lines.end_s,
-  lines.text_fa,
-  lines.text_en,
-  group_concat(DISTINCT flags.concept) AS concepts,
-  group_concat(DISTINCT flags.category) AS categories,
-  group_concat(DISTINCT flags.kind) AS kinds,
-  max(flags.score) AS score,
-  lines.avg_logprob,
-  lines.no_speech_prob,
-  lines.suspect,
-  (SELECT v.verdict FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict,
-  (SELECT v.reviewer FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS reviewer,
-  (SELECT v.at FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict_at
-FROM lines
-JOIN flags ON flags.line_id = lines.id
-JOIN recordings ON recordings.id = lines.recording_id
-GROUP BY lines.id;
+CREATE VIEW line_review_source AS """ + LINE_REVIEW_SELECT + """;
 
 -- Kept current whatever writes flags, verdicts or lines: delete the line's row, re-derive it.
 CREATE TRIGGER IF NOT EXISTS line_review_flag_insert AFTER INSERT ON flags BEGIN

@@ -104,9 +104,10 @@ RECORDINGS = [
             Utterance("امشب برویم ببینیم پرنده است یا روباه.",
                       "Tonight let's go and see whether it is a bird or a fox.",
                       coded=True, concepts=["bird", "fox"],
-                      # A slower male voice and a cleaner link for the coded line: through
-                      # the full channel at 12 dB, Whisper base heard no word of it (measured).
-                      voice="fa+m3", speed_wpm=140, gap_before_s=5.0, snr_db=20.0),
+                      # A cleaner link for the coded line: through the full channel at 12 dB
+                      # Whisper base heard no word of it; at 26 dB it hears "پرنده" and a
+                      # garbled "رو گا" for روباه (measured; other voices/speeds heard less).
+                      voice="fa+m3", speed_wpm=150, gap_before_s=5.0, snr_db=26.0),
             Utterance("باشد. اگر روباه بود، ساعت ده کنار پل.",
                       "All right. If it is a fox, ten o'clock by the bridge.",
                       coded=True, concepts=["fox"],

@@ -21,7 +21,9 @@ import sqlite_utils
 import intercept.audio
 
 ROOT = Path(__file__).resolve().parent.parent
-SHORT_CALL = ROOT / "audio_samples" / "short_call.wav"  # 6.5 s, one transmission
+SHORT_CALL = ROOT / "audio_samples" / "short_call.wav"  # one transmission
+SHORT_CALL_S = json.loads((ROOT / "audio_samples" / "manifest.json").read_text())["recordings"]["short_call.wav"][
+    "duration"]
 LONG_MINUTES = float(os.environ.get("INTERCEPT_LONG_MINUTES", "10"))
 SPEECH_AT_S = 300.0  # where the one transmission of the long file starts
 NON_UTF8_NAME = b"radio-\xff\xfe.wav"
@@ -92,7 +94,7 @@ def bad_batch(tmp_path_factory, embedded_model_dir):
     os.symlink("loop-b.wav", inputs / "loop-a.wav")
     os.symlink("loop-a.wav", inputs / "loop-b.wav")
     os.mkfifo(inputs / "fifo.wav")  # opening it would block a batch forever
-    tail_s = LONG_MINUTES * 60 - SPEECH_AT_S - 6.496
+    tail_s = LONG_MINUTES * 60 - SPEECH_AT_S - SHORT_CALL_S
     ffmpeg("-f", "lavfi", "-i", f"anullsrc=r=16000:cl=mono:d={SPEECH_AT_S}", "-i", str(SHORT_CALL),
            "-f", "lavfi", "-i", f"anullsrc=r=16000:cl=mono:d={tail_s}",
            "-filter_complex", "[1:a]aformat=sample_rates=16000:channel_layouts=mono[s];[0:a][s][2:a]concat=n=3:v=0:a=1",

@@ -50,3 +50,49 @@ def test_run_with_bad_config_names_the_option(tmp_path):
 def test_models_path_prints_embedded_dir():
     result = CliRunner().invoke(cli, ["models", "path"])
     assert result.exit_code == 0 and result.output.strip().endswith("whisper-base-ct2")
+
+
+def _small_store(path):
+    from intercept.store import RecordingFacts, Store
+    from intercept.types import Flag, Line, Transmission
+
+    with Store(path) as store:
+        for name in ("a", "b"):
+            store.save_recording(
+                RecordingFacts(path=f"/r/{name}.wav", sha256=name * 64),
+                [Transmission(0, 0.0, 3.0)],
+                [Line(0.5, 2.5, "پرنده", text_fa="پرنده", text_en="bird")],
+                [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")]],
+                run_id=None, engine="e", model="m", translator="t", lexicon_version="old",
+            )
+    return path
+
+
+def test_flag_export_and_verify_commands(tmp_path):
+    db = _small_store(tmp_path / "s.db")
+    runner = CliRunner()
+    flagged = runner.invoke(cli, ["flag", "--db", str(db), "--json"])
+    assert flagged.exit_code == 0, flagged.output
+    data = json.loads(flagged.output)
+    assert data["lines"] == 2 and data["flags_after"] >= 2 and data["lexicon_version"] != "old"
+
+    csv_out = runner.invoke(cli, ["export", str(db), "--format", "jsonl", "--flagged-only"])
+    assert csv_out.exit_code == 0 and len(csv_out.output.splitlines()) == 2
+    srt = runner.invoke(cli, ["export", str(db), "--format", "srt"])
+    assert srt.exit_code != 0 and "--recording" in srt.output
+
+    # The originals /r/a.wav and /r/b.wav do not exist: verify says so and exits 1.
+    verified = runner.invoke(cli, ["verify", str(db)])
+    assert verified.exit_code == 1 and "MISSING /r/a.wav" in verified.output
+    assert runner.invoke(cli, ["verify", str(tmp_path / "none.db")]).exit_code == 2
+
+
+def test_worker_options_need_ray(tmp_path):
+    result = CliRunner().invoke(cli, ["run", str(tmp_path), "--db", str(tmp_path / "x.db"), "--workers", "2"])
+    assert result.exit_code == 2 and "need --ray" in result.output
+
+
+def test_translate_with_missing_mt_model_stops(tmp_path):
+    db = _small_store(tmp_path / "s.db")
+    result = CliRunner().invoke(cli, ["translate", "--db", str(db), "--mt-model", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "nope" in result.output

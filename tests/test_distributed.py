@@ -160,7 +160,9 @@ def test_recording_that_kills_every_worker_fails_after_max_attempts(local_ray, t
                             worker_class=ModelFreeWorker)
 
     assert (summary.files, summary.done, summary.skipped, summary.failed) == (5, 2, 1, 2)
-    assert summary.worker_deaths == 2 and summary.retries == 1
+    # die.wav kills its worker on each of its max_attempts tries; a recording queued on the
+    # same worker may die with it and be retried too, so these are lower bounds.
+    assert summary.worker_deaths >= 2 and summary.retries >= 1
     store = sqlite_utils.Database(db)
     rows = {Path(r["path"]).name: r for r in store.query("SELECT * FROM recordings")}
     assert set(rows) == {"a.wav", "c.wav", "die.wav", "gone.wav"}

@@ -156,11 +156,24 @@ class FasterWhisperEngine:
         )
         self.pack_options = PackOptions(gap_s=options.pack_gap_s)
         self._batched = None
+        self._room: Optional[int] = None
 
     def _max_new_tokens(self, speech_s: float, pieces: int, task: str) -> int:
         opts = self.options
         rate = opts.tokens_per_second if task == "transcribe" else opts.translate_tokens_per_second
-        return min(_MAX_NEW_TOKENS, int(rate * speech_s) + 20 * pieces)
+        return min(self._token_room, int(rate * speech_s) + 20 * pieces)
+
+    @property
+    def _token_room(self) -> int:
+        """New tokens that fit beside the prompt: hotwords or an initial prompt take up to
+        223 of Whisper's 448 (faster-whisper refuses a request that does not fit)."""
+        if self._room is None:
+            prompt_tokens = 0
+            for text in (self.options.hotwords, self.options.initial_prompt):
+                if text:
+                    prompt_tokens += min(223, len(self.model.hf_tokenizer.encode(" " + text.strip()).ids) + 1)
+            self._room = max(16, min(_MAX_NEW_TOKENS, 448 - 5 - prompt_tokens))
+        return self._room
 
     def _decode(self, audio: np.ndarray, task: str, max_new_tokens: Optional[int] = None):
         opts = self.options
