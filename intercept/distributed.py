@@ -208,8 +208,10 @@ def run_batch_ray(
     ray = _ray()
     started_ray = _connect(ray, ray_options)
     actors: list = []
+    free_before: dict = {}
     try:
         with Store(db_path) as store:
+            free_before = ray.available_resources()
             count = _worker_count(ray, ray_options)
             actor_class = ray.remote(worker_class).options(
                 num_cpus=ray_options.cpus_per_worker,
@@ -252,6 +254,19 @@ def run_batch_ray(
             ray.kill(actor)
         if started_ray:
             ray.shutdown()
+        elif actors:
+            _wait_for_release(ray, free_before)
+
+
+def _wait_for_release(ray, free_before: dict, timeout_s: float = 15.0) -> None:
+    """ray.kill returns before the actors' CPUs and GPUs are free again; wait (bounded) until
+    they are, so that a next batch from the same driver sees the cluster as this one found it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        free = ray.available_resources()
+        if all(free.get(key, 0) >= free_before.get(key, 0) for key in ("CPU", "GPU")):
+            return
+        time.sleep(0.1)
 
 
 def _reason(exc: BaseException) -> str:

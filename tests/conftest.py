@@ -42,3 +42,16 @@ def sample_batch(tmp_path_factory, embedded_model_dir):
         cli, ["run", str(inputs), "--db", str(db), "--json", "--no-progress"], catch_exceptions=False
     )
     return db, result, inputs
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """On CI every test must run: a skip there (a missing browser, engine or tool) is a
+    missing install step, so it fails the run instead of passing quietly."""
+    import os
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CI") and skipped:
+        for report in skipped:
+            reporter.write_line(f"CI: skipped {report.nodeid}: {report.longrepr}", red=True)
+        session.exitstatus = 1

@@ -104,3 +104,95 @@ def test_real_probe_times_both_types(embedded_model_dir):
     timings = fw._time_compute_types(str(embedded_model_dir), ["float32", "int8"], cpu_threads=0, rounds=1)
     assert set(timings) == {"float32", "int8"}
     assert all(0 < seconds < 120 for seconds in timings.values())
+
+
+class _Segment:
+    def __init__(self, text: str, start: float = 0.0, end: float = 2.0):
+        from faster_whisper.transcribe import get_compression_ratio
+
+        self.text, self.start, self.end = text, start, end
+        self.avg_logprob, self.no_speech_prob = -0.5, 0.1
+        self.compression_ratio = get_compression_ratio(text)
+
+
+def _scripted_engine(answers, options: TranscribeOptions):
+    """A FasterWhisperEngine whose model answers from a script and records each request."""
+    engine = object.__new__(fw.FasterWhisperEngine)
+    engine.options, engine.compute_type, engine._room, engine._batched = options, "float32", None, None
+    engine.pack_options = PackOptions(gap_s=options.pack_gap_s)
+    requests = []
+
+    class Model:
+        def transcribe(self, audio, **kwargs):
+            requests.append(kwargs)
+            return [_Segment(text) for text in answers[len(requests) - 1]], None
+
+    engine.model = Model()
+    return engine, requests
+
+
+def _one_transmission():
+    import numpy as np
+
+    from intercept.types import Transmission
+
+    return np.zeros(16000 * 3, dtype=np.float32), [Transmission(0, 0.0, 3.0)]
+
+
+LOOP = "که " * 40
+
+
+def test_a_loop_is_decoded_again_deterministically_and_the_retry_kept():
+    samples, txs = _one_transmission()
+    engine, requests = _scripted_engine([[LOOP], ["امشب برویم ببینیم پرنده است یا روباه"]], TranscribeOptions())
+    lines = engine.transcribe(samples, txs)
+    assert [line.text for line in lines] == ["امشب برویم ببینیم پرنده است یا روباه"]
+    assert len(requests) == 2
+    assert requests[0]["temperature"] == [0.0]  # the default never samples
+    retry = requests[1]
+    assert retry["temperature"] == [0.0]
+    assert retry["no_repeat_ngram_size"] == TranscribeOptions().loop_retry_ngram > 0
+    assert retry["repetition_penalty"] == TranscribeOptions().loop_retry_penalty
+
+
+def test_a_retry_that_repeats_as_much_is_not_kept_and_clean_text_is_not_retried():
+    samples, txs = _one_transmission()
+    engine, requests = _scripted_engine([[LOOP], [LOOP + LOOP]], TranscribeOptions())
+    assert [line.text for line in engine.transcribe(samples, txs)] == [LOOP.strip()]
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
+    engine.transcribe(samples, txs)
+    assert len(requests) == 1
+    # Turned off: no retry even on a loop.
+    engine, requests = _scripted_engine([[LOOP]], TranscribeOptions(loop_retry_ngram=0, loop_retry_penalty=1.0))
+    engine.transcribe(samples, txs)
+    assert len(requests) == 1
+
+
+def test_no_window_is_dropped_as_silence_by_default():
+    """The VAD already found speech: Whisper's no-speech rule must not drop the window."""
+    samples, txs = _one_transmission()
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
+    engine.transcribe(samples, txs)
+    assert requests[0]["no_speech_threshold"] is None
+
+
+def test_default_decoding_is_reproducible(embedded_model_dir, manifest):
+    """The same audio gives the same text twice, also after other audio was decoded in
+    between (a temperature ladder samples, and CTranslate2's sampler cannot be re-seeded)."""
+    audio = decode(str(SAMPLES / "plain_traffic.wav"))
+    transmissions = find_transmissions(audio.samples, audio.sample_rate)[:2]
+    engine = fw.FasterWhisperEngine(str(embedded_model_dir), "base", TranscribeOptions(compute_type="float32"))
+    first = [line.text for line in engine.transcribe(audio.samples, transmissions)]
+    engine.transcribe(audio.samples, transmissions[1:])
+    assert [line.text for line in engine.transcribe(audio.samples, transmissions)] == first
+
+
+def test_packed_lines_carry_their_own_compression_ratio(packed_run):
+    """Whisper scores compression per window; a packed window spans several transmissions,
+    so each line gets the ratio of its own text (one loop must not mark its neighbours)."""
+    from faster_whisper.transcribe import get_compression_ratio
+
+    lines = packed_run[0]
+    assert len({line.transmission_idx for line in lines}) > 1
+    own = [line.compression_ratio == pytest.approx(get_compression_ratio(line.text)) for line in lines]
+    assert sum(own) >= 2, [(line.text, line.compression_ratio) for line in lines]

@@ -22,10 +22,33 @@ class TranscribeOptions:
 
     language: Optional[str] = "fa"  # None: detect per transmission
     beam_size: int = 5
-    # A single temperature: faster-whisper's default fallback ladder (0.0 .. 1.0) re-decodes
-    # every low-confidence line, and Whisper base is low-confidence on nearly all Farsi radio
-    # speech; measured 3.5x slower for the same text (docs/benchmarks.md).
+    # One temperature (0.0) by default, so that the same audio always gives the same text:
+    # Whisper's fallback ladder samples at temperatures above 0, and CTranslate2's sampler
+    # cannot be re-seeded per call, so a re-run or a Ray worker transcribed the same file
+    # differently. Loops are retried deterministically instead (loop_retry_* below).
+    # A ladder such as (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) can still be set; with it a window is
+    # re-decoded when its compression ratio is above compression_ratio_threshold, or its
+    # average log-probability below log_prob_threshold (off: Whisper base is below -1 on
+    # nearly all Farsi radio speech, so that trigger re-decoded almost everything).
     temperatures: Sequence[float] = (0.0,)
+    compression_ratio_threshold: Optional[float] = 2.4
+    log_prob_threshold: Optional[float] = None
+    # Deterministic loop retry (faster-whisper, the default engine; the openai-whisper and
+    # transformers engines have the temperatures and the guards only): a window whose text
+    # still repeats (compression ratio above the threshold) is decoded once more with beam
+    # search that may not repeat an n-gram of loop_retry_ngram tokens (and, when
+    # loop_retry_penalty > 1, penalises repeated tokens); the retry is kept when it repeats
+    # less. On audio_samples/: WER 1.18 against the loops-only ladder's 1.17 and a single
+    # temperature's 2.40, in 0.36x the ladder's time, and the same text on every run (the
+    # ladder: 10 of 15 transmissions alike across two runs). scripts/bench_decode_options.py,
+    # docs/benchmarks.md. 0 and 1.0 turn it off.
+    loop_retry_ngram: int = 3
+    loop_retry_penalty: float = 1.0
+    # None: never drop a window as silence. Whisper's own rule drops a window whose
+    # no-speech probability is above 0.6 (with low log-probability); with packing one such
+    # drop lost five transmissions of session_long.mp3 at once. The VAD already decided
+    # there is speech, so the line is kept and the guards mark it suspect instead.
+    no_speech_threshold: Optional[float] = None
     # Off by default: conditioning on previous text lets one hallucination seed the next.
     condition_on_previous_text: bool = False
     # Loop guard: Whisper decodes repetition loops up to its token limit; a transmission of

@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from faster_whisper.transcribe import get_compression_ratio
+
 from ..packing import Pack, PackOptions, assign_spans, pack_samples, plan_packs
 from ..types import Line, Transmission
 from . import TranscribeOptions
@@ -101,8 +103,9 @@ def choose_compute_type(model_path: str, device: str = "cpu", cpu_threads: int =
     CPU: whichever of float32 and int8 runs a 30 s window fastest here, timed once (a few
     seconds) and remembered per machine, thread count, CTranslate2 version and model in
     CACHE/compute_type.json. A rule such as "int8 where the CPU has AVX512-VNNI" does not
-    hold: on this project's build machine (AVX512-VNNI) int8 measured slower than float32
-    (147 s vs 102 s on 36 clips), so the probe measures instead of guessing.
+    hold: on this project's development machine (AVX2, no VNNI) int8 measured slower than
+    float32 on whole runs (147 s vs 102 s on 36 clips) yet faster on short probes, so the
+    probe measures on the machine instead of guessing from CPU flags.
     """
     import ctranslate2
 
@@ -179,18 +182,37 @@ class FasterWhisperEngine:
         opts = self.options
         if max_new_tokens is None:
             max_new_tokens = self._max_new_tokens(len(audio) / SAMPLE_RATE, 1, task)
-        segments, _info = self.model.transcribe(
-            audio,
+        segments = self._generate(audio, task, max_new_tokens)
+        threshold = opts.compression_ratio_threshold
+        retry = opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0
+        if retry and threshold is not None and _worst_ratio(segments) > threshold:
+            # Still a loop after the configured temperatures: once more, deterministically,
+            # with repeats forbidden/penalised; kept only when it repeats less.
+            again = self._generate(audio, task, max_new_tokens, temperature=[0.0],
+                                   no_repeat_ngram_size=opts.loop_retry_ngram,
+                                   repetition_penalty=opts.loop_retry_penalty)
+            if _worst_ratio(again) < _worst_ratio(segments):
+                segments = again
+        return segments
+
+    def _generate(self, audio: np.ndarray, task: str, max_new_tokens: int, **overrides):
+        opts = self.options
+        settings = dict(
             language=opts.language,
             task=task,
             beam_size=opts.beam_size,
             temperature=list(opts.temperatures),
+            compression_ratio_threshold=opts.compression_ratio_threshold,
+            log_prob_threshold=opts.log_prob_threshold,
+            no_speech_threshold=opts.no_speech_threshold,
             condition_on_previous_text=opts.condition_on_previous_text,
             initial_prompt=opts.initial_prompt,
             hotwords=opts.hotwords,
             max_new_tokens=max_new_tokens,
             vad_filter=False,  # transmissions are already cut by intercept.segment
         )
+        settings.update(overrides)
+        segments, _info = self.model.transcribe(audio, **settings)
         return list(segments)
 
     def transcribe(
@@ -251,6 +273,9 @@ class FasterWhisperEngine:
             end = max(placement.to_recording_time(seg.end), start)
             line = _line(seg, start, end, placement.transmission.idx)
             if line:
+                # Whisper scores compression over the whole window, that is over several
+                # transmissions here: one looping transmission would mark all of them.
+                line.compression_ratio = get_compression_ratio(line.text)
                 lines.append(line)
         for i in sorted(redo):
             lines.extend(self._transcribe_one(samples, pack.placements[i].transmission))
@@ -270,6 +295,9 @@ class FasterWhisperEngine:
             language=opts.language,
             beam_size=opts.beam_size,
             temperature=list(opts.temperatures),
+            compression_ratio_threshold=opts.compression_ratio_threshold,
+            log_prob_threshold=opts.log_prob_threshold,
+            no_speech_threshold=opts.no_speech_threshold,
             initial_prompt=opts.initial_prompt,
             hotwords=opts.hotwords,
             max_new_tokens=self._max_new_tokens(longest, 1, "transcribe"),
@@ -293,6 +321,10 @@ class FasterWhisperEngine:
         if len(chunk) == 0:
             return ""
         return " ".join(seg.text.strip() for seg in self._decode(chunk, "translate")).strip()
+
+
+def _worst_ratio(segments) -> float:
+    return max((seg.compression_ratio for seg in segments), default=0.0)
 
 
 def _line(seg, start: float, end: float, transmission_idx: int) -> Optional[Line]:

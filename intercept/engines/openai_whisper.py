@@ -114,6 +114,9 @@ class OpenAIWhisperEngine:
                 # beam 1 is greedy decoding: openai-whisper's GreedyDecoder, not a beam of one
                 beam_size=opts.beam_size if opts.beam_size > 1 else None,
                 temperature=tuple(opts.temperatures),
+                compression_ratio_threshold=opts.compression_ratio_threshold,
+                logprob_threshold=opts.log_prob_threshold,
+                no_speech_threshold=opts.no_speech_threshold,
                 condition_on_previous_text=opts.condition_on_previous_text,
                 initial_prompt=prompt_text(opts),
                 sample_len=max_new_tokens(opts, len(audio) / 16000, task),

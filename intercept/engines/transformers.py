@@ -115,10 +115,10 @@ class TransformersEngine:
         temperatures = tuple(opts.temperatures)
         kwargs = {}
         if len(temperatures) > 1:
-            # transformers only falls back to the next temperature when given thresholds;
-            # these are openai-whisper's and faster-whisper's defaults.
-            kwargs.update(temperature=temperatures, compression_ratio_threshold=2.4, logprob_threshold=-1.0,
-                          do_sample=False)
+            # transformers only falls back to the next temperature when given thresholds:
+            # the same ones as the other engines (TranscribeOptions).
+            kwargs.update(temperature=temperatures, compression_ratio_threshold=opts.compression_ratio_threshold,
+                          logprob_threshold=opts.log_prob_threshold, do_sample=False)
         elif temperatures and temperatures[0] > 0:
             kwargs.update(temperature=temperatures[0], do_sample=True)
         else:
