@@ -67,7 +67,10 @@ def cli():
 @click.option("--segment", "segment_method", type=click.Choice(["silero", "energy"]), default=None,
               help="How recordings are split into transmissions: Silero VAD, or pydub's "
                    "silence split as a fallback.  [default: silero]")
-@click.option("--no-clean", is_flag=True, help="Skip the radio clean-up filter before recognition.")
+@click.option("--clean/--no-clean", "clean", default=None,
+              help="Give the recogniser radio-cleaned audio (200 Hz high-pass, peak normalised) instead of "
+                   "the decoded audio. Off by default: it raised the word error rate on real speech. "
+                   "Segmentation always runs on a cleaned copy.  [default: no-clean]")
 @click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Beam width.  [default: 5]")
 @click.option("--compute-type", default=None,
               help="CTranslate2 compute type: float32, int8, int8_float32, float16 (GPU), or auto (the "
@@ -91,7 +94,7 @@ def cli():
               help="GPUs per Ray worker; use with --device cuda.  [default: 0]")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
-def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, lexicons, segment_method, no_clean, beam_size,
+def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, lexicons, segment_method, clean, beam_size,
         compute_type, device, threads, config_path, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
         as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
@@ -138,8 +141,8 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
         options.lexicons = [str(p) for p in lexicons]
     if segment_method is not None:
         options.segment_method = segment_method
-    if no_clean:
-        options.clean_radio = False
+    if clean is not None:
+        options.clean_radio = clean
     if force:
         options.force = True
     t = options.transcribe
@@ -294,9 +297,10 @@ def match(texts, lexicons, english, raw):
 @click.option("--model", default="base", show_default=True, metavar="NAME|PATH",
               help="Whisper model for --translator whisper (or a whisper fallback).")
 @click.option("--recording", "recording_id", type=int, help="Only this recording (recordings.id).")
-@click.option("--no-clean", is_flag=True, help="Skip the radio clean-up before Whisper's translate task.")
+@click.option("--clean/--no-clean", "clean", default=False, show_default=True,
+              help="Radio clean-up before Whisper's translate task (as `run --clean`).")
 def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_size, mt_threads, model,
-              recording_id, no_clean):
+              recording_id, clean):
     """Translate the stored lines of --db again, without re-transcribing.
 
     Each line records the translator and the model id with its version. Use it when a better
@@ -326,7 +330,7 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     with Store(db_path) as store:
-        count = retranslate(store, chosen, recording_id, clean_radio=not no_clean)
+        count = retranslate(store, chosen, recording_id, clean_radio=clean)
     click.echo(f"{count} lines translated by {chosen.name} ({chosen.model})")
 
 

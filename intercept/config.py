@@ -21,7 +21,11 @@ class RunOptions:
     mt_fallback: str = "whisper"  # when the MT model cannot be loaded: whisper | none | error
     lexicons: list[str] = field(default_factory=list)  # empty: the shipped lexicons/ folder
     segment_method: str = "silero"
-    clean_radio: bool = True
+    # Off: the recogniser hears the decoded samples. The radio clean-up (200 Hz high-pass,
+    # peak normalisation) raised Whisper base's WER on real Persian speech from 0.717 to 0.802
+    # (it takes away voices' fundamentals); segmentation cleans its own copy regardless
+    # (SegmentOptions.vad_on_cleaned). scripts/bench_asr.py, docs/benchmarks.md.
+    clean_radio: bool = False
     force: bool = False
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     guards: GuardOptions = field(default_factory=GuardOptions)

@@ -479,13 +479,13 @@ def _line_from_row(row: dict) -> Line:
     )
 
 
-def retranslate(store, translator: Translator, recording_id: Optional[int] = None, clean_radio: bool = True) -> int:
+def retranslate(store, translator: Translator, recording_id: Optional[int] = None, clean_radio: bool = False) -> int:
     """Re-translate stored lines (one recording, or all) without re-transcribing them; each
     line records the translator and model that made its English. Returns the number of lines.
 
     Text translators work on the stored Farsi. The whisper translator needs each line's audio:
-    the recording is decoded again from its stored path (and given the same radio clean-up as
-    a run, unless ``clean_radio`` is False). Lines are written one recording at a time, each
+    the recording is decoded again from its stored path (radio-cleaned only when
+    ``clean_radio``, as `intercept run --clean`). Lines are written one recording at a time, each
     recording atomically."""
     needs_audio = getattr(translator, "needs_audio", isinstance(translator, WhisperTranslator))
     count = 0

@@ -20,6 +20,8 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
   intercept-packed  the same stages with every transmission of a recording given to the
                   engine in one call, so packing applies (what pipeline.py does once it passes
                   all transmissions at once).
+  intercept-cleaned, intercept-raw  the pipeline with the recogniser given the radio-cleaned
+                  samples (RunOptions.clean_radio=True) or the decoded ones (False).
 
 Corpora: (a) dense short transmissions: the clips of shared/eval/fa_virgool (when present)
 and audio_samples/; (b) a generated radio session (scripts/make_session.py, >= 10 min,
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 VIRGOOL = Path(os.environ.get("INTERCEPT_EVAL_CORPUS", "/work/shared/eval/fa_virgool"))
-SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-packed")
+SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-packed", "intercept-cleaned", "intercept-raw")
 WORK = Path(tempfile.gettempdir()) / "intercept-bench"
 
 
@@ -95,23 +97,25 @@ def _worker_fw_raw(files, args):
     return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts}
 
 
-def _run_options(args, pack: bool):
+def _run_options(args, pack: bool, clean_radio=None):
     from intercept.config import RunOptions
 
     options = RunOptions(model=args.model, translator="none", force=True)
+    if clean_radio is not None:
+        options.clean_radio = clean_radio
     options.transcribe.compute_type = args.compute_type
     options.transcribe.cpu_threads = args.threads
     options.transcribe.pack = pack
     return options
 
 
-def _worker_intercept(files, args):
+def _worker_intercept(files, args, clean_radio=None):
     from intercept.pipeline import Pipeline
     from intercept.store import Store
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
-        pipeline = Pipeline(_run_options(args, pack=True), store)
+        pipeline = Pipeline(_run_options(args, pack=True, clean_radio=clean_radio), store)
         pipeline.start_run()
         load_s = time.perf_counter() - started
         texts, flagged = [], []
@@ -163,9 +167,11 @@ def _worker_long(files, args):
     started = time.perf_counter()
     audio = decode(files[0]["path"])
     marks["decode"] = (time.perf_counter() - started, peak_rss_mb())
-    if args.long_in_place:  # what pipeline.py can do: clean the decoded samples in place
+    if args.long_no_clean:  # what pipeline.py does by default: the recogniser hears the decoded samples
+        samples = audio.samples
+    elif args.long_in_place:  # what pipeline.py does with --clean: clean the decoded samples in place
         samples = clean_radio(audio.samples, audio.sample_rate, CleanupOptions(), out=audio.samples)
-    else:  # what pipeline.py does today: a cleaned copy beside the decoded samples
+    else:  # a cleaned copy beside the decoded samples
         samples = clean_radio(audio.samples, audio.sample_rate, CleanupOptions())
     marks["clean_radio"] = (time.perf_counter() - started, peak_rss_mb())
     transmissions = find_transmissions(samples, 16000, SegmentOptions())
@@ -186,7 +192,11 @@ def _worker_long(files, args):
 
 
 WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "intercept": _worker_intercept,
-           "intercept-packed": _worker_intercept_packed, "long": _worker_long}
+           "intercept-packed": _worker_intercept_packed, "long": _worker_long,
+           # the pipeline with the recogniser given the radio-cleaned or the decoded samples
+           # (segmentation cleans its own copy either way)
+           "intercept-cleaned": lambda files, args: _worker_intercept(files, args, clean_radio=True),
+           "intercept-raw": lambda files, args: _worker_intercept(files, args, clean_radio=False)}
 
 
 def worker_main(args) -> int:
@@ -234,7 +244,7 @@ def run_system(system: str, files: list[dict], args) -> dict:
         command = [sys.executable, __file__, "--worker", system, "--files", str(files_path), "--result",
                    str(result_path), "--threads", str(args.threads), "--compute-type", args.compute_type,
                    "--model", args.model] + (["--long-transcribe"] if args.long_transcribe else []) \
-            + (["--long-in-place"] if args.long_in_place else [])
+            + (["--long-in-place"] if args.long_in_place else []) + (["--long-no-clean"] if args.long_no_clean else [])
         started = time.perf_counter()
         process = subprocess.run(command, capture_output=True, text=True)
         total = time.perf_counter() - started
@@ -284,6 +294,8 @@ def main(argv=None) -> int:
     parser.add_argument("--long-transcribe", action="store_true", help="with --long: transcribe too")
     parser.add_argument("--long-in-place", action="store_true",
                         help="with --long: clean the samples in place (clean_radio(..., out=samples))")
+    parser.add_argument("--long-no-clean", action="store_true",
+                        help="with --long: no radio clean-up before recognition (the pipeline's default)")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--corpora", default="dense,session", help="dense, session or both")
     parser.add_argument("--session-minutes", type=float, default=10.0)

@@ -195,9 +195,10 @@ class FasterWhisperEngine:
                 segments = again
         return segments
 
-    def _generate(self, audio: np.ndarray, task: str, max_new_tokens: int, **overrides):
+    def _settings(self, task: str, max_new_tokens: int) -> dict:
+        """faster-whisper's transcribe() arguments from TranscribeOptions."""
         opts = self.options
-        settings = dict(
+        return dict(
             language=opts.language,
             task=task,
             beam_size=opts.beam_size,
@@ -211,6 +212,9 @@ class FasterWhisperEngine:
             max_new_tokens=max_new_tokens,
             vad_filter=False,  # transmissions are already cut by intercept.segment
         )
+
+    def _generate(self, audio: np.ndarray, task: str, max_new_tokens: int, **overrides):
+        settings = self._settings(task, max_new_tokens)
         settings.update(overrides)
         segments, _info = self.model.transcribe(audio, **settings)
         return list(segments)
@@ -290,20 +294,12 @@ class FasterWhisperEngine:
             self._batched = BatchedInferencePipeline(self.model)
         opts = self.options
         longest = max(tx.duration for tx in transmissions)
+        settings = self._settings("transcribe", self._max_new_tokens(longest, 1, "transcribe"))
         segments, _info = self._batched.transcribe(
             samples,
-            language=opts.language,
-            beam_size=opts.beam_size,
-            temperature=list(opts.temperatures),
-            compression_ratio_threshold=opts.compression_ratio_threshold,
-            log_prob_threshold=opts.log_prob_threshold,
-            no_speech_threshold=opts.no_speech_threshold,
-            initial_prompt=opts.initial_prompt,
-            hotwords=opts.hotwords,
-            max_new_tokens=self._max_new_tokens(longest, 1, "transcribe"),
-            vad_filter=False,
             clip_timestamps=[{"start": tx.start, "end": tx.end} for tx in transmissions],
             batch_size=opts.batch_size,
+            **settings,
         )
         lines = []
         for seg in segments:
