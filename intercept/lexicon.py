@@ -191,9 +191,13 @@ class _FileReader:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
-            raise LexiconError(f"{self.path}:{line}: YAML syntax error: {exc.problem or exc}") from exc
+            raise LexiconError(f"{self.path}:{line}: YAML syntax error: {' '.join(str(exc.problem or exc).split())}") from exc
+        except yaml.reader.ReaderError as exc:  # a control character such as NUL: no mark, a position
+            line = text.count("\n", 0, exc.position) + 1
+            raise LexiconError(f"{self.path}:{line}: character #x{exc.character:04x} is not allowed in a "
+                               f"lexicon ({exc.reason})") from exc
         except yaml.YAMLError as exc:
-            raise LexiconError(f"{self.path}:1: YAML error: {exc}") from exc
+            raise LexiconError(f"{self.path}:1: YAML error: {' '.join(str(exc).split())}") from exc
         if node is None:
             raise LexiconError(f"{self.path}:1: empty lexicon file")
         return node

@@ -280,6 +280,41 @@ def test_bad_lexicon_errors_name_file_and_line(tmp_path, normalizer, text, line,
     assert reason in message
 
 
+# Pieces of lexicon text, good and bad, that hypothesis splices into whole files.
+_LEXICON_PIECES = [
+    "name: fuzzed\n", "fuzzy_threshold: 0.8\n", "fuzzy_threshold: 7\n", "fuzzy_threshold: [1]\n",
+    "concepts:\n", "concepts: 3\n", "concepts: []\n", "patterns:\n", "unknown_key: 1\n",
+    "  - id: bird\n", "  - id: bird\n", "  - id: \n", "  - just text\n", "  - id: [a, b]\n",
+    "    category: animal\n", "    category:\n", "    severity: medium\n", "    severity: 7\n",
+    "    fa: [پرنده]\n", "    fa: []\n", "    fa: [پرنده, پرنده]\n", "    fa: پرنده\n", "    fa: [\"\"]\n",
+    "    en: [bird]\n", "    en: [42]\n", "    exclude: [پرونده]\n", "    inflect: maybe\n",
+    "    verbs: [رفت#رو]\n", "    verbs: [bad]\n", "    fuzzy: yes\n", "    notes: ok\n",
+    "  - type: either\n", "    concepts: [bird, fox]\n", "    concepts: [nobody]\n", "    window: -1\n",
+    "\t\n", "{\n", "]\n", ": :\n", "- \n", "&a [1]\n", "*a\n", "\x00\n", "\ufeff\n",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_LEXICON_PIECES), max_size=14), st.binary(max_size=12))
+def test_lexicon_loader_fuzzed_loads_or_names_file_and_line(tmp_path_factory, normalizer, pieces, noise):
+    """Whatever an analyst's editor leaves in the file, loading either gives a working lexicon
+    or one LexiconError that names the file (and a line where there is one): never another
+    exception, never half a lexicon."""
+    import re
+
+    path = tmp_path_factory.mktemp("fuzz") / "lex.yaml"
+    path.write_bytes("".join(pieces).encode("utf-8") + noise)
+    try:
+        loaded = Lexicon.load(path, normalizer=normalizer)
+    except LexiconError as exc:
+        message = str(exc)
+        assert message.startswith(str(path)), message
+        assert re.match(re.escape(str(path)) + r"(:\d+)?: \S", message), message
+        assert "\n" not in message.strip(), message
+    else:
+        assert loaded.version and isinstance(loaded.match("امشب پرنده است یا روباه"), list)
+
+
 def test_bad_second_file_loads_nothing(tmp_path, normalizer):
     good = _write(tmp_path, GOOD, "good.yaml")
     bad = _write(tmp_path, GOOD.replace("severity: medium", "severity: 7"), "bad.yaml")
