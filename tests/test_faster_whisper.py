@@ -188,11 +188,14 @@ def test_default_decoding_is_reproducible(embedded_model_dir, manifest):
 
 
 def test_packed_lines_carry_their_own_compression_ratio(packed_run):
-    """Whisper scores compression per window; a packed window spans several transmissions,
-    so each line gets the ratio of its own text (one loop must not mark its neighbours)."""
+    """Whisper scores compression and no-speech per window; a packed window spans several
+    transmissions, so each line gets the ratio of its own text (one loop must not mark its
+    neighbours) and no window-level no-speech probability."""
     from faster_whisper.transcribe import get_compression_ratio
 
     lines = packed_run[0]
     assert len({line.transmission_idx for line in lines}) > 1
     own = [line.compression_ratio == pytest.approx(get_compression_ratio(line.text)) for line in lines]
     assert sum(own) >= 2, [(line.text, line.compression_ratio) for line in lines]
+    # The window's no-speech probability says nothing about one transmission: not stored.
+    assert sum(line.no_speech_prob is None for line in lines) >= 2

@@ -277,9 +277,13 @@ class FasterWhisperEngine:
             end = max(placement.to_recording_time(seg.end), start)
             line = _line(seg, start, end, placement.transmission.idx)
             if line:
-                # Whisper scores compression over the whole window, that is over several
-                # transmissions here: one looping transmission would mark all of them.
+                # Whisper scores a window, and this window holds several transmissions: one
+                # looping transmission would mark all of them, so each line gets the ratio of
+                # its own text. The no-speech probability cannot be had per line, and the
+                # window's is no measure of any one transmission (0.78 on a pack whose
+                # transmissions scored 0.18-0.39 alone, so all were marked "no speech"): unknown.
                 line.compression_ratio = get_compression_ratio(line.text)
+                line.no_speech_prob = None
                 lines.append(line)
         for i in sorted(redo):
             lines.extend(self._transcribe_one(samples, pack.placements[i].transmission))
