@@ -105,3 +105,33 @@ def test_iter_recordings_walks_folders_for_audio_only(tmp_path):
     # A file named directly is tried whatever its extension.
     assert list(iter_recordings([tmp_path / "b" / "notes.txt"])) == [tmp_path / "b" / "notes.txt"]
     assert ".flac" in AUDIO_EXTENSIONS
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_recogniser_hears_decoded_audio_unless_clean_is_asked(embedded_model_dir, clean):
+    """Radio clean-up before Whisper raised WER on real speech (docs/benchmarks.md), so by
+    default the engine gets the decoded samples; --clean gives it the cleaned ones."""
+    import numpy as np
+
+    from intercept.audio import CleanupOptions, clean_radio, decode
+    from intercept.config import RunOptions
+    from intercept.pipeline import Pipeline
+
+    options = RunOptions(translator="none")
+    assert options.clean_radio is False
+    options.clean_radio = clean
+    pipeline = Pipeline(options)
+    heard = []
+    real = pipeline.engine.transcribe
+
+    def spy(samples, transmissions, sample_rate=16000):
+        heard.append(samples.copy())
+        return real(samples, transmissions, sample_rate)
+
+    pipeline.engine.transcribe = spy
+    path = Path(__file__).resolve().parent.parent / "audio_samples" / "short_call.wav"
+    analysis = pipeline.analyze(path)
+    assert analysis.status == "done" and heard
+    decoded = decode(str(path)).samples
+    expected = clean_radio(decoded, 16000, CleanupOptions()) if clean else decoded
+    np.testing.assert_array_equal(heard[0], expected)
