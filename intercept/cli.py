@@ -201,7 +201,21 @@ def _print_summary(summary, db_path: Path) -> None:
         click.echo(f"skipped {path}: {reason}")
     for path, reason in summary.failures:
         click.echo(f"FAILED {path}: {reason}", err=True)
-    click.echo(f"\nReview the flagged lines:  intercept review {db_path}")
+    click.echo(f"\nReview the flagged lines:  {_program()} review {db_path}")
+
+
+def _program() -> str:
+    """How to call intercept again from this shell: `intercept` when that is on PATH,
+    else the path it was run by (.venv/bin/intercept after scripts/run-samples.sh)."""
+    import shutil
+
+    invoked = Path(sys.argv[0])
+    if invoked.name != "intercept":
+        return "intercept"
+    found = shutil.which("intercept")
+    if found and Path(found).resolve() == invoked.resolve():
+        return "intercept"
+    return str(invoked)
 
 
 @cli.command()
