@@ -72,12 +72,13 @@ def _worker_openai_whisper(files, args):
     started = time.perf_counter()
     model = whisper.load_model(str(weights), device="cpu")
     load_s = time.perf_counter() - started
-    texts = []
+    texts, segments = [], []
     started = time.perf_counter()
     for item in files:
         result = model.transcribe(item["path"], language="fa", beam_size=5, fp16=False)
         texts.append(result["text"])
-    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts}
+        segments.append([(seg["start"], seg["end"], seg["text"]) for seg in result["segments"]])
+    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts, "segments": segments}
 
 
 def _worker_fw_raw(files, args):
@@ -89,12 +90,14 @@ def _worker_fw_raw(files, args):
     model = WhisperModel(str(resolve_model(args.model).path), device="cpu", compute_type=args.compute_type,
                          cpu_threads=args.threads)
     load_s = time.perf_counter() - started
-    texts = []
+    texts, timed = [], []
     started = time.perf_counter()
     for item in files:
         segments, _ = model.transcribe(item["path"], language="fa", beam_size=5)
+        segments = list(segments)
         texts.append(" ".join(s.text.strip() for s in segments))
-    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts}
+        timed.append([(s.start, s.end, s.text) for s in segments])
+    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts, "segments": timed}
 
 
 def _run_options(args, pack: bool, clean_radio=None):
@@ -118,7 +121,7 @@ def _worker_intercept(files, args, clean_radio=None):
         pipeline = Pipeline(_run_options(args, pack=True, clean_radio=clean_radio), store)
         pipeline.start_run()
         load_s = time.perf_counter() - started
-        texts, flagged = [], []
+        texts, flagged, segments = [], [], []
         started = time.perf_counter()
         for item in files:
             result = pipeline.process(item["path"])
@@ -131,8 +134,9 @@ def _worker_intercept(files, args, clean_radio=None):
         for item in files:
             rows = by_path.get(str(Path(item["path"]).absolute()), [])
             texts.append(" ".join(row["text_fa_raw"] for row in rows))
+            segments.append([(row["start_s"], row["end_s"], row["text_fa_raw"]) for row in rows])
             flagged.append(sum(1 for row in rows if row["flags"]))
-    return {"load_s": load_s, "wall_s": wall, "texts": texts, "flagged_lines": flagged}
+    return {"load_s": load_s, "wall_s": wall, "texts": texts, "flagged_lines": flagged, "segments": segments}
 
 
 def _worker_intercept_packed(files, args):
@@ -215,25 +219,66 @@ def corpus_dense(quick: bool) -> list[dict]:
 
         items = read_corpus(VIRGOOL)
         for item in items[: 4 if quick else None]:
-            files.append({"path": str(item.path), "reference": item.transcript, "duration": item.duration_s})
+            files.append({"path": str(item.path), "reference": item.transcript, "duration": item.duration_s,
+                          "corpus": "fa_virgool", "transmissions": [(0.0, item.duration_s, item.transcript)]})
     manifest = json.loads((ROOT / "audio_samples" / "manifest.json").read_text(encoding="utf-8"))
     for name, info in sorted(manifest["recordings"].items()):
         if quick and name == "session_long.mp3":
             continue
         files.append({"path": str(ROOT / "audio_samples" / name), "duration": info["duration"],
+                      "corpus": "audio_samples (espeak-ng)",
+                      "transmissions": [(t["start"], t["end"], t["text_fa"]) for t in info["transmissions"]],
                       "reference": " ".join(t["text_fa"] for t in info["transmissions"])})
+    return files + corpus_radio_real(quick)
+
+
+def corpus_radio_real(quick: bool, seed: int = 5) -> list[dict]:
+    """The fa_virgool clips, each keyed through the simulated radio channel of
+    scripts/make_samples.py (band-pass, compression, hiss at 10-18 dB, clicks, squelch tail)
+    with a second of squelched near-silence either side: real speech as radio traffic."""
+    if not (VIRGOOL / "metadata.tsv").exists():
+        return []
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import numpy as np
+    from make_samples import WORK_RATE, Utterance, near_silence, radio_transmission
+    from make_session import clip_speech
+
+    from intercept.audio import wav_bytes
+    from intercept.evaluate import read_corpus
+
+    folder = WORK / f"virgool_radio_{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    files = []
+    for item in read_corpus(VIRGOOL)[: 4 if quick else None]:
+        path = folder / (item.path.stem + ".wav")
+        speech = clip_speech(item.path)
+        audio, offset, length = radio_transmission(speech, Utterance(item.transcript, "", snr_db=float(rng.uniform(10, 18))),
+                                                   rng)
+        signal = np.concatenate([near_silence(rng, 1.0), audio, near_silence(rng, 1.0)])
+        start = 1.0 + offset / WORK_RATE
+        if not path.exists():
+            pcm = (np.clip(signal, -1.0, 1.0) * 32767).astype("<i2")
+            path.write_bytes(wav_bytes(pcm, WORK_RATE))
+        files.append({"path": str(path), "reference": item.transcript, "duration": signal.size / WORK_RATE,
+                      "corpus": "fa_virgool via radio",
+                      "transmissions": [(round(start, 3), round(start + length / WORK_RATE, 3), item.transcript)]})
     return files
 
 
-def generated_session(minutes: float, speech_fraction: float, seed: int = 7) -> list[dict]:
+def generated_session(minutes: float, speech_fraction: float, seed: int = 7, speech_corpus=None) -> list[dict]:
     WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"session_{minutes:g}min_{speech_fraction:g}_{seed}.wav"
+    source = "_real" if speech_corpus else ""
+    path = WORK / f"session_{minutes:g}min_{speech_fraction:g}_{seed}{source}.wav"
     manifest_path = Path(str(path) + ".json")
     if not manifest_path.exists():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "make_session.py"), str(path), "--minutes",
-                        str(minutes), "--speech-fraction", str(speech_fraction), "--seed", str(seed)], check=True)
+                        str(minutes), "--speech-fraction", str(speech_fraction), "--seed", str(seed)]
+                       + (["--speech-corpus", str(speech_corpus)] if speech_corpus else []), check=True)
     info = next(iter(json.loads(manifest_path.read_text(encoding="utf-8"))["recordings"].values()))
     return [{"path": str(path), "duration": info["duration"],
+             "corpus": "session, real speech (fa_virgool)" if speech_corpus else "session, espeak-ng",
+             "transmissions": [(t["start"], t["end"], t["text_fa"]) for t in info["transmissions"]],
              "reference": " ".join(t["text_fa"] for t in info["transmissions"])}]
 
 
@@ -262,9 +307,63 @@ def run_system(system: str, files: list[dict], args) -> dict:
     if all(f.get("reference") for f in files):
         from intercept.evaluate import ErrorRateScorer
 
-        counts = ErrorRateScorer().score_corpus((f["reference"], text) for f, text in zip(files, result["texts"]))
+        scorer = ErrorRateScorer()
+        counts = scorer.score_corpus((f["reference"], text) for f, text in zip(files, result["texts"]))
         result["wer"], result["cer"] = counts.wer, counts.cer
+        by_corpus, written = {}, {}
+        for f, text in zip(files, result["texts"]):
+            name = f.get("corpus", "all")
+            one = scorer.score(f["reference"], text)
+            by_corpus[name] = by_corpus[name] + one if name in by_corpus else one
+            written[name] = written.get(name, 0) + len(scorer.words(text))
+        if "segments" in result and all("transmissions" in f for f in files):
+            aligned = by_transmission(files, result["segments"])
+            aligned["wer"] = scorer.score_corpus(aligned["pairs"]).wer
+            result["transmissions"] = aligned
+        result["by_corpus"] = {name: {"wer": c.wer, "cer": c.cer, "reference_words": c.reference_words,
+                                      "hypothesis_words": written[name]} for name, c in by_corpus.items()}
     return result
+
+
+def by_transmission(files: list[dict], segments: list[list], slack_s: float = 1.0) -> dict:
+    """Each timed segment a system wrote goes to the reference transmission it overlaps most
+    (times widened by slack_s, for timestamps that run a little early or late), or counts as
+    written in silence. Returns per-transmission (reference, hypothesis) pairs, the number of
+    transmissions that got no words, and the words written in silence: what a reviewer meets
+    as missed traffic and as invented lines."""
+    from intercept.evaluate import ErrorRateScorer
+
+    scorer = ErrorRateScorer()
+    pairs, silent_words = [], 0
+    for item, timed in zip(files, segments):
+        spans = item["transmissions"]
+        heard = [[] for _ in spans]
+        for start, end, text in timed:
+            overlaps = [min(end, t_end + slack_s) - max(start, t_start - slack_s) for t_start, t_end, _ in spans]
+            best = max(range(len(spans)), key=overlaps.__getitem__) if spans else None
+            if best is not None and overlaps[best] > 0:
+                heard[best].append(text)
+            else:
+                silent_words += len(scorer.words(text))
+        pairs.extend((reference, " ".join(texts)) for (_, _, reference), texts in zip(spans, heard))
+    missed = sum(1 for _, hypothesis in pairs if not scorer.words(hypothesis))
+    return {"pairs": pairs, "missed": missed, "silent_words": silent_words}
+
+
+def paired_bootstrap(pairs_a: list, pairs_b: list, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of WER(b) - WER(a) over transmissions resampled with replacement (the same
+    transmissions for both systems): how much of a difference the sample can tell apart."""
+    import numpy as np
+
+    from intercept.evaluate import ErrorRateScorer
+
+    scorer = ErrorRateScorer()
+    a = np.array([(c.word_edits, c.reference_words) for c in (scorer.score(r, h) for r, h in pairs_a)], float)
+    b = np.array([(c.word_edits, c.reference_words) for c in (scorer.score(r, h) for r, h in pairs_b)], float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(a), size=(rounds, len(a)))
+    diffs = b[picks, 0].sum(1) / b[picks, 1].sum(1) - a[picks, 0].sum(1) / a[picks, 1].sum(1)
+    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
 
 
 def report(title: str, results: list[dict]) -> None:
@@ -283,6 +382,37 @@ def report(title: str, results: list[dict]) -> None:
               f"{r['peak_rss_mb']:.0f} | {wer} | {cer} |")
         if r.get("marks"):
             print(f"|  stages: {json.dumps(r['marks'])}; transmissions {r.get('transmissions')} |||||||")
+    corpora = sorted({name for r in results for name in r.get("by_corpus", {})})
+    if len(corpora) > 1:
+        # WER depends on how many words a system writes when it hears nothing it knows, so
+        # the words written are shown beside it.
+        print("\nWER / CER (words written / reference words) by corpus:\n")
+        print("| system | " + " | ".join(corpora) + " |")
+        print("|---" * (len(corpora) + 1) + "|")
+        for r in results:
+            if "by_corpus" not in r:
+                continue
+            cells = []
+            for name in corpora:
+                c = r["by_corpus"].get(name)
+                cells.append(f"{c['wer']:.3f} / {c['cer']:.3f} ({c['hypothesis_words']}/{c['reference_words']})"
+                             if c else "")
+            print(f"| {r['system']} | " + " | ".join(cells) + " |")
+    timed = [r for r in results if "transmissions" in r]
+    if timed:
+        base_pairs = base["transmissions"]["pairs"] if base and "transmissions" in base else None
+        total = len(timed[0]["transmissions"]["pairs"])
+        print(f"\nBy transmission ({total} in the references; each system's timed segments assigned by overlap):\n")
+        print("| system | WER over transmissions | missed (no words) | words written in silence "
+              "| WER minus openai-whisper's, 95% interval |")
+        print("|---|---|---|---|---|")
+        for r in timed:
+            t = r["transmissions"]
+            interval = ""
+            if base_pairs is not None and r is not base:
+                low, high = paired_bootstrap(base_pairs, t["pairs"])
+                interval = f"{low:+.3f} .. {high:+.3f}"
+            print(f"| {r['system']} | {t['wer']:.3f} | {t['missed']} | {t['silent_words']} | {interval} |")
     sys.stdout.flush()
 
 
@@ -330,6 +460,9 @@ def main(argv=None) -> int:
         if "session" in args.corpora:
             minutes = 3.0 if args.quick else args.session_minutes
             corpora[f"(b) radio session {minutes:g} min"] = generated_session(minutes, 0.13)
+            if (VIRGOOL / "metadata.tsv").exists():
+                corpora[f"(b) radio session {minutes:g} min, real speech"] = generated_session(
+                    minutes, 0.13, speech_corpus=VIRGOOL)
         for title, files in corpora.items():
             results = [run_system(system, files, args) for system in systems]
             audio_s = sum(f["duration"] for f in files)

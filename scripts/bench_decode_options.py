@@ -13,6 +13,10 @@ sees the same windows), interleaved so that machine noise hits all alike, and pr
 ratio, WER and CER on each corpus, and whether two decodes of the same audio agree.
 
     .venv/bin/python scripts/bench_decode_options.py [--repeat 1] [--variants a,b,...]
+    .venv/bin/python scripts/bench_decode_options.py --engine transformers --model DIR --variants single,retry-n3
+
+--engine transformers runs the same variants through intercept's TransformersEngine on a
+transformers directory (for the embedded weights: `intercept models convert --to transformers`).
 
 Corpora: the 15 transmissions of audio_samples/ (manifest times +- 0.3 s, manifest text as
 reference) and, when present, the clips of shared/eval/fa_virgool (whole clip, reference
@@ -71,26 +75,30 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"from: {', '.join(VARIANTS)}")
+    parser.add_argument("--engine", default="faster-whisper", choices=("faster-whisper", "transformers"))
+    parser.add_argument("--model", help="model directory (default: the embedded model; needed for transformers)")
     args = parser.parse_args()
     chosen = [v for v in args.variants.split(",") if v]
     unknown = set(chosen) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
 
-    from intercept.engines import TranscribeOptions
-    from intercept.engines.faster_whisper import FasterWhisperEngine
+    from intercept.engines import TranscribeOptions, load_engine
     from intercept.evaluate import ErrorRateScorer
     from intercept.models import embedded_model_dir
     from intercept.types import Transmission
 
+    if args.engine == "transformers" and not args.model:
+        parser.error("--engine transformers needs --model DIR (intercept models convert --to transformers)")
     base = TranscribeOptions(beam_size=args.beam_size, compute_type="float32", pack=False)
-    first = FasterWhisperEngine(str(embedded_model_dir()), "base", base)
+    first = load_engine(args.engine, str(args.model or embedded_model_dir()), "base", base)
     engines = {}
     for key in chosen:  # one loaded model shared by every variant: only the options differ
-        engine = object.__new__(FasterWhisperEngine)
+        engine = object.__new__(type(first))
         engine.__dict__.update(first.__dict__)
         engine.options = replace(base, **VARIANTS[key][1])
-        engine._room = None
+        if hasattr(engine, "_room"):
+            engine._room = None  # faster-whisper's cached token room depends on the options
         engines[key] = engine
     data = corpora()
     times = {c: {k: 0.0 for k in chosen} for c in data}
@@ -106,7 +114,7 @@ def main() -> None:
                     texts[corpus][key].append(text)
     scorer = ErrorRateScorer()
     print(f"command: python scripts/bench_decode_options.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"beam {args.beam_size}, repeat {args.repeat}, {platform.machine()}, Python {platform.python_version()}")
+    print(f"engine {args.engine}, beam {args.beam_size}, repeat {args.repeat}, {platform.machine()}, Python {platform.python_version()}")
     for corpus, items in data.items():
         references = [reference for _, reference in items] * args.repeat
         single = times[corpus].get("single") or next(iter(times[corpus].values()))

@@ -3,16 +3,20 @@
 
     python scripts/make_session.py OUT.wav [--minutes 10] [--speech-fraction 0.13] [--seed 7]
     python scripts/make_session.py /tmp/2h.wav --minutes 120 --speech-fraction 0.03
+    python scripts/make_session.py OUT.wav --speech-corpus ../shared/eval/fa_virgool
 
 Transmissions are espeak-ng Farsi sentences (plain radio talk and animal-coded lines, from
-SENTENCES below) through the radio channel of scripts/make_samples.py (band-pass,
+SENTENCES below) or, with --speech-corpus, the clips of real speech of a corpus folder in
+the format of scripts/eval_wer.py (metadata.tsv; each clip once, in a seeded random order,
+again from the start when the session needs more; their transcripts are not checked
+against the lexicon, so the manifest gives them no concepts) through the radio channel of scripts/make_samples.py (band-pass,
 compression, hiss, key clicks, squelch tail), separated by squelched near-silence whose
 lengths are drawn so that speech fills about --speech-fraction of the file. Writes OUT
 (wav, mp3 or ogg by its extension) and OUT's name + ".json": the manifest, in the format of
 audio_samples/manifest.json (one recording).
 
 The signal is written to disk piece by piece, so a multi-hour session does not need to fit
-in memory. Needs espeak-ng and ffmpeg.
+in memory. Needs espeak-ng (not with --speech-corpus) and ffmpeg.
 """
 from __future__ import annotations
 
@@ -57,6 +61,31 @@ SENTENCES = [
 VOICES = [("fa+m3", 50), ("fa+m1", 40), ("fa+f2", 60), ("fa+m2", 45)]
 
 
+def clip_speech(path) -> np.ndarray:
+    """A recorded clip at WORK_RATE, trimmed to its audible speech as synthesize() trims
+    espeak-ng's (so the manifest's start/end are where speech begins and ends)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from intercept.audio import decode
+
+    speech = decode(str(path), sample_rate=WORK_RATE).samples.astype(np.float64)
+    loud = np.flatnonzero(np.abs(speech) > 0.02 * np.max(np.abs(speech)))
+    return speech[loud[0]: loud[-1] + 1] if loud.size else speech[:0]
+
+
+def real_speech(folder: str, rng: np.random.Generator) -> list[tuple[np.ndarray, str]]:
+    """(samples at WORK_RATE, transcript) of every clip of a corpus folder, in a seeded random
+    order."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from intercept.evaluate import read_corpus
+
+    clips = [(clip_speech(item.path), item.transcript) for item in read_corpus(folder)]
+    clips = [(speech, text) for speech, text in clips if speech.size]
+    if not clips:
+        raise SystemExit(f"make_session: no clips in {folder}")
+    order = rng.permutation(len(clips))
+    return [clips[i] for i in order]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="output file: .wav, .mp3 or .ogg")
@@ -64,8 +93,10 @@ def main(argv=None) -> int:
     parser.add_argument("--speech-fraction", type=float, default=0.13,
                         help="share of the file that is keyed speech (default 0.13)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--speech-corpus", metavar="FOLDER",
+                        help="real speech instead of espeak-ng: a folder with metadata.tsv (path, transcript)")
     args = parser.parse_args(argv)
-    for tool in ("espeak-ng", "ffmpeg"):
+    for tool in ("ffmpeg",) if args.speech_corpus else ("espeak-ng", "ffmpeg"):
         if shutil.which(tool) is None:
             print(f"make_session: {tool} is not installed", file=sys.stderr)
             return 2
@@ -78,6 +109,7 @@ def main(argv=None) -> int:
         print(f"make_session: cannot write '{out}': extension must be .wav, .mp3 or .ogg", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)
+    clips = real_speech(args.speech_corpus, rng) if args.speech_corpus else None
     total = int(args.minutes * 60 * WORK_RATE)
     transmissions = []
     speech_cache: dict[tuple[int, int], np.ndarray] = {}
@@ -94,15 +126,21 @@ def main(argv=None) -> int:
 
             position = 0
             while True:
-                which = int(rng.integers(len(SENTENCES)))
-                voice, pitch = VOICES[int(rng.integers(len(VOICES)))]
-                text_fa, text_en, concepts = SENTENCES[which]
-                utterance = Utterance(text_fa, text_en, coded=bool(concepts), concepts=concepts, voice=voice,
-                                      pitch=pitch, snr_db=float(rng.uniform(10, 18)))
-                key = (which, VOICES.index((voice, pitch)))
-                if key not in speech_cache:
-                    speech_cache[key] = synthesize(utterance, workdir)
-                audio, offset, length = radio_transmission(speech_cache[key], utterance, rng)
+                if clips is not None:
+                    speech, text_fa = clips[len(transmissions) % len(clips)]
+                    text_en, concepts = "", []
+                    utterance = Utterance(text_fa, text_en, snr_db=float(rng.uniform(10, 18)))
+                else:
+                    which = int(rng.integers(len(SENTENCES)))
+                    voice, pitch = VOICES[int(rng.integers(len(VOICES)))]
+                    text_fa, text_en, concepts = SENTENCES[which]
+                    utterance = Utterance(text_fa, text_en, coded=bool(concepts), concepts=concepts, voice=voice,
+                                          pitch=pitch, snr_db=float(rng.uniform(10, 18)))
+                    key = (which, VOICES.index((voice, pitch)))
+                    if key not in speech_cache:
+                        speech_cache[key] = synthesize(utterance, workdir)
+                    speech = speech_cache[key]
+                audio, offset, length = radio_transmission(speech, utterance, rng)
                 # Exponential gaps with the mean that gives the wanted share of speech (the
                 # keyed hiss around it counts as non-speech).
                 speech_s = length / WORK_RATE

@@ -128,3 +128,46 @@ def test_ctc_model_gives_one_line_per_transmission(tmp_path):
     assert lines[0].avg_logprob > -0.01
     with pytest.raises(ValueError, match="cannot translate"):
         engine.translate_audio(samples, 0.5, 2.0)
+
+
+LOOP = "که " * 40
+
+
+def _scripted_transformers(engines, answers, options):
+    """The loaded transformers engine with other options and its generate step scripted."""
+    engine = object.__new__(type(engines["transformers"]))
+    engine.__dict__.update(engines["transformers"].__dict__)
+    engine.options = options
+    requests = []
+
+    def generate(features, task, seconds, kwargs):
+        requests.append(kwargs)
+        return [{"start": 0.0, "end": 2.0, "text": answers[len(requests) - 1], "avg_logprob": -0.5}]
+
+    engine._generate = generate
+    return engine, requests
+
+
+def test_transformers_engine_retries_a_loop_deterministically(engines):
+    import numpy as np
+
+    samples, txs = np.zeros(16000 * 3, dtype=np.float32), [Transmission(0, 0.0, 3.0)]
+    engine, requests = _scripted_transformers(engines, [LOOP, "دریافت شد تمام"], TranscribeOptions())
+    assert [line.text for line in engine.transcribe(samples, txs)] == ["دریافت شد تمام"]
+    assert requests[0]["do_sample"] is False and "no_repeat_ngram_size" not in requests[0]
+    assert requests[1]["do_sample"] is False
+    assert requests[1]["no_repeat_ngram_size"] == TranscribeOptions().loop_retry_ngram > 0
+    # A retry that repeats as much is not kept; clean text is not retried; off means off.
+    engine, requests = _scripted_transformers(engines, [LOOP, LOOP + LOOP], TranscribeOptions())
+    assert [line.text for line in engine.transcribe(samples, txs)] == [LOOP.strip()]
+    engine, requests = _scripted_transformers(engines, ["دریافت شد"], TranscribeOptions())
+    engine.transcribe(samples, txs)
+    assert len(requests) == 1
+    engine, requests = _scripted_transformers(engines, [LOOP], TranscribeOptions(loop_retry_ngram=0))
+    engine.transcribe(samples, txs)
+    assert len(requests) == 1
+    # With a temperature ladder the retry drops the ladder's sampling settings.
+    ladder = TranscribeOptions(temperatures=(0.0, 0.4, 0.8))
+    engine, requests = _scripted_transformers(engines, [LOOP, "دریافت شد"], ladder)
+    engine.transcribe(samples, txs)
+    assert "temperature" in requests[0] and "temperature" not in requests[1]

@@ -33,8 +33,9 @@ class TranscribeOptions:
     temperatures: Sequence[float] = (0.0,)
     compression_ratio_threshold: Optional[float] = 2.4
     log_prob_threshold: Optional[float] = None
-    # Deterministic loop retry (faster-whisper, the default engine; the openai-whisper and
-    # transformers engines have the temperatures and the guards only): a window whose text
+    # Deterministic loop retry (faster-whisper and transformers engines; openai-whisper's
+    # decoder offers no n-gram ban, so that engine has the temperatures and the guards only):
+    # a window whose text
     # still repeats (compression ratio above the threshold) is decoded once more with beam
     # search that may not repeat an n-gram of loop_retry_ngram tokens (and, when
     # loop_retry_penalty > 1, penalises repeated tokens); the retry is kept when it repeats

@@ -32,6 +32,10 @@ def _compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+def _worst_ratio(segments: list[dict]) -> float:
+    return max((_compression_ratio(seg["text"]) for seg in segments if seg["text"].strip()), default=0.0)
+
+
 def load_transformers_model(model_path: str, device: str = "cpu"):
     """(model, processor, kind) with kind "whisper" or "ctc", in float32."""
     import torch
@@ -128,6 +132,29 @@ class TransformersEngine:
             kwargs["prompt_ids"] = torch.as_tensor(self.processor.get_prompt_ids(prompt))
         if long_form:
             kwargs["condition_on_prev_tokens"] = opts.condition_on_previous_text
+        segments = self._generate(features, task, len(audio) / 16000, kwargs)
+        threshold = opts.compression_ratio_threshold
+        retry = opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0
+        if retry and threshold is not None and _worst_ratio(segments) > threshold:
+            # As the faster-whisper engine does: a window that still loops after the configured
+            # temperatures is decoded once more, deterministically, with repeated n-grams
+            # forbidden / repeated tokens penalised, and kept only when it repeats less.
+            again = {key: value for key, value in kwargs.items()
+                     if key not in ("temperature", "compression_ratio_threshold", "logprob_threshold")}
+            again["do_sample"] = False
+            if opts.loop_retry_ngram > 0:
+                again["no_repeat_ngram_size"] = opts.loop_retry_ngram
+            if opts.loop_retry_penalty != 1.0:
+                again["repetition_penalty"] = opts.loop_retry_penalty
+            retried = self._generate(features, task, len(audio) / 16000, again)
+            if _worst_ratio(retried) < _worst_ratio(segments):
+                segments = retried
+        return segments
+
+    def _generate(self, features, task: str, seconds: float, kwargs: dict) -> list[dict]:
+        import torch
+
+        opts = self.options
         with torch.no_grad():
             out = self.model.generate(
                 features.input_features.to(self.model.device, self.model.dtype),
@@ -135,7 +162,7 @@ class TransformersEngine:
                 language=opts.language,
                 task=task,
                 num_beams=max(1, opts.beam_size),
-                max_new_tokens=max_new_tokens(opts, len(audio) / 16000, task),
+                max_new_tokens=max_new_tokens(opts, seconds, task),
                 return_timestamps=True,
                 return_segments=True,
                 return_dict_in_generate=True,

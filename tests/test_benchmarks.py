@@ -1,0 +1,89 @@
+"""The benchmark scripts' own helpers: the corpora they generate and how they score.
+
+A benchmark that builds its audio wrongly, or credits a system's words to the wrong
+transmission, would print wrong figures into docs/benchmarks.md without failing, so the
+parts that decide those figures are tested here on small inputs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_asr  # noqa: E402
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    """Two 'clips' (voiced-like tone bursts with silence around them) in eval_wer's format."""
+    folder = tmp_path / "corpus"
+    (folder / "clips").mkdir(parents=True)
+    rows = ["path\tduration_s\ttranscript"]
+    for i, (text, seconds) in enumerate([("یک دو سه", 1.2), ("صدای مرا دارید", 0.8)]):
+        t = np.arange(int(seconds * 16000)) / 16000
+        burst = 0.5 * np.sin(2 * np.pi * (180 + 40 * i) * t) * np.sin(2 * np.pi * 3 * t) ** 2
+        clip = np.concatenate([np.zeros(4000), burst, np.zeros(4000)])
+        _write_wav(folder / "clips" / f"{i}.wav", clip)
+        rows.append(f"clips/{i}.wav\t{clip.size / 16000:.2f}\t{text}")
+    (folder / "metadata.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_make_session_with_real_speech_uses_the_corpus_clips_and_their_transcripts(tiny_corpus, tmp_path):
+    out = tmp_path / "session.wav"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_session.py"), str(out), "--minutes", "0.5",
+                    "--speech-fraction", "0.1", "--seed", "3", "--speech-corpus", str(tiny_corpus)],
+                   check=True, capture_output=True)
+    info = next(iter(json.loads(Path(str(out) + ".json").read_text(encoding="utf-8"))["recordings"].values()))
+    transmissions = info["transmissions"]
+    assert len(transmissions) >= 2
+    # Every clip once before any clip again, and the transcript travels with its clip.
+    assert {t["text_fa"] for t in transmissions[:2]} == {"یک دو سه", "صدای مرا دارید"}
+    lengths = {t["text_fa"]: round(t["end"] - t["start"], 1) for t in transmissions}
+    assert lengths == {"یک دو سه": 1.2, "صدای مرا دارید": 0.8}  # trimmed to the burst itself
+    with wave.open(str(out), "rb") as reader:
+        rate = reader.getframerate()
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), "<i2").astype(np.float32) / 32768
+    assert abs(samples.size / rate - 30.0) < 0.05
+    for t in transmissions:  # speech where the manifest says, near-silence well before it
+        speech = samples[int(t["start"] * rate): int(t["end"] * rate)]
+        before = samples[max(0, int((t["start"] - 1.5) * rate)): int((t["start"] - 1.0) * rate)]
+        assert np.sqrt(np.mean(speech ** 2)) > 10 * (np.sqrt(np.mean(before ** 2)) + 1e-6)
+
+
+def test_segments_are_credited_to_the_transmission_they_overlap_or_to_silence():
+    files = [{"transmissions": [(10.0, 14.0, "یک دو"), (30.0, 33.0, "سه چهار"), (50.0, 52.0, "پنج")]}]
+    segments = [[
+        (9.6, 12.0, "یک"),        # starts a little early: still the first transmission
+        (12.0, 14.3, "دو"),
+        (20.0, 24.0, "شش هفت"),   # nowhere near any transmission: written in silence
+        (29.5, 33.2, "سه چهار"),
+    ]]
+    aligned = bench_asr.by_transmission(files, segments)
+    assert aligned["pairs"] == [("یک دو", "یک دو"), ("سه چهار", "سه چهار"), ("پنج", "")]
+    assert aligned["missed"] == 1
+    assert aligned["silent_words"] == 2
+
+
+def test_paired_bootstrap_interval_brackets_the_difference():
+    reference = [("یک دو سه", "یک دو سه")] * 5 + [("چهار پنج", "شش هفت")] * 5
+    worse = [("یک دو سه", "یک دو")] * 5 + [("چهار پنج", "شش هفت")] * 5
+    low, high = bench_asr.paired_bootstrap(reference, worse)
+    assert 0 < low <= 5 / 25 <= high
+    same_low, same_high = bench_asr.paired_bootstrap(reference, reference)
+    assert same_low == same_high == 0.0
