@@ -20,6 +20,9 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
   intercept-packed  the same stages with every transmission of a recording given to the
                   engine in one call, so packing applies (what pipeline.py does once it passes
                   all transmissions at once).
+  intercept-drop-silence  the pipeline with Whisper's own rule of dropping a window as
+                  silence (no-speech probability > 0.6 and average log-probability < -1, the
+                  defaults of openai-whisper and faster-whisper), which intercept turns off.
   intercept-cleaned, intercept-raw  the pipeline with the recogniser given the radio-cleaned
                   samples (RunOptions.clean_radio=True) or the decoded ones (False).
 
@@ -44,7 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 VIRGOOL = Path(os.environ.get("INTERCEPT_EVAL_CORPUS", "/work/shared/eval/fa_virgool"))
-SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-packed", "intercept-cleaned", "intercept-raw")
+SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-packed", "intercept-cleaned", "intercept-raw",
+           "intercept-drop-silence")
 WORK = Path(tempfile.gettempdir()) / "intercept-bench"
 
 
@@ -112,13 +116,16 @@ def _run_options(args, pack: bool, clean_radio=None):
     return options
 
 
-def _worker_intercept(files, args, clean_radio=None):
+def _worker_intercept(files, args, clean_radio=None, drop_silence=False):
     from intercept.pipeline import Pipeline
     from intercept.store import Store
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
-        pipeline = Pipeline(_run_options(args, pack=True, clean_radio=clean_radio), store)
+        options = _run_options(args, pack=True, clean_radio=clean_radio)
+        if drop_silence:
+            options.transcribe.no_speech_threshold, options.transcribe.log_prob_threshold = 0.6, -1.0
+        pipeline = Pipeline(options, store)
         pipeline.start_run()
         load_s = time.perf_counter() - started
         texts, flagged, segments = [], [], []
@@ -200,7 +207,8 @@ WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "
            # the pipeline with the recogniser given the radio-cleaned or the decoded samples
            # (segmentation cleans its own copy either way)
            "intercept-cleaned": lambda files, args: _worker_intercept(files, args, clean_radio=True),
-           "intercept-raw": lambda files, args: _worker_intercept(files, args, clean_radio=False)}
+           "intercept-raw": lambda files, args: _worker_intercept(files, args, clean_radio=False),
+           "intercept-drop-silence": lambda files, args: _worker_intercept(files, args, drop_silence=True)}
 
 
 def worker_main(args) -> int:
