@@ -74,8 +74,11 @@ def cli():
 @click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Beam width.  [default: 5]")
 @click.option("--compute-type", default=None,
               help="CTranslate2 compute type: float32, int8, int8_float32, float16 (GPU), or auto (the "
-                   "fastest on this machine by a short probe, cached).  [default: float32]")
-@click.option("--device", default=None, help="cpu, cuda or auto.  [default: cpu]")
+                   "fastest on this machine by a short probe, cached). The openai-whisper and transformers "
+                   "engines run float32, or half precision with float16 on --device cuda.  [default: float32]")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
+              help="Where recognition runs: cpu, cuda (an NVIDIA GPU; stops at start with the reason when "
+                   "the engine cannot use one), or auto (cuda when the engine sees a GPU).  [default: cpu]")
 @click.option("--threads", type=click.IntRange(0), default=None, help="CPU threads (0: all cores).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file of options; command-line options override it.")

@@ -33,6 +33,12 @@ class ModelError(RuntimeError):
     """A model cannot be found, assembled or loaded; the message is one line saying why."""
 
 
+def error_line(exc: BaseException) -> str:
+    """An exception as one short line, to quote inside a ModelError's message."""
+    text = " ".join(str(exc).split())[:240]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """A resolved model: a local directory ready to load, and how it was found."""

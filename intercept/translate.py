@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import numpy as np
 
+from .models import error_line
 from .types import Line
 
 TRANSLATORS = ("whisper", "transformers", "none")
@@ -263,7 +264,7 @@ class TransformersTranslator:
 
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.source))
         except Exception as exc:
-            raise MTModelError(f"MT model '{model}': cannot load its tokenizer ({_one_line(exc)})") from None
+            raise MTModelError(f"MT model '{model}': cannot load its tokenizer ({error_line(exc)})") from None
         family = _family(self.tokenizer)
         default_src, default_tgt = _FAMILY_LANGS.get(family, (None, None))
         self.source_lang = options.source_lang or default_src
@@ -288,7 +289,7 @@ class TransformersTranslator:
         except MTModelError:
             raise
         except Exception as exc:
-            raise MTModelError(f"MT model '{model}': cannot load it with {self.backend} ({_one_line(exc)})") from None
+            raise MTModelError(f"MT model '{model}': cannot load it with {self.backend} ({error_line(exc)})") from None
         self.model = f"{model}@{self.version} ({self.backend})"
         self._cache = _LRU(options.cache_lines)
 
@@ -421,11 +422,6 @@ class TransformersTranslator:
         # generate() output starts with the decoder start token, then the forced language.
         head = 1 + (1 if self.forced_bos_id is not None else 0)
         return [self._decode(row.tolist()[: head + self._max_new(ids)]) for row, ids in zip(out, batch)]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:240]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def make_translator(

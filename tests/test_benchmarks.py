@@ -87,3 +87,45 @@ def test_paired_bootstrap_interval_brackets_the_difference():
     assert 0 < low <= 5 / 25 <= high
     same_low, same_high = bench_asr.paired_bootstrap(reference, reference)
     assert same_low == same_high == 0.0
+
+
+# -- scripts/check_cuda.py -----------------------------------------------------------------
+
+import check_cuda  # noqa: E402
+
+
+def test_check_cuda_samples_survive_the_npz_round_trip(tmp_path, manifest):
+    """The GPU machine reads audio decoded elsewhere: same transmissions, same samples
+    within 16-bit rounding, as decoding on the spot."""
+    npz = tmp_path / "samples.npz"
+    check_cuda.save_samples(npz)
+    stored, decoded = check_cuda.load_recordings(npz), check_cuda.load_recordings(None)
+    assert [name for name, _, _ in stored] == sorted(manifest["recordings"])
+    assert sum(len(t) for _, _, t in stored) == sum(len(r["transmissions"]) for r in manifest["recordings"].values())
+    for (_, a, ta), (_, b, tb) in zip(stored, decoded):
+        assert [(t.start, t.end) for t in ta] == [(t.start, t.end) for t in tb]
+        assert len(a) == len(b) and np.max(np.abs(a - b)) < 1e-4
+
+
+def test_check_cuda_compares_letters_only():
+    assert check_cuda.character_error_rate(["پرنده، است!"], ["پرنده است"]) == 0.0
+    assert check_cuda.character_error_rate(["ابجد", "هوز"], ["ابجد", "هوس"]) == pytest.approx(1 / 7)
+
+
+def test_check_cuda_reports_each_engine_and_fails_without_agreement(tmp_path):
+    """On this machine: faster-whisper's CPU run is the reference, and the CUDA run either
+    agrees (a usable GPU) or prints intercept's one-line reason; no GPU -> exit status 1."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "check_cuda.py"), "--engines", "faster-whisper",
+         "--compute-types", "float32", "--json", str(tmp_path / "r.json")],
+        capture_output=True, text=True, timeout=600,
+    )
+    rows = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert [(r["device"], r["compute_type"]) for r in rows][:1] == [("cpu", "float32")]
+    assert len(rows[0]["texts"]) == 15 and any(rows[0]["texts"])
+    cuda = rows[1]
+    if "error" in cuda:
+        assert cuda["error"].startswith("--device cuda: ") and out.returncode == 1
+        assert "| faster-whisper | cuda | float32 |" in out.stdout and "cannot run: --device cuda" in out.stdout
+    else:
+        assert out.returncode == (0 if cuda["cer_to_cpu"] <= 0.1 else 1)

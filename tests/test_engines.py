@@ -171,3 +171,92 @@ def test_transformers_engine_retries_a_loop_deterministically(engines):
     engine, requests = _scripted_transformers(engines, [LOOP, "دریافت شد"], ladder)
     engine.transcribe(samples, txs)
     assert "temperature" in requests[0] and "temperature" not in requests[1]
+
+
+# -- devices -------------------------------------------------------------------------------
+# These run on any machine: the GPU's presence is set through the two libraries' own probes.
+# scripts/check_cuda.py runs the engines on a real GPU.
+
+from intercept import engines as engines_module  # noqa: E402
+
+
+def _gpu_seen(monkeypatch, ctranslate2_count: int, torch_cuda: bool):
+    import ctranslate2
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: ctranslate2_count)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: torch_cuda)
+
+
+@pytest.mark.parametrize("backend", ["ctranslate2", "torch"])
+def test_auto_device_follows_what_the_library_sees(monkeypatch, backend):
+    _gpu_seen(monkeypatch, 1, True)
+    assert engines_module.resolve_device("auto", "x", backend) == "cuda"
+    assert engines_module.resolve_device("cuda", "x", backend) == "cuda"
+    assert engines_module.resolve_device("cpu", "x", backend) == "cpu"
+    _gpu_seen(monkeypatch, 0, False)
+    assert engines_module.resolve_device("auto", "x", backend) == "cpu"
+
+
+@pytest.mark.parametrize("backend, reason", [
+    ("ctranslate2", "CTranslate2 .* sees no usable CUDA GPU"),
+    ("torch", r"PyTorch \(CUDA 12.8\) sees no CUDA GPU"),
+])
+def test_cuda_without_a_gpu_is_one_line_naming_the_engine(monkeypatch, backend, reason):
+    _gpu_seen(monkeypatch, 0, False)
+    with pytest.raises(ModelError, match="--device cuda: the faster-whisper engine cannot use a GPU here: " + reason) as caught:
+        engines_module.resolve_device("cuda", "faster-whisper", backend)
+    assert "\n" not in str(caught.value)
+
+
+def test_cpu_only_torch_build_is_named(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ModelError, match=r"CPU-only build; install a CUDA build of torch"):
+        engines_module.resolve_device("cuda", "openai-whisper", "torch")
+
+
+def test_unknown_device_is_refused():
+    with pytest.raises(ValueError, match="unknown device 'gpu' .*cpu, cuda, auto"):
+        engines_module.resolve_device("gpu", "faster-whisper", "ctranslate2")
+
+
+def test_faster_whisper_cuda_failure_names_the_libraries(monkeypatch, embedded_model_dir):
+    """CTranslate2 reports a GPU but cannot run on it (here: no GPU at all behind the faked
+    count; on a real machine typically libcublas.so.12 missing): one line with the way out."""
+    import ctranslate2
+    import faster_whisper
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+
+    def broken_model(*args, **kwargs):
+        assert kwargs["device"] == "cuda"
+        raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", broken_model)
+    options = TranscribeOptions(device="cuda")
+    with pytest.raises(ModelError) as caught:
+        load_engine("faster-whisper", str(embedded_model_dir), "base", options)
+    message = str(caught.value)
+    assert "libcublas.so.12 is not found" in message and "nvidia-cublas-cu12" in message
+    assert "\n" not in message
+
+
+def test_transformers_engine_caps_new_tokens_by_duration(engines, bird_or_fox):
+    """The loop guard's token cap (passed to transformers as max_length, which Whisper's
+    generate counts after the prompt) bites at the set number of new tokens."""
+    from dataclasses import replace
+
+    audio, tx = bird_or_fox
+    engine = engines["transformers"]
+    tokenizer = engine.processor.tokenizer
+    full = " ".join(line.text for line in engine.transcribe(audio.samples, [tx], audio.sample_rate))
+    kept = engine.options
+    try:
+        engine.options = replace(kept, tokens_per_second=0.0, loop_retry_ngram=0)  # cap: 20 tokens
+        capped = " ".join(line.text for line in engine.transcribe(audio.samples, [tx], audio.sample_rate))
+    finally:
+        engine.options = kept
+    full_tokens = len(tokenizer.encode(full, add_special_tokens=False))
+    capped_tokens = len(tokenizer.encode(capped, add_special_tokens=False))
+    assert full_tokens > 20, full
+    assert 0 < capped_tokens <= 20 and full.replace(" ", "").startswith(capped.replace(" ", "")[:8]), (full, capped)

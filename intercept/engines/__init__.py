@@ -78,6 +78,48 @@ class TranscribeOptions:
     batch_size: int = 0
 
 
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def _cuda_problem(backend: str) -> Optional[str]:
+    """Why `backend` cannot use a CUDA GPU on this machine, or None when it sees one."""
+    if backend == "ctranslate2":
+        import ctranslate2
+
+        # 0 both without a GPU and with a driver older than CTranslate2's CUDA runtime.
+        if ctranslate2.get_cuda_device_count() > 0:
+            return None
+        return (f"CTranslate2 {ctranslate2.__version__} sees no usable CUDA GPU (it needs an NVIDIA "
+                f"driver for CUDA 12 or newer)")
+    import torch
+
+    if torch.version.cuda is None:
+        return (f"this PyTorch ({torch.__version__}) is a CPU-only build; install a CUDA build of "
+                f"torch {torch.__version__.split('+')[0]} in this virtualenv")
+    if not torch.cuda.is_available():
+        return f"PyTorch (CUDA {torch.version.cuda}) sees no CUDA GPU (no NVIDIA driver, or no GPU visible)"
+    return None
+
+
+def resolve_device(device: str, engine: str, backend: str) -> str:
+    """"cpu", "cuda" or "auto" -> the device to load on ("auto": cuda when `backend` sees a
+    GPU, else cpu). Checked before loading, so that a CUDA set-up that cannot work is one
+    line naming the reason at start, not a traceback on the first recording (or, with Ray,
+    on every worker)."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device '{device}' (choose from: {', '.join(DEVICES)})")
+    if device == "cpu":
+        return "cpu"
+    problem = _cuda_problem(backend)
+    if device == "auto":
+        return "cpu" if problem else "cuda"
+    if problem:
+        from ..models import ModelError
+
+        raise ModelError(f"--device cuda: the {engine} engine cannot use a GPU here: {problem}")
+    return "cuda"
+
+
 class Engine(Protocol):
     name: str
     model_name: str

@@ -23,7 +23,8 @@ from faster_whisper.transcribe import get_compression_ratio
 
 from ..packing import Pack, PackOptions, assign_spans, pack_samples, plan_packs
 from ..types import Line, Transmission
-from . import TranscribeOptions
+from ..models import ModelError, error_line
+from . import TranscribeOptions, resolve_device
 
 SAMPLE_RATE = 16000
 # Whisper's decoder holds 448 tokens; the prompt takes a few, and faster-whisper counts
@@ -148,15 +149,31 @@ class FasterWhisperEngine:
 
         self.model_name = model_name
         self.options = options
+        self.device = resolve_device(options.device, self.name, "ctranslate2")
         self.compute_type = options.compute_type
         if self.compute_type == "auto":
-            self.compute_type = choose_compute_type(str(model_path), options.device, options.cpu_threads)
-        self.model = WhisperModel(
-            str(model_path),
-            device=options.device,
-            compute_type=self.compute_type,
-            cpu_threads=options.cpu_threads,
-        )
+            self.compute_type = choose_compute_type(str(model_path), self.device, options.cpu_threads)
+        try:
+            self.model = WhisperModel(
+                str(model_path),
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=options.cpu_threads,
+            )
+            if self.device == "cuda":
+                # CTranslate2 opens cuBLAS only at its first matrix product: try one now, so
+                # a missing library stops the batch at start with its name.
+                list(self.model.transcribe(np.zeros(SAMPLE_RATE, np.float32), language="en",
+                                           without_timestamps=True, max_new_tokens=1)[0])
+        except (RuntimeError, OSError) as exc:
+            if self.device != "cuda":
+                raise
+            raise ModelError(
+                f"--device cuda: faster-whisper cannot run on this GPU ({error_line(exc)}); CTranslate2 "
+                f"wheels need CUDA 12 libraries (pip install nvidia-cublas-cu12 'nvidia-cudnn-cu12==9.*', then "
+                f"put their lib folders on LD_LIBRARY_PATH), or use --engine openai-whisper/transformers "
+                f"with a CUDA build of torch"
+            ) from None
         self.pack_options = PackOptions(gap_s=options.pack_gap_s)
         self._batched = None
         self._room: Optional[int] = None

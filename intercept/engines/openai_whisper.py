@@ -17,9 +17,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..models import ModelError
+from ..models import ModelError, error_line
 from ..types import Line, Transmission
-from . import TranscribeOptions
+from . import TranscribeOptions, resolve_device
 
 
 def clipped_line(tx: Transmission, start: float, end: float, text: str, **scores: Any) -> Line:
@@ -41,11 +41,6 @@ def prompt_text(options: TranscribeOptions) -> Optional[str]:
     faster-whisper itself feeds hotwords to the decoder as prompt tokens before the prompt."""
     parts = [p.strip() for p in (options.hotwords, options.initial_prompt) if p and p.strip()]
     return " ".join(parts) or None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def load_openai_model(model_path: str, device: str = "cpu"):
@@ -70,7 +65,7 @@ def load_openai_model(model_path: str, device: str = "cpu"):
             model = Whisper(ModelDimensions(**checkpoint["dims"]))
             model.load_state_dict(checkpoint["model_state_dict"])
         except Exception as exc:
-            raise ModelError(f"{path} is not an openai-whisper checkpoint ({_one_line(exc)})") from None
+            raise ModelError(f"{path} is not an openai-whisper checkpoint ({error_line(exc)})") from None
         if checkpoint.get("alignment_heads"):
             set_openai_alignment_heads(model, checkpoint["alignment_heads"])
         return model.to(device).eval()
@@ -84,7 +79,7 @@ def load_openai_model(model_path: str, device: str = "cpu"):
         return whisper.load_model(str(model_path), device=device)
     except Exception as exc:
         raise ModelError(
-            f"openai-whisper model '{model_path}' is not cached and could not be downloaded ({_one_line(exc)}); "
+            f"openai-whisper model '{model_path}' is not cached and could not be downloaded ({error_line(exc)}); "
             f"pass a .pt checkpoint or a CTranslate2 directory instead"
         ) from None
 
@@ -100,7 +95,12 @@ class OpenAIWhisperEngine:
 
             # torch's thread pool is per process; honoured here as faster-whisper does.
             torch.set_num_threads(options.cpu_threads)
-        self.model = load_openai_model(model_path, options.device)
+        self.device = resolve_device(options.device, self.name, "torch")
+        # float16 on a GPU only when asked for: on an H200 it was slower than float32 for
+        # Whisper base on short transmissions (20.6 s vs 9.4 s; scripts/check_cuda.py,
+        # docs/benchmarks.md), so "auto" stays float32 here.
+        self.fp16 = self.device == "cuda" and options.compute_type == "float16"
+        self.model = load_openai_model(model_path, self.device)
 
     def _decode(self, audio: np.ndarray, task: str) -> list[dict]:
         import torch
@@ -120,7 +120,7 @@ class OpenAIWhisperEngine:
                 condition_on_previous_text=opts.condition_on_previous_text,
                 initial_prompt=prompt_text(opts),
                 sample_len=max_new_tokens(opts, len(audio) / 16000, task),
-                fp16=opts.device != "cpu" and opts.compute_type == "float16",
+                fp16=self.fp16,
                 verbose=None,
             )
         return result["segments"]

@@ -18,10 +18,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..models import ModelError
+from ..models import ModelError, error_line
 from ..types import Line, Transmission
-from . import TranscribeOptions
-from .openai_whisper import _one_line, clipped_line, max_new_tokens, prompt_text
+from . import TranscribeOptions, resolve_device
+from .openai_whisper import clipped_line, max_new_tokens, prompt_text
 
 _WINDOW_SECONDS = 30.0  # Whisper's input window; longer audio takes transformers' long-form path
 
@@ -72,7 +72,7 @@ def load_transformers_model(model_path: str, device: str = "cpu"):
         raise
     except Exception as exc:
         if path.is_dir():
-            raise ModelError(f"{path} is not a loadable transformers model ({_one_line(exc)})") from None
+            raise ModelError(f"{path} is not a loadable transformers model ({error_line(exc)})") from None
         try:
             model, processor, kind = load(local_only=False)
         except ModelError:
@@ -80,7 +80,7 @@ def load_transformers_model(model_path: str, device: str = "cpu"):
         except Exception as exc:
             raise ModelError(
                 f"transformers model '{model_path}' is not a local directory, not in the hub cache, and could not "
-                f"be downloaded ({_one_line(exc)})"
+                f"be downloaded ({error_line(exc)})"
             ) from None
     return model.to(device).eval(), processor, kind
 
@@ -95,7 +95,12 @@ class TransformersEngine:
             import torch
 
             torch.set_num_threads(options.cpu_threads)  # per process, as faster-whisper's setting
-        self.model, self.processor, self.kind = load_transformers_model(model_path, options.device)
+        self.device = resolve_device(options.device, self.name, "torch")
+        self.model, self.processor, self.kind = load_transformers_model(model_path, self.device)
+        if self.device == "cuda" and options.compute_type == "float16":
+            # Only when asked for ("auto" stays float32): slower than float32 on an H200 for
+            # Whisper base (23.2 s vs 16.7 s; scripts/check_cuda.py). Inputs follow the dtype.
+            self.model = self.model.half()
 
     # -- Whisper -------------------------------------------------------------------------
     def _whisper_segments(self, audio: np.ndarray, task: str) -> list[dict]:
@@ -162,7 +167,10 @@ class TransformersEngine:
                 language=opts.language,
                 task=task,
                 num_beams=max(1, opts.beam_size),
-                max_new_tokens=max_new_tokens(opts, seconds, task),
+                # Whisper's generate adds the prompt's length to max_length itself, so this caps the
+                # new tokens as max_new_tokens would, without transformers' warning on every call
+                # that both are set (the model's generation config always holds a max_length).
+                max_length=max_new_tokens(opts, seconds, task),
                 return_timestamps=True,
                 return_segments=True,
                 return_dict_in_generate=True,
