@@ -13,10 +13,12 @@ sees the same windows), interleaved so that machine noise hits all alike, and pr
 ratio, WER and CER on each corpus, and whether two decodes of the same audio agree.
 
     .venv/bin/python scripts/bench_decode_options.py [--repeat 1] [--variants a,b,...]
-    .venv/bin/python scripts/bench_decode_options.py --engine transformers --model DIR --variants single,retry-n3
+    .venv/bin/python scripts/bench_decode_options.py --engine transformers --variants single,retry-n3
+    .venv/bin/python scripts/bench_decode_options.py --engine openai-whisper --variants single,retry-n3
 
---engine transformers runs the same variants through intercept's TransformersEngine on a
-transformers directory (for the embedded weights: `intercept models convert --to transformers`).
+--engine transformers / openai-whisper run the same variants through intercept's
+TransformersEngine / OpenAIWhisperEngine (on the embedded weights, rebuilt in memory, unless
+--model names another directory).
 
 Corpora: the 15 transmissions of audio_samples/ (manifest times +- 0.3 s, manifest text as
 reference) and, when present, the clips of shared/eval/fa_virgool (whole clip, reference
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"from: {', '.join(VARIANTS)}")
-    parser.add_argument("--engine", default="faster-whisper", choices=("faster-whisper", "transformers"))
+    parser.add_argument("--engine", default="faster-whisper", choices=("faster-whisper", "transformers", "openai-whisper"))
     parser.add_argument("--model", help="model directory (default: the embedded model; needed for transformers)")
     args = parser.parse_args()
     chosen = [v for v in args.variants.split(",") if v]
@@ -88,8 +90,6 @@ def main() -> None:
     from intercept.models import embedded_model_dir
     from intercept.types import Transmission
 
-    if args.engine == "transformers" and not args.model:
-        parser.error("--engine transformers needs --model DIR (intercept models convert --to transformers)")
     base = TranscribeOptions(beam_size=args.beam_size, compute_type="float32", pack=False)
     first = load_engine(args.engine, str(args.model or embedded_model_dir()), "base", base)
     engines = {}

@@ -260,3 +260,44 @@ def test_transformers_engine_caps_new_tokens_by_duration(engines, bird_or_fox):
     capped_tokens = len(tokenizer.encode(capped, add_special_tokens=False))
     assert full_tokens > 20, full
     assert 0 < capped_tokens <= 20 and full.replace(" ", "").startswith(capped.replace(" ", "")[:8]), (full, capped)
+
+
+# -- openai-whisper's loop retry ------------------------------------------------------------
+
+def test_repeat_ban_forbids_the_token_that_would_repeat_an_ngram():
+    from intercept.engines.openai_whisper import RepeatBan
+
+    prompt = [50258, 50300, 50359]  # sot, language, task: never counted
+    tokens = torch.tensor([prompt + [10, 11, 12, 10, 11], prompt + [10, 11, 50400, 10, 11]])
+    logits = torch.zeros(2, 50500)
+    RepeatBan(sample_begin=3, text_end=50257, ngram=3).apply(logits, tokens)
+    assert logits[0, 12] == -float("inf") and torch.isfinite(logits[0, :12]).all()
+    assert torch.isfinite(logits[1]).all(), "a timestamp token (>= text_end) is never banned"
+    assert torch.isfinite(logits[0, 13:]).all()
+
+    logits = torch.tensor([[2.0, -2.0, 2.0, 4.0]])
+    RepeatBan(sample_begin=0, text_end=3, penalty=2.0).apply(logits, torch.tensor([[0, 1, 3]]))
+    assert logits.tolist() == [[1.0, -4.0, 2.0, 4.0]]  # written text tokens 0 and 1 penalised, 3 is special
+
+
+def test_openai_whisper_engine_retries_a_loop_without_sampling(engines, manifest):
+    """A transmission of audio_samples/ on which Whisper base loops at temperature 0: the
+    retry (no repeated 3-gram) ends the loop; the model's own decode is back afterwards."""
+    from dataclasses import replace
+
+    from intercept.audio import decode
+    from intercept.engines.openai_whisper import _worst_ratio
+
+    spoken = manifest["recordings"]["plain_traffic.wav"]["transmissions"][0]
+    tx = Transmission(idx=0, start=max(0.0, spoken["start"] - 0.3), end=spoken["end"] + 0.3)
+    samples = decode(str(SAMPLES / "plain_traffic.wav")).samples
+    chunk = samples[int(tx.start * 16000):int(tx.end * 16000)]
+    engine = object.__new__(type(engines["openai-whisper"]))
+    engine.__dict__.update(engines["openai-whisper"].__dict__)
+    engine.options = replace(engines["openai-whisper"].options, beam_size=5, loop_retry_ngram=0)
+    looping = engine._decode(chunk, "transcribe")
+    assert _worst_ratio(looping) > 2.4, looping
+    engine.options = replace(engine.options, loop_retry_ngram=3)
+    retried = engine._decode(chunk, "transcribe")
+    assert 0 < _worst_ratio(retried) <= 2.4, retried
+    assert "decode" not in vars(engine.model)

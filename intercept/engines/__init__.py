@@ -33,11 +33,10 @@ class TranscribeOptions:
     temperatures: Sequence[float] = (0.0,)
     compression_ratio_threshold: Optional[float] = 2.4
     log_prob_threshold: Optional[float] = None
-    # Deterministic loop retry (faster-whisper and transformers engines; openai-whisper's
-    # decoder offers no n-gram ban, so that engine has the temperatures and the guards only):
-    # a window whose text
-    # still repeats (compression ratio above the threshold) is decoded once more with beam
-    # search that may not repeat an n-gram of loop_retry_ngram tokens (and, when
+    # Deterministic loop retry, in every engine (openai-whisper's decoder has no n-gram ban,
+    # so intercept adds one: engines.openai_whisper.RepeatBan): a window whose text still
+    # repeats (compression ratio above the threshold) is decoded once more with beam search
+    # that may not repeat an n-gram of loop_retry_ngram tokens (and, when
     # loop_retry_penalty > 1, penalises repeated tokens); the retry is kept when it repeats
     # less. On audio_samples/: WER 1.18 against the loops-only ladder's 1.17 and a single
     # temperature's 2.40, in 0.36x the ladder's time, and the same text on every run (the

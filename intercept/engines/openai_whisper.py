@@ -84,6 +84,43 @@ def load_openai_model(model_path: str, device: str = "cpu"):
         ) from None
 
 
+class RepeatBan:
+    """An openai-whisper logit filter for the loop retry: forbids a text token that would
+    repeat an n-gram already written (as CTranslate2's and transformers'
+    no_repeat_ngram_size do) and, with penalty > 1, penalises text tokens already written
+    (their repetition_penalty). Written here because openai-whisper's decoder has neither.
+    Timestamp and special tokens are left alone, so Whisper's timestamp rules always keep
+    a token to pick."""
+
+    def __init__(self, sample_begin: int, text_end: int, ngram: int = 0, penalty: float = 1.0):
+        self.sample_begin = sample_begin
+        self.text_end = text_end  # ids below this are text (the end-of-text token's id)
+        self.ngram = ngram
+        self.penalty = penalty
+
+    def apply(self, logits, tokens) -> None:
+        import torch
+
+        for row in range(tokens.shape[0]):
+            written = [t for t in tokens[row, self.sample_begin:].tolist()]
+            if self.ngram > 0 and len(written) >= self.ngram - 1:
+                prefix = tuple(written[len(written) - self.ngram + 1:]) if self.ngram > 1 else ()
+                banned = {
+                    written[i + self.ngram - 1]
+                    for i in range(len(written) - self.ngram + 1)
+                    if tuple(written[i:i + self.ngram - 1]) == prefix
+                }
+                banned = [t for t in banned if t < self.text_end]
+                if banned:
+                    logits[row, banned] = -float("inf")
+            if self.penalty != 1.0:
+                seen = torch.tensor(sorted({t for t in written if t < self.text_end}), dtype=torch.long,
+                                    device=logits.device)
+                if len(seen):
+                    values = logits[row, seen]
+                    logits[row, seen] = torch.where(values > 0, values / self.penalty, values * self.penalty)
+
+
 class OpenAIWhisperEngine:
     name = "openai-whisper"
 
@@ -102,7 +139,44 @@ class OpenAIWhisperEngine:
         self.fp16 = self.device == "cuda" and options.compute_type == "float16"
         self.model = load_openai_model(model_path, self.device)
 
+    def _decode_with_repeat_ban(self, mel, options=None, **kwargs):
+        """openai-whisper's decode() with RepeatBan added to its logit filters."""
+        from dataclasses import replace
+
+        from whisper.decoding import DecodingOptions, DecodingTask
+
+        options = replace(options or DecodingOptions(), **kwargs)
+        single = mel.ndim == 2
+        if single:
+            mel = mel.unsqueeze(0)
+        task = DecodingTask(self.model, options)
+        task.logit_filters.append(RepeatBan(task.sample_begin, task.tokenizer.eot,
+                                            self.options.loop_retry_ngram, self.options.loop_retry_penalty))
+        result = task.run(mel)
+        return result[0] if single else result
+
     def _decode(self, audio: np.ndarray, task: str) -> list[dict]:
+        opts = self.options
+        segments = self._transcribe(audio, task, tuple(opts.temperatures))
+        threshold = opts.compression_ratio_threshold
+        retry = opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0
+        if retry and threshold is not None and _worst_ratio(segments) > threshold:
+            # As the other engines do: a window that still loops after the configured
+            # temperatures is decoded once more, deterministically (temperature 0), with
+            # repeated n-grams forbidden / repeated tokens penalised, and kept when it repeats less.
+            # transcribe() decodes each 30 s window through model.decode: for the retry this
+            # model's decode is replaced on the instance (not on the Whisper class, so no
+            # other model in the process changes) and restored after.
+            self.model.decode = self._decode_with_repeat_ban
+            try:
+                again = self._transcribe(audio, task, (0.0,))
+            finally:
+                del self.model.decode
+            if _worst_ratio(again) < _worst_ratio(segments):
+                segments = again
+        return segments
+
+    def _transcribe(self, audio: np.ndarray, task: str, temperatures: tuple) -> list[dict]:
         import torch
 
         opts = self.options
@@ -113,7 +187,7 @@ class OpenAIWhisperEngine:
                 task=task,
                 # beam 1 is greedy decoding: openai-whisper's GreedyDecoder, not a beam of one
                 beam_size=opts.beam_size if opts.beam_size > 1 else None,
-                temperature=tuple(opts.temperatures),
+                temperature=temperatures,
                 compression_ratio_threshold=opts.compression_ratio_threshold,
                 logprob_threshold=opts.log_prob_threshold,
                 no_speech_threshold=opts.no_speech_threshold,
@@ -153,3 +227,7 @@ class OpenAIWhisperEngine:
         if len(chunk) == 0:
             return ""
         return " ".join(seg["text"].strip() for seg in self._decode(chunk, "translate")).strip()
+
+
+def _worst_ratio(segments: list[dict]) -> float:
+    return max((seg["compression_ratio"] for seg in segments if seg["text"].strip()), default=0.0)
