@@ -45,7 +45,9 @@ def cli():
               help="SQLite file to write (created if missing; re-runs add to it).")
 @click.option("--model", default=None, metavar="NAME|PATH",
               help="'base' (embedded Whisper base, the default), a local CTranslate2 Whisper directory, "
-                   "or a model name such as large-v3 (downloaded only when online).")
+                   "or a model name such as large-v3 (downloaded only when online). With --engine "
+                   "openai-whisper also a .pt checkpoint; with --engine transformers also a transformers "
+                   "directory or hub id (docs/models.md).")
 @click.option("--engine", type=click.Choice(["faster-whisper", "openai-whisper", "transformers"]), default=None,
               help="Recognition engine: faster-whisper (CTranslate2, fastest on CPU), openai-whisper "
                    "(PyTorch), or transformers (Whisper checkpoints such as Persian fine-tunes, "
