@@ -21,9 +21,9 @@ import numpy as np
 
 from faster_whisper.transcribe import get_compression_ratio
 
+from ..models import ModelError, error_line
 from ..packing import Pack, PackOptions, assign_spans, pack_samples, plan_packs
 from ..types import Line, Transmission
-from ..models import ModelError, error_line
 from . import TranscribeOptions, resolve_device
 
 SAMPLE_RATE = 16000

@@ -102,7 +102,7 @@ class RepeatBan:
         import torch
 
         for row in range(tokens.shape[0]):
-            written = [t for t in tokens[row, self.sample_begin:].tolist()]
+            written = tokens[row, self.sample_begin:].tolist()
             if self.ngram > 0 and len(written) >= self.ngram - 1:
                 prefix = tuple(written[len(written) - self.ngram + 1:]) if self.ngram > 1 else ()
                 banned = {
