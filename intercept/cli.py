@@ -65,6 +65,9 @@ def cli():
                    "error stops with exit 2.  [default: whisper]")
 @click.option("--mt-backend", type=click.Choice(["ctranslate2", "torch"]), default=None,
               help="CTranslate2 (converted once into the cache; faster) or PyTorch.  [default: ctranslate2]")
+@click.option("--mt-device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
+              help="Where the MT model runs (cpu, cuda, auto), checked at start like --device.  "
+                   "[default: the same as --device]")
 @lexicon_option
 @click.option("--segment", "segment_method", type=click.Choice(["silero", "energy"]), default=None,
               help="How recordings are split into transmissions: Silero VAD, or pydub's "
@@ -99,7 +102,7 @@ def cli():
               help="GPUs per Ray worker; use with --device cuda.  [default: 0]")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
-def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, lexicons, segment_method, clean, beam_size,
+def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, mt_device, lexicons, segment_method, clean, beam_size,
         compute_type, device, threads, config_path, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
         as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
@@ -142,6 +145,8 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
         options.mt_fallback = mt_fallback
     if mt_backend is not None:
         options.mt.backend = mt_backend
+    if mt_device is not None:
+        options.mt.device = mt_device
     if lexicons:
         options.lexicons = [str(p) for p in lexicons]
     if segment_method is not None:
@@ -313,12 +318,14 @@ def match(texts, lexicons, english, raw):
               help="Run the MT model with CTranslate2 (converted once into the cache) or PyTorch.")
 @click.option("--mt-batch-size", type=click.IntRange(1), default=16, show_default=True, help="Lines per MT batch.")
 @click.option("--mt-threads", type=click.IntRange(0), default=0, help="CPU threads for MT (0: all cores).")
+@click.option("--mt-device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+              help="Where the MT model runs: cpu, cuda (stops at start with the reason when it cannot), or auto.")
 @click.option("--model", default="base", show_default=True, metavar="NAME|PATH",
               help="Whisper model for --translator whisper (or a whisper fallback).")
 @click.option("--recording", "recording_id", type=int, help="Only this recording (recordings.id).")
 @click.option("--clean/--no-clean", "clean", default=False, show_default=True,
               help="Radio clean-up before Whisper's translate task (as `run --clean`).")
-def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_size, mt_threads, model,
+def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_size, mt_threads, mt_device, model,
               recording_id, clean):
     """Translate the stored lines of --db again, without re-transcribing.
 
@@ -342,7 +349,7 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
             engine = load_engine("faster-whisper", str(source.path), name, TranscribeOptions())
         chosen = make_translator(
             translator, engine, mt_model=mt_model, fallback=mt_fallback,
-            options=MTOptions(backend=mt_backend, batch_size=mt_batch_size, threads=mt_threads),
+            options=MTOptions(backend=mt_backend, batch_size=mt_batch_size, threads=mt_threads, device=mt_device),
             warn=lambda message: click.echo(message, err=True),
         )
     except (ModelError, MTModelError, ValueError) as exc:

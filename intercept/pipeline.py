@@ -7,7 +7,7 @@ import os
 import platform
 import stat
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -223,7 +223,8 @@ class Pipeline:
         self.engine = load_engine(options.engine, model_path, self.model_name, options.transcribe)
         self.translator = make_translator(
             options.translator, self.engine, mt_model=options.mt_model, fallback=options.mt_fallback,
-            options=options.mt,
+            # MT follows the recogniser onto the GPU unless its own device is set.
+            options=options.mt if options.mt.device else replace(options.mt, device=options.transcribe.device),
         )
         self.normalizer = PersianNormalizer()
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)

@@ -101,6 +101,9 @@ class MTOptions:
     no_repeat_ngram_size: int = 3
     threads: int = 0  # 0: the library's default (all cores)
     compute_type: str = "default"  # CTranslate2 only: default, int8, float32 ...
+    # cpu, cuda or auto, checked at load like the recogniser's --device. None: the
+    # recogniser's device in a run (`run --device`), cpu in `intercept translate`.
+    device: Optional[str] = None
     cache_lines: int = 10000  # identical lines translated once; 0 turns the cache off
     cache_dir: Optional[str] = None  # where converted CTranslate2 copies live; None: intercept's cache
 
@@ -281,6 +284,14 @@ class TransformersTranslator:
         if self.forced_bos_id is not None:
             self._drop_ids.add(self.forced_bos_id)
         self.backend = "ctranslate2" if _is_ct2_dir(self.source) else options.backend
+        from .engines import resolve_device
+        from .models import ModelError
+
+        try:
+            self.device = resolve_device(options.device or "cpu", "MT", "ctranslate2" if self.backend == "ctranslate2"
+                                         else "torch", what="model", option="MT device")
+        except ModelError as exc:
+            raise MTModelError(f"{exc} (--mt-device cpu translates on the CPU)") from None
         try:
             if self.backend == "ctranslate2":
                 self._load_ctranslate2()
@@ -311,7 +322,7 @@ class TransformersTranslator:
             # Process-wide in torch; there is no per-model setting.
             torch.set_num_threads(self.options.threads)
         self._torch = torch
-        self.hf_model = AutoModelForSeq2SeqLM.from_pretrained(str(self.source)).eval()
+        self.hf_model = AutoModelForSeq2SeqLM.from_pretrained(str(self.source)).eval().to(self.device)
 
     def _load_ctranslate2(self) -> None:
         import ctranslate2
@@ -325,9 +336,21 @@ class TransformersTranslator:
                 _convert_to_ctranslate2(self.source, model_dir, copy)
         self.ct2_dir = model_dir
         self.ct2 = ctranslate2.Translator(
-            str(model_dir), device="cpu", compute_type=self.options.compute_type,
+            str(model_dir), device=self.device, compute_type=self.options.compute_type,
             intra_threads=self.options.threads, inter_threads=1,
         )
+        if self.device == "cuda":
+            # As for the faster-whisper engine: CTranslate2 opens cuBLAS at its first matrix
+            # product, so one short translation now turns a missing library into one line at start.
+            try:
+                self.ct2.translate_batch([self.tokenizer.convert_ids_to_tokens(self._encode("سلام"))],
+                                         max_decoding_length=2)
+            except (RuntimeError, OSError) as exc:
+                raise MTModelError(
+                    f"MT device cuda: the MT model cannot run on this GPU ({error_line(exc)}); CTranslate2 "
+                    f"wheels need CUDA 12 libraries (pip install nvidia-cublas-cu12, then put its lib folder "
+                    f"on LD_LIBRARY_PATH), --mt-backend torch with a CUDA build of torch, or --mt-device cpu"
+                ) from None
 
     def _converted_dir(self) -> Path:
         if self.options.cache_dir:
@@ -404,8 +427,8 @@ class TransformersTranslator:
         torch = self._torch
         pad = self.tokenizer.pad_token_id
         width = max(len(ids) for ids in batch)
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch])
-        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in batch])
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in batch], device=self.device)
+        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in batch], device=self.device)
         kwargs = {}
         if self.forced_bos_id is not None:
             kwargs["forced_bos_token_id"] = self.forced_bos_id

@@ -50,6 +50,10 @@ VARIANTS = {
     "retry-n4-p1.2": ("retry: no repeated 4-gram, penalty 1.2",
                       dict(loop_retry_ngram=4, loop_retry_penalty=1.2)),
     "retry-p1.5": ("retry: penalty 1.5 only", dict(loop_retry_ngram=0, loop_retry_penalty=1.5)),
+    "prompt-fa": ("retry-n3 + prompt: a plain Persian sentence",
+                  dict(loop_retry_ngram=3, initial_prompt="سلام. این یک گفتگوی رادیویی به زبان فارسی است.")),
+    "prompt-fa2": ("retry-n3 + prompt: formal Persian, punctuated",
+                   dict(loop_retry_ngram=3, initial_prompt="خب، گوش کن. ما امشب ساعت ده به آنجا می‌رویم و بعد خبر می‌دهیم.")),
 }
 
 

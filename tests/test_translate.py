@@ -283,3 +283,70 @@ def test_whisper_translate_path_on_a_sample(tmp_path, embedded_model_dir, manife
     english = row["text_en"] or ""
     assert english != "old" and sum(ch.isascii() and ch.isalpha() for ch in english) >= 5, english
     assert (row["translator"], row["translator_model"]) == ("whisper", "whisper-base (embedded)")
+
+
+def _no_gpu(monkeypatch):
+    """This machine's view whatever it has: CTranslate2 and a CUDA build of torch see no GPU."""
+    import ctranslate2
+    import torch
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("backend, reason", [
+    ("ctranslate2", "CTranslate2 .* sees no usable CUDA GPU"),
+    ("torch", r"PyTorch \(CUDA 12.8\) sees no CUDA GPU"),
+])
+def test_mt_on_cuda_without_a_gpu_is_one_line_with_the_way_out(monkeypatch, tmp_path, tiny_m2m100, backend, reason):
+    _no_gpu(monkeypatch)
+    with pytest.raises(MTModelError, match="MT device cuda: the MT model cannot use a GPU here: " + reason) as caught:
+        TransformersTranslator(str(tiny_m2m100), opts(backend=backend, device="cuda", cache_dir=str(tmp_path)))
+    message = str(caught.value)
+    assert "--mt-device cpu" in message and "\n" not in message
+    # Under the fallback policy it is the one warning line, and the run goes on.
+    said: list[str] = []
+    t = make_translator("transformers", mt_model=str(tiny_m2m100), fallback="none",
+                        options=opts(backend=backend, device="cuda", cache_dir=str(tmp_path)), warn=said.append)
+    assert isinstance(t, NoTranslator) and said == [f"{message}; translating with 'none' instead"]
+
+
+def test_mt_auto_device_without_a_gpu_translates_on_the_cpu(monkeypatch, tiny_m2m100, torch_translator):
+    _no_gpu(monkeypatch)
+    t = TransformersTranslator(str(tiny_m2m100), opts(backend="torch", device="auto", batch_size=4))
+    assert t.device == "cpu"
+    assert t.translate_texts(FARSI[:2]) == torch_translator.translate_texts(FARSI[:2])
+
+
+def test_mt_follows_the_recogniser_device_unless_set(monkeypatch):
+    from intercept import pipeline
+    from intercept.config import RunOptions
+
+    seen: list[MTOptions] = []
+    monkeypatch.setattr(pipeline, "load_engine", lambda *args, **kwargs: object())
+    monkeypatch.setattr(pipeline, "make_translator",
+                        lambda name, engine, **kwargs: seen.append(kwargs["options"]) or NoTranslator())
+    options = RunOptions(translator="none")
+    options.transcribe.device = "cuda"
+    pipeline.Pipeline(options)
+    options.mt.device = "cpu"
+    pipeline.Pipeline(options)
+    assert [o.device for o in seen] == ["cuda", "cpu"]
+    assert options.mt.device == "cpu"  # the run's own options are not rewritten
+
+
+def test_translate_command_mt_device_cuda_without_a_gpu_exits_2(monkeypatch, tmp_path, tiny_m2m100):
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+
+    _no_gpu(monkeypatch)
+    db = tmp_path / "store.db"
+    _store_with_lines(db, {"/rec/a.wav": [(0.0, 2.0, FARSI[0])]})
+    result = CliRunner().invoke(cli, ["translate", "--db", str(db), "--mt-model", str(tiny_m2m100),
+                                      "--mt-backend", "torch", "--mt-device", "cuda"])
+    assert result.exit_code == 2
+    assert "MT device cuda: the MT model cannot use a GPU here" in result.output
+    with Store(db) as store:
+        assert [row["text_en"] for row in store.db["lines"].rows] == ["old"]  # nothing rewritten

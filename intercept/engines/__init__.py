@@ -100,7 +100,7 @@ def _cuda_problem(backend: str) -> Optional[str]:
     return None
 
 
-def resolve_device(device: str, engine: str, backend: str) -> str:
+def resolve_device(device: str, engine: str, backend: str, *, what: str = "engine", option: str = "--device") -> str:
     """"cpu", "cuda" or "auto" -> the device to load on ("auto": cuda when `backend` sees a
     GPU, else cpu). Checked before loading, so that a CUDA set-up that cannot work is one
     line naming the reason at start, not a traceback on the first recording (or, with Ray,
@@ -115,7 +115,7 @@ def resolve_device(device: str, engine: str, backend: str) -> str:
     if problem:
         from ..models import ModelError
 
-        raise ModelError(f"--device cuda: the {engine} engine cannot use a GPU here: {problem}")
+        raise ModelError(f"{option} cuda: the {engine} {what} cannot use a GPU here: {problem}")
     return "cuda"
 
 
