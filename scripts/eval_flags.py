@@ -163,11 +163,11 @@ def format_report(title: str, report: FlagReport) -> str:
 
 
 def transcribe(clips_dir: Path, samples_dir: Path, out: Path, model: Optional[str]) -> None:
-    """Run the embedded model (language fa, beam 5, temperature 0: the pipeline's defaults) over
+    """Run the embedded model (language fa, beam 5, temperature 0, loop retry: the pipeline's defaults) over
     the real clips and the sample transmissions; write the TSV."""
     import json
 
-    from intercept.audio import clean_radio, decode
+    from intercept.audio import decode
     from intercept.engines import TranscribeOptions, load_engine
     from intercept.models import embedded_model_dir
     from intercept.types import Transmission
@@ -187,7 +187,7 @@ def transcribe(clips_dir: Path, samples_dir: Path, out: Path, model: Optional[st
     manifest = json.loads((samples_dir / "manifest.json").read_text(encoding="utf-8"))
     for name, recording in manifest["recordings"].items():
         audio = decode(str(samples_dir / name))
-        samples = clean_radio(audio.samples, audio.sample_rate)  # the pipeline's default clean-up
+        samples = audio.samples  # as the pipeline's recogniser hears it (no --clean)
         for n, tx in enumerate(recording["transmissions"]):
             span = Transmission(n, max(0.0, tx["start"] - SAMPLE_PADDING_S),
                                 min(audio.duration, tx["end"] + SAMPLE_PADDING_S))
