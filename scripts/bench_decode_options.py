@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"from: {', '.join(VARIANTS)}")
     parser.add_argument("--engine", default="faster-whisper", choices=("faster-whisper", "transformers", "openai-whisper"))
     parser.add_argument("--model", help="model directory (default: the embedded model; needed for transformers)")
+    parser.add_argument("--length-penalty", type=float, default=None,
+                        help="faster-whisper engine only: beam search's length penalty (faster-whisper's default 1)")
     args = parser.parse_args()
     chosen = [v for v in args.variants.split(",") if v]
     unknown = set(chosen) - set(VARIANTS)
@@ -103,6 +105,12 @@ def main() -> None:
         engine.options = replace(base, **VARIANTS[key][1])
         if hasattr(engine, "_room"):
             engine._room = None  # faster-whisper's cached token room depends on the options
+        if args.length_penalty is not None:
+            if args.engine != "faster-whisper":
+                parser.error("--length-penalty is for the faster-whisper engine")
+            settings = engine._settings  # not a TranscribeOptions field: measured, not offered
+            engine._settings = lambda task, tokens, settings=settings: {**settings(task, tokens),
+                                                                         "length_penalty": args.length_penalty}
         engines[key] = engine
     data = corpora()
     times = {c: {k: 0.0 for k in chosen} for c in data}
@@ -118,7 +126,9 @@ def main() -> None:
                     texts[corpus][key].append(text)
     scorer = ErrorRateScorer()
     print(f"command: python scripts/bench_decode_options.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"engine {args.engine}, beam {args.beam_size}, repeat {args.repeat}, {platform.machine()}, Python {platform.python_version()}")
+    print(f"engine {args.engine}, beam {args.beam_size}, repeat {args.repeat}"
+          + ("" if args.length_penalty is None else f", length penalty {args.length_penalty}")
+          + f", {platform.machine()}, Python {platform.python_version()}")
     for corpus, items in data.items():
         references = [reference for _, reference in items] * args.repeat
         single = times[corpus].get("single") or next(iter(times[corpus].values()))
