@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -358,20 +360,275 @@ SCHEMA_VERSION = len(_MIGRATION_NAMES)
 _KNOWN_MIGRATIONS = frozenset(_MIGRATION_NAMES)
 
 
-class Store:
-    """A SQLite file holding recordings, transmissions, lines, flags and verdicts."""
+# Required of every intercept store: the tables each command reads or writes.
+REQUIRED_TABLES = ("runs", "recordings", "transmissions", "lines", "flags", "verdicts")
+# How long a writer waits for another writer's transaction (two batches, a batch and a
+# reviewer's verdict) before SQLite says "database is locked". Every write transaction is
+# short (one recording, one verdict), so a wait this long means something is stuck.
+BUSY_TIMEOUT_S = 60.0
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+# How a command opens the store (docs/recovery.md lists which command uses which).
+READ = "read"  # verify, export, the review's reads: never writes, never migrates
+WRITE = "write"  # flag, translate, verdicts: an existing store of the current schema
+CREATE = "create"  # run: creates a missing store, migrates an older one (copy kept aside)
+MODES = (READ, WRITE, CREATE)
+
+
+@dataclass
+class StoreFile:
+    """What a look at a store file found, without writing to it (`inspect_store`)."""
+
+    path: Path
+    schema: int = 0  # PRAGMA user_version: the number of migrations applied
+    applied: tuple[str, ...] = ()  # intercept migrations recorded in the file
+    empty: bool = True  # a missing file, a zero-byte file or an SQLite file with no tables
+
+    @property
+    def current(self) -> bool:
+        return set(self.applied) == _KNOWN_MIGRATIONS
+
+    @property
+    def older(self) -> bool:
+        return not self.empty and not self.current
+
+
+def _uri(path: Path, **params: str) -> str:
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(params)
+    return f"file:{quote(str(path.absolute()))}" + (f"?{query}" if query else "")
+
+
+def _check_header(path: Path) -> bool:
+    """Refuse a file that is not SQLite, or is shorter than its header says (truncated),
+    from its first 100 bytes, before SQLite opens it. Returns True when the file is empty."""
+    try:
+        info = path.stat()
+        if not path.is_file():
+            raise StoreError(f"{path}: not a file")
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not header:
+        return True
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise StoreError(f"{path}: not an intercept store (not an SQLite file)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count in the header is valid when the change counter matches the version
+    # it was written with (always, since SQLite 3.7.0).
+    expected = pages * page_size if pages and header[24:28] == header[92:96] else 0
+    if info.st_size < expected or (page_size and info.st_size % page_size):
+        raise StoreError(f"{path}: truncated store ({info.st_size} bytes; its header says {expected or 'whole pages'})")
+    return False
+
+
+def _wal_files(path: Path) -> list[Path]:
+    return [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+
+
+def read_only_connection(path: str | Path) -> sqlite3.Connection:
+    """A connection that cannot write to the store and leaves no file behind.
+
+    SQLite's mode=ro on a WAL-mode file creates the -wal and -shm files beside it when they
+    are missing (and fails in a read-only directory). Missing, they mean no connection has
+    the store open and every committed page is in the main file, so it is then opened as
+    immutable=1, which reads the main file alone. When they exist (a batch is writing), the
+    reader shares them as any reader does."""
+    path = Path(path)
+    wal_mode = False
+    with open(path, "rb") as file:
+        header = file.read(20)
+    if len(header) == 20 and header[18] == 2:
+        wal_mode = True
+    params = {"mode": "ro"}
+    if wal_mode and not _wal_files(path):
+        params["immutable"] = "1"
+    conn = sqlite3.connect(_uri(path, **params), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def inspect_store(path: str | Path) -> StoreFile:
+    """What the file at `path` is, read without writing a byte: a StoreFile, or StoreError
+    (one line naming the file and the reason) when it is not SQLite, is truncated, is not
+    an intercept store, or is a store of a newer schema than this intercept knows."""
+    path = Path(path)
+    found = StoreFile(path)
+    if not path.exists():
+        return found
+    if _check_header(path):
+        return found
+    try:
+        conn = read_only_connection(path)
         try:
-            self.db = sqlite_utils.Database(self.path)
-            self._check_not_newer()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not an intercept store ({exc})") from None
-        # WAL lets reviewers read through Datasette while a batch writes.
-        self.db.enable_wal()
+            db = sqlite_utils.Database(conn)
+            tables = set(db.table_names())
+            found.schema = conn.execute("PRAGMA user_version").fetchone()[0]
+            found.applied = tuple(m.name for m in MIGRATIONS.applied(db))
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not an intercept store ({exc})") from None
+    unknown = sorted(set(found.applied) - _KNOWN_MIGRATIONS)
+    if found.schema > SCHEMA_VERSION or unknown:
+        raise StoreError(
+            f"{path}: store schema version {found.schema} is newer than this intercept understands "
+            f"({SCHEMA_VERSION}{'; unknown migrations ' + ', '.join(unknown) if unknown else ''}); "
+            "upgrade intercept"
+        )
+    found.empty = not tables and found.schema == 0
+    if found.empty:
+        return found
+    # A store made before migrations were recorded has user_version 1 and the tables.
+    if not found.applied and found.schema < 1:
+        shown = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_"))[:5])
+        raise StoreError(f"{path}: not an intercept store (no intercept schema; tables: {shown})")
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise StoreError(f"{path}: not an intercept store (missing tables: {', '.join(missing)})")
+    return found
+
+
+def write_problem(path: str | Path) -> Optional[str]:
+    """Why the store at `path` cannot be written (a read-only file or directory, an
+    immutable file), or None. Asked of the system (access(2)), which also answers for root."""
+    path = Path(path).absolute()
+    for target in [path, *_wal_files(path)]:
+        if not os.access(target, os.W_OK):
+            return f"{target.name} is read-only"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        # SQLite creates the -wal and -shm files (and a journal) beside the store.
+        return f"its directory {path.parent} is read-only"
+    return None
+
+
+def migrate_store(path: str | Path, warn: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+    """`intercept migrate`: bring an older store to this intercept's schema, after copying
+    it whole to `<path>.bak-<schema>`. Returns the copy's path, or None when the store was
+    already current. StoreError for anything that is not an older store."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such store")
+    with Store(path, CREATE, warn=warn) as store:
+        return store.backup_path
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One short write transaction. BEGIN IMMEDIATE takes the write lock first, waiting (busy
+    timeout) while another writer holds it; a deferred BEGIN that read first fails at once
+    with "database is locked" when another writer committed meanwhile."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Store:
+    """A SQLite file holding recordings, transmissions, lines, flags and verdicts.
+
+    `mode` says what the command may do to the file: READ never writes (verify, export),
+    WRITE writes rows into an existing store of the current schema (flag, translate,
+    verdicts), CREATE (run, migrate) creates a missing store and migrates an older one,
+    first copying it aside. Anything that is not an intercept store, or is newer, is refused
+    with StoreError before a byte is written."""
+
+    def __init__(self, path: str | Path, mode: str = CREATE, warn: Optional[Callable[[str], None]] = None):
+        if mode not in MODES:
+            raise ValueError(f"store mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.path = Path(path)
+        self.mode = mode
+        self.backup_path: Optional[Path] = None
+        self._warn = warn
+        if mode == CREATE:
+            self._open_for_run()
+        else:
+            self._open_existing()
         self.db.execute("PRAGMA foreign_keys = ON")
-        self._ensure_schema()
+
+    def _connect(self, **params: str) -> None:
+        conn = sqlite3.connect(_uri(self.path, **params), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+
+    def _open_existing(self) -> None:
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such store")
+        found = inspect_store(self.path)
+        if found.empty:
+            raise StoreError(f"{self.path}: not an intercept store (an empty file)")
+        if found.older:
+            raise StoreError(
+                f"{self.path}: store schema version {found.schema} is older than this intercept's "
+                f"({SCHEMA_VERSION}); run `intercept migrate {self.path}` first (it keeps a copy)"
+            )
+        if self.mode == READ:
+            self.db = sqlite_utils.Database(read_only_connection(self.path))
+            return
+        problem = write_problem(self.path)
+        if problem:
+            raise StoreError(f"{self.path}: cannot write to the store ({problem})")
+        self._connect(mode="rw")
+
+    def _open_for_run(self) -> None:
+        import fcntl
+
+        if not self.path.parent.is_dir():
+            raise StoreError(f"{self.path}: no such directory {self.path.parent}")
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: not a file")
+        # Checked before anything is created or opened for writing.
+        found = inspect_store(self.path)
+        problem = write_problem(self.path) if self.path.exists() else None
+        if problem:
+            raise StoreError(f"{self.path}: cannot write to the store ({problem})")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
+        try:
+            # Two runs started together into one store: one migrates, the other waits, then
+            # finds the schema current. flock is apart from SQLite's own (fcntl) locks.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            found = inspect_store(self.path)  # again: another run may have migrated it meanwhile
+            self._connect(mode="rwc")
+            if found.current:
+                return
+            if not found.empty:
+                self.backup_path = self._backup(found.schema)
+            # WAL lets reviewers read through Datasette while a batch writes.
+            self.db.enable_wal()
+            MIGRATIONS.apply(self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if self.backup_path is not None and self._warn:
+                self._warn(f"{self.path}: migrated from schema {found.schema} to {SCHEMA_VERSION}; "
+                           f"the store as it was is kept in {self.backup_path}")
+        except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _backup(self, schema: int) -> Path:
+        """The whole store (its WAL included) copied by SQLite's backup API to <path>.bak-<schema>."""
+        target = self.path.with_name(f"{self.path.name}.bak-{schema}")
+        if target.exists():
+            raise StoreError(f"{self.path}: {target} exists already; move it aside, then migrate again")
+        copy = sqlite3.connect(target)
+        try:
+            self.db.conn.backup(copy)
+        finally:
+            copy.close()
+        return target
 
     def close(self) -> None:
         # Closing the last connection checkpoints the WAL into the main file, so the store
@@ -384,24 +641,16 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- schema ---------------------------------------------------------------------------
-    def _check_not_newer(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        unknown = sorted({m.name for m in MIGRATIONS.applied(self.db)} - _KNOWN_MIGRATIONS)
-        if version > SCHEMA_VERSION or unknown:
-            raise StoreError(
-                f"{self.path}: store schema version {version} is newer than this intercept understands "
-                f"({SCHEMA_VERSION}{'; unknown migrations ' + ', '.join(unknown) if unknown else ''}); "
-                "upgrade intercept"
-            )
-
-    def _ensure_schema(self) -> None:
-        MIGRATIONS.apply(self.db)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite_utils.Database]:
+        if self.mode == READ:
+            raise StoreError(f"{self.path}: opened read-only")
+        with immediate_transaction(self.db.conn):
+            yield self.db
 
     # -- runs -----------------------------------------------------------------------------
     def start_run(self, engine: str, model: str, settings: dict, versions: dict) -> int:
-        with self.db.atomic():
+        with self._writing():
             return (
                 self.db["runs"]
                 .insert(
@@ -417,7 +666,7 @@ class Store:
             )
 
     def finish_run(self, run_id: int, summary: dict) -> None:
-        with self.db.atomic():
+        with self._writing():
             self.db["runs"].update(
                 run_id, {"finished_at": now(), "summary": json.dumps(summary, ensure_ascii=False, default=str)}
             )
@@ -425,7 +674,7 @@ class Store:
     # -- lexicon --------------------------------------------------------------------------
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
         """Record the terms of a lexicon version once, so every flag's version is explained."""
-        with self.db.atomic():
+        with self._writing():
             if self.db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
                 return
             self.db["lexicon_terms"].insert_all(
@@ -488,12 +737,12 @@ class Store:
     def add_path(self, recording_id: int, facts: RecordingFacts, run_id: Optional[int] = None) -> bool:
         """Record the same content seen under another (or the same) path, without processing
         it again. Returns True when the path is new for this recording."""
-        with self.db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             return self._note_path(recording_id, facts, run_id)
 
     def save_failure(self, facts: RecordingFacts, error: str, run_id: Optional[int]) -> int:
-        with self.db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             return (
                 self.db["recordings"]
@@ -531,7 +780,7 @@ class Store:
         if len(flags) != len(lines):
             raise ValueError("one list of flags per line expected")
         db = self.db
-        with db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             previous = self.latest_at_path(facts.path)
             recording_id = (
@@ -659,7 +908,7 @@ class Store:
     def update_translations(self, rows: Iterable[tuple[int, str, str, Optional[str]]]) -> int:
         """Set (line_id, text_en, translator, translator_model) on stored lines, atomically."""
         count = 0
-        with self.db.atomic():
+        with self._writing():
             for line_id, text_en, translator, model in rows:
                 self.db["lines"].update(
                     line_id, {"text_en": text_en or None, "translator": translator, "translator_model": model}
@@ -671,7 +920,7 @@ class Store:
         """Replace the flags of the given lines (a re-flag after a lexicon edit), atomically.
         Verdicts are keyed by line and are never touched."""
         count = 0
-        with self.db.atomic():
+        with self._writing():
             for line_id, flags in flags_by_line:
                 self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
                 self._insert_flags(line_id, flags, lexicon_version)
@@ -681,19 +930,8 @@ class Store:
     def add_verdict(
         self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
     ) -> int:
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-        if not self.db["lines"].count_where("id = ?", [line_id]):
-            raise ValueError(f"no line {line_id}")
-        with self.db.atomic():
-            return (
-                self.db["verdicts"]
-                .insert(
-                    {"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
-                     "reviewer": reviewer, "at": now()}
-                )
-                .last_pk
-            )
+        with self._writing():
+            return insert_verdict(self.db, line_id, verdict, reviewer, note, flag_id)
 
     # -- reads ----------------------------------------------------------------------------
     def iter_lines(
@@ -724,3 +962,27 @@ class Store:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         return list(self.db.query(sql, params))
+
+
+def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, reviewer: str, note: str = "",
+                   flag_id: Optional[int] = None) -> int:
+    """Insert one reviewer verdict; the caller holds the write transaction."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    if not db["lines"].count_where("id = ?", [line_id]):
+        raise ValueError(f"no line {line_id}")
+    return (
+        db["verdicts"]
+        .insert({"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
+                 "reviewer": reviewer, "at": now()})
+        .last_pk
+    )
+
+
+def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer: str, note: str = "",
+                  flag_id: Optional[int] = None) -> int:
+    """A verdict written on a connection someone else opened: the review plugin calls it in
+    Datasette's write queue (`execute_write_fn`), one transaction per verdict."""
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    with immediate_transaction(conn):
+        return insert_verdict(sqlite_utils.Database(conn), line_id, verdict, reviewer, note, flag_id)
