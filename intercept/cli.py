@@ -22,6 +22,22 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def _warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _open_store(db_path: Path, mode: str):
+    """The store at db_path opened in `mode` (intercept.store: read, write); a file that is
+    not a store of this intercept's schema is one line and exit 2, untouched."""
+    from .store import Store, StoreError
+
+    try:
+        return Store(db_path, mode)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="intercept")
 def cli():
@@ -171,14 +187,14 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
         raise click.UsageError("--workers, --cpus-per-worker and --gpus-per-worker need --ray")
     try:
         if ray_address is None:
-            summary = run_batch(paths, db_path, options, progress=not no_progress)
+            summary = run_batch(paths, db_path, options, progress=not no_progress, warn=_warn)
         else:
             ray_options = RayOptions(address=None if ray_address == "local" else ray_address, workers=workers)
             if cpus_per_worker is not None:
                 ray_options.cpus_per_worker = cpus_per_worker
             if gpus_per_worker is not None:
                 ray_options.gpus_per_worker = gpus_per_worker
-            summary = run_batch_ray(paths, db_path, options, ray_options, progress=not no_progress)
+            summary = run_batch_ray(paths, db_path, options, ray_options, progress=not no_progress, warn=_warn)
     except (ModelError, LexiconError, StoreError, MTModelError, DistributedError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -325,21 +341,32 @@ def match(texts, lexicons, english, raw):
 @click.option("--recording", "recording_id", type=int, help="Only this recording (recordings.id).")
 @click.option("--clean/--no-clean", "clean", default=False, show_default=True,
               help="Radio clean-up before Whisper's translate task (as `run --clean`).")
+@lexicon_option
 def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_size, mt_threads, mt_device, model,
-              recording_id, clean):
+              recording_id, clean, lexicons):
     """Translate the stored lines of --db again, without re-transcribing.
 
-    Each line records the translator and the model id with its version. Use it when a better
-    MT model becomes available:
+    Each line records the translator and the model id with its version. What depends on the
+    English is derived again with it: the suspect marks and the flags (by --lexicon). Use it
+    when a better MT model becomes available:
 
     \b
       intercept translate --db traffic.db --mt-model /models/m2m100_418M
     """
     from .engines import TranscribeOptions, load_engine
+    from .lexicon import Lexicon, LexiconError, default_lexicon_path
     from .models import ModelError, resolve_model
-    from .store import Store
+    from .store import WRITE
+    from .text import PersianNormalizer
     from .translate import MTModelError, MTOptions, make_translator, retranslate
 
+    # The store first: a file that cannot be written is refused before a model loads.
+    _open_store(db_path, WRITE).close()
+    normalizer = PersianNormalizer()
+    try:
+        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
+    except LexiconError as exc:
+        raise click.UsageError(str(exc))
     needs_whisper = translator == "whisper" or (translator == "transformers" and mt_fallback == "whisper")
     try:
         engine = None
@@ -355,9 +382,9 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
     except (ModelError, MTModelError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
-    with Store(db_path) as store:
-        count = retranslate(store, chosen, recording_id, clean_radio=clean)
-    click.echo(f"{count} lines translated by {chosen.name} ({chosen.model})")
+    with _open_store(db_path, WRITE) as store:
+        count = retranslate(store, chosen, recording_id, clean_radio=clean, lexicon=lexicon, normalizer=normalizer)
+    click.echo(f"{count} lines translated by {chosen.name} ({chosen.model}); suspect marks and flags derived again")
 
 
 @cli.command("flag")
@@ -372,9 +399,11 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
 def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     """Re-flag stored lines with the current lexicon, without re-transcribing.
 
-    Use it after editing a lexicon. Each recording's flags are replaced in one transaction
-    and carry the new lexicon version (a content hash); the lexicon's terms are stored under
-    that version. Reviewer verdicts are kept as they are.
+    Use it after editing a lexicon. The post-recognition step runs again without translating:
+    the Farsi is normalised again from the raw text, the suspect marks and the flags follow it.
+    Each recording's lines and flags are replaced in one transaction; flags carry the new
+    lexicon version (a content hash), under which the lexicon's terms are stored. Reviewer
+    verdicts are kept as they are.
 
     \b
       intercept match "..." --lexicon lexicons/        # try the edit on text first
@@ -382,9 +411,10 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     """
     from .lexicon import Lexicon, LexiconError, MatchOptions, default_lexicon_path
     from .reflag import reflag
-    from .store import Store
+    from .store import WRITE
     from .text import PersianNormalizer
 
+    _open_store(db_path, WRITE).close()
     normalizer = PersianNormalizer()
     try:
         lexicon = Lexicon.load(
@@ -394,7 +424,7 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
         )
     except LexiconError as exc:
         raise click.UsageError(str(exc))
-    with Store(db_path) as store:
+    with _open_store(db_path, WRITE) as store:
         result = reflag(store, lexicon, normalizer, recording_id)
     data = asdict(result)
     data["by_kind"] = dict(result.by_kind)
@@ -407,8 +437,10 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     )
     if result.by_kind:
         click.echo("by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items())))
-    if result.stale_text_lines:
-        click.echo(f"{result.stale_text_lines} lines were normalised by an older normaliser (matched as stored)")
+    if result.renormalised_lines:
+        click.echo(f"{result.renormalised_lines} lines had been normalised by an older normaliser: normalised again")
+    if result.suspect_changed:
+        click.echo(f"{result.suspect_changed} lines' suspect marks changed")
 
 
 @cli.command()
@@ -447,6 +479,31 @@ def verify(db_path, as_json):
         click.echo(", ".join(f"{n} {status}" for status, n in counts.items())
                    + f"; store {'whole' if not report.store_problems else 'has problems'}")
     sys.exit(0 if report.ok else 1)
+
+
+@cli.command()
+@click.argument("db_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+def migrate(db_path):
+    """Bring store FILE, made by an older intercept, to this intercept's schema.
+
+    The store as it was is first copied whole (SQLite's backup API, its WAL included) to
+    FILE.bak-N, N being its old schema version; then the migrations run. Only this command
+    and `intercept run` migrate a store; the others refuse an older store and say to run this.
+
+    \b
+    Exit status:
+      0  FILE was migrated, or was current already
+      2  FILE is not an intercept store, is newer, cannot be written, or FILE.bak-N exists
+    """
+    from .store import SCHEMA_VERSION, StoreError, migrate_store
+
+    try:
+        backup = migrate_store(db_path, warn=_warn)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if backup is None:
+        click.echo(f"{db_path}: schema version {SCHEMA_VERSION} already; nothing to migrate")
 
 
 @cli.group()
@@ -526,9 +583,9 @@ def export(db_path, fmt, flagged_only, recording_id, output):
     """
     from .export import ExportError, ExportOptions
     from .export import export as write_export
-    from .store import Store
+    from .store import READ
 
-    with Store(db_path) as store:
+    with _open_store(db_path, READ) as store:
         try:
             count = write_export(store, output or sys.stdout, ExportOptions(fmt, flagged_only, recording_id))
         except ExportError as exc:

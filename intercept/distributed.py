@@ -21,11 +21,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .config import RunOptions
 from .pipeline import Analysis, Pipeline, RecordingResult, Summary, iter_recordings, safe_text
-from .store import RecordingFacts, Store
+from .store import CREATE, RecordingFacts, Store
 
 
 class DistributedError(RuntimeError):
@@ -192,6 +192,7 @@ def run_batch_ray(
     options: Optional[RunOptions] = None,
     ray_options: Optional[RayOptions] = None,
     progress: bool = True,
+    warn: Optional[Callable[[str], None]] = None,
     worker_class: type = RecordingWorker,
 ) -> DistributedSummary:
     """Process every recording under ``paths`` into the store at ``db_path`` on Ray workers.
@@ -210,7 +211,7 @@ def run_batch_ray(
     actors: list = []
     free_before: dict = {}
     try:
-        with Store(db_path) as store:
+        with Store(db_path, CREATE, warn=warn) as store:
             free_before = ray.available_resources()
             count = _worker_count(ray, ray_options)
             actor_class = ray.remote(worker_class).options(

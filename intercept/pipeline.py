@@ -1,5 +1,7 @@
 """One recording end to end, and the batch over many. The only module that knows the order
-of the stages: audio -> segment -> engine -> text -> translate -> guards -> lexicon -> store.
+of the stages: audio -> segment -> engine -> post-recognition -> store, where the
+post-recognition step (intercept.derive: text -> translate -> guards -> lexicon -> score) is
+the one `intercept translate` and `intercept flag` run again over stored lines.
 """
 from __future__ import annotations
 
@@ -16,11 +18,11 @@ from . import __version__
 from .audio import AudioError, CleanupOptions, clean_radio, decode, sha256_file
 from .config import RunOptions
 from .engines import load_engine
-from .guards import Guards
 from .lexicon import Lexicon, default_lexicon_path
 from .models import resolve_model
 from .segment import SegmentOptions, find_transmissions
-from .store import RecordingFacts, Store, StoreError
+from .derive import PostRecognition
+from .store import CREATE, READ, RecordingFacts, Store, StoreError
 from .text import PersianNormalizer
 from .translate import make_translator
 from .types import Flag, Line, Transmission
@@ -228,7 +230,7 @@ class Pipeline:
         )
         self.normalizer = PersianNormalizer()
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
-        self.guards = Guards(options.guards)
+        self.post = PostRecognition(self.normalizer, self.lexicon, self.translator, options.guards)
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
         self.run_id: Optional[int] = None
@@ -303,11 +305,7 @@ class Pipeline:
             lines.extend(self.engine.transcribe(samples, group, audio.sample_rate))
             if on_transmission:
                 on_transmission(first + len(group), len(transmissions))
-        for line in lines:
-            line.text_fa = self.normalizer.normalize(line.text)
-        self.translator.translate(lines, samples, audio.sample_rate)
-        self.guards.mark(lines)
-        flags = self.lexicon.flag_lines(lines)
+        flags = self.post.derive(lines, samples, audio.sample_rate)
         return Analysis(
             facts,
             "done",
@@ -358,12 +356,14 @@ def run_batch(
     db_path: str | Path,
     options: Optional[RunOptions] = None,
     progress: bool = True,
+    warn: Optional[Callable[[str], None]] = None,
 ) -> Summary:
-    """Process every recording under ``paths`` into the store at ``db_path``."""
+    """Process every recording under ``paths`` into the store at ``db_path``. An older
+    store is migrated first (the store as it was is copied aside; `warn` hears of it)."""
     from tqdm import tqdm
 
     options = options or RunOptions()
-    with Store(db_path) as store:
+    with Store(db_path, CREATE, warn=warn) as store:
         pipeline = Pipeline(options, store)
         run_id = pipeline.start_run()
         files = list(iter_recordings(paths))
@@ -426,7 +426,7 @@ def verify_originals(db_path: str | Path) -> VerifyReport:
     if not db_path.is_file():
         raise StoreError(f"{db_path}: no such store")
     report = VerifyReport()
-    with Store(db_path) as store:
+    with Store(db_path, READ) as store:
         report.store_problems = store.check_integrity()
         originals = store.originals()
     for row in originals:

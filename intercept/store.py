@@ -905,26 +905,23 @@ class Store:
             for f in flags
         )
 
-    def update_translations(self, rows: Iterable[tuple[int, str, str, Optional[str]]]) -> int:
-        """Set (line_id, text_en, translator, translator_model) on stored lines, atomically."""
+    def save_derived(self, derived: Iterable[tuple[int, Line, Sequence[Flag]]], lexicon_version: str,
+                     translator: Optional[tuple[str, Optional[str]]] = None) -> int:
+        """Write what the post-recognition step derived again for stored lines, in one
+        transaction: (line_id, Line, flags) gives the normalised Farsi, the suspect marks and
+        the flags; with `translator` (name, model) also the English and who made it.
+        Verdicts are keyed by line and never touched. Returns the number of lines."""
         count = 0
         with self._writing():
-            for line_id, text_en, translator, model in rows:
-                self.db["lines"].update(
-                    line_id, {"text_en": text_en or None, "translator": translator, "translator_model": model}
-                )
-                count += 1
-        return count
-
-    def replace_flags(self, flags_by_line: Iterable[tuple[int, Sequence[Flag]]], lexicon_version: str) -> int:
-        """Replace the flags of the given lines (a re-flag after a lexicon edit), atomically.
-        Verdicts are keyed by line and are never touched."""
-        count = 0
-        with self._writing():
-            for line_id, flags in flags_by_line:
+            for line_id, line, flags in derived:
+                values = {"text_fa": line.text_fa, "suspect": line.suspect}
+                if translator is not None:
+                    values.update(text_en=line.text_en or None, translator=translator[0],
+                                  translator_model=translator[1])
+                self.db["lines"].update(line_id, values)
                 self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
                 self._insert_flags(line_id, flags, lexicon_version)
-                count += len(flags)
+                count += 1
         return count
 
     def add_verdict(

@@ -287,9 +287,10 @@ def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
     line_ids = [row["id"] for row in store.iter_lines()]
     store.add_verdict(line_ids[0], "confirmed", "maryam")
     store.add_verdict(line_ids[0], "unsure", "ali", note="second look")
-    store.replace_flags([(line_ids[1], [Flag("dog", "animal_code", "exact", 0.7, 0, 4, "سلام")]),
-                         (line_ids[2], [])], "v2")
-    store.update_translations([(line_ids[0], "a bird and a fox", "whisper", None)])
+    store.save_derived([(line_ids[1], lines[1], [Flag("dog", "animal_code", "exact", 0.7, 0, 4, "سلام")]),
+                        (line_ids[2], lines[2], [])], "v2")
+    lines[0].text_en = "a bird and a fox"
+    store.save_derived([(line_ids[0], lines[0], flags[0])], "v1", translator=("whisper", None))
     after = actual()
     assert after == expected()
     assert [(row["line_id"], row["concepts"], row["verdict"]) for row in after] == [
