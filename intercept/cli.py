@@ -265,12 +265,19 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
     Reviewer accounts come from --accounts and from environment variables
     INTERCEPT_REVIEWER_<NAME>=<password hash>. Set DATASETTE_SECRET to keep logins valid
     across restarts. Stop with Ctrl+C.
+
+    FILE is only read, except for the verdicts reviewers record. A store that cannot be
+    written (read-only file or directory) is served read-only. A FILE that is not an intercept
+    store, or is of another schema version, is refused with one line (exit 2).
     """
     import os
 
-    from .review import ReviewError, ReviewOptions, accounts_from_environ, load_accounts, serve
+    from .review import ReviewError, ReviewOptions, accounts_from_environ, check_store, load_accounts, serve
 
     try:
+        read_only = check_store(db_path)
+        if read_only:
+            click.echo(f"{db_path}: {read_only}: the review is read-only (no verdicts can be recorded).", err=True)
         accounts = accounts_from_environ(os.environ)
         if accounts_path:
             accounts.update(load_accounts(accounts_path))
@@ -279,7 +286,8 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
             click.echo("No reviewer accounts: the review is read-only (see --accounts).", err=True)
         serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
     except ReviewError as exc:
-        _fail(str(exc))
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
 
 
 @cli.command()

@@ -493,6 +493,20 @@ def inspect_store(path: str | Path) -> StoreFile:
     return found
 
 
+def is_store_connection(conn: sqlite3.Connection) -> bool:
+    """Whether an open connection holds an intercept store, by reading only: the required
+    tables and intercept's record of migrations (or user_version, for stores made before
+    migrations were recorded)."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not set(REQUIRED_TABLES) <= tables:
+        return False
+    if Migrations.migrations_table not in tables:
+        return conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    found = conn.execute(f"SELECT 1 FROM {Migrations.migrations_table} WHERE migration_set = ? LIMIT 1",
+                         [MIGRATIONS.name]).fetchone()
+    return found is not None
+
+
 def write_problem(path: str | Path) -> Optional[str]:
     """Why the store at `path` cannot be written (a read-only file or directory, an
     immutable file), or None. Asked of the system (access(2)), which also answers for root."""

@@ -478,11 +478,11 @@ def test_bad_store_named_in_error(tmp_path):
         make_datasette(tmp_path / "missing.db")
     not_sqlite = tmp_path / "notes.db"
     not_sqlite.write_text("hello")
-    with pytest.raises(ReviewError, match="notes.db: not an SQLite store"):
+    with pytest.raises(ReviewError, match="notes.db: not an intercept store \\(not an SQLite file"):
         make_datasette(not_sqlite)
     other = tmp_path / "other.db"
     sqlite_utils.Database(other)["things"].insert({"a": 1})
-    with pytest.raises(ReviewError, match=r"other.db: not an intercept store \(missing tables: recordings, lines"):
+    with pytest.raises(ReviewError, match=r"other.db: not an intercept store \(no intercept schema; tables: things"):
         make_datasette(other)
 
 
