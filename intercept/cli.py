@@ -282,7 +282,7 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
         if accounts_path:
             accounts.update(load_accounts(accounts_path))
         options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"))
-        if not accounts:
+        if not accounts and not read_only:
             click.echo("No reviewer accounts: the review is read-only (see --accounts).", err=True)
         serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
     except ReviewError as exc:

@@ -44,6 +44,8 @@ class PostRecognition:
         `lines` in place; return each line's flags."""
         self.normalise(lines)
         if translate and self.translator is not None:
+            for line in lines:
+                line.text_en = ""  # English from an earlier translator must not outlive it
             self.translator.translate(lines, samples, sample_rate)
         self.guards.mark(lines)
         return self.score(lines, self.lexicon.flag_lines(list(lines)))
