@@ -465,7 +465,10 @@ def verify(db_path, as_json):
     Exit status:
       0  every original is present and unchanged, and the store is whole
       1  some original is missing, changed or unreadable, or the store has a problem
-      2  FILE is not an intercept store
+      2  FILE is missing, is not an intercept store (not SQLite, truncated, another database),
+         or is a store of another schema version (older: run `intercept migrate FILE`)
+
+    FILE is opened read-only and left byte for byte as it was.
     """
     from .pipeline import verify_originals
     from .store import StoreError
