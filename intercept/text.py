@@ -8,6 +8,7 @@ on its own, as in hazm.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import hazm
@@ -41,6 +42,15 @@ _LOOSE_ZWNJ = re.compile(r"(?<!\w)" + ZWNJ + "|" + ZWNJ + r"(?!\w)")
 # text, so word lists must drop them too (hazm lists اصلاً; recognised text says اصلا).
 _DIACRITICS = re.compile("[\u064b-\u065f\u0670]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+# Arabic presentation forms (ligatures, initial/medial/final shapes) from PDFs and old encoders:
+# NFKC gives their plain letters. Done before hazm, whose own replacement of a few of them runs
+# after its spacing step, so a second normalisation would space the result again.
+_PRESENTATION_FORMS = re.compile("[\ufb50-\ufdff\ufe70-\ufefe]+")
+# hazm's steps run in a fixed order and one can make work for an earlier one (a repeated letter
+# removed late joins a suffix that spacing would have separated); normalising again until the
+# text stops changing makes normalize(normalize(x)) == normalize(x). Two passes settle the
+# property test's cases; the cap only bounds a pathological input.
+_MAX_PASSES = 4
 
 
 class PersianNormalizer:
@@ -53,15 +63,24 @@ class PersianNormalizer:
         self._hazm = hazm.Normalizer()
 
     def normalize(self, text: str) -> str:
+        """Canonical form of text; idempotent: normalize(normalize(x)) == normalize(x)."""
         if not isinstance(text, str):
             raise TypeError(f"PersianNormalizer.normalize expects str, got {type(text).__name__}")
-        text = text.translate(_ARABIC_TO_PERSIAN)
+        text = _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+        for _ in range(_MAX_PASSES):
+            normalised = self._pass(text)
+            if normalised == text:
+                break
+            text = normalised
+        return text
+
+    def _pass(self, text: str) -> str:
+        text = _SPACES.sub(" ", text.translate(_ARABIC_TO_PERSIAN))
         text = self._hazm.normalize(text)
         text = _MANY_ZWNJ.sub(ZWNJ, text)
         text = _LOOSE_ZWNJ.sub("", text)
         text = _SPACES.sub(" ", text)
         return text.strip()
-
 
     def known_words(self, min_frequency: int = 1, tagged: bool = False) -> frozenset[str]:
         """Words of hazm's word list seen at least min_frequency times in its corpus (or, with
