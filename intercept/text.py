@@ -61,6 +61,7 @@ class PersianNormalizer:
     def __init__(self) -> None:
         # Building hazm's Normalizer compiles many regexes (about a second); do it once.
         self._hazm = hazm.Normalizer()
+        self._frequencies: dict[str, int] | None = None
 
     def normalize(self, text: str) -> str:
         """Canonical form of text; idempotent: normalize(normalize(x)) == normalize(x)."""
@@ -88,6 +89,18 @@ class PersianNormalizer:
         ZWNJ and diacritics removed (اصلاً is listed as اصلا, as the normaliser writes it). The table is the one hazm's Normalizer already loaded (no second load)."""
         return frozenset(_DIACRITICS.sub("", w.replace(ZWNJ, "")) for w, (frequency, tags) in self._hazm.words.items()
                          if frequency >= min_frequency or (tagged and tags and tags != ("0",)))
+
+    def word_frequencies(self) -> dict[str, int]:
+        """hazm's word list as word -> corpus frequency, words written as the normaliser writes
+        them (ZWNJ and diacritics removed; where two spellings meet, the higher count). Built
+        once per normaliser from the table hazm's Normalizer already loaded."""
+        if self._frequencies is None:
+            frequencies: dict[str, int] = {}
+            for word, (frequency, _) in self._hazm.words.items():
+                key = _DIACRITICS.sub("", word.replace(ZWNJ, ""))
+                frequencies[key] = max(frequency, frequencies.get(key, 0))
+            self._frequencies = frequencies
+        return self._frequencies
 
     def known_verb_forms(self) -> frozenset[str]:
         """Every conjugated form of hazm's verbs (رفتم، می‌روند ...), ZWNJ removed."""
@@ -138,3 +151,22 @@ def verb_forms(lemma: str) -> list[str]:
     if not sep or not past or not present or "#" in present:
         raise ValueError(f"verb {lemma!r}: write it as 'past#present' stems, e.g. رفت#رو")
     return sorted(set(hazm.Conjugation().get_all(lemma)))
+
+
+def shared_verb_forms(lemma: str) -> dict[str, tuple[str, ...]]:
+    """Forms of a verb ('past#present') that hazm also conjugates for another verb of its list
+    with a different infinitive: form -> those verbs. می‌کشم is both کشت#کش "I kill" and
+    کشید#کش "I draw / endure". A verb listed again with the same infinitive (کشت#کار, an old
+    reading of کشتن "to plant") is the same written word, not a second common verb, so it is
+    left out."""
+    own = set(verb_forms(lemma))
+    past, _, present = lemma.partition("#")
+    shared: dict[str, list[str]] = {}
+    for other in hazm.utils.verbs_list():
+        other_past, _, other_present = other.partition("#")
+        if other == lemma or other_past == past or not other_past or (
+                other_present != present and other_past != past):
+            continue  # no stem in common (or the same infinitive): no form in common worth reporting
+        for form in own.intersection(hazm.Conjugation().get_all(other)):
+            shared.setdefault(form, []).append(other)
+    return {form: tuple(others) for form, others in shared.items()}

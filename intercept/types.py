@@ -53,3 +53,8 @@ class Flag:
     matched: str
     severity: str = "medium"
     term: str = ""  # the lexicon form that matched
+    # How likely the matched form means the concept at all, before any recogniser evidence
+    # (intercept.lexicon: lower for a form one sound-alike letter from a much commoner word,
+    # or a verb form shared with another common verb), and why; None when not given.
+    prior: Optional[float] = None
+    prior_reason: Optional[str] = None
