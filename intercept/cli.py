@@ -298,6 +298,8 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
 def match(texts, lexicons, english, raw):
     """Print the lexicon's flags for TEXTS as JSON, one object per text.
 
+    Each flag shows its prior (how likely the form means the concept at all) and the reason
+    when it is low, e.g. "sound_alike: گفتار" (lexicons/README.md says how to override it).
     With no TEXTS, reads one text per line from standard input. Use it to try a lexicon
     edit without audio:
 

@@ -94,6 +94,10 @@ class Flag:
     match_score: Optional[float] = None
     word_prob: Optional[float] = None
     nbest_share: Optional[float] = None
+    # How likely the matched form means the concept at all, before any recogniser evidence
+    # (intercept.lexicon: lower for a form one sound-alike letter from a much commoner word,
+    # or a verb form shared with another common verb), and why; None when not given.
     prior: Optional[float] = None
+    prior_reason: Optional[str] = None
     hypothesis: Optional[str] = None  # kind "alternative": the hypothesis text span indexes into
     scorer_version: Optional[str] = None
