@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -100,6 +101,8 @@ class Term:
     severity: str
     form: str
     lang: str  # "fa" (forms and verbs, verbs as past#present stems) or "en"
+    # The concept's notes from the lexicon file, shown to reviewers; not part of a term's identity.
+    notes: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class _Concept:
     fuzzy_context_margin: float
     fuzzy_min_length: int
     where: str  # "path:line" of the concept, for errors found later
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -329,10 +333,9 @@ def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, margin
         if "exclude" in fields else []
     inflect = reader.boolean(fields["inflect"][1], "inflect") if "inflect" in fields else True
     fuzzy_on = reader.boolean(fields["fuzzy"][1], "fuzzy") if "fuzzy" in fields else True
-    if "notes" in fields:
-        reader.text(fields["notes"][1], "notes")
+    notes = reader.text(fields["notes"][1], "notes") if "notes" in fields else ""
     return _Concept(concept_id, category, severity, tuple(f for f, _ in fa), tuple(en), tuple(verbs),
-                    tuple(exclude), inflect, fuzzy_on, threshold, margin, min_length, reader.where(node))
+                    tuple(exclude), inflect, fuzzy_on, threshold, margin, min_length, reader.where(node), notes)
 
 
 def _read_pattern(reader: _FileReader, node: yaml.Node, normalizer: PersianNormalizer) -> _Pattern:
@@ -440,9 +443,10 @@ class Lexicon:
         self._patterns = patterns
         self.terms: list[Term] = []
         for concept in concepts:
-            self.terms += [Term(concept.id, concept.category, concept.severity, f, "fa") for f in concept.fa]
-            self.terms += [Term(concept.id, concept.category, concept.severity, v, "fa") for v in concept.verbs]
-            self.terms += [Term(concept.id, concept.category, concept.severity, e, "en") for e in concept.en]
+            term = partial(Term, concept.id, concept.category, concept.severity, notes=concept.notes)
+            self.terms += [term(f, "fa") for f in concept.fa]
+            self.terms += [term(v, "fa") for v in concept.verbs]
+            self.terms += [term(e, "en") for e in concept.en]
         self._tokenizer = PersianTokenizer()
         self._compile_farsi(concepts)
         self._compile_fuzzy(concepts)

@@ -173,12 +173,12 @@ def render_cell(row, value, column, table, database, datasette):
 
 @hookimpl
 def extra_css_urls(datasette):
-    return [datasette.urls.path("/-/intercept/static/review.css")]
+    return [datasette.urls.path("/-/intercept/static/review.css"), datasette.urls.path("/-/intercept/static/desk.css")]
 
 
 @hookimpl
 def extra_js_urls(datasette):
-    return [datasette.urls.path("/-/intercept/static/review.js")]
+    return [datasette.urls.path("/-/intercept/static/review.js"), datasette.urls.path("/-/intercept/static/desk.js")]
 
 
 @hookimpl
@@ -194,6 +194,9 @@ def extra_body_script(request, datasette):
             "canWrite": bool(can_write),
             "csrftoken": csrftoken,
             "loginUrl": datasette.urls.path("/-/login"),
+            "verdictUrl": datasette.urls.path("/-/intercept/verdict"),
+            "linesUrl": datasette.urls.path("/-/intercept/lines.json"),
+            "contextUrl": datasette.urls.path("/-/intercept/context/"),
         }
         # "</" would end the <script> element early.
         return "window.interceptReview = {};".format(json.dumps(settings).replace("</", "<\\/"))
@@ -213,8 +216,14 @@ def permission_allowed(datasette, actor, action):
 
 @hookimpl
 def register_routes(datasette):
+    from . import pages  # the desk's pages (pages.py imports this module)
+
     routes = [
         (r"^/-/intercept/audio/(?P<line_id>[0-9]{1,18})\.wav$", audio_clip),
+        (r"^/-/intercept/lines\.json$", pages.lines_json),
+        (r"^/-/intercept/context/(?P<line_id>[0-9]{1,18})$", pages.context_page),
+        (r"^/-/intercept/activity$", pages.activity_page),
+        (r"^/-/intercept/period$", pages.period_page),
         (r"^/-/intercept/verdict$", record_verdict),
         (r"^/-/intercept/static/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(str(STATIC_DIR))),
     ]
