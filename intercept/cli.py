@@ -87,6 +87,9 @@ def cli():
 @click.option("--threads", type=click.IntRange(0), default=None, help="CPU threads (0: all cores).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file of options; command-line options override it.")
+@click.option("--recorded-at", "recorded_at", default=None, metavar="ISO",
+              help="When the recording was made (ISO 8601, e.g. 2019-11-12T21:30:45+03:30), for every PATH. "
+                   "Without it each file's sidecar NAME.json, container tags or file-name stamp says.")
 @click.option("--force", is_flag=True,
               help="Process recordings again even if their content is already stored; the result is stored "
                    "as a new version, and old rows and verdicts stay.")
@@ -103,7 +106,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
 def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, mt_device, lexicons, segment_method, clean, beam_size,
-        compute_type, device, threads, config_path, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
+        compute_type, device, threads, config_path, recorded_at, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
         as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
 
@@ -155,6 +158,13 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
         options.clean_radio = clean
     if force:
         options.force = True
+    if recorded_at:
+        from .recorded_at import RecordedAtError, parse_iso
+
+        try:
+            options.recorded_at = parse_iso(recorded_at)
+        except RecordedAtError as exc:
+            raise click.BadParameter(str(exc), param_hint="--recorded-at")
     t = options.transcribe
     if language is not None:
         t.language = None if language == "auto" else language

@@ -19,6 +19,7 @@ from .engines import load_engine
 from .guards import Guards
 from .lexicon import Lexicon, default_lexicon_path
 from .models import resolve_model
+from .recorded_at import recorded_at_for
 from .segment import SegmentOptions, find_transmissions
 from .store import RecordingFacts, Store, StoreError
 from .text import PersianNormalizer
@@ -288,6 +289,7 @@ class Pipeline:
 
     def _analyze(self, path: Path, facts: RecordingFacts, on_transmission) -> Analysis:
         audio = decode(str(path))
+        facts.recorded_at = recorded_at_for(path, self.options.recorded_at)
         facts.duration_s = round(audio.duration, 3)
         facts.format = audio.format
         samples = audio.samples
