@@ -365,3 +365,27 @@ def extract_clip(
     if pcm.size == 0:
         raise AudioError(path, f"empty range: {clip_start:.3f}s lies at or after the end of the recording", action)
     return wav_bytes(pcm[:wanted], sample_rate)
+
+
+def probe_sample_rate(path: str) -> int:
+    """The sample rate of a recording's first audio stream (ffprobe, through pydub)."""
+    from pydub.utils import mediainfo_json
+
+    _check_readable(path)
+    _require_tool("ffprobe", path, "decode recording")
+    try:
+        info = mediainfo_json(path)
+    except Exception as error:  # pydub raises bare Exceptions / JSON errors on garbage
+        raise AudioError(path, f"truncated or not an audio file (ffprobe: {error})") from error
+    for stream in info.get("streams", []):
+        if stream.get("codec_type") == "audio" and str(stream.get("sample_rate", "")).isdigit():
+            return int(stream["sample_rate"])
+    raise AudioError(path, "truncated or not an audio file (ffprobe found no audio stream with a sample rate)")
+
+
+def wav_samples(data: bytes) -> tuple[np.ndarray, int]:
+    """(int16 mono samples, sample rate) of 16-bit PCM mono WAV bytes (as wav_bytes writes)."""
+    with wave.open(io.BytesIO(data)) as reader:
+        if reader.getsampwidth() != 2 or reader.getnchannels() != 1:
+            raise ValueError("not a 16-bit mono WAV")
+        return np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2"), reader.getframerate()

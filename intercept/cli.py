@@ -422,21 +422,38 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
 
 
 @cli.command()
-@click.argument("db_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("db_path", metavar="FILE", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bundle", "bundle_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check an evidence bundle (intercept export --format bundle) instead of a store.")
+@click.option("--originals", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With --bundle: folder holding the original recordings (found by file name); each "
+                   "clip is then cut again from its original and compared sample by sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def verify(db_path, as_json):
-    """Check the chain of custody of store FILE.
+def verify(db_path, bundle_path, originals, as_json):
+    """Check the chain of custody of store FILE, or of an evidence bundle (--bundle).
 
     Re-hashes every original recording the store holds lines for, at every path its content
     was seen under, against the SHA-256 stored when it was processed, and checks the store's
     own integrity. Originals are only read.
 
+    With --bundle: re-hashes every clip of the bundle against its manifest and the manifest
+    against its hash file; with --originals, also re-hashes each original and cuts every clip
+    again from it, comparing the samples. Each problem names the file.
+
+    \b
+      intercept verify --bundle evidence.zip --originals /recordings
+
     \b
     Exit status:
-      0  every original is present and unchanged, and the store is whole
+      0  every original is present and unchanged, and the store is whole (the bundle intact)
       1  some original is missing, changed or unreadable, or the store has a problem
-      2  FILE is not an intercept store
+         (a clip or the manifest changed, a clip is not its stated slice)
+      2  FILE is not an intercept store (not an evidence bundle)
     """
+    if bundle_path is not None:
+        _verify_bundle(bundle_path, originals, as_json)
+    if db_path is None:
+        raise click.UsageError("give a store FILE, or --bundle FILE.zip")
     from .pipeline import verify_originals
     from .store import StoreError
 
@@ -456,6 +473,27 @@ def verify(db_path, as_json):
         counts = report.counts()
         click.echo(", ".join(f"{n} {status}" for status, n in counts.items())
                    + f"; store {'whole' if not report.store_problems else 'has problems'}")
+    sys.exit(0 if report.ok else 1)
+
+
+def _verify_bundle(bundle_path, originals, as_json):
+    from .bundle import BundleError, verify_bundle
+
+    try:
+        report = verify_bundle(bundle_path, originals)
+    except BundleError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for problem in report.problems:
+            click.echo(f"BAD {problem}")
+        for missing in report.originals_missing:
+            click.echo(f"MISSING original {missing} (its clips' slices not checked)")
+        click.echo(f"{report.lines} lines, {report.clips_checked} clip hashes checked, "
+                   f"{report.slices_checked} clips compared with their originals; "
+                   f"{'bundle intact' if report.ok else f'{len(report.problems)} problems'}")
     sys.exit(0 if report.ok else 1)
 
 
@@ -517,14 +555,19 @@ def models_convert(model, target, out_dir):
 
 @cli.command()
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl"]), default="csv", show_default=True,
-              help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags.")
+@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl", "bundle"]), default="csv",
+              show_default=True,
+              help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags; "
+                   "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest).")
 @click.option("--flagged-only", is_flag=True, help="Only lines with at least one lexicon flag.")
+@click.option("--confirmed-only", is_flag=True, help="Only lines whose latest verdict is 'confirmed'.")
+@click.option("--lead-in", "lead_in_s", type=click.FloatRange(0, 30), default=2.0, show_default=True,
+              help="bundle: seconds of audio kept either side of each line.")
 @click.option("--recording", "recording_id", type=int,
               help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write.  [default: standard output]")
-def export(db_path, fmt, flagged_only, recording_id, output):
+def export(db_path, fmt, flagged_only, confirmed_only, lead_in_s, recording_id, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
     Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
@@ -538,13 +581,33 @@ def export(db_path, fmt, flagged_only, recording_id, output):
     from .export import export as write_export
     from .store import Store
 
+    if fmt == "bundle":
+        _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id)
+        return
     with Store(db_path) as store:
         try:
-            count = write_export(store, output or sys.stdout, ExportOptions(fmt, flagged_only, recording_id))
+            count = write_export(store, output or sys.stdout,
+                                 ExportOptions(fmt, flagged_only, recording_id, confirmed_only=confirmed_only))
         except ExportError as exc:
             _fail(str(exc))
     if output:
         click.echo(f"{count} lines written to {output}", err=True)
+
+
+def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id):
+    from .bundle import BundleError, BundleOptions, write_bundle
+    from .store import Store
+
+    if output is None:
+        raise click.UsageError("--format bundle writes a ZIP file: give -o FILE.zip")
+    options = BundleOptions(flagged_only=flagged_only, confirmed_only=confirmed_only, recording_id=recording_id,
+                            lead_in_s=lead_in_s)
+    with Store(db_path) as store:
+        try:
+            result = write_bundle(store, output, options, warn=lambda message: click.echo(message, err=True))
+        except BundleError as exc:
+            _fail(str(exc))
+    click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}", err=True)
 
 
 def main():

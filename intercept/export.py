@@ -55,6 +55,7 @@ class ExportOptions:
     format: str = "csv"  # srt | vtt | csv | jsonl
     flagged_only: bool = False  # only lines with at least one lexicon flag
     recording_id: Optional[int] = None  # one recording; required for srt/vtt when the store holds several
+    confirmed_only: bool = False  # only lines whose latest verdict is "confirmed"
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
@@ -203,7 +204,9 @@ def export(
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {options.format!r}")
     if options.recording_id is not None and not store.count("recordings", "id = ?", [options.recording_id]):
         raise ExportError(f"{store.path}: no recording {options.recording_id} in the store")
-    rows = (line_row(line) for line in store.iter_lines(options.recording_id, options.flagged_only))
+    confirmed = store.confirmed_line_ids() if options.confirmed_only else None
+    rows = (line_row(line) for line in store.iter_lines(options.recording_id, options.flagged_only)
+            if confirmed is None or line["id"] in confirmed)
     if options.format in SUBTITLE_FORMATS:
         # Collected before opening `out`, so that a refusal writes nothing.
         subtitle_rows = _subtitle_rows(rows, options.format)
