@@ -192,3 +192,23 @@ def test_activity_chart_counts_and_bars_list_their_lines(tmp_path):
     assert "2019-11-13T00:00:00: 1 lines" in day.text
     assert get(ds, "/-/intercept/activity?by=week").status_code == 400
     assert get(ds, "/-/intercept/period?start=x&end=y").status_code == 400
+
+
+def test_bundle_of_the_lines_on_screen(tmp_path):
+    import io
+    import json
+    import zipfile
+
+    from intercept.bundle import verify_bundle
+
+    ds = datasette_for(desk_store(tmp_path))
+    response = get(ds, "/-/intercept/bundle.zip?ids=1,3")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert "attachment" in response.headers["content-disposition"]
+    bundle = tmp_path / "download.zip"
+    bundle.write_bytes(response.content)
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert [e["line_id"] for e in json.loads(archive.read("manifest.json"))["lines"]] == [1, 3]
+    assert verify_bundle(bundle).ok
+    assert get(ds, "/-/intercept/bundle.zip?ids=4").status_code == 410, "line 4's recording is gone"
+    assert get(ds, "/-/intercept/bundle.zip?ids=x").status_code == 400

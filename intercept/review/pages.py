@@ -5,11 +5,14 @@
 - `/-/intercept/context/{line_id}`: the line with the transmissions before and after it
   (`?whole=1`: every line of its recording in order);
 - `/-/intercept/activity?by=hour|day`: traffic over time as an SVG bar chart;
-- `/-/intercept/period?start=..&end=..&show=all|flagged|confirmed`: the lines behind one bar.
+- `/-/intercept/period?start=..&end=..&show=all|flagged|confirmed`: the lines behind one bar;
+- `/-/intercept/bundle.zip?ids=1,2`: an evidence bundle (intercept.bundle) of those lines.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
+import tempfile
 from pathlib import Path
 
 from datasette.utils.asgi import Response
@@ -48,13 +51,22 @@ async def _page(datasette, request, name: str, context: dict) -> Response:
     return Response.html(await datasette.render_template(_template(datasette, name), context, request=request))
 
 
-async def lines_json(request, datasette):
+def _ids(request) -> list[int]:
+    """The ?ids=1,2,3 of a request; ValueError with the reason."""
     try:
         ids = [int(part) for part in request.args.get("ids", "").split(",") if part.strip()]
     except ValueError:
-        return _text("ids must be integers separated by commas", 400)
+        raise ValueError("ids must be integers separated by commas") from None
     if len(ids) > MAX_IDS:
-        return _text(f"at most {MAX_IDS} ids at a time", 400)
+        raise ValueError(f"at most {MAX_IDS} ids at a time")
+    return ids
+
+
+async def lines_json(request, datasette):
+    try:
+        ids = _ids(request)
+    except ValueError as error:
+        return _text(str(error), 400)
     database = await store_database(datasette)
     if database is None:
         return _text("no intercept store is open", 404)
@@ -122,3 +134,36 @@ async def period_page(request, datasette):
         "recording_name": None, "other_view": (datasette.urls.path("/-/intercept/activity"), "back to the chart"),
         "desk": desk,
     })
+
+
+def _bundle_bytes(store_path: str, ids: list[int], lead_in_s: float) -> bytes:
+    from intercept.bundle import BundleOptions, write_bundle
+    from intercept.store import Store
+
+    with tempfile.TemporaryDirectory() as folder, Store(store_path) as store:
+        out = Path(folder) / "bundle.zip"
+        write_bundle(store, out, BundleOptions(line_ids=ids, lead_in_s=lead_in_s))
+        return out.read_bytes()
+
+
+async def bundle_download(request, datasette):
+    """The evidence bundle of the lines a reviewer has on screen (their ids)."""
+    from intercept.bundle import BundleError
+
+    try:
+        ids = _ids(request)
+    except ValueError as error:
+        return _text(str(error), 400)
+    if not ids:
+        return _text("give the lines as ?ids=1,2,3", 400)
+    database = await store_database(datasette)
+    if database is None:
+        return _text("no intercept store is open", 404)
+    lead_in_s = float(_config(datasette).get("context_s", 2.0))
+    try:
+        data = await asyncio.to_thread(_bundle_bytes, database.path, ids, lead_in_s)
+    except BundleError as error:
+        return _text(str(error), 410)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Response(data, content_type="application/zip", headers={
+        "content-disposition": f'attachment; filename="intercept-evidence-{stamp}.zip"'})

@@ -197,6 +197,7 @@ def extra_body_script(request, datasette):
             "verdictUrl": datasette.urls.path("/-/intercept/verdict"),
             "linesUrl": datasette.urls.path("/-/intercept/lines.json"),
             "contextUrl": datasette.urls.path("/-/intercept/context/"),
+            "bundleUrl": datasette.urls.path("/-/intercept/bundle.zip"),
         }
         # "</" would end the <script> element early.
         return "window.interceptReview = {};".format(json.dumps(settings).replace("</", "<\\/"))
@@ -224,6 +225,7 @@ def register_routes(datasette):
         (r"^/-/intercept/context/(?P<line_id>[0-9]{1,18})$", pages.context_page),
         (r"^/-/intercept/activity$", pages.activity_page),
         (r"^/-/intercept/period$", pages.period_page),
+        (r"^/-/intercept/bundle\.zip$", pages.bundle_download),
         (r"^/-/intercept/verdict$", record_verdict),
         (r"^/-/intercept/static/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(str(STATIC_DIR))),
     ]

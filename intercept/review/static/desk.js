@@ -73,6 +73,18 @@ document.addEventListener("DOMContentLoaded", function () {
       });
   }
 
+  // An evidence bundle (audio cut from the originals, manifest) of the lines on screen.
+  if (settings.bundleUrl) {
+    var anchor = document.querySelector("details.intercept-keys");
+    var download = document.createElement("p");
+    download.className = "intercept-bundle";
+    download.innerHTML = '<a class="intercept-bundle-link" href="' + settings.bundleUrl + "?ids=" +
+      items.map(function (item) { return item.dataset.lineId; }).join(",") + '">Download the evidence bundle of the ' +
+      items.length + " lines on screen</a> (ZIP: each line's audio from the original, manifest.json; " +
+      "check it with <code>intercept verify --bundle</code>)";
+    anchor.parentNode.insertBefore(download, anchor.nextSibling);
+  }
+
   var current = Math.max(0, items.findIndex(function (item) { return item.classList.contains("intercept-focus"); }));
   function select(index) {
     if (index < 0 || index >= items.length) return;
