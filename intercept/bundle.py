@@ -42,7 +42,7 @@ import numpy as np
 
 from . import __version__
 from .audio import AudioError, extract_clip, probe_sample_rate, sha256_file, wav_samples
-from .export import line_row
+from .export import ExportError, line_row, opened_for_export
 from .recorded_at import absolute_time
 from .store import Store
 
@@ -55,7 +55,7 @@ DEFAULT_LEAD_IN_S = 2.0
 DEFAULT_TOLERANCE = 2  # 16-bit steps a re-decoded sample may differ by
 
 
-class BundleError(ValueError):
+class BundleError(ExportError):
     """The bundle cannot be written or read as asked; the message names the file and why."""
 
 
@@ -131,53 +131,44 @@ def write_bundle(store: Store, out: Union[str, os.PathLike], options: Optional[B
     cannot be read is left out with one line naming the file (passed to `warn`); nothing is
     written when no line is left."""
     options = options or BundleOptions()
-    out = Path(out)
     lines = _chosen_lines(store, options)
-    partial = out.with_name(out.name + ".partial")
     entries, skipped = [], []
     recordings: dict[int, dict] = {}
     rates: dict[str, int] = {}
-    try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-            for line in lines:
-                recording = recordings.setdefault(line["recording_id"], store.recording(line["recording_id"]))
-                path = recording["path"]
-                try:
-                    if path not in rates:
-                        rates[path] = probe_sample_rate(path)
-                    data = extract_clip(path, float(line["start_s"]), float(line["end_s"]), options.lead_in_s,
-                                        sample_rate=rates[path])
-                except AudioError as error:
-                    skipped.append(f"line {line['id']}: {error}")
-                    if warn:
-                        warn(skipped[-1])
-                    continue
-                samples, rate = wav_samples(data)
-                start = max(0.0, float(line["start_s"]) - options.lead_in_s)
-                clip = {"file": clip_name(line["id"]), "sha256": _sha256(data), "start_s": round(start, 6),
-                        "end_s": round(start + len(samples) / rate, 6), "sample_rate": rate,
-                        "samples": int(len(samples)), "format": "wav pcm_s16le mono"}
-                bundle.writestr(clip["file"], data)
-                entries.append(_manifest_entry(store, line, recording, clip))
-            if not entries:
-                raise BundleError(f"{out}: no line to bundle" + (f" ({'; '.join(skipped)})" if skipped else ""))
-            manifest = {
-                "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "intercept_version": __version__,
-                "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "store": str(store.path), "lead_in_s": options.lead_in_s,
-                "filters": {key: value for key, value in asdict(options).items() if key != "lead_in_s"},
-                "lines": entries,
-            }
-            manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=1, default=list).encode("utf-8")
-            bundle.writestr(MANIFEST, manifest_bytes)
-            bundle.writestr(MANIFEST_HASH, f"{_sha256(manifest_bytes)}  {MANIFEST}\n")
-        os.replace(partial, out)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise BundleError(f"{out}: cannot write the bundle: {error.strerror or error}") from error
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with opened_for_export(out, binary=True) as handle, \
+            zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for line in lines:
+            recording = recordings.setdefault(line["recording_id"], store.recording(line["recording_id"]))
+            path = recording["path"]
+            try:
+                if path not in rates:
+                    rates[path] = probe_sample_rate(path)
+                data = extract_clip(path, float(line["start_s"]), float(line["end_s"]), options.lead_in_s,
+                                    sample_rate=rates[path])
+            except AudioError as error:
+                skipped.append(f"line {line['id']}: {error}")
+                if warn:
+                    warn(skipped[-1])
+                continue
+            samples, rate = wav_samples(data)
+            start = max(0.0, float(line["start_s"]) - options.lead_in_s)
+            clip = {"file": clip_name(line["id"]), "sha256": _sha256(data), "start_s": round(start, 6),
+                    "end_s": round(start + len(samples) / rate, 6), "sample_rate": rate,
+                    "samples": int(len(samples)), "format": "wav pcm_s16le mono"}
+            bundle.writestr(clip["file"], data)
+            entries.append(_manifest_entry(store, line, recording, clip))
+        if not entries:
+            raise BundleError(f"{out}: no line to bundle" + (f" ({'; '.join(skipped)})" if skipped else ""))
+        manifest = {
+            "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "intercept_version": __version__,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "store": str(store.path), "lead_in_s": options.lead_in_s,
+            "filters": {key: value for key, value in asdict(options).items() if key != "lead_in_s"},
+            "lines": entries,
+        }
+        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=1, default=list).encode("utf-8")
+        bundle.writestr(MANIFEST, manifest_bytes)
+        bundle.writestr(MANIFEST_HASH, f"{_sha256(manifest_bytes)}  {MANIFEST}\n")
     return {"lines": len(entries), "sha256": sha256_file(str(out)), "skipped": skipped}
 
 

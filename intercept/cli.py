@@ -595,7 +595,8 @@ def export(db_path, fmt, flagged_only, confirmed_only, lead_in_s, recording_id, 
 
 
 def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id):
-    from .bundle import BundleError, BundleOptions, write_bundle
+    from .bundle import BundleOptions, write_bundle
+    from .export import ExportError
     from .store import Store
 
     if output is None:
@@ -605,7 +606,7 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
     with Store(db_path) as store:
         try:
             result = write_bundle(store, output, options, warn=lambda message: click.echo(message, err=True))
-        except BundleError as exc:
+        except ExportError as exc:  # BundleError is one
             _fail(str(exc))
     click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}", err=True)
 

@@ -172,14 +172,15 @@ def _subtitle_rows(rows: Iterator[dict], format: str) -> list[dict]:
 
 
 @contextmanager
-def _opened(out: Union[str, os.PathLike, IO[str]]):
+def opened_for_export(out: Union[str, os.PathLike, IO], binary: bool = False):
+    """`out` opened for writing (a stream is used as it is). A path is written beside the
+    target and renamed at the end: a refused or failed export never leaves a truncated file
+    under the asked-for name. Raises ExportError naming the file when it cannot be written."""
     if isinstance(out, (str, os.PathLike)):
         path = Path(out)
-        # Write beside the target and rename at the end: a refused or failed export never
-        # leaves a truncated file under the asked-for name.
         partial = path.with_name(path.name + ".partial")
         try:
-            with open(partial, "w", encoding="utf-8", newline="") as handle:
+            with open(partial, "wb") if binary else open(partial, "w", encoding="utf-8", newline="") as handle:
                 yield handle
             os.replace(partial, path)
         except OSError as error:
@@ -210,10 +211,10 @@ def export(
     if options.format in SUBTITLE_FORMATS:
         # Collected before opening `out`, so that a refusal writes nothing.
         subtitle_rows = _subtitle_rows(rows, options.format)
-        with _opened(out) as handle:
+        with opened_for_export(out) as handle:
             _write_subtitles(subtitle_rows, handle, vtt=options.format == "vtt")
         return len(subtitle_rows)
-    with _opened(out) as handle:
+    with opened_for_export(out) as handle:
         if options.format == "csv":
             return _write_csv(rows, handle)
         return _write_jsonl(rows, handle)

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import sqlite_utils
-import uvicorn
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from test_review import PASSWORD, REVIEWER
-from test_review_browser import CHROMEDRIVER, CHROMIUM, browser, free_port  # noqa: F401 (browser: a fixture)
+from test_review_browser import CHROMEDRIVER, CHROMIUM, browser, serving  # noqa: F401 (browser: a fixture)
 
 from intercept.review import ReviewOptions, hash_password, make_datasette
 
@@ -52,18 +49,8 @@ def sample_store(sample_batch, tmp_path):
 def server(sample_store):
     datasette = make_datasette(sample_store, ReviewOptions(
         accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="desk-browser-test"))
-    port = free_port()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(datasette.app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uvicorn_server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the review server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serving(datasette) as address:
+        yield address
 
 
 def screenshot(browser, name: str, tmp_path: Path) -> None:
