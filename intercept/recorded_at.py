@@ -10,7 +10,7 @@ Sources, first found wins:
 3. the container's tags as ffprobe reads them: `creation_time`, `date`, `DATE`, ... (a WAV's
    INFO/ICRD and BWF origination date appear as these);
 4. a time stamp in the file name: `20191112_213045` / `20191112-213045` / `20191112213045`
-   (SDRTrunk, scanner recorders, rtl_fm scripts), `2019-11-12T21-30-45` / `2019-11-12_21.30.45`
+   (SDRTrunk, rdio-scanner's #DATE_#TIME masks, rtl_fm scripts), `2019-11-12T21-30-45` / `2019-11-12_21.30.45`
    / `2019-11-12 21:30:45`, or trunk-recorder's `TALKGROUP-UNIXTIME_FREQ.wav`.
 
 Times are stored in UTC. A time without a zone (file names, most tags) is taken as UTC: pass

@@ -21,6 +21,7 @@ from intercept.recorded_at import (RecordedAtError, absolute_time, from_name, fr
     ("2019-11-12T21-30-45.ogg", "2019-11-12T21:30:45+00:00"),
     ("night 2019-11-12_21.30.45.wav", "2019-11-12T21:30:45+00:00"),
     ("9131-1737430014_851350000.0-call_1571.wav", "2025-01-21T03:26:54+00:00"),  # trunk-recorder
+    ("TG_1234_20191112_213045_SYS_851012500_77.mp3", "2019-11-12T21:30:45+00:00"),  # rdio-scanner dirwatch mask
     ("radio.wav", None),
     ("rec-000123_851012500.mp3", None),            # ids and frequencies are not times
     ("20191399_213045.wav", None),                 # no 99th day
@@ -76,3 +77,22 @@ def test_absolute_time():
 def test_run_refuses_a_bad_recorded_at(tmp_path):
     result = CliRunner().invoke(cli, ["run", str(tmp_path), "--db", str(tmp_path / "s.db"), "--recorded-at", "soon"])
     assert result.exit_code == 2 and "--recorded-at" in result.output and "not an ISO 8601" in result.output
+
+
+def test_run_stores_the_sidecar_time_and_lexicon_notes(tmp_path, embedded_model_dir):
+    """Through the real CLI and model: the sidecar's time lands in recordings.recorded_at, and
+    the lexicon's concept notes in lexicon_terms (shown to reviewers)."""
+    import sqlite_utils
+
+    from conftest import SAMPLES
+
+    recording = tmp_path / "call.wav"
+    shutil.copyfile(SAMPLES / "short_call.wav", recording)
+    (tmp_path / "call.json").write_text(json.dumps({"recorded_at": "2019-11-12T21:30:45+03:30"}))
+    db = tmp_path / "s.db"
+    result = CliRunner().invoke(cli, ["run", str(recording), "--db", str(db), "--translator", "none", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    store = sqlite_utils.Database(db)
+    assert [r["recorded_at"] for r in store.query("select recorded_at from recordings")] == ["2019-11-12T18:00:45+00:00"]
+    notes = {r["concept"]: r["notes"] for r in store.query("select concept, notes from lexicon_terms")}
+    assert "paired with fox" in notes["bird"]

@@ -283,20 +283,23 @@ def parse_bucket(value: str) -> Optional[_dt.datetime]:
 
 async def activity(database, by: str) -> Optional[list[dict]]:
     """Per hour or day (UTC) of lines' absolute times: lines (one per transmission, unless a long
-    transmission was decoded as several), flagged lines, confirmed lines. None when the store records no recording times (before migration 0006)."""
+    transmission was decoded as several), flagged lines, confirmed lines. None when the store
+    records no recording times (before migration 0006)."""
     if "recorded_at" not in await _columns(database, "recordings"):
         return None
     fmt, _ = BUCKETS[by]
-    rows = await database.execute(
-        "select strftime(:fmt, recordings.recorded_at, '+' || lines.start_s || ' seconds') as bucket, "
-        "count(*) as lines, "
-        "count(line_review.line_id) as flagged, "
-        "coalesce(sum(line_review.verdict = 'confirmed'), 0) as confirmed "
-        "from lines join recordings on recordings.id = lines.recording_id "
-        "left join line_review on line_review.line_id = lines.id "
-        "where recordings.recorded_at is not null group by bucket order by bucket",
-        {"fmt": fmt}, custom_time_limit=10_000)
-    return [dict(row) for row in rows.rows if row["bucket"]][-MAX_BUCKETS:]
+    sql = ("select strftime(?, recordings.recorded_at, '+' || lines.start_s || ' seconds') as bucket, "
+           "count(*) as lines, count(line_review.line_id) as flagged, "
+           "coalesce(sum(line_review.verdict = 'confirmed'), 0) as confirmed "
+           "from lines join recordings on recordings.id = lines.recording_id "
+           "left join line_review on line_review.line_id = lines.id "
+           "where recordings.recorded_at is not null group by bucket order by bucket")
+    # Every line is counted, so the query scans them all: seconds on a million lines (see
+    # docs/benchmarks.md), past Datasette's per-query limit (which custom_time_limit can only lower). execute_fn
+    # runs it on Datasette's read connection without that limit.
+    rows = await database.execute_fn(lambda conn: conn.execute(sql, [fmt]).fetchall())
+    return [{"bucket": bucket, "lines": lines, "flagged": flagged, "confirmed": confirmed}
+            for bucket, lines, flagged, confirmed in rows if bucket][-MAX_BUCKETS:]
 
 
 async def period_ids(database, start: _dt.datetime, end: _dt.datetime, show: str) -> list[int]:
@@ -305,15 +308,18 @@ async def period_ids(database, start: _dt.datetime, end: _dt.datetime, show: str
         return []
     condition = {"all": "1", "flagged": "line_review.line_id is not null",
                  "confirmed": "line_review.verdict = 'confirmed'"}[show]
+    # Recordings first (CROSS JOIN keeps that order): only those that overlap the period, then
+    # their lines through the (recording_id, start_s) index.
     rows = await database.execute(
-        "select lines.id from lines join recordings on recordings.id = lines.recording_id "
+        "select lines.id from recordings cross join lines on lines.recording_id = recordings.id "
         "left join line_review on line_review.line_id = lines.id "
-        "where recordings.recorded_at is not null "
+        "where recordings.recorded_at is not null and datetime(recordings.recorded_at) < :end "
+        "and (recordings.duration_s is null "
+        "     or datetime(recordings.recorded_at, '+' || (recordings.duration_s + 1) || ' seconds') >= :start) "
         "and datetime(recordings.recorded_at, '+' || lines.start_s || ' seconds') >= :start "
         "and datetime(recordings.recorded_at, '+' || lines.start_s || ' seconds') < :end "
         f"and {condition} order by recordings.recorded_at, lines.recording_id, lines.start_s limit :n",
-        {"start": start.strftime("%Y-%m-%d %H:%M:%S"), "end": end.strftime("%Y-%m-%d %H:%M:%S"), "n": MAX_LINES},
-        custom_time_limit=10_000)
+        {"start": start.strftime("%Y-%m-%d %H:%M:%S"), "end": end.strftime("%Y-%m-%d %H:%M:%S"), "n": MAX_LINES})
     return [row[0] for row in rows]
 
 
