@@ -103,6 +103,9 @@ def cli():
 @click.option("--threads", type=click.IntRange(0), default=None, help="CPU threads (0: all cores).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file of options; command-line options override it.")
+@click.option("--recorded-at", "recorded_at", default=None, metavar="ISO",
+              help="When the recording was made (ISO 8601, e.g. 2019-11-12T21:30:45+03:30), for every PATH. "
+                   "Without it each file's sidecar NAME.json, container tags or file-name stamp says.")
 @click.option("--force", is_flag=True,
               help="Process recordings again even if their content is already stored; the result is stored "
                    "as a new version, and old rows and verdicts stay.")
@@ -119,7 +122,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
 def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, mt_device, lexicons, segment_method, clean, beam_size,
-        compute_type, device, threads, config_path, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
+        compute_type, device, threads, config_path, recorded_at, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
         as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
 
@@ -171,6 +174,13 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
         options.clean_radio = clean
     if force:
         options.force = True
+    if recorded_at:
+        from .recorded_at import RecordedAtError, parse_iso
+
+        try:
+            options.recorded_at = parse_iso(recorded_at)
+        except RecordedAtError as exc:
+            raise click.BadParameter(str(exc), param_hint="--recorded-at")
     t = options.transcribe
     if language is not None:
         t.language = None if language == "auto" else language
@@ -454,24 +464,42 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
 
 
 @cli.command()
-@click.argument("db_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("db_path", metavar="FILE", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bundle", "bundle_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check an evidence bundle (intercept export --format bundle) instead of a store.")
+@click.option("--originals", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With --bundle: folder holding the original recordings (found by file name); each "
+                   "clip is then cut again from its original and compared sample by sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def verify(db_path, as_json):
-    """Check the chain of custody of store FILE.
+def verify(db_path, bundle_path, originals, as_json):
+    """Check the chain of custody of store FILE, or of an evidence bundle (--bundle).
 
     Re-hashes every original recording the store holds lines for, at every path its content
     was seen under, against the SHA-256 stored when it was processed, and checks the store's
     own integrity. Originals are only read.
 
+    With --bundle: re-hashes every clip of the bundle against its manifest and the manifest
+    against its hash file; with --originals, also re-hashes each original and cuts every clip
+    again from it, comparing the samples. Each problem names the file.
+
+    \b
+      intercept verify --bundle evidence.zip --originals /recordings
+
     \b
     Exit status:
-      0  every original is present and unchanged, and the store is whole
+      0  every original is present and unchanged, and the store is whole (the bundle intact)
       1  some original is missing, changed or unreadable, or the store has a problem
+         (a clip or the manifest changed, a clip is not its stated slice)
       2  FILE is missing, is not an intercept store (not SQLite, truncated, another database),
-         or is a store of another schema version (older: run `intercept migrate FILE`)
+         or is a store of another schema version (older: run `intercept migrate FILE`);
+         with --bundle: FILE is not an evidence bundle
 
     FILE is opened read-only and left byte for byte as it was.
     """
+    if bundle_path is not None:
+        _verify_bundle(bundle_path, originals, as_json)
+    if db_path is None:
+        raise click.UsageError("give a store FILE, or --bundle FILE.zip")
     from .pipeline import verify_originals
     from .store import StoreError
 
@@ -491,6 +519,27 @@ def verify(db_path, as_json):
         counts = report.counts()
         click.echo(", ".join(f"{n} {status}" for status, n in counts.items())
                    + f"; store {'whole' if not report.store_problems else 'has problems'}")
+    sys.exit(0 if report.ok else 1)
+
+
+def _verify_bundle(bundle_path, originals, as_json):
+    from .bundle import BundleError, verify_bundle
+
+    try:
+        report = verify_bundle(bundle_path, originals)
+    except BundleError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for problem in report.problems:
+            click.echo(f"BAD {problem}")
+        for missing in report.originals_missing:
+            click.echo(f"MISSING original {missing} (its clips' slices not checked)")
+        click.echo(f"{report.lines} lines, {report.clips_checked} clip hashes checked, "
+                   f"{report.slices_checked} clips compared with their originals; "
+                   f"{'bundle intact' if report.ok else f'{len(report.problems)} problems'}")
     sys.exit(0 if report.ok else 1)
 
 
@@ -577,14 +626,19 @@ def models_convert(model, target, out_dir):
 
 @cli.command()
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl"]), default="csv", show_default=True,
-              help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags.")
+@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl", "bundle"]), default="csv",
+              show_default=True,
+              help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags; "
+                   "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest).")
 @click.option("--flagged-only", is_flag=True, help="Only lines with at least one lexicon flag.")
+@click.option("--confirmed-only", is_flag=True, help="Only lines whose latest verdict is 'confirmed'.")
+@click.option("--lead-in", "lead_in_s", type=click.FloatRange(0, 30), default=2.0, show_default=True,
+              help="bundle: seconds of audio kept either side of each line.")
 @click.option("--recording", "recording_id", type=int,
               help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write.  [default: standard output]")
-def export(db_path, fmt, flagged_only, recording_id, output):
+def export(db_path, fmt, flagged_only, confirmed_only, lead_in_s, recording_id, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
     Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
@@ -598,13 +652,34 @@ def export(db_path, fmt, flagged_only, recording_id, output):
     from .export import export as write_export
     from .store import READ
 
+    if fmt == "bundle":
+        _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id)
+        return
     with _open_store(db_path, READ) as store:
         try:
-            count = write_export(store, output or sys.stdout, ExportOptions(fmt, flagged_only, recording_id))
+            count = write_export(store, output or sys.stdout,
+                                 ExportOptions(fmt, flagged_only, recording_id, confirmed_only=confirmed_only))
         except ExportError as exc:
             _fail(str(exc))
     if output:
         click.echo(f"{count} lines written to {output}", err=True)
+
+
+def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id):
+    from .bundle import BundleOptions, write_bundle
+    from .export import ExportError
+    from .store import READ
+
+    if output is None:
+        raise click.UsageError("--format bundle writes a ZIP file: give -o FILE.zip")
+    options = BundleOptions(flagged_only=flagged_only, confirmed_only=confirmed_only, recording_id=recording_id,
+                            lead_in_s=lead_in_s)
+    with _open_store(db_path, READ) as store:
+        try:
+            result = write_bundle(store, output, options, warn=lambda message: click.echo(message, err=True))
+        except ExportError as exc:  # BundleError is one
+            _fail(str(exc))
+    click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}", err=True)
 
 
 def main():

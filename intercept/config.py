@@ -27,6 +27,8 @@ class RunOptions:
     # (SegmentOptions.vad_on_cleaned). scripts/bench_asr.py, docs/benchmarks.md.
     clean_radio: bool = False
     force: bool = False
+    # When the recording(s) were made (ISO 8601); else each file's sidecar, tags or name says.
+    recorded_at: Optional[str] = None
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     guards: GuardOptions = field(default_factory=GuardOptions)
     mt: MTOptions = field(default_factory=MTOptions)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -115,6 +115,8 @@ class Term:
     lang: str  # "fa" (forms and verbs, verbs as past#present stems) or "en"
     prior: float = PRIOR_PLAIN  # for a verb, its lowest form's (see Flag.prior)
     prior_reason: str = ""  # why the prior is below 1 or set by hand; "" when plain
+    # The concept's notes from the lexicon file, shown to reviewers; not part of a term's identity.
+    notes: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class _Concept:
     prior: Optional[float] = None  # the analyst's prior for every form; None: found automatically
     sound_alike: bool = True  # look for commoner sound-alike words
     shared_stem: bool = True  # look for other verbs sharing a form
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -349,8 +352,7 @@ def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, margin
         if "exclude" in fields else []
     inflect = reader.boolean(fields["inflect"][1], "inflect") if "inflect" in fields else True
     fuzzy_on = reader.boolean(fields["fuzzy"][1], "fuzzy") if "fuzzy" in fields else True
-    if "notes" in fields:
-        reader.text(fields["notes"][1], "notes")
+    notes = reader.text(fields["notes"][1], "notes") if "notes" in fields else ""
     prior = float(reader.number(fields["prior"][1], "prior", 0.0, 1.0)) if "prior" in fields else None
     checks = {}
     for key in ("sound_alike", "shared_stem"):
@@ -360,7 +362,7 @@ def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, margin
         checks[key] = value == "check"
     return _Concept(concept_id, category, severity, tuple(f for f, _ in fa), tuple(en), tuple(verbs),
                     tuple(exclude), inflect, fuzzy_on, threshold, margin, min_length, reader.where(node),
-                    prior, checks["sound_alike"], checks["shared_stem"])
+                    prior, checks["sound_alike"], checks["shared_stem"], notes)
 
 
 def _read_pattern(reader: _FileReader, node: yaml.Node, normalizer: PersianNormalizer) -> _Pattern:
@@ -493,7 +495,7 @@ class Lexicon:
                        for lemma in concept.verbs]  # a verb shows its least likely form's prior
             priors += [(gloss, plain) for gloss in concept.en]
             self.terms += [Term(concept.id, concept.category, concept.severity, form,
-                                "en" if form in concept.en else "fa", prior, reason or "")
+                                "en" if form in concept.en else "fa", prior, reason or "", notes=concept.notes)
                            for form, (prior, reason) in priors]
         self._tokenizer = PersianTokenizer()
         self._compile_farsi(concepts)

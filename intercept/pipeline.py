@@ -20,6 +20,7 @@ from .config import RunOptions
 from .engines import load_engine
 from .lexicon import Lexicon, default_lexicon_path
 from .models import resolve_model
+from .recorded_at import recorded_at_for
 from .segment import SegmentOptions, find_transmissions
 from .derive import PostRecognition
 from .store import CREATE, READ, RecordingFacts, Store, StoreError
@@ -290,6 +291,7 @@ class Pipeline:
 
     def _analyze(self, path: Path, facts: RecordingFacts, on_transmission) -> Analysis:
         audio = decode(str(path))
+        facts.recorded_at = recorded_at_for(path, self.options.recorded_at)
         facts.duration_s = round(audio.duration, 3)
         facts.format = audio.format
         samples = audio.samples

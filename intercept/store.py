@@ -79,11 +79,12 @@ class RecordingFacts:
     format: Optional[str] = None
     size_bytes: Optional[int] = None
     path_raw: Optional[bytes] = None  # the exact file-system name, to re-open it (verify)
+    recorded_at: Optional[str] = None  # when it was recorded, ISO 8601 UTC (intercept.recorded_at)
 
     def columns(self) -> dict:
         """The recordings columns these facts fill."""
         return {"path": self.path, "sha256": self.sha256, "duration_s": self.duration_s,
-                "format": self.format, "size_bytes": self.size_bytes}
+                "format": self.format, "size_bytes": self.size_bytes, "recorded_at": self.recorded_at}
 
     def raw(self) -> bytes:
         return self.path_raw if self.path_raw is not None else self.path.encode("utf-8")
@@ -370,6 +371,17 @@ def _flag_evidence(db: sqlite_utils.Database) -> None:
         for name, kind in columns.items():
             if name not in have:  # a crash between two columns leaves the rest to add
                 db[table].add_column(name, kind)
+
+
+@_migration("0006_recorded_at")
+def _recorded_at(db: sqlite_utils.Database) -> None:
+    """When each recording was made (ISO 8601 UTC, NULL when unknown), for absolute times and
+    traffic over time; and each lexicon concept's notes, shown beside its flags in review."""
+    if "recorded_at" not in db["recordings"].columns_dict:
+        db["recordings"].add_column("recorded_at", str)
+    if "notes" not in db["lexicon_terms"].columns_dict:
+        db["lexicon_terms"].add_column("notes", str)
+    db["recordings"].create_index(["recorded_at"], if_not_exists=True)
 
 
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
@@ -743,6 +755,7 @@ class Store:
                     "severity": t.severity,
                     "form": t.form,
                     "lang": t.lang,
+                    "notes": getattr(t, "notes", None) or None,
                     "lexicon_version": version,
                 }
                 for t in terms
@@ -1017,6 +1030,24 @@ class Store:
                 self.db.query("SELECT * FROM flags WHERE line_id = ? ORDER BY span_start, id", [row["id"]])
             )
             yield row
+
+    def recording(self, recording_id: int) -> Optional[dict]:
+        """The recordings row with this id, or None."""
+        rows = self.rows("SELECT * FROM recordings WHERE id = ?", [recording_id])
+        return rows[0] if rows else None
+
+    def verdicts_of(self, line_id: int) -> list[dict]:
+        """Every verdict on a line, oldest first (the last one is the line's current verdict)."""
+        return self.rows("SELECT * FROM verdicts WHERE line_id = ? ORDER BY at, id", [line_id])
+
+    def confirmed_line_ids(self) -> set[int]:
+        """Lines whose latest verdict is 'confirmed'."""
+        return {
+            row["line_id"] for row in self.db.query(
+                "SELECT v.line_id FROM verdicts v WHERE v.id = (SELECT v2.id FROM verdicts v2 "
+                "WHERE v2.line_id = v.line_id ORDER BY v2.at DESC, v2.id DESC LIMIT 1) AND v.verdict = 'confirmed'"
+            )
+        }
 
     def count(self, table: str, where: Optional[str] = None, params: Sequence[Any] = ()) -> int:
         return self.db[table].count_where(where, params) if where else self.db[table].count

@@ -221,12 +221,12 @@ def _on_store_pages(datasette, database: Optional[str], result):
 
 @hookimpl
 def extra_css_urls(database, datasette):
-    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.css")])
+    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.css"), datasette.urls.path("/-/intercept/static/desk.css")])
 
 
 @hookimpl
 def extra_js_urls(database, datasette):
-    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.js")])
+    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.js"), datasette.urls.path("/-/intercept/static/desk.js")])
 
 
 @hookimpl
@@ -242,6 +242,10 @@ def extra_body_script(request, datasette):
             "canWrite": bool(can_write),
             "csrftoken": csrftoken,
             "loginUrl": datasette.urls.path("/-/login"),
+            "verdictUrl": datasette.urls.path("/-/intercept/verdict"),
+            "linesUrl": datasette.urls.path("/-/intercept/lines.json"),
+            "contextUrl": datasette.urls.path("/-/intercept/context/"),
+            "bundleUrl": datasette.urls.path("/-/intercept/bundle.zip"),
         }
         # "</" would end the <script> element early.
         return "window.interceptReview = {};".format(json.dumps(settings).replace("</", "<\\/"))
@@ -261,8 +265,15 @@ def permission_allowed(datasette, actor, action):
 
 @hookimpl
 def register_routes(datasette):
+    from . import pages  # the desk's pages (pages.py imports this module)
+
     routes = [
         (r"^/-/intercept/audio/(?P<line_id>[0-9]{1,18})\.wav$", audio_clip),
+        (r"^/-/intercept/lines\.json$", pages.lines_json),
+        (r"^/-/intercept/context/(?P<line_id>[0-9]{1,18})$", pages.context_page),
+        (r"^/-/intercept/activity$", pages.activity_page),
+        (r"^/-/intercept/period$", pages.period_page),
+        (r"^/-/intercept/bundle\.zip$", pages.bundle_download),
         (r"^/-/intercept/verdict$", record_verdict),
         (r"^/-/intercept/static/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(str(STATIC_DIR))),
     ]
