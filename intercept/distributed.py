@@ -310,6 +310,7 @@ class _Scheduler:
         self.ray, self.pipeline, self.actors = ray, pipeline, actors
         self.ray_options, self.summary, self.bar = ray_options, summary, bar
         self.group = group  # recordings per task
+        self.more_coming = False  # files still being examined: wait to fill a group
         self.queue: deque[_Item] = deque()
         self.in_flight: dict[Any, tuple[list[_Item], int]] = {}  # ref -> (items, worker)
         self.per_worker: list[deque] = [deque() for _ in actors]  # refs in submission order
@@ -329,9 +330,12 @@ class _Scheduler:
                        ray.exceptions.ObjectLostError)
 
     def run(self, files: list[Path]) -> None:
+        self.more_coming = True
         for index, path in enumerate(files):
             self._examine(_Item(index, path))
             self._fill()
+        self.more_coming = False
+        self._fill()
         while self.in_flight or self.queue:
             self._ping_recovering()
             waiting_on = list(self.in_flight) + (list(self.starting) if self.queue else [])
@@ -411,6 +415,8 @@ class _Scheduler:
             if not choices:
                 return
             item = self.queue[0]
+            if self.more_coming and self._groupable(item) and len(self.queue) < self.group:
+                return  # a fuller group is being examined
             others = [w for w in choices if w != item.avoid]
             if not others and len(live) > 1:
                 return  # wait for another worker rather than go back to the one that died on it
