@@ -229,6 +229,7 @@ def _print_summary(summary, db_path: Path) -> None:
     click.echo(
         f"wall time {summary.wall_s:.1f} s"
         + (f", real-time factor {rtf:.2f} ({1 / rtf:.1f}x real time)" if rtf else "")
+        + f"; models loaded once in {summary.load_s:.1f} s before that"
     )
     if getattr(summary, "workers", 0):
         click.echo(f"{summary.workers} Ray workers; {summary.worker_deaths} worker deaths, "
