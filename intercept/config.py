@@ -27,6 +27,10 @@ class RunOptions:
     # (SegmentOptions.vad_on_cleaned). scripts/bench_asr.py, docs/benchmarks.md.
     clean_radio: bool = False
     force: bool = False
+    # Voice grouping (intercept.voices, the optional extra `voices`): embed every transmission
+    # and group the store's transmissions into voices at the end of the batch.
+    voices: bool = False
+    voice_threshold: Optional[float] = None  # None: intercept.voices.DEFAULT_THRESHOLD
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     guards: GuardOptions = field(default_factory=GuardOptions)
     mt: MTOptions = field(default_factory=MTOptions)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .config import RunOptions
-from .pipeline import Analysis, Pipeline, RecordingResult, Summary, iter_recordings, safe_text
+from .pipeline import Analysis, Pipeline, RecordingResult, Summary, group_voices_after_run, iter_recordings, safe_text
 from .store import RecordingFacts, Store
 
 
@@ -246,6 +246,7 @@ def run_batch_ray(
                 for worker, reason in broken.items():
                     scheduler.retire_broken(worker, reason)
                 scheduler.run(files)
+            group_voices_after_run(pipeline, summary)
             summary.wall_s = round(time.perf_counter() - started, 2)
             store.finish_run(run_id, summary.to_dict())
             return summary

@@ -65,6 +65,9 @@ class Analysis:
     translator: str = ""
     translator_model: Optional[str] = None
     lexicon_version: str = ""
+    # With options.voices: one intercept.voices.VoicePrint per transmission, and its model.
+    voice_prints: Optional[list] = None
+    voice_model: tuple[str, str] = ("", "")
 
 
 class RecordingError(Exception):
@@ -89,6 +92,7 @@ class Summary:
     wall_s: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # skipped files and why
+    voices: Optional[dict] = None  # with --voices: intercept.voices.GroupingSummary.to_dict()
 
     @property
     def audio_hours(self) -> float:
@@ -216,6 +220,8 @@ class Pipeline:
     `analyze` (decode .. flag, needs no store, returns an Analysis) and `save` (the driver
     alone writes SQLite). `process` does both, skipping content already stored."""
 
+    voice_summary = None  # with options.voices: what save() saw embedded (voices.GroupingSummary)
+
     def __init__(self, options: RunOptions, store: Optional[Store] = None):
         self.options = options
         self.store = store
@@ -231,6 +237,11 @@ class Pipeline:
         self.guards = Guards(options.guards)
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
+        self.voice_embedder = None
+        if options.voices:
+            from .voices import VoiceEmbedder
+
+            self.voice_embedder = VoiceEmbedder()
         self.run_id: Optional[int] = None
 
     def _store(self) -> Store:
@@ -308,6 +319,10 @@ class Pipeline:
         self.translator.translate(lines, samples, audio.sample_rate)
         self.guards.mark(lines)
         flags = self.lexicon.flag_lines(lines)
+        voice_prints, voice_model = None, ("", "")
+        if self.voice_embedder is not None:
+            voice_prints = self.voice_embedder.embed_transmissions(samples, audio.sample_rate, transmissions)
+            voice_model = (self.voice_embedder.model, self.voice_embedder.version)
         return Analysis(
             facts,
             "done",
@@ -319,6 +334,8 @@ class Pipeline:
             translator=self.translator.name,
             translator_model=self.translator.model,
             lexicon_version=self.lexicon.version,
+            voice_prints=voice_prints,
+            voice_model=voice_model,
         )
 
     def save(self, analysis: Analysis, shown_path: Optional[str] = None) -> RecordingResult:
@@ -341,6 +358,14 @@ class Pipeline:
             translator_model=analysis.translator_model,
             lexicon_version=analysis.lexicon_version,
         )
+        if analysis.voice_prints is not None:
+            # A transaction of its own: embeddings can be made again (`intercept voices`).
+            from .voices import GroupingSummary, count_prints, save_prints
+
+            self.voice_summary = self.voice_summary or GroupingSummary()
+            count_prints(analysis.voice_prints, self.voice_summary)
+            save_prints(store, recording_id, {t.idx: p for t, p in zip(analysis.transmissions, analysis.voice_prints)},
+                        *analysis.voice_model)
         return RecordingResult(
             shown_path or facts.path,
             "done",
@@ -381,65 +406,19 @@ def run_batch(
             for path in bar:
                 bar.set_postfix_str(safe_text(path.name)[-40:])
                 summary.add(pipeline.process(path, on_transmission))
+        group_voices_after_run(pipeline, summary)
         summary.wall_s = round(time.perf_counter() - started, 2)
         store.finish_run(run_id, summary.to_dict())
     return summary
 
 
-@dataclass
-class OriginalCheck:
-    """One original recording re-hashed against the SHA-256 stored for it."""
+def group_voices_after_run(pipeline: Pipeline, summary: Summary) -> None:
+    """With --voices: group the store's embedded transmissions into voices (all recordings)."""
+    if pipeline.options.voices:
+        from .voices import DEFAULT_THRESHOLD, MODEL_NAME, GroupingSummary, group_voices, model_version
 
-    path: str
-    status: str  # ok | missing | changed | unreadable
-    recording_id: int
-    expected_sha256: str
-    actual_sha256: Optional[str] = None
-    reason: Optional[str] = None
-
-
-@dataclass
-class VerifyReport:
-    originals: list[OriginalCheck] = field(default_factory=list)
-    store_problems: list[str] = field(default_factory=list)  # Store.check_integrity()
-
-    @property
-    def ok(self) -> bool:
-        return not self.store_problems and all(c.status == "ok" for c in self.originals)
-
-    def counts(self) -> dict[str, int]:
-        found: dict[str, int] = {"ok": 0, "missing": 0, "changed": 0, "unreadable": 0}
-        for check in self.originals:
-            found[check.status] += 1
-        return found
-
-    def to_dict(self) -> dict:
-        return {"ok": self.ok, "counts": self.counts(), "store_problems": self.store_problems,
-                "originals": [asdict(c) for c in self.originals]}
-
-
-def verify_originals(db_path: str | Path) -> VerifyReport:
-    """Re-hash every original recording the store at db_path holds lines for, at every path
-    its content was seen under, and check the store's own integrity. Reads originals only.
-    A path whose file was changed and processed again is checked against its newest version."""
-    db_path = Path(db_path)
-    if not db_path.is_file():
-        raise StoreError(f"{db_path}: no such store")
-    report = VerifyReport()
-    with Store(db_path) as store:
-        report.store_problems = store.check_integrity()
-        originals = store.originals()
-    for row in originals:
-        path = os.fsdecode(row["path_raw"]) if row["path_raw"] is not None else row["path"]
-        check = OriginalCheck(row["path"], "ok", row["recording_id"], row["sha256"])
-        try:
-            check.actual_sha256 = examine(path).sha256
-        except RecordingError as exc:
-            missing = not os.path.lexists(path)
-            check.status, check.reason = ("missing", "file not found") if missing else ("unreadable", str(exc))
-        else:
-            if check.actual_sha256 != check.expected_sha256:
-                check.status = "changed"
-                check.reason = f"SHA-256 is now {check.actual_sha256}, stored {check.expected_sha256}"
-        report.originals.append(check)
-    return report
+        threshold = pipeline.options.voice_threshold
+        summary.voices = group_voices(
+            pipeline._store(), MODEL_NAME, model_version(), DEFAULT_THRESHOLD if threshold is None else threshold,
+            pipeline.voice_summary or GroupingSummary(),
+        ).to_dict()
