@@ -128,7 +128,7 @@ def test_old_store_is_migrated_keeping_its_rows(tmp_path):
     with Store(path) as store:
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         applied = [r["name"] for r in store.rows("SELECT name FROM _sqlite_migrations ORDER BY id")]
-        assert applied == ["0001_initial", "0002_lines_fts", "0003_custody", "0004_line_review"]
+        assert applied == ["0001_initial", "0002_lines_fts", "0003_custody", "0004_line_review", "0007_voices"]
         row = store.rows("SELECT * FROM recordings")[0]
         assert (row["version"], row["transmission_count"], row["line_count"]) == (1, 1, 1)
         assert [p["path"] for p in store.paths_of(1)] == ["/r/a.wav"]
