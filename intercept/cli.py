@@ -18,6 +18,25 @@ lexicon_option = click.option(
 )
 
 
+# Shared by run --voices and voices.
+voice_threshold_option = click.option(
+    "--voice-threshold", type=click.FloatRange(0, 1), default=None, metavar="COSINE",
+    help="Cosine similarity a transmission needs to join a voice.  [default: DEFAULT_THRESHOLD in "
+         "intercept/voices.py, chosen on real speech: docs/voices.md]",
+)
+
+
+def _require_voices() -> None:
+    """One line and exit 2 when the optional voices extra is missing, before any work."""
+    from .voices import VoicesUnavailable, require
+
+    try:
+        require()
+    except VoicesUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -119,11 +138,15 @@ def cli():
               help="CPUs (and recognition threads) per Ray worker.  [default: 1]")
 @click.option("--gpus-per-worker", type=click.FloatRange(0), default=None,
               help="GPUs per Ray worker; use with --device cuda.  [default: 0]")
+@click.option("--voices", is_flag=True, default=None,
+              help="Embed each transmission's voice and group the store's transmissions into voices "
+                   "(needs the extra 'voices'; docs/voices.md).")
+@voice_threshold_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
 def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, mt_device, lexicons, segment_method, clean, beam_size,
         compute_type, device, threads, config_path, recorded_at, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
-        as_json, no_progress):
+        voices, voice_threshold, as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
 
     PATHS are files or folders. Folders are walked for audio files (wav, mp3, ogg, opus,
@@ -181,6 +204,12 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
             options.recorded_at = parse_iso(recorded_at)
         except RecordedAtError as exc:
             raise click.BadParameter(str(exc), param_hint="--recorded-at")
+    if voices:
+        options.voices = True
+    if voice_threshold is not None:
+        options.voice_threshold = voice_threshold
+    if options.voices:
+        _require_voices()
     t = options.transcribe
     if language is not None:
         t.language = None if language == "auto" else language
@@ -234,6 +263,11 @@ def _print_summary(summary, db_path: Path) -> None:
     if getattr(summary, "workers", 0):
         click.echo(f"{summary.workers} Ray workers; {summary.worker_deaths} worker deaths, "
                    f"{summary.retries} recordings retried")
+    if getattr(summary, "voices", None):
+        v = summary.voices
+        click.echo(f"voices: {v['embedded']} transmissions embedded ({v['skipped_short']} too short, "
+                   f"{v['skipped_no_speech']} too little speech: no voice); {v['joined']} joined known voices, "
+                   f"{v['new_voices']} new voices; {v['voices']} voices in the store")
     for path, reason in summary.notes:
         click.echo(f"skipped {path}: {reason}")
     for path, reason in summary.failures:
@@ -462,6 +496,45 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
         click.echo(f"{result.renormalised_lines} lines had been normalised by an older normaliser: normalised again")
     if result.suspect_changed:
         click.echo(f"{result.suspect_changed} lines' suspect marks changed")
+
+
+@cli.command("voices")
+@click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@voice_threshold_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def voices_command(db_path, voice_threshold, as_json):
+    """Group the transmissions of the store FILE into voices (same speaker across recordings).
+
+    Transmissions without a voice embedding are embedded from their original recording
+    (re-decoded from the path the store holds); a recording that cannot be read is named on
+    one line and the others go on. Then every embedded transmission without a voice joins the
+    most similar voice, or forms a new voice. Voices keep their numbers; names, merges and
+    splits made by reviewers are never undone. Transmissions under 1 s, or with under 0.5 s of
+    speech, get no voice. Needs the extra 'voices' (docs/voices.md).
+
+    \b
+    Exit status: 0 done, 1 some recordings could not be read, 2 bad store or extra missing.
+    """
+    _require_voices()
+    from .store import Store, StoreError
+    from .voices import DEFAULT_THRESHOLD, voices_for_store
+
+    try:
+        with Store(db_path) as store:
+            summary = voices_for_store(store, DEFAULT_THRESHOLD if voice_threshold is None else voice_threshold)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{summary.embedded} transmissions embedded ({summary.skipped_short} too short, "
+                   f"{summary.skipped_no_speech} too little speech: no voice); {summary.joined} joined known "
+                   f"voices, {summary.in_new_voices} formed {summary.new_voices} new voices; "
+                   f"{summary.voices} voices in the store")
+        for path, reason in summary.failures:
+            click.echo(f"FAILED {path}: {reason}", err=True)
+    sys.exit(1 if summary.failures else 0)
 
 
 @cli.command()

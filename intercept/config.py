@@ -30,6 +30,10 @@ class RunOptions:
     force: bool = False
     # When the recording(s) were made (ISO 8601); else each file's sidecar, tags or name says.
     recorded_at: Optional[str] = None
+    # Voice grouping (intercept.voices, the optional extra `voices`): embed every transmission
+    # and group the store's transmissions into voices at the end of the batch.
+    voices: bool = False
+    voice_threshold: Optional[float] = None  # None: intercept.voices.DEFAULT_THRESHOLD
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     guards: GuardOptions = field(default_factory=GuardOptions)
     mt: MTOptions = field(default_factory=MTOptions)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from .config import RunOptions
-from .pipeline import Analysis, Pipeline, RecordingResult, Summary, iter_recordings, safe_text
+from .pipeline import Analysis, Pipeline, RecordingResult, Summary, group_voices_after_run, iter_recordings, safe_text
 from .store import CREATE, RecordingFacts, Store
 
 
@@ -272,6 +272,7 @@ def run_batch_ray(
                 for worker, reason in broken.items():
                     scheduler.retire_broken(worker, reason)
                 scheduler.run(files)
+            group_voices_after_run(pipeline, summary)
             summary.wall_s = round(time.perf_counter() - started, 2)
             store.finish_run(run_id, summary.to_dict())
             return summary

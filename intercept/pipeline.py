@@ -71,6 +71,9 @@ class Analysis:
     translator: str = ""
     translator_model: Optional[str] = None
     lexicon_version: str = ""
+    # With options.voices: one intercept.voices.VoicePrint per transmission, and its model.
+    voice_prints: Optional[list] = None
+    voice_model: tuple[str, str] = ("", "")
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Summary:
     load_s: float = 0.0  # loading the recogniser, translator, VAD, lexicon and normaliser, once
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # skipped files and why
+    voices: Optional[dict] = None  # with --voices: intercept.voices.GroupingSummary.to_dict()
 
     @property
     def audio_hours(self) -> float:
@@ -234,6 +238,8 @@ class Pipeline:
     `analyze` (decode .. flag, needs no store, returns an Analysis) and `save` (the driver
     alone writes SQLite). `process` does both, skipping content already stored."""
 
+    voice_summary = None  # with options.voices: what save() saw embedded (voices.GroupingSummary)
+
     def __init__(self, options: RunOptions, store: Optional[Store] = None):
         started = time.perf_counter()
         self.options = options
@@ -251,6 +257,11 @@ class Pipeline:
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
         load_detector(self.segment_options)  # now, so that its load is counted here, not in the first file
+        self.voice_embedder = None
+        if options.voices:
+            from .voices import VoiceEmbedder
+
+            self.voice_embedder = VoiceEmbedder()
         self.run_id: Optional[int] = None
         self.load_s = round(time.perf_counter() - started, 2)
 
@@ -391,6 +402,11 @@ class Pipeline:
         """The post-recognition step (normalise, translate, mark, flag, score) for one recording's lines."""
         try:
             flags = self.post.derive(lines, decoded.samples, decoded.sample_rate)
+            voice_prints, voice_model = None, ("", "")
+            if self.voice_embedder is not None:
+                voice_prints = self.voice_embedder.embed_transmissions(decoded.samples, decoded.sample_rate,
+                                                                       decoded.transmissions)
+                voice_model = (self.voice_embedder.model, self.voice_embedder.version)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
@@ -406,6 +422,8 @@ class Pipeline:
             translator=self.translator.name,
             translator_model=self.translator.model,
             lexicon_version=self.lexicon.version,
+            voice_prints=voice_prints,
+            voice_model=voice_model,
         )
 
     def save(self, analysis: Analysis, shown_path: Optional[str] = None) -> RecordingResult:
@@ -428,6 +446,14 @@ class Pipeline:
             translator_model=analysis.translator_model,
             lexicon_version=analysis.lexicon_version,
         )
+        if analysis.voice_prints is not None:
+            # A transaction of its own: embeddings can be made again (`intercept voices`).
+            from .voices import GroupingSummary, count_prints, save_prints
+
+            self.voice_summary = self.voice_summary or GroupingSummary()
+            count_prints(analysis.voice_prints, self.voice_summary)
+            save_prints(store, recording_id, {t.idx: p for t, p in zip(analysis.transmissions, analysis.voice_prints)},
+                        *analysis.voice_model)
         return RecordingResult(
             shown_path or facts.path,
             "done",
@@ -494,9 +520,22 @@ def run_batch(
                     summary.add(pipeline.process(waiting))
         order = {safe_text(str(path.absolute())): index for index, path in enumerate(files)}
         summary.failures.sort(key=lambda failure: order.get(failure[0], len(order)))
+        group_voices_after_run(pipeline, summary)
         summary.wall_s = round(time.perf_counter() - started, 2)
         store.finish_run(run_id, summary.to_dict())
     return summary
+
+
+def group_voices_after_run(pipeline: Pipeline, summary: Summary) -> None:
+    """With --voices: group the store's embedded transmissions into voices (all recordings)."""
+    if pipeline.options.voices:
+        from .voices import DEFAULT_THRESHOLD, MODEL_NAME, GroupingSummary, group_voices, model_version
+
+        threshold = pipeline.options.voice_threshold
+        summary.voices = group_voices(
+            pipeline._store(), MODEL_NAME, model_version(), DEFAULT_THRESHOLD if threshold is None else threshold,
+            pipeline.voice_summary or GroupingSummary(),
+        ).to_dict()
 
 
 @dataclass

@@ -384,6 +384,63 @@ def _recorded_at(db: sqlite_utils.Database) -> None:
     db["recordings"].create_index(["recorded_at"], if_not_exists=True)
 
 
+VOICE_TABLES_SQL = """
+-- One embedding per transmission and voice model version (float16 bytes, NULL when the
+-- transmission was too short or had too little speech: status says which).
+CREATE TABLE IF NOT EXISTS voice_embeddings (
+  id INTEGER PRIMARY KEY,
+  transmission_id INTEGER NOT NULL REFERENCES transmissions(id),
+  model TEXT NOT NULL,
+  model_version TEXT NOT NULL,
+  status TEXT NOT NULL,
+  speech_s REAL,
+  embedding BLOB,
+  made_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS voice_embeddings_transmission
+  ON voice_embeddings(transmission_id, model, model_version);
+-- A voice: transmissions grouped as one speaker across recordings. Never deleted: a merged
+-- voice names the voice it went into (merged_into). created_by is 'run' or a reviewer.
+CREATE TABLE IF NOT EXISTS voices (
+  id INTEGER PRIMARY KEY,
+  name TEXT,
+  centroid BLOB,
+  n INTEGER NOT NULL DEFAULT 0,
+  model TEXT NOT NULL,
+  model_version TEXT NOT NULL,
+  created_at TEXT,
+  created_by TEXT,
+  named_by TEXT,
+  named_at TEXT,
+  merged_into INTEGER REFERENCES voices(id),
+  updated_at TEXT
+);
+-- Reviewers' decisions (name, merge, split), in order. Runs never write here.
+CREATE TABLE IF NOT EXISTS voice_decisions (
+  id INTEGER PRIMARY KEY,
+  action TEXT NOT NULL,
+  voice_id INTEGER REFERENCES voices(id),
+  other_voice_id INTEGER REFERENCES voices(id),
+  transmission_ids TEXT,
+  name TEXT,
+  reviewer TEXT,
+  at TEXT
+);
+"""
+
+
+@_migration("0007_voices")
+def _voices(db: sqlite_utils.Database) -> None:
+    """Voice embeddings, voices and reviewers' voice decisions; transmissions.voice_id."""
+    # Split by hand (executescript would commit mid-migration): no comment holds a ';'.
+    for statement in VOICE_TABLES_SQL.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    if "voice_id" not in db["transmissions"].columns_dict:
+        db["transmissions"].add_column("voice_id", int)
+    db["transmissions"].create_index(["voice_id"], if_not_exists=True)
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
@@ -1054,6 +1111,197 @@ class Store:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         return list(self.db.query(sql, params))
+
+    # -- voices (intercept.voices computes, this stores) ----------------------------------
+    def save_voice_prints(self, recording_id: int, prints: dict[int, tuple[str, float, Optional[bytes]]],
+                          model: str, model_version: str) -> int:
+        """Store (status, speech_s, embedding bytes or None) per transmission idx of a recording,
+        replacing an earlier embedding of the same model version. Returns how many were stored."""
+        with self._writing():
+            ids = {row["idx"]: row["id"] for row in self.transmissions_of(recording_id)}
+            made = now()
+            for idx, (status, speech_s, blob) in prints.items():
+                if idx in ids:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO voice_embeddings (transmission_id, model, model_version, status, "
+                        "speech_s, embedding, made_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [ids[idx], model, model_version, status, speech_s, blob, made],
+                    )
+        return len(prints)
+
+    def transmissions_of(self, recording_id: int) -> list[dict]:
+        return self.rows("SELECT id, idx, start_s, end_s, voice_id FROM transmissions WHERE recording_id = ? "
+                         "ORDER BY idx", [recording_id])
+
+    def recordings_needing_embeddings(self, model: str, model_version: str) -> list[dict]:
+        """Done recordings with a transmission that has no embedding of this model version."""
+        return self.rows(
+            "SELECT r.id, r.path FROM recordings r WHERE r.status = 'done' AND EXISTS ("
+            " SELECT 1 FROM transmissions t WHERE t.recording_id = r.id AND NOT EXISTS ("
+            "  SELECT 1 FROM voice_embeddings e WHERE e.transmission_id = t.id AND e.model = ? "
+            "  AND e.model_version = ?)) ORDER BY r.id",
+            [model, model_version],
+        )
+
+    def unplaced_embeddings(self, model: str, model_version: str) -> list[dict]:
+        """Embedded transmissions (of this model version) that have no voice yet."""
+        return self.rows(
+            "SELECT e.transmission_id, e.embedding FROM voice_embeddings e "
+            "JOIN transmissions t ON t.id = e.transmission_id "
+            "WHERE e.status = 'ok' AND e.model = ? AND e.model_version = ? AND t.voice_id IS NULL "
+            "ORDER BY e.transmission_id",
+            [model, model_version],
+        )
+
+    def open_voices(self, model: str, model_version: str) -> list[dict]:
+        """Voices of this model version that take new members (not merged into another)."""
+        return self.rows("SELECT * FROM voices WHERE merged_into IS NULL AND model = ? AND model_version = ? "
+                         "ORDER BY id", [model, model_version])
+
+    def voice(self, voice_id: int) -> Optional[dict]:
+        rows = self.rows("SELECT * FROM voices WHERE id = ?", [voice_id])
+        return rows[0] if rows else None
+
+    def _new_voice(self, model: str, model_version: str, created_by: str, name: Optional[str] = None) -> int:
+        at = now()
+        return self.db["voices"].insert(
+            {"name": name, "n": 0, "model": model, "model_version": model_version, "created_at": at,
+             "created_by": created_by, "named_by": created_by if name else None, "named_at": at if name else None,
+             "updated_at": at}
+        ).last_pk
+
+    def place_in_voices(self, joined: dict[int, int], new_groups: Sequence[Sequence[int]], model: str,
+                        model_version: str) -> list[int]:
+        """Give transmissions without a voice their voice: `joined` maps transmission id to an
+        existing voice, each of `new_groups` becomes a new voice. Only transmissions whose
+        voice_id is still NULL are touched. Returns the new voices' ids."""
+        created = []
+        with self._writing():
+            for tx_id, voice_id in joined.items():
+                self.db.execute("UPDATE transmissions SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
+                                [voice_id, tx_id])
+            for group in new_groups:
+                voice_id = self._new_voice(model, model_version, "run")
+                created.append(voice_id)
+                for tx_id in group:
+                    self.db.execute("UPDATE transmissions SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
+                                    [voice_id, tx_id])
+        return created
+
+    def voice_member_embeddings(self, voice_id: int) -> list[bytes]:
+        return [row["embedding"] for row in self.db.query(
+            "SELECT e.embedding FROM transmissions t JOIN voices v ON v.id = t.voice_id "
+            "JOIN voice_embeddings e ON e.transmission_id = t.id AND e.model = v.model "
+            "AND e.model_version = v.model_version AND e.status = 'ok' WHERE t.voice_id = ? ORDER BY t.id",
+            [voice_id])]
+
+    def set_voice_centroid(self, voice_id: int, centroid: Optional[bytes], n: int) -> None:
+        with self._writing():
+            self.db["voices"].update(voice_id, {"centroid": centroid, "n": n, "updated_at": now()})
+
+    def _decide(self, action: str, reviewer: str, voice_id: int, other_voice_id: Optional[int] = None,
+                transmission_ids: Optional[Sequence[int]] = None, name: Optional[str] = None) -> None:
+        self.db["voice_decisions"].insert(
+            {"action": action, "voice_id": voice_id, "other_voice_id": other_voice_id,
+             "transmission_ids": json.dumps(list(transmission_ids)) if transmission_ids is not None else None,
+             "name": name, "reviewer": reviewer, "at": now()}
+        )
+
+    def _open_voice(self, voice_id: int) -> dict:
+        found = self.voice(voice_id)
+        if found is None:
+            raise ValueError(f"no voice {voice_id}")
+        if found["merged_into"] is not None:
+            raise ValueError(f"voice {voice_id} was merged into voice {found['merged_into']}")
+        return found
+
+    def name_voice(self, voice_id: int, name: str, reviewer: str) -> None:
+        """A reviewer names (or renames; an empty name clears) a voice."""
+        name = " ".join((name or "").split()) or None
+        with self._writing():
+            self._open_voice(voice_id)
+            self.db["voices"].update(voice_id, {"name": name, "named_by": reviewer, "named_at": now(),
+                                                "updated_at": now()})
+            self._decide("name", reviewer, voice_id, name=name)
+
+    def merge_voices(self, source_id: int, target_id: int, reviewer: str) -> None:
+        """Move every transmission of voice source_id to target_id; the source stays, merged."""
+        if source_id == target_id:
+            raise ValueError("a voice cannot be merged into itself")
+        with self._writing():
+            source, target = self._open_voice(source_id), self._open_voice(target_id)
+            if (source["model"], source["model_version"]) != (target["model"], target["model_version"]):
+                raise ValueError(f"voices {source_id} and {target_id} come from different voice models")
+            self.db.execute("UPDATE transmissions SET voice_id = ? WHERE voice_id = ?", [target_id, source_id])
+            if not target["name"] and source["name"]:
+                # The merged voice keeps the only name a reviewer gave.
+                self.db["voices"].update(target_id, {"name": source["name"], "named_by": source["named_by"],
+                                                     "named_at": source["named_at"]})
+            self.db["voices"].update(source_id, {"merged_into": target_id, "updated_at": now()})
+            self._decide("merge", reviewer, source_id, other_voice_id=target_id)
+
+    def split_voice(self, voice_id: int, transmission_ids: Sequence[int], reviewer: str,
+                    name: Optional[str] = None) -> int:
+        """Move some transmissions of a voice to a new voice made by the reviewer."""
+        wanted = sorted({int(t) for t in transmission_ids})
+        if not wanted:
+            raise ValueError("choose at least one transmission to split off")
+        with self._writing():
+            voice = self._open_voice(voice_id)
+            members = {row["id"] for row in self.db.query(
+                f"SELECT id FROM transmissions WHERE voice_id = ? AND id IN ({', '.join('?' * len(wanted))})",
+                [voice_id, *wanted])}
+            strangers = [t for t in wanted if t not in members]
+            if strangers:
+                raise ValueError(f"transmission(s) {', '.join(map(str, strangers))} are not of voice {voice_id}")
+            name = " ".join((name or "").split()) or None
+            new_id = self._new_voice(voice["model"], voice["model_version"], reviewer, name)
+            self.db.execute(f"UPDATE transmissions SET voice_id = ? WHERE id IN ({', '.join('?' * len(wanted))})",
+                            [new_id, *wanted])
+            self._decide("split", reviewer, voice_id, other_voice_id=new_id, transmission_ids=wanted, name=name)
+        return new_id
+
+    def voices_overview(self) -> list[dict]:
+        """Every voice not merged away, with its transmissions, recordings and lines counted."""
+        if "voices" not in self.db.table_names():
+            return []
+        return self.rows(
+            "SELECT v.id, v.name, v.n, v.created_by, v.named_by, v.created_at, "
+            " (SELECT count(*) FROM transmissions t WHERE t.voice_id = v.id) AS transmissions, "
+            " (SELECT count(DISTINCT t.recording_id) FROM transmissions t WHERE t.voice_id = v.id) AS recordings, "
+            " (SELECT count(*) FROM lines l JOIN transmissions t ON t.id = l.transmission_id "
+            "  WHERE t.voice_id = v.id) AS lines, "
+            " (SELECT count(DISTINCT f.line_id) FROM flags f JOIN lines l ON l.id = f.line_id "
+            "  JOIN transmissions t ON t.id = l.transmission_id WHERE t.voice_id = v.id) AS flagged_lines "
+            "FROM voices v WHERE v.merged_into IS NULL ORDER BY v.id"
+        )
+
+    def voice_transmissions(self, voice_id: int) -> list[dict]:
+        """A voice's transmissions in recording and time order, each with its lines' text."""
+        return self.rows(
+            "SELECT t.id AS transmission_id, t.recording_id, r.path AS recording, t.start_s, t.end_s, "
+            " (SELECT min(l.id) FROM lines l WHERE l.transmission_id = t.id) AS line_id, "
+            " (SELECT group_concat(l.text_fa, ' ') FROM lines l WHERE l.transmission_id = t.id) AS text_fa, "
+            " (SELECT group_concat(l.text_en, ' ') FROM lines l WHERE l.transmission_id = t.id) AS text_en, "
+            " (SELECT group_concat(DISTINCT f.concept) FROM flags f JOIN lines l ON l.id = f.line_id "
+            "  WHERE l.transmission_id = t.id) AS concepts "
+            "FROM transmissions t JOIN recordings r ON r.id = t.recording_id WHERE t.voice_id = ? "
+            "ORDER BY t.recording_id, t.start_s",
+            [voice_id],
+        )
+
+    def voices_of_lines(self, line_ids: Sequence[int]) -> dict[int, dict]:
+        """{line id: {voice_id, name}} for the given lines that have a voice."""
+        if not line_ids or "voices" not in self.db.table_names():
+            return {}
+        marks = ", ".join("?" * len(line_ids))
+        return {row["line_id"]: {"voice_id": row["voice_id"], "name": row["name"]} for row in self.db.query(
+            f"SELECT l.id AS line_id, v.id AS voice_id, v.name FROM lines l "
+            f"JOIN transmissions t ON t.id = l.transmission_id JOIN voices v ON v.id = t.voice_id "
+            f"WHERE l.id IN ({marks})", [int(i) for i in line_ids])}
+
+    def voice_decisions(self) -> list[dict]:
+        return self.rows("SELECT * FROM voice_decisions ORDER BY id")
 
 
 def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, reviewer: str, note: str = "",

@@ -161,7 +161,7 @@ def test_start_page_redirects_to_flagged_lines_awaiting_review(ds):
         assert shown in body, shown
     # Facets the reviewers filter by (concept, category and kind count each value on its own).
     facets = re.findall(r'<div class="facet-info[^"]*"[^>]*data-column="([^"]+)"', body)
-    assert sorted(facets) == ["category", "concept", "kind", "recording", "verdict"], facets
+    assert sorted(facets) == ["category", "concept", "kind", "recording", "verdict", "voice"], facets
 
 
 def test_farsi_cells_are_right_to_left(ds):

@@ -129,7 +129,7 @@ def test_old_store_is_migrated_keeping_its_rows(tmp_path):
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         applied = [r["name"] for r in store.rows("SELECT name FROM _sqlite_migrations ORDER BY id")]
         assert applied[:4] == ["0001_initial", "0002_lines_fts", "0003_custody", "0004_line_review"]
-        assert "0006_recorded_at" in applied
+        assert "0006_recorded_at" in applied and "0007_voices" in applied
         assert "0005_flag_evidence" in applied and len(applied) == SCHEMA_VERSION
         # The old line gains the evidence columns, unknown (NULL), and keeps its text.
         line = store.rows("SELECT text_fa, confidence, words, alternatives FROM lines")[0]

@@ -148,6 +148,10 @@ def _register_plugin() -> None:
     # installation (a checkout, the tests) we register it here, once.
     if not pm.is_registered(review_plugin):
         pm.register(review_plugin, name="intercept")
+    from . import voices as voices_plugin  # the voices pages, facet and links (entry point intercept_voices)
+
+    if not pm.is_registered(voices_plugin):
+        pm.register(voices_plugin, name="intercept_voices")
 
 
 def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] = None) -> "Datasette":
