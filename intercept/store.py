@@ -413,8 +413,12 @@ def _check_header(path: Path) -> bool:
         raise StoreError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not header:
         return True
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+    if not header.startswith(SQLITE_MAGIC):
+        if SQLITE_MAGIC.startswith(header):
+            raise StoreError(f"{path}: truncated store ({info.st_size} bytes)")
         raise StoreError(f"{path}: not an intercept store (not an SQLite file)")
+    if len(header) < 100:
+        raise StoreError(f"{path}: truncated store ({info.st_size} bytes, shorter than an SQLite header)")
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
