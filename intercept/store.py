@@ -539,7 +539,19 @@ def migrate_store(path: str | Path, warn: Optional[Callable[[str], None]] = None
 def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One short write transaction. BEGIN IMMEDIATE takes the write lock first, waiting (busy
     timeout) while another writer holds it; a deferred BEGIN that read first fails at once
-    with "database is locked" when another writer committed meanwhile."""
+    with "database is locked" when another writer committed meanwhile. Inside a transaction
+    the caller opened, it is a savepoint of that transaction."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT intercept_write")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO SAVEPOINT intercept_write")
+                conn.execute("RELEASE SAVEPOINT intercept_write")
+            raise
+        conn.execute("RELEASE SAVEPOINT intercept_write")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
