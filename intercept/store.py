@@ -527,8 +527,12 @@ def _check_header(path: Path) -> bool:
         raise StoreError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not header:
         return True
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+    if not header.startswith(SQLITE_MAGIC):
+        if SQLITE_MAGIC.startswith(header):
+            raise StoreError(f"{path}: truncated store ({info.st_size} bytes)")
         raise StoreError(f"{path}: not an intercept store (not an SQLite file)")
+    if len(header) < 100:
+        raise StoreError(f"{path}: truncated store ({info.st_size} bytes, shorter than an SQLite header)")
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
@@ -649,7 +653,19 @@ def migrate_store(path: str | Path, warn: Optional[Callable[[str], None]] = None
 def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One short write transaction. BEGIN IMMEDIATE takes the write lock first, waiting (busy
     timeout) while another writer holds it; a deferred BEGIN that read first fails at once
-    with "database is locked" when another writer committed meanwhile."""
+    with "database is locked" when another writer committed meanwhile. Inside a transaction
+    the caller opened, it is a savepoint of that transaction."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT intercept_write")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO SAVEPOINT intercept_write")
+                conn.execute("RELEASE SAVEPOINT intercept_write")
+            raise
+        conn.execute("RELEASE SAVEPOINT intercept_write")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

@@ -295,3 +295,14 @@ def test_run_refuses_a_file_that_is_not_a_store_before_writing(tmp_path, request
         with pytest.raises(StoreError, match=path.name):
             Store(path, CREATE)
         assert sha256(path) == before and files_in(folder) == listing
+
+
+@pytest.mark.parametrize("keep", [10, 50, 4096 + 100], ids=["in-the-magic", "in-the-header", "mid-page"])
+def test_a_store_cut_anywhere_is_called_truncated(tmp_path, keep):
+    path = make_store(tmp_path / "cut.db")
+    with open(path, "r+b") as file:
+        file.truncate(keep)
+    before = sha256(path)
+    with pytest.raises(StoreError, match="cut.db: truncated store"):
+        Store(path, READ)
+    assert sha256(path) == before
