@@ -20,6 +20,7 @@ class Scripted:
     """A WindowModel answering from a script; records each request."""
 
     token_room = 440
+    packs = True
 
     def __init__(self, answers):
         self.answers = list(answers)

@@ -74,6 +74,9 @@ class WindowModel(Protocol):
     """What an engine adapts: one window of audio (at most 30 s) to segments."""
 
     token_room: int  # new tokens that fit beside the prompt
+    # Whether TranscribeOptions.pack applies: packing was measured (accuracy and speed) on
+    # faster-whisper only, so the PyTorch engines keep one transmission per window.
+    packs: bool
 
     def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
         """Decode with the options' temperatures; with loop_retry, once at temperature 0 with
@@ -166,7 +169,8 @@ class Decoder:
             raise ValueError(f"Whisper engines expect {SAMPLE_RATE} Hz samples")
         transmissions = [tx for tx in transmissions if tx.end > tx.start]
         lines: list[Line] = []
-        if self.options.pack and self.options.language is not None and len(transmissions) > 1:
+        packs = self.options.pack and getattr(self.model, "packs", False)
+        if packs and self.options.language is not None and len(transmissions) > 1:
             for pack in plan_packs(transmissions, self.pack_options):
                 lines.extend(self._transcribe_pack(samples, pack))
         else:

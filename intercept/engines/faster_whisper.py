@@ -140,6 +140,7 @@ def choose_compute_type(model_path: str, device: str = "cpu", cpu_threads: int =
 
 class FasterWhisperEngine:
     name = "faster-whisper"
+    packs = True  # core.WindowModel
 
     def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
         from faster_whisper import WhisperModel

@@ -115,6 +115,7 @@ class RepeatBan:
 class OpenAIWhisperEngine:
     name = "openai-whisper"
     token_room = MAX_NEW_TOKENS  # core.WindowModel: hotwords and prompt are not counted here
+    packs = False  # one transmission per window: packing is measured for faster-whisper only
 
     def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
         self.model_name = model_name

@@ -79,6 +79,7 @@ def load_transformers_model(model_path: str, device: str = "cpu"):
 class TransformersEngine:
     name = "transformers"
     token_room = MAX_NEW_TOKENS  # core.WindowModel
+    packs = False  # one transmission per window: packing is measured for faster-whisper only
 
     def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
         self.model_name = model_name
