@@ -31,8 +31,7 @@ ENGLISH_KIND = "english"
 ALTERNATIVE_KIND = "alternative"
 # Evidence a flag may carry (the flag-trust migration); absent columns read as unknown.
 EVIDENCE = (("score", "trust"), ("word_prob", "word probability"), ("nbest_share", "n-best share"))
-BUCKETS = {"hour": ("%Y-%m-%dT%H:00:00", _dt.timedelta(hours=1)),
-           "day": ("%Y-%m-%dT00:00:00", _dt.timedelta(days=1))}
+BUCKETS = {"hour": _dt.timedelta(hours=1), "day": _dt.timedelta(days=1)}  # UTC hours and days
 
 
 def _e(value: Any) -> str:
@@ -287,19 +286,39 @@ async def activity(database, by: str) -> Optional[list[dict]]:
     records no recording times (before migration 0006)."""
     if "recorded_at" not in await _columns(database, "recordings"):
         return None
-    fmt, _ = BUCKETS[by]
-    sql = ("select strftime(?, recordings.recorded_at, '+' || lines.start_s || ' seconds') as bucket, "
-           "count(*) as lines, count(line_review.line_id) as flagged, "
-           "coalesce(sum(line_review.verdict = 'confirmed'), 0) as confirmed "
-           "from lines join recordings on recordings.id = lines.recording_id "
-           "left join line_review on line_review.line_id = lines.id "
-           "where recordings.recorded_at is not null group by bucket order by bucket")
-    # Every line is counted, so the query scans them all: seconds on a million lines (see
-    # docs/benchmarks.md), past Datasette's per-query limit (which custom_time_limit can only lower). execute_fn
-    # runs it on Datasette's read connection without that limit.
-    rows = await database.execute_fn(lambda conn: conn.execute(sql, [fmt]).fetchall())
-    return [{"bucket": bucket, "lines": lines, "flagged": flagged, "confirmed": confirmed}
-            for bucket, lines, flagged, confirmed in rows if bucket][-MAX_BUCKETS:]
+    size = int(BUCKETS[by].total_seconds())
+
+    def counts(conn) -> dict[int, dict]:
+        # A line's bucket is (its recording's start in Unix seconds + its offset) // size. Per
+        # recording, each bucket it spans is one range of offsets, counted on the
+        # (recording_id, start_s) indexes of lines and line_review: 6x faster on a million
+        # lines than a GROUP BY on the computed bucket (docs/benchmarks.md). execute_fn runs
+        # this on Datasette's read connection without its per-query time limit.
+        found: dict[int, dict] = {}
+        for recording_id, epoch, last in conn.execute(
+                "select id, cast(strftime('%s', recorded_at) as integer), "
+                "(select max(start_s) from lines where recording_id = recordings.id) "
+                "from recordings where recorded_at is not null").fetchall():
+            if epoch is None or last is None:
+                continue
+            for bucket in range(epoch // size, int((epoch + last) // size) + 1):
+                low, high = bucket * size - epoch, (bucket + 1) * size - epoch
+                (lines,) = conn.execute("select count(*) from lines where recording_id = ? and start_s >= ? "
+                                        "and start_s < ?", [recording_id, low, high]).fetchone()
+                flagged, confirmed = conn.execute(
+                    "select count(*), coalesce(sum(verdict = 'confirmed'), 0) from line_review "
+                    "where recording_id = ? and start_s >= ? and start_s < ?", [recording_id, low, high]).fetchone()
+                if lines:
+                    total = found.setdefault(bucket, {"lines": 0, "flagged": 0, "confirmed": 0})
+                    total["lines"] += lines
+                    total["flagged"] += flagged
+                    total["confirmed"] += confirmed
+        return found
+
+    by_bucket = await database.execute_fn(counts)
+    epoch = _dt.datetime(1970, 1, 1)
+    return [{"bucket": (epoch + _dt.timedelta(seconds=bucket * size)).isoformat(timespec="seconds"), **values}
+            for bucket, values in sorted(by_bucket.items()) if bucket is not None][-MAX_BUCKETS:]
 
 
 async def period_ids(database, start: _dt.datetime, end: _dt.datetime, show: str) -> list[int]:
@@ -331,7 +350,7 @@ def activity_svg(buckets: list[dict], by: str, period_url) -> Markup:
     through `period_url(start, end, show)`. Plain SVG: no script, works offline."""
     if not buckets:
         return Markup("")
-    _, step = BUCKETS[by]
+    step = BUCKETS[by]
     top = max(max(b["lines"], b["flagged"], b["confirmed"]) for b in buckets) or 1
     bar, gap, height, left, bottom = 7, 6, 220, 40, 70
     group = bar * len(SERIES) + gap

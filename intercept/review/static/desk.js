@@ -15,6 +15,8 @@ document.addEventListener("DOMContentLoaded", function () {
     var row = audio.closest("tr");
     row.classList.add("intercept-item");
     row.dataset.lineId = audio.dataset.lineId;
+    var shown = row.querySelector(".intercept-verdict-current");
+    if (shown && !shown.classList.contains("intercept-v-none")) row.dataset.verdict = shown.textContent.trim();
     tableRows.push(row);
   });
   var items = Array.prototype.slice.call(document.querySelectorAll(".intercept-item"));
