@@ -355,11 +355,12 @@ def match(texts, lexicons, english, raw):
     from .lexicon import Lexicon, LexiconError, default_lexicon_path
     from .text import PersianNormalizer
 
+    # One normaliser for the lexicon and the texts: hazm's takes seconds to build.
+    normalizer = PersianNormalizer()
     try:
-        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]))
+        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
     except LexiconError as exc:
         raise click.UsageError(str(exc))
-    normalizer = PersianNormalizer()
     source = texts or (line.rstrip("\n") for line in sys.stdin)
     for text in source:
         if not text.strip():
