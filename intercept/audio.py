@@ -80,12 +80,9 @@ def _last_line(stderr: bytes) -> str:
     return lines[-1] if lines else "no message"
 
 
-def probe_format(path: str) -> str:
-    """Container and audio codec, e.g. "mp3", "ogg opus", "wav pcm_s16le".
-
-    Uses pydub's ffprobe wrapper (pydub.utils.mediainfo_json). Raises AudioError when the
-    file has no audio stream ffprobe can see.
-    """
+def _probe(path: str) -> tuple[dict, list[dict]]:
+    """ffprobe's information on a file and its audio streams, through pydub's wrapper
+    (pydub.utils.mediainfo_json). Raises AudioError when it has no audio stream."""
     from pydub.utils import mediainfo_json
 
     _check_readable(path)
@@ -97,6 +94,12 @@ def probe_format(path: str) -> str:
     audio_streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if not audio_streams:
         raise AudioError(path, "truncated or not an audio file (ffprobe found no audio stream)")
+    return info, audio_streams
+
+
+def probe_format(path: str) -> str:
+    """Container and audio codec, e.g. "mp3", "ogg opus", "wav pcm_s16le"."""
+    info, audio_streams = _probe(path)
     container = str(info.get("format", {}).get("format_name", "unknown"))
     codec = str(audio_streams[0].get("codec_name", "unknown"))
     return container if codec == container else f"{container} {codec}"
@@ -365,3 +368,19 @@ def extract_clip(
     if pcm.size == 0:
         raise AudioError(path, f"empty range: {clip_start:.3f}s lies at or after the end of the recording", action)
     return wav_bytes(pcm[:wanted], sample_rate)
+
+
+def probe_sample_rate(path: str) -> int:
+    """The sample rate of a recording's first audio stream."""
+    _, audio_streams = _probe(path)
+    if str(audio_streams[0].get("sample_rate", "")).isdigit():
+        return int(audio_streams[0]["sample_rate"])
+    raise AudioError(path, "truncated or not an audio file (ffprobe found no audio stream with a sample rate)")
+
+
+def wav_samples(data: bytes) -> tuple[np.ndarray, int]:
+    """(int16 mono samples, sample rate) of 16-bit PCM mono WAV bytes (as wav_bytes writes)."""
+    with wave.open(io.BytesIO(data)) as reader:
+        if reader.getsampwidth() != 2 or reader.getnchannels() != 1:
+            raise ValueError("not a 16-bit mono WAV")
+        return np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2"), reader.getframerate()

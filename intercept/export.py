@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Union
 
+from .reliability import UNRELIABLE_MARKER, english_reliability
 from .store import Store
 
 FORMATS = ("srt", "vtt", "csv", "jsonl")
@@ -33,12 +34,14 @@ MIN_CUE_S = 0.001
 # One row per line in CSV and JSON Lines, in this order; `flags` holds every flag as a list.
 ROW_COLUMNS = (
     "line_id", "recording_id", "recording_path", "transmission_idx", "idx", "start_s", "end_s",
-    "text_fa", "text_en", "text_fa_raw", "concepts", "categories", "kinds", "score",
-    "avg_logprob", "no_speech_prob", "compression_ratio", "suspect",
+    "text_fa", "text_en", "en_reliability", "en_reliability_reason", "text_fa_raw", "concepts", "categories", "kinds", "score",
+    "confidence", "avg_logprob", "no_speech_prob", "compression_ratio", "suspect",
     "engine", "model", "translator", "translator_model", "flags",
 )
 FLAG_COLUMNS = ("id", "concept", "category", "severity", "kind", "score", "span_start", "span_end",
                 "matched", "term", "lexicon_version")
+# Flag evidence (the flag-trust migration); exported when the store has it.
+FLAG_EVIDENCE_COLUMNS = ("match_score", "word_prob", "nbest_share", "prior", "hypothesis", "scorer_version")
 
 
 class ExportError(ValueError):
@@ -52,6 +55,7 @@ class ExportOptions:
     format: str = "csv"  # srt | vtt | csv | jsonl
     flagged_only: bool = False  # only lines with at least one lexicon flag
     recording_id: Optional[int] = None  # one recording; required for srt/vtt when the store holds several
+    confirmed_only: bool = False  # only lines whose latest verdict is "confirmed"
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
@@ -61,9 +65,17 @@ def _distinct(values: Iterable[str]) -> list[str]:
 
 def line_row(line: dict) -> dict:
     """One stored line (as `Store.iter_lines` yields it) as an export row (ROW_COLUMNS)."""
-    flags = [{key: flag.get(key) for key in FLAG_COLUMNS} for flag in line.get("flags") or []]
+    flags = [{key: flag.get(key) for key in FLAG_COLUMNS + FLAG_EVIDENCE_COLUMNS if key in FLAG_COLUMNS or key in flag}
+             for flag in line.get("flags") or []]
     scores = [f["score"] for f in flags if f["score"] is not None]
     row = {column: line.get(column) for column in ROW_COLUMNS}
+    # The same rule as the review page (intercept.reliability); None where there is no English.
+    reliability = english_reliability(line)
+    row.update(
+        confidence=line.get("confidence"),
+        en_reliability=reliability.label if reliability else None,
+        en_reliability_reason=reliability.reason if reliability else None,
+    )
     row.update(
         line_id=line["id"],
         concepts=_distinct(f["concept"] for f in flags),
@@ -89,7 +101,10 @@ def _one_line(text: Optional[str]) -> str:
 
 
 def _cue_text(row: dict, vtt: bool) -> list[str]:
-    lines = [_one_line(row["text_fa"]) or "…", _one_line(row["text_en"])]
+    english = _one_line(row["text_en"])
+    if english and row.get("en_reliability") == "unreliable":
+        english = UNRELIABLE_MARKER + english
+    lines = [_one_line(row["text_fa"]) or "…", english]
     if row["concepts"]:
         lines.append("[" + ", ".join(row["concepts"]) + f" {row['score']:.2f}]")
     lines = [line for line in lines if line]
@@ -157,14 +172,15 @@ def _subtitle_rows(rows: Iterator[dict], format: str) -> list[dict]:
 
 
 @contextmanager
-def _opened(out: Union[str, os.PathLike, IO[str]]):
+def opened_for_export(out: Union[str, os.PathLike, IO], binary: bool = False):
+    """`out` opened for writing (a stream is used as it is). A path is written beside the
+    target and renamed at the end: a refused or failed export never leaves a truncated file
+    under the asked-for name. Raises ExportError naming the file when it cannot be written."""
     if isinstance(out, (str, os.PathLike)):
         path = Path(out)
-        # Write beside the target and rename at the end: a refused or failed export never
-        # leaves a truncated file under the asked-for name.
         partial = path.with_name(path.name + ".partial")
         try:
-            with open(partial, "w", encoding="utf-8", newline="") as handle:
+            with open(partial, "wb") if binary else open(partial, "w", encoding="utf-8", newline="") as handle:
                 yield handle
             os.replace(partial, path)
         except OSError as error:
@@ -189,14 +205,16 @@ def export(
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {options.format!r}")
     if options.recording_id is not None and not store.count("recordings", "id = ?", [options.recording_id]):
         raise ExportError(f"{store.path}: no recording {options.recording_id} in the store")
-    rows = (line_row(line) for line in store.iter_lines(options.recording_id, options.flagged_only))
+    confirmed = store.confirmed_line_ids() if options.confirmed_only else None
+    rows = (line_row(line) for line in store.iter_lines(options.recording_id, options.flagged_only)
+            if confirmed is None or line["id"] in confirmed)
     if options.format in SUBTITLE_FORMATS:
         # Collected before opening `out`, so that a refusal writes nothing.
         subtitle_rows = _subtitle_rows(rows, options.format)
-        with _opened(out) as handle:
+        with opened_for_export(out) as handle:
             _write_subtitles(subtitle_rows, handle, vtt=options.format == "vtt")
         return len(subtitle_rows)
-    with _opened(out) as handle:
+    with opened_for_export(out) as handle:
         if options.format == "csv":
             return _write_csv(rows, handle)
         return _write_jsonl(rows, handle)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -77,11 +79,12 @@ class RecordingFacts:
     format: Optional[str] = None
     size_bytes: Optional[int] = None
     path_raw: Optional[bytes] = None  # the exact file-system name, to re-open it (verify)
+    recorded_at: Optional[str] = None  # when it was recorded, ISO 8601 UTC (intercept.recorded_at)
 
     def columns(self) -> dict:
         """The recordings columns these facts fill."""
         return {"path": self.path, "sha256": self.sha256, "duration_s": self.duration_s,
-                "format": self.format, "size_bytes": self.size_bytes}
+                "format": self.format, "size_bytes": self.size_bytes, "recorded_at": self.recorded_at}
 
     def raw(self) -> bytes:
         return self.path_raw if self.path_raw is not None else self.path.encode("utf-8")
@@ -352,6 +355,35 @@ def _line_review(db: sqlite_utils.Database) -> None:
     db.conn.executescript(LINE_REVIEW_SQL)
 
 
+@_migration("0005_flag_evidence")
+def _flag_evidence(db: sqlite_utils.Database) -> None:
+    """The recogniser's evidence per line and the pieces of a flag's score (all nullable:
+    NULL means unknown, never a made-up number). lines.words is a JSON list of
+    [word, start_s, end_s, probability]; lines.alternatives a JSON list of
+    [text, logprob, tokens] (the beam's N-best, best first; logprob the hypothesis'
+    log-probability, tokens what it was averaged over)."""
+    for table, columns in [
+        ("lines", {"confidence": float, "words": str, "alternatives": str}),
+        ("flags", {"match_score": float, "word_prob": float, "nbest_share": float, "prior": float,
+                   "hypothesis": str, "scorer_version": str}),
+    ]:
+        have = db[table].columns_dict
+        for name, kind in columns.items():
+            if name not in have:  # a crash between two columns leaves the rest to add
+                db[table].add_column(name, kind)
+
+
+@_migration("0006_recorded_at")
+def _recorded_at(db: sqlite_utils.Database) -> None:
+    """When each recording was made (ISO 8601 UTC, NULL when unknown), for absolute times and
+    traffic over time; and each lexicon concept's notes, shown beside its flags in review."""
+    if "recorded_at" not in db["recordings"].columns_dict:
+        db["recordings"].add_column("recorded_at", str)
+    if "notes" not in db["lexicon_terms"].columns_dict:
+        db["lexicon_terms"].add_column("notes", str)
+    db["recordings"].create_index(["recorded_at"], if_not_exists=True)
+
+
 VOICE_TABLES_SQL = """
 -- One embedding per transmission and voice model version (float16 bytes, NULL when the
 -- transmission was too short or had too little speech: status says which).
@@ -415,20 +447,316 @@ SCHEMA_VERSION = len(_MIGRATION_NAMES)
 _KNOWN_MIGRATIONS = frozenset(_MIGRATION_NAMES)
 
 
-class Store:
-    """A SQLite file holding recordings, transmissions, lines, flags and verdicts."""
+# Required of every intercept store: the tables each command reads or writes.
+REQUIRED_TABLES = ("runs", "recordings", "transmissions", "lines", "flags", "verdicts")
+# How long a writer waits for another writer's transaction (two batches, a batch and a
+# reviewer's verdict) before SQLite says "database is locked". Every write transaction is
+# short (one recording, one verdict), so a wait this long means something is stuck.
+BUSY_TIMEOUT_S = 60.0
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+# Flag attributes stored as they are (None: unknown); the scorer fills them.
+_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "hypothesis", "scorer_version")
+
+
+def _json_or_none(items, row) -> Optional[str]:
+    """None stays NULL (the engine could not give it); a list, even empty, is JSON."""
+    if items is None:
+        return None
+    return json.dumps([row(item) for item in items], ensure_ascii=False)
+
+
+def line_evidence(row: dict) -> dict[str, Any]:
+    """A stored line's recogniser evidence back as Line fields (words, alternatives,
+    confidence); None where the row holds none (an old store, or an engine that gave none)."""
+    from .types import Hypothesis, Word
+
+    words = json.loads(row["words"]) if row.get("words") else None
+    alternatives = json.loads(row["alternatives"]) if row.get("alternatives") else None
+    return {
+        "words": None if words is None else [Word(w[0], w[1], w[2], w[3]) for w in words],
+        "alternatives": None if alternatives is None else [
+            Hypothesis(h[0], h[1] / h[2] if h[2] else h[1], h[2]) for h in alternatives],
+        "confidence": row.get("confidence"),
+    }
+
+
+
+# How a command opens the store (docs/recovery.md lists which command uses which).
+READ = "read"  # verify, export, the review's reads: never writes, never migrates
+WRITE = "write"  # flag, translate, verdicts: an existing store of the current schema
+CREATE = "create"  # run: creates a missing store, migrates an older one (copy kept aside)
+MODES = (READ, WRITE, CREATE)
+
+
+@dataclass
+class StoreFile:
+    """What a look at a store file found, without writing to it (`inspect_store`)."""
+
+    path: Path
+    schema: int = 0  # PRAGMA user_version: the number of migrations applied
+    applied: tuple[str, ...] = ()  # intercept migrations recorded in the file
+    empty: bool = True  # a missing file, a zero-byte file or an SQLite file with no tables
+
+    @property
+    def current(self) -> bool:
+        return set(self.applied) == _KNOWN_MIGRATIONS
+
+    @property
+    def older(self) -> bool:
+        return not self.empty and not self.current
+
+
+def _uri(path: Path, **params: str) -> str:
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(params)
+    return f"file:{quote(str(path.absolute()))}" + (f"?{query}" if query else "")
+
+
+def _check_header(path: Path) -> bool:
+    """Refuse a file that is not SQLite, or is shorter than its header says (truncated),
+    from its first 100 bytes, before SQLite opens it. Returns True when the file is empty."""
+    try:
+        info = path.stat()
+        if not path.is_file():
+            raise StoreError(f"{path}: not a file")
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not header:
+        return True
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise StoreError(f"{path}: not an intercept store (not an SQLite file)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count in the header is valid when the change counter matches the version
+    # it was written with (always, since SQLite 3.7.0).
+    expected = pages * page_size if pages and header[24:28] == header[92:96] else 0
+    if info.st_size < expected or (page_size and info.st_size % page_size):
+        raise StoreError(f"{path}: truncated store ({info.st_size} bytes; its header says {expected or 'whole pages'})")
+    return False
+
+
+def _wal_files(path: Path) -> list[Path]:
+    return [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+
+
+def read_only_connection(path: str | Path) -> sqlite3.Connection:
+    """A connection that cannot write to the store and leaves no file behind.
+
+    SQLite's mode=ro on a WAL-mode file creates the -wal and -shm files beside it when they
+    are missing (and fails in a read-only directory). Missing, they mean no connection has
+    the store open and every committed page is in the main file, so it is then opened as
+    immutable=1, which reads the main file alone. When they exist (a batch is writing), the
+    reader shares them as any reader does."""
+    path = Path(path)
+    wal_mode = False
+    with open(path, "rb") as file:
+        header = file.read(20)
+    if len(header) == 20 and header[18] == 2:
+        wal_mode = True
+    params = {"mode": "ro"}
+    if wal_mode and not _wal_files(path):
+        params["immutable"] = "1"
+    conn = sqlite3.connect(_uri(path, **params), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def inspect_store(path: str | Path) -> StoreFile:
+    """What the file at `path` is, read without writing a byte: a StoreFile, or StoreError
+    (one line naming the file and the reason) when it is not SQLite, is truncated, is not
+    an intercept store, or is a store of a newer schema than this intercept knows."""
+    path = Path(path)
+    found = StoreFile(path)
+    if not path.exists():
+        return found
+    if _check_header(path):
+        return found
+    try:
+        conn = read_only_connection(path)
         try:
-            self.db = sqlite_utils.Database(self.path)
-            self._check_not_newer()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not an intercept store ({exc})") from None
-        # WAL lets reviewers read through Datasette while a batch writes.
-        self.db.enable_wal()
+            db = sqlite_utils.Database(conn)
+            tables = set(db.table_names())
+            found.schema = conn.execute("PRAGMA user_version").fetchone()[0]
+            found.applied = tuple(m.name for m in MIGRATIONS.applied(db))
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not an intercept store ({exc})") from None
+    unknown = sorted(set(found.applied) - _KNOWN_MIGRATIONS)
+    if found.schema > SCHEMA_VERSION or unknown:
+        raise StoreError(
+            f"{path}: store schema version {found.schema} is newer than this intercept understands "
+            f"({SCHEMA_VERSION}{'; unknown migrations ' + ', '.join(unknown) if unknown else ''}); "
+            "upgrade intercept"
+        )
+    found.empty = not tables and found.schema == 0
+    if found.empty:
+        return found
+    # A store made before migrations were recorded has user_version 1 and the tables.
+    if not found.applied and found.schema < 1:
+        shown = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_"))[:5])
+        raise StoreError(f"{path}: not an intercept store (no intercept schema; tables: {shown})")
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise StoreError(f"{path}: not an intercept store (missing tables: {', '.join(missing)})")
+    return found
+
+
+def is_store_connection(conn: sqlite3.Connection) -> bool:
+    """Whether an open connection holds an intercept store, by reading only: the required
+    tables and intercept's record of migrations (or user_version, for stores made before
+    migrations were recorded)."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not set(REQUIRED_TABLES) <= tables:
+        return False
+    if Migrations.migrations_table not in tables:
+        return conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    found = conn.execute(f"SELECT 1 FROM {Migrations.migrations_table} WHERE migration_set = ? LIMIT 1",
+                         [MIGRATIONS.name]).fetchone()
+    return found is not None
+
+
+def write_problem(path: str | Path) -> Optional[str]:
+    """Why the store at `path` cannot be written (a read-only file or directory, an
+    immutable file), or None. Asked of the system (access(2)), which also answers for root."""
+    path = Path(path).absolute()
+    for target in [path, *_wal_files(path)]:
+        if not os.access(target, os.W_OK):
+            return f"{target.name} is read-only"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        # SQLite creates the -wal and -shm files (and a journal) beside the store.
+        return f"its directory {path.parent} is read-only"
+    return None
+
+
+def migrate_store(path: str | Path, warn: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+    """`intercept migrate`: bring an older store to this intercept's schema, after copying
+    it whole to `<path>.bak-<schema>`. Returns the copy's path, or None when the store was
+    already current. StoreError for anything that is not an older store."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such store")
+    with Store(path, CREATE, warn=warn) as store:
+        return store.backup_path
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One short write transaction. BEGIN IMMEDIATE takes the write lock first, waiting (busy
+    timeout) while another writer holds it; a deferred BEGIN that read first fails at once
+    with "database is locked" when another writer committed meanwhile."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Store:
+    """A SQLite file holding recordings, transmissions, lines, flags and verdicts.
+
+    `mode` says what the command may do to the file: READ never writes (verify, export),
+    WRITE writes rows into an existing store of the current schema (flag, translate,
+    verdicts), CREATE (run, migrate) creates a missing store and migrates an older one,
+    first copying it aside. Anything that is not an intercept store, or is newer, is refused
+    with StoreError before a byte is written."""
+
+    def __init__(self, path: str | Path, mode: str = CREATE, warn: Optional[Callable[[str], None]] = None):
+        if mode not in MODES:
+            raise ValueError(f"store mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.path = Path(path)
+        self.mode = mode
+        self.backup_path: Optional[Path] = None
+        self._warn = warn
+        if mode == CREATE:
+            self._open_for_run()
+        else:
+            self._open_existing()
         self.db.execute("PRAGMA foreign_keys = ON")
-        self._ensure_schema()
+
+    def _connect(self, **params: str) -> None:
+        conn = sqlite3.connect(_uri(self.path, **params), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+
+    def _open_existing(self) -> None:
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such store")
+        found = inspect_store(self.path)
+        if found.empty:
+            raise StoreError(f"{self.path}: not an intercept store (an empty file)")
+        if found.older:
+            raise StoreError(
+                f"{self.path}: store schema version {found.schema} is older than this intercept's "
+                f"({SCHEMA_VERSION}); run `intercept migrate {self.path}` first (it keeps a copy)"
+            )
+        if self.mode == READ:
+            self.db = sqlite_utils.Database(read_only_connection(self.path))
+            return
+        problem = write_problem(self.path)
+        if problem:
+            raise StoreError(f"{self.path}: cannot write to the store ({problem})")
+        self._connect(mode="rw")
+
+    def _open_for_run(self) -> None:
+        import fcntl
+
+        if not self.path.parent.is_dir():
+            raise StoreError(f"{self.path}: no such directory {self.path.parent}")
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: not a file")
+        # Checked before anything is created or opened for writing.
+        found = inspect_store(self.path)
+        problem = write_problem(self.path) if self.path.exists() else None
+        if problem:
+            raise StoreError(f"{self.path}: cannot write to the store ({problem})")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
+        try:
+            # Two runs started together into one store: one migrates, the other waits, then
+            # finds the schema current. flock is apart from SQLite's own (fcntl) locks.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            found = inspect_store(self.path)  # again: another run may have migrated it meanwhile
+            self._connect(mode="rwc")
+            if found.current:
+                return
+            if not found.empty:
+                self.backup_path = self._backup(found.schema)
+            # WAL lets reviewers read through Datasette while a batch writes.
+            self.db.enable_wal()
+            MIGRATIONS.apply(self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if self.backup_path is not None and self._warn:
+                self._warn(f"{self.path}: migrated from schema {found.schema} to {SCHEMA_VERSION}; "
+                           f"the store as it was is kept in {self.backup_path}")
+        except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _backup(self, schema: int) -> Path:
+        """The whole store (its WAL included) copied by SQLite's backup API to <path>.bak-<schema>."""
+        target = self.path.with_name(f"{self.path.name}.bak-{schema}")
+        if target.exists():
+            raise StoreError(f"{self.path}: {target} exists already; move it aside, then migrate again")
+        copy = sqlite3.connect(target)
+        try:
+            self.db.conn.backup(copy)
+        finally:
+            copy.close()
+        return target
 
     def close(self) -> None:
         # Closing the last connection checkpoints the WAL into the main file, so the store
@@ -441,24 +769,16 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- schema ---------------------------------------------------------------------------
-    def _check_not_newer(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        unknown = sorted({m.name for m in MIGRATIONS.applied(self.db)} - _KNOWN_MIGRATIONS)
-        if version > SCHEMA_VERSION or unknown:
-            raise StoreError(
-                f"{self.path}: store schema version {version} is newer than this intercept understands "
-                f"({SCHEMA_VERSION}{'; unknown migrations ' + ', '.join(unknown) if unknown else ''}); "
-                "upgrade intercept"
-            )
-
-    def _ensure_schema(self) -> None:
-        MIGRATIONS.apply(self.db)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite_utils.Database]:
+        if self.mode == READ:
+            raise StoreError(f"{self.path}: opened read-only")
+        with immediate_transaction(self.db.conn):
+            yield self.db
 
     # -- runs -----------------------------------------------------------------------------
     def start_run(self, engine: str, model: str, settings: dict, versions: dict) -> int:
-        with self.db.atomic():
+        with self._writing():
             return (
                 self.db["runs"]
                 .insert(
@@ -474,7 +794,7 @@ class Store:
             )
 
     def finish_run(self, run_id: int, summary: dict) -> None:
-        with self.db.atomic():
+        with self._writing():
             self.db["runs"].update(
                 run_id, {"finished_at": now(), "summary": json.dumps(summary, ensure_ascii=False, default=str)}
             )
@@ -482,7 +802,7 @@ class Store:
     # -- lexicon --------------------------------------------------------------------------
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
         """Record the terms of a lexicon version once, so every flag's version is explained."""
-        with self.db.atomic():
+        with self._writing():
             if self.db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
                 return
             self.db["lexicon_terms"].insert_all(
@@ -492,6 +812,7 @@ class Store:
                     "severity": t.severity,
                     "form": t.form,
                     "lang": t.lang,
+                    "notes": getattr(t, "notes", None) or None,
                     "lexicon_version": version,
                 }
                 for t in terms
@@ -545,12 +866,12 @@ class Store:
     def add_path(self, recording_id: int, facts: RecordingFacts, run_id: Optional[int] = None) -> bool:
         """Record the same content seen under another (or the same) path, without processing
         it again. Returns True when the path is new for this recording."""
-        with self.db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             return self._note_path(recording_id, facts, run_id)
 
     def save_failure(self, facts: RecordingFacts, error: str, run_id: Optional[int]) -> int:
-        with self.db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             return (
                 self.db["recordings"]
@@ -588,7 +909,7 @@ class Store:
         if len(flags) != len(lines):
             raise ValueError("one list of flags per line expected")
         db = self.db
-        with db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             previous = self.latest_at_path(facts.path)
             recording_id = (
@@ -635,6 +956,10 @@ class Store:
                             "no_speech_prob": line.no_speech_prob,
                             "compression_ratio": line.compression_ratio,
                             "suspect": line.suspect,
+                            "confidence": line.confidence,
+                            "words": _json_or_none(line.words, lambda w: [w.text, w.start, w.end, w.probability]),
+                            "alternatives": _json_or_none(
+                                line.alternatives, lambda h: [h.text, round(h.logprob, 4), h.tokens]),
                             "engine": engine,
                             "model": model,
                             "translator": translator,
@@ -709,48 +1034,35 @@ class Store:
                 "matched": f.matched,
                 "term": f.term,
                 "lexicon_version": lexicon_version,
+                **{name: getattr(f, name, None) for name in _FLAG_EVIDENCE},
             }
             for f in flags
         )
 
-    def update_translations(self, rows: Iterable[tuple[int, str, str, Optional[str]]]) -> int:
-        """Set (line_id, text_en, translator, translator_model) on stored lines, atomically."""
+    def save_derived(self, derived: Iterable[tuple[int, Line, Sequence[Flag]]], lexicon_version: str,
+                     translator: Optional[tuple[str, Optional[str]]] = None) -> int:
+        """Write what the post-recognition step derived again for stored lines, in one
+        transaction: (line_id, Line, flags) gives the normalised Farsi, the suspect marks and
+        the flags; with `translator` (name, model) also the English and who made it.
+        Verdicts are keyed by line and never touched. Returns the number of lines."""
         count = 0
-        with self.db.atomic():
-            for line_id, text_en, translator, model in rows:
-                self.db["lines"].update(
-                    line_id, {"text_en": text_en or None, "translator": translator, "translator_model": model}
-                )
-                count += 1
-        return count
-
-    def replace_flags(self, flags_by_line: Iterable[tuple[int, Sequence[Flag]]], lexicon_version: str) -> int:
-        """Replace the flags of the given lines (a re-flag after a lexicon edit), atomically.
-        Verdicts are keyed by line and are never touched."""
-        count = 0
-        with self.db.atomic():
-            for line_id, flags in flags_by_line:
+        with self._writing():
+            for line_id, line, flags in derived:
+                values = {"text_fa": line.text_fa, "suspect": line.suspect}
+                if translator is not None:
+                    values.update(text_en=line.text_en or None, translator=translator[0],
+                                  translator_model=translator[1])
+                self.db["lines"].update(line_id, values)
                 self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
                 self._insert_flags(line_id, flags, lexicon_version)
-                count += len(flags)
+                count += 1
         return count
 
     def add_verdict(
         self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
     ) -> int:
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-        if not self.db["lines"].count_where("id = ?", [line_id]):
-            raise ValueError(f"no line {line_id}")
-        with self.db.atomic():
-            return (
-                self.db["verdicts"]
-                .insert(
-                    {"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
-                     "reviewer": reviewer, "at": now()}
-                )
-                .last_pk
-            )
+        with self._writing():
+            return insert_verdict(self.db, line_id, verdict, reviewer, note, flag_id)
 
     # -- reads ----------------------------------------------------------------------------
     def iter_lines(
@@ -776,6 +1088,24 @@ class Store:
             )
             yield row
 
+    def recording(self, recording_id: int) -> Optional[dict]:
+        """The recordings row with this id, or None."""
+        rows = self.rows("SELECT * FROM recordings WHERE id = ?", [recording_id])
+        return rows[0] if rows else None
+
+    def verdicts_of(self, line_id: int) -> list[dict]:
+        """Every verdict on a line, oldest first (the last one is the line's current verdict)."""
+        return self.rows("SELECT * FROM verdicts WHERE line_id = ? ORDER BY at, id", [line_id])
+
+    def confirmed_line_ids(self) -> set[int]:
+        """Lines whose latest verdict is 'confirmed'."""
+        return {
+            row["line_id"] for row in self.db.query(
+                "SELECT v.line_id FROM verdicts v WHERE v.id = (SELECT v2.id FROM verdicts v2 "
+                "WHERE v2.line_id = v.line_id ORDER BY v2.at DESC, v2.id DESC LIMIT 1) AND v.verdict = 'confirmed'"
+            )
+        }
+
     def count(self, table: str, where: Optional[str] = None, params: Sequence[Any] = ()) -> int:
         return self.db[table].count_where(where, params) if where else self.db[table].count
 
@@ -787,7 +1117,7 @@ class Store:
                           model: str, model_version: str) -> int:
         """Store (status, speech_s, embedding bytes or None) per transmission idx of a recording,
         replacing an earlier embedding of the same model version. Returns how many were stored."""
-        with self.db.atomic():
+        with self._writing():
             ids = {row["idx"]: row["id"] for row in self.transmissions_of(recording_id)}
             made = now()
             for idx, (status, speech_s, blob) in prints.items():
@@ -846,7 +1176,7 @@ class Store:
         existing voice, each of `new_groups` becomes a new voice. Only transmissions whose
         voice_id is still NULL are touched. Returns the new voices' ids."""
         created = []
-        with self.db.atomic():
+        with self._writing():
             for tx_id, voice_id in joined.items():
                 self.db.execute("UPDATE transmissions SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
                                 [voice_id, tx_id])
@@ -866,7 +1196,7 @@ class Store:
             [voice_id])]
 
     def set_voice_centroid(self, voice_id: int, centroid: Optional[bytes], n: int) -> None:
-        with self.db.atomic():
+        with self._writing():
             self.db["voices"].update(voice_id, {"centroid": centroid, "n": n, "updated_at": now()})
 
     def _decide(self, action: str, reviewer: str, voice_id: int, other_voice_id: Optional[int] = None,
@@ -888,7 +1218,7 @@ class Store:
     def name_voice(self, voice_id: int, name: str, reviewer: str) -> None:
         """A reviewer names (or renames; an empty name clears) a voice."""
         name = " ".join((name or "").split()) or None
-        with self.db.atomic():
+        with self._writing():
             self._open_voice(voice_id)
             self.db["voices"].update(voice_id, {"name": name, "named_by": reviewer, "named_at": now(),
                                                 "updated_at": now()})
@@ -898,7 +1228,7 @@ class Store:
         """Move every transmission of voice source_id to target_id; the source stays, merged."""
         if source_id == target_id:
             raise ValueError("a voice cannot be merged into itself")
-        with self.db.atomic():
+        with self._writing():
             source, target = self._open_voice(source_id), self._open_voice(target_id)
             if (source["model"], source["model_version"]) != (target["model"], target["model_version"]):
                 raise ValueError(f"voices {source_id} and {target_id} come from different voice models")
@@ -916,7 +1246,7 @@ class Store:
         wanted = sorted({int(t) for t in transmission_ids})
         if not wanted:
             raise ValueError("choose at least one transmission to split off")
-        with self.db.atomic():
+        with self._writing():
             voice = self._open_voice(voice_id)
             members = {row["id"] for row in self.db.query(
                 f"SELECT id FROM transmissions WHERE voice_id = ? AND id IN ({', '.join('?' * len(wanted))})",
@@ -972,3 +1302,27 @@ class Store:
 
     def voice_decisions(self) -> list[dict]:
         return self.rows("SELECT * FROM voice_decisions ORDER BY id")
+
+
+def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, reviewer: str, note: str = "",
+                   flag_id: Optional[int] = None) -> int:
+    """Insert one reviewer verdict; the caller holds the write transaction."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    if not db["lines"].count_where("id = ?", [line_id]):
+        raise ValueError(f"no line {line_id}")
+    return (
+        db["verdicts"]
+        .insert({"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
+                 "reviewer": reviewer, "at": now()})
+        .last_pk
+    )
+
+
+def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer: str, note: str = "",
+                  flag_id: Optional[int] = None) -> int:
+    """A verdict written on a connection someone else opened: the review plugin calls it in
+    Datasette's write queue (`execute_write_fn`), one transaction per verdict."""
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    with immediate_transaction(conn):
+        return insert_verdict(sqlite_utils.Database(conn), line_id, verdict, reviewer, note, flag_id)

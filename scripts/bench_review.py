@@ -13,6 +13,9 @@ migration 0004); --no-review-sql times a copy with the old GROUP BY view, for co
     .venv/bin/python scripts/bench_review.py --db /tmp/bench-review.db --reuse     # time again
 
 The generated store is kept at --db; --reuse times an existing one without regenerating.
+With --desk (the default) it also times the review desk: the flagged page together with the one
+request that marks its flagged words, and a flagged line's context view (target < 300 ms
+each); --activity adds the traffic chart.
 """
 from __future__ import annotations
 
@@ -221,6 +224,66 @@ def time_start_page(db_path: Path, repeats: int) -> dict:
     }
 
 
+def _stats(times: list[float]) -> dict:
+    times_ms = sorted(t * 1000 for t in times)
+    p95 = times_ms[min(len(times_ms) - 1, int(round(0.95 * (len(times_ms) - 1))))]
+    return {"median_ms": round(statistics.median(times_ms), 1), "p95_ms": round(p95, 1),
+            "max_ms": round(times_ms[-1], 1)}
+
+
+def time_desk(db_path: Path, repeats: int, with_activity: bool) -> dict:
+    """The review desk (issue 15): the flagged page with its marks (the page, then the one
+    lines.json request desk.js makes for the lines on it), a line's context view (3 lines either
+    side, different flagged lines each time), and, with --activity, the traffic chart."""
+    from intercept.review import ReviewOptions, make_datasette
+
+    ds = make_datasette(db_path, ReviewOptions())
+
+    async def timed(url: str) -> tuple[float, str]:
+        started = time.perf_counter()
+        page = await ds.client.get(url)
+        elapsed = time.perf_counter() - started
+        if page.status_code != 200:
+            raise PageFailed(f"{url}: HTTP {page.status_code} after {elapsed * 1000:.0f} ms: {page.text[:200]}")
+        return elapsed, page.text
+
+    async def scenario() -> dict:
+        location = (await ds.client.get("/")).headers["location"]
+        _, first = await timed(location)
+        ids = re.findall(r'data-line-id="(\d+)"', first)
+        marks_url = "/-/intercept/lines.json?ids=" + ",".join(dict.fromkeys(ids))
+        await timed(marks_url)  # warm-up
+        flagged, marks, context = [], [], []
+        for index in range(repeats):
+            page_s, _ = await timed(location)
+            marks_s, _ = await timed(marks_url)
+            flagged.append(page_s + marks_s)
+            marks.append(marks_s)
+            context.append((await timed(f"/-/intercept/context/{ids[index % len(ids)]}"))[0])
+        result = {"flagged_page_with_marks": _stats(flagged), "marks_request": _stats(marks),
+                  "context_view": _stats(context), "lines_marked": len(set(ids))}
+        if with_activity:
+            result["activity_by_day"] = _stats([(await timed("/-/intercept/activity?by=day"))[0] for _ in range(3)])
+        return result
+
+    try:
+        return asyncio.run(scenario())
+    except PageFailed as failure:
+        return {"failed": str(failure)}
+
+
+def set_recorded_at(db_path: Path) -> None:
+    """Give every generated recording a start time (one recording every 20 minutes from
+    2024-01-01), so that the activity chart has something to count."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("update recordings set recorded_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', "
+                     "'2024-01-01T00:00:00', '+' || (id * 1200) || ' seconds') where recorded_at is null")
+    conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -233,6 +296,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="time an existing --db, do not generate")
     parser.add_argument("--review-sql", action=argparse.BooleanOptionalAction, default=True,
                         help="time the store as it is (with migration 0004's summary table); --no-review-sql times a copy with the old GROUP BY view")
+    parser.add_argument("--desk", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the review desk: flagged page with its marks, context view")
+    parser.add_argument("--activity", action="store_true", help="also time the traffic-over-time chart (a full scan)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -254,6 +320,10 @@ def main() -> None:
     result["store"] = str(timed)
     result["review_sql"] = args.review_sql
     result.update(time_start_page(timed, args.repeats))
+    if args.desk and args.review_sql:
+        if args.activity:
+            set_recorded_at(timed)
+        result["desk"] = time_desk(timed, args.repeats, args.activity)
     if args.json:
         print(json.dumps(result))
     else:

@@ -143,3 +143,29 @@ def test_bad_requests_are_refused_clearly(store):
         export_text(store, ExportOptions(format="xml"))
     with pytest.raises(ExportError, match=r"s.db: no recording 99 in the store"):
         export_text(store, ExportOptions(format="csv", recording_id=99))
+
+
+def test_unreliable_english_is_marked_in_every_format(tmp_path):
+    """One rule (intercept.reliability): a guard's mark or weak recognition makes the English
+    unreliable; CSV/JSONL say so in a column, subtitles put a marker before it."""
+    from intercept.reliability import UNRELIABLE_MARKER, WEAK_LOGPROB
+
+    with Store(tmp_path / "r.db") as opened:
+        sure = _line("سلام", 0.0, 1.0, "hello")
+        weak = _line("امشن برایم", 2.0, 3.0, "I will not let you down")
+        weak.avg_logprob = WEAK_LOGPROB - 0.5
+        marked = _line("روباه", 4.0, 5.0, "fox fox fox")
+        marked.suspect = "repetition"
+        silent = _line("...", 6.0, 7.0, "")
+        _save(opened, "/radio/r.wav", "c" * 64, [sure, weak, marked, silent], [[], [], [], []])
+        rows = list(csv.DictReader(io.StringIO(export_text(opened, ExportOptions(format="csv")))))
+        assert [row["en_reliability"] for row in rows] == ["reliable", "unreliable", "unreliable", ""]
+        assert "weak recognition" in rows[1]["en_reliability_reason"]
+        assert "repetition" in rows[2]["en_reliability_reason"]
+        jsonl = [json.loads(line) for line in export_text(opened, ExportOptions(format="jsonl")).splitlines()]
+        assert [row["en_reliability"] for row in jsonl] == ["reliable", "unreliable", "unreliable", None]
+        for fmt in ("srt", "vtt"):
+            text = export_text(opened, ExportOptions(format=fmt))
+            assert UNRELIABLE_MARKER + "I will not let you down" in text
+            assert UNRELIABLE_MARKER + "fox fox fox" in text
+            assert UNRELIABLE_MARKER + "hello" not in text and "\nhello\n" in text

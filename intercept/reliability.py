@@ -1,0 +1,68 @@
+"""How far to trust a line's English: the one rule the review page and every export share.
+
+    reliability = english_reliability(line)      # line: a mapping of a stored lines row
+    reliability.label                            # "reliable" | "unreliable" | "unknown"
+
+Whisper translates garbled Farsi into fluent English ("I will not let you down, I will not let
+you down"), so English is only as good as the recognition under it. The English of a line is
+**unreliable** when
+
+- a guard marked the line (`lines.suspect`: a repetition loop, speech too fast, ...), or
+- its recognition is weak: the line's confidence is below WEAK_CONFIDENCE.
+
+The line's confidence is `lines.confidence` (the recogniser's mean word probability, stored since
+the flag-evidence migration), else exp(avg_logprob) (Whisper's mean token log-probability of the
+window the line was decoded in). WEAK_CONFIDENCE is exp(-1.0), Whisper's own
+`log_prob_threshold`: below it Whisper itself calls a decode failed. With neither score nor a
+guard mark the English is **unknown**; a line without English has no reliability (None).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+WEAK_LOGPROB = -1.0  # Whisper's log_prob_threshold
+WEAK_CONFIDENCE = math.exp(WEAK_LOGPROB)  # about 0.37
+LABELS = ("reliable", "unreliable", "unknown")
+UNRELIABLE_MARKER = "[unreliable] "  # put before unreliable English in subtitles
+
+
+@dataclass(frozen=True)
+class Reliability:
+    label: str  # one of LABELS
+    reason: str  # why, in a few words, for a tooltip or an export column
+    confidence: Optional[float]  # the line's confidence in [0, 1], None when unknown
+
+    @property
+    def unreliable(self) -> bool:
+        return self.label == "unreliable"
+
+
+def line_confidence(line: Mapping[str, Any]) -> Optional[float]:
+    """The recogniser's confidence for a line in [0, 1]: `confidence` when stored, else
+    exp(avg_logprob); None when neither is known."""
+    confidence = line.get("confidence")
+    if confidence is not None:
+        return float(confidence)
+    avg_logprob = line.get("avg_logprob")
+    if avg_logprob is None:
+        return None
+    return min(1.0, math.exp(float(avg_logprob)))
+
+
+def english_reliability(line: Mapping[str, Any]) -> Optional[Reliability]:
+    """How far to trust the line's English (None when it has none). `line` needs text_en and
+    whichever of confidence, avg_logprob and suspect the store has."""
+    if not (line.get("text_en") or "").strip():
+        return None
+    confidence = line_confidence(line)
+    suspect = (line.get("suspect") or "").strip()
+    if suspect:
+        return Reliability("unreliable", f"a guard marked the line: {suspect}", confidence)
+    if confidence is None:
+        return Reliability("unknown", "no recognition score stored", None)
+    if confidence < WEAK_CONFIDENCE:
+        return Reliability("unreliable", f"weak recognition: confidence {confidence:.2f} < {WEAK_CONFIDENCE:.2f}",
+                           confidence)
+    return Reliability("reliable", f"confidence {confidence:.2f}", confidence)

@@ -1,0 +1,169 @@
+"""The review desk's own routes (registered by plugin.py):
+
+- `/-/intercept/lines.json?ids=1,2`: each line's marked Farsi and English, trust and flags as
+  HTML fragments; desk.js puts them into Datasette's table cells;
+- `/-/intercept/context/{line_id}`: the line with the transmissions before and after it
+  (`?whole=1`: every line of its recording in order);
+- `/-/intercept/activity?by=hour|day`: traffic over time as an SVG bar chart;
+- `/-/intercept/period?start=..&end=..&show=all|flagged|confirmed`: the lines behind one bar;
+- `/-/intercept/bundle.zip?ids=1,2`: an evidence bundle (intercept.bundle) of those lines.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import tempfile
+from pathlib import Path
+
+from datasette.utils.asgi import Response
+
+from . import desk
+from .plugin import WRITE_VERDICT, _audio_url, _config, store_database
+
+TEMPLATES = Path(__file__).parent / "templates"
+MAX_IDS = 500  # ids one lines.json request may ask for (a page shows at most a few hundred)
+KEYS = (("j / ↓", "next line"), ("k / ↑", "previous line"), ("p / space", "play or replay (from the lead-in)"),
+        ("c", "confirmed"), ("f", "false positive"), ("u", "unsure"), ("n", "next line awaiting a verdict"),
+        ("x", "context of the line"))
+
+
+def _template(datasette, name: str):
+    # Our templates extend Datasette's base.html; they are read once per Datasette instance
+    # (a plugin module, unlike a plugin package, gets no templates folder from Datasette).
+    cache = datasette.__dict__.setdefault("_intercept_templates", {})
+    if name not in cache:
+        cache[name] = datasette.jinja_env.from_string((TEMPLATES / name).read_text(encoding="utf-8"))
+    return cache[name]
+
+
+def _text(message: str, status: int) -> Response:
+    return Response.text(message + "\n", status=status)
+
+
+async def _page(datasette, request, name: str, context: dict) -> Response:
+    can_write = await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False)
+    context = {**context, "can_write": can_write, "keys": KEYS,
+               "context_s": float(_config(datasette).get("context_s", 2.0)),
+               "verdict_url": datasette.urls.path("/-/intercept/verdict"),
+               "audio_url": lambda line_id, context_s=0.0: _audio_url(datasette, line_id, context_s),
+               "context_url": lambda line_id, whole=False: datasette.urls.path(
+                   f"/-/intercept/context/{int(line_id)}" + ("?whole=1" if whole else ""))}
+    return Response.html(await datasette.render_template(_template(datasette, name), context, request=request))
+
+
+def _ids(request) -> list[int]:
+    """The ?ids=1,2,3 of a request; ValueError with the reason."""
+    try:
+        ids = [int(part) for part in request.args.get("ids", "").split(",") if part.strip()]
+    except ValueError:
+        raise ValueError("ids must be integers separated by commas") from None
+    if len(ids) > MAX_IDS:
+        raise ValueError(f"at most {MAX_IDS} ids at a time")
+    return ids
+
+
+async def lines_json(request, datasette):
+    try:
+        ids = _ids(request)
+    except ValueError as error:
+        return _text(str(error), 400)
+    database = await store_database(datasette)
+    if database is None:
+        return _text("no intercept store is open", 404)
+    described = await desk.describe_lines(database, ids)
+    return Response.json({str(line_id): desk.fragments(line) for line_id, line in described.items()})
+
+
+async def context_page(request, datasette):
+    line_id = int(request.url_vars["line_id"])
+    whole = request.args.get("whole") == "1"
+    database = await store_database(datasette)
+    if database is None:
+        return _text("no intercept store is open", 404)
+    found = await desk.context_ids(database, line_id, whole)
+    if found is None:
+        return _text(f"no line {line_id} in the store", 404)
+    line, ids = found
+    described = await desk.describe_lines(database, ids)
+    lines = [described[i] for i in ids if i in described]
+    focus = described[line_id]
+    title = (f"Every line of {focus['recording_name']}" if whole
+             else f"Line {line_id} in context: {desk.CONTEXT_LINES} transmissions either side")
+    return await _page(datasette, request, "intercept_lines.html", {
+        "title": title, "lines": lines, "focus_id": line_id, "whole": whole,
+        "recording_name": focus["recording_name"], "recording_path": focus["recording_path"],
+        "other_view": (datasette.urls.path(f"/-/intercept/context/{line_id}" + ("" if whole else "?whole=1")),
+                       "only the transmissions around the line" if whole else "every line of the recording, in order"),
+        "desk": desk,
+    })
+
+
+async def activity_page(request, datasette):
+    by = request.args.get("by", "hour")
+    if by not in desk.BUCKETS:
+        return _text(f"by must be one of {', '.join(desk.BUCKETS)}, got {by!r}", 400)
+    database = await store_database(datasette)
+    if database is None:
+        return _text("no intercept store is open", 404)
+    buckets = await desk.activity(database, by)
+    period = datasette.urls.path("/-/intercept/period")
+    chart = desk.activity_svg(buckets or [], by, lambda s, e, show: period + "?" + desk.period_query(s, e, show))
+    return await _page(datasette, request, "intercept_activity.html", {
+        "title": f"Traffic per {by}", "by": by, "buckets": buckets, "chart": chart, "series": desk.SERIES,
+        "other": [b for b in desk.BUCKETS if b != by],
+    })
+
+
+async def period_page(request, datasette):
+    start = desk.parse_bucket(request.args.get("start", ""))
+    end = desk.parse_bucket(request.args.get("end", ""))
+    show = request.args.get("show", "all")
+    if start is None or end is None or end <= start or end - start > _dt.timedelta(days=31):
+        return _text("start and end must be ISO times, end after start, at most 31 days apart", 400)
+    if show not in ("all", "flagged", "confirmed"):
+        return _text(f"show must be all, flagged or confirmed, got {show!r}", 400)
+    database = await store_database(datasette)
+    if database is None:
+        return _text("no intercept store is open", 404)
+    ids = await desk.period_ids(database, start, end, show)
+    described = await desk.describe_lines(database, ids)
+    label = {"all": "Lines", "flagged": "Flagged lines", "confirmed": "Confirmed lines"}[show]
+    return await _page(datasette, request, "intercept_lines.html", {
+        "title": f"{label} from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+        "lines": [described[i] for i in ids if i in described], "focus_id": None, "whole": False,
+        "recording_name": None, "other_view": (datasette.urls.path("/-/intercept/activity"), "back to the chart"),
+        "desk": desk,
+    })
+
+
+def _bundle_bytes(store_path: str, ids: list[int], lead_in_s: float) -> bytes:
+    from intercept.bundle import BundleOptions, write_bundle
+    from intercept.store import READ, Store
+
+    with tempfile.TemporaryDirectory() as folder, Store(store_path, READ) as store:
+        out = Path(folder) / "bundle.zip"
+        write_bundle(store, out, BundleOptions(line_ids=ids, lead_in_s=lead_in_s))
+        return out.read_bytes()
+
+
+async def bundle_download(request, datasette):
+    """The evidence bundle of the lines a reviewer has on screen (their ids)."""
+    from intercept.bundle import BundleError
+
+    try:
+        ids = _ids(request)
+    except ValueError as error:
+        return _text(str(error), 400)
+    if not ids:
+        return _text("give the lines as ?ids=1,2,3", 400)
+    database = await store_database(datasette)
+    if database is None:
+        return _text("no intercept store is open", 404)
+    lead_in_s = float(_config(datasette).get("context_s", 2.0))
+    try:
+        data = await asyncio.to_thread(_bundle_bytes, database.path, ids, lead_in_s)
+    except BundleError as error:
+        return _text(str(error), 410)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Response(data, content_type="application/zip", headers={
+        "content-disposition": f'attachment; filename="intercept-evidence-{stamp}.zip"'})

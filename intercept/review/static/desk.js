@@ -1,0 +1,157 @@
+// intercept review desk: marks the flagged words in Datasette's table cells (fragments from
+// /-/intercept/lines.json), adds a context link to each line, and keyboard review on the
+// flagged page, the timeline and the desk's own pages. Verdicts go to the verdict route by
+// fetch, so the page is not reloaded.
+document.addEventListener("DOMContentLoaded", function () {
+  var settings = window.interceptReview || {};
+  var KEYS = [["j / \u2193", "next line"], ["k / \u2191", "previous line"], ["p / space", "play or replay (from the lead-in)"],
+    ["c", "confirmed"], ["f", "false positive"], ["u", "unsure"], ["n", "next line awaiting a verdict"],
+    ["x", "context of the line"]];
+  var VERDICT_KEYS = {c: "confirmed", f: "false_positive", u: "unsure"};
+
+  // Rows of Datasette tables holding a line player become review items.
+  var tableRows = [];
+  document.querySelectorAll("table.rows-and-columns tr audio[data-line-id]").forEach(function (audio) {
+    var row = audio.closest("tr");
+    row.classList.add("intercept-item");
+    row.dataset.lineId = audio.dataset.lineId;
+    tableRows.push(row);
+  });
+  var items = Array.prototype.slice.call(document.querySelectorAll(".intercept-item"));
+  if (!items.length) return;
+
+  function status(text) {
+    var box = document.querySelector(".intercept-key-status");
+    if (box) box.textContent = text;
+  }
+
+  if (tableRows.length) {
+    // The keys, documented on the page, above the table.
+    var table = document.querySelector("table.rows-and-columns");
+    var help = document.createElement("details");
+    help.className = "intercept-keys";
+    help.open = true;
+    help.innerHTML = "<summary>Keyboard review</summary><p>" + KEYS.map(function (k) {
+      return "<kbd>" + k[0] + "</kbd> " + k[1];
+    }).join(" \u00b7 ") + ". The verdict is saved at once, without reloading the page" +
+      (settings.canWrite ? "" : " (log in first)") + ".</p><p class=\"intercept-key-status\" role=\"status\" aria-live=\"polite\"></p>";
+    table.parentNode.insertBefore(help, table);
+    tableRows.forEach(function (row) {
+      var player = row.querySelector("div.intercept-line");
+      if (player && settings.contextUrl) {
+        var link = document.createElement("a");
+        link.className = "intercept-context-link";
+        link.href = settings.contextUrl + row.dataset.lineId;
+        link.title = "the transmissions before and after this line, with their audio";
+        link.textContent = "context";
+        player.appendChild(document.createTextNode(" "));
+        player.appendChild(link);
+      }
+    });
+    // Marked text, trust and flags for the lines on the page, in one request.
+    var ids = tableRows.map(function (row) { return row.dataset.lineId; });
+    fetch(settings.linesUrl + "?ids=" + ids.join(","), {credentials: "same-origin"})
+      .then(function (response) { return response.ok ? response.json() : {}; })
+      .then(function (lines) {
+        tableRows.forEach(function (row) {
+          var line = lines[row.dataset.lineId];
+          if (!line) return;
+          var fa = row.querySelector("td.col-text_fa");
+          if (fa) fa.innerHTML = line.fa;
+          var en = row.querySelector("td.col-text_en");
+          if (en) en.innerHTML = line.en + line.trust;
+          var concepts = row.querySelector("td.col-concepts");
+          if (concepts && line.flags) concepts.innerHTML = line.flags;
+          var start = row.querySelector("td.col-start_s");
+          if (start && line.at) {
+            start.insertAdjacentHTML("beforeend", '<div class="intercept-at" title="when it was said (UTC)">' +
+              line.at.slice(0, 19).replace("T", " ") + "</div>");
+          }
+          row.classList.add("intercept-marked");
+        });
+        document.body.classList.add("intercept-marks-ready");
+      });
+  }
+
+  // An evidence bundle (audio cut from the originals, manifest) of the lines on screen.
+  if (settings.bundleUrl) {
+    var anchor = document.querySelector("details.intercept-keys");
+    var download = document.createElement("p");
+    download.className = "intercept-bundle";
+    download.innerHTML = '<a class="intercept-bundle-link" href="' + settings.bundleUrl + "?ids=" +
+      items.map(function (item) { return item.dataset.lineId; }).join(",") + '">Download the evidence bundle of the ' +
+      items.length + " lines on screen</a> (ZIP: each line's audio from the original, manifest.json; " +
+      "check it with <code>intercept verify --bundle</code>)";
+    anchor.parentNode.insertBefore(download, anchor.nextSibling);
+  }
+
+  var current = Math.max(0, items.findIndex(function (item) { return item.classList.contains("intercept-focus"); }));
+  function select(index) {
+    if (index < 0 || index >= items.length) return;
+    items[current].classList.remove("intercept-current");
+    current = index;
+    items[current].classList.add("intercept-current");
+    items[current].scrollIntoView({block: "nearest"});
+  }
+  select(current);
+
+  function leadInUrl(item) {
+    var link = item.querySelector("a.intercept-context");
+    return link ? link.href : null;
+  }
+  function play(item) {
+    var audio = item.querySelector("audio[data-line-id]");
+    if (!audio) return;
+    var url = leadInUrl(item);
+    if (url && audio.src !== url) audio.src = url;  // start from the lead-in the page offers
+    audio.currentTime = 0;
+    audio.play().catch(function (error) { status("cannot play line " + item.dataset.lineId + ": " + error); });
+  }
+
+  function judge(item, verdict) {
+    if (!settings.canWrite) { status("Log in to record verdicts."); return; }
+    var body = new URLSearchParams();
+    body.set("line_id", item.dataset.lineId);
+    body.set("verdict", verdict);
+    body.set("csrftoken", settings.csrftoken);
+    var note = item.querySelector('form.intercept-verdict input[name="note"]');
+    if (note && note.value) body.set("note", note.value);
+    status("line " + item.dataset.lineId + ": saving " + verdict.replace("_", " ") + "\u2026");
+    fetch(settings.verdictUrl, {method: "POST", body: body, credentials: "same-origin",
+                                headers: {"Accept": "application/json"}})
+      .then(function (response) {
+        if (!response.ok) return response.text().then(function (text) { throw new Error(text.trim()); });
+        return response.json();
+      })
+      .then(function (saved) {
+        item.classList.add("intercept-judged");
+        item.dataset.verdict = saved.verdict;
+        item.querySelectorAll(".intercept-verdict-current").forEach(function (shown) {
+          shown.textContent = saved.verdict.replace("_", " ");
+          shown.className = "intercept-verdict-current intercept-v-" + saved.verdict;
+        });
+        status("line " + saved.line_id + ": " + saved.verdict.replace("_", " ") + " (saved as " + saved.reviewer + ")");
+        select(current + 1);
+      })
+      .catch(function (error) { status("line " + item.dataset.lineId + ": not saved: " + error.message); });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(target.tagName))) return;
+    var item = items[current];
+    var key = event.key;
+    if (key === "j" || key === "ArrowDown") select(current + 1);
+    else if (key === "k" || key === "ArrowUp") select(current - 1);
+    else if (key === "p" || key === " ") play(item);
+    else if (VERDICT_KEYS[key]) judge(item, VERDICT_KEYS[key]);
+    else if (key === "n") {
+      for (var i = current + 1; i < items.length; i++) {
+        if (!items[i].dataset.verdict) { select(i); break; }
+      }
+    } else if (key === "x" && settings.contextUrl) window.location.href = settings.contextUrl + item.dataset.lineId;
+    else return;
+    event.preventDefault();
+  });
+});
