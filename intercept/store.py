@@ -1159,13 +1159,13 @@ class Store:
             [model, model_version],
         )
 
-    def unplaced_embeddings(self, model: str, model_version: str) -> list[dict]:
-        """Embedded transmissions (of this model version) that have no voice yet."""
+    def voice_embeddings(self, model: str, model_version: str) -> list[dict]:
+        """Every embedded transmission of this model version: transmission_id, embedding and
+        the transmission's voice_id (NULL when it has no voice yet)."""
         return self.rows(
-            "SELECT e.transmission_id, e.embedding FROM voice_embeddings e "
+            "SELECT e.transmission_id, e.embedding, t.voice_id FROM voice_embeddings e "
             "JOIN transmissions t ON t.id = e.transmission_id "
-            "WHERE e.status = 'ok' AND e.model = ? AND e.model_version = ? AND t.voice_id IS NULL "
-            "ORDER BY e.transmission_id",
+            "WHERE e.status = 'ok' AND e.model = ? AND e.model_version = ? ORDER BY e.transmission_id",
             [model, model_version],
         )
 
