@@ -221,7 +221,7 @@ def join_recordings(parts: Sequence[tuple[np.ndarray, Sequence[Transmission]]],
 def split_lines(joined: Joined, lines: Sequence, parts: int) -> list[list]:
     """The engine's lines over a joined array, given back to their recordings: per part, in
     recording time and with the recording's own transmission index, in recording order.
-    Word times, where a line carries them (``words``: [word, start, end, ...]), move too."""
+    Word times, where a line carries them (``Line.words``), move too."""
     from dataclasses import replace
 
     found: list[list] = [[] for _ in range(parts)]
@@ -230,9 +230,9 @@ def split_lines(joined: Joined, lines: Sequence, parts: int) -> list[list]:
         shift = origin.shift_s
         moved = replace(line, start=round(line.start - shift, 3), end=round(line.end - shift, 3),
                         transmission_idx=origin.transmission.idx)
-        words = getattr(line, "words", None)
-        if words:
-            moved.words = [[w[0], round(w[1] - shift, 3), round(w[2] - shift, 3), *w[3:]] for w in words]
+        if line.words:
+            moved.words = [replace(w, start=round(w.start - shift, 3), end=round(w.end - shift, 3))
+                           for w in line.words]
         found[origin.part].append(moved)
     for part_lines in found:
         part_lines.sort(key=lambda line: (line.start, line.transmission_idx))

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from intercept.packing import PackOptions, PoolOptions, RecordingPool, join_recordings, split_lines
-from intercept.types import Line, Transmission
+from intercept.types import Line, Transmission, Word
 
 RATE = 16000
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,11 +139,18 @@ def test_joined_transmissions_are_the_same_samples_and_times_come_back_exactly()
         there = joined.samples[int(round(vtx.start * RATE)) : int(round(vtx.end * RATE))]
         np.testing.assert_array_equal(there, alone)
         assert origin.shift_s * 1000 == pytest.approx(round(origin.shift_s * 1000), abs=1e-9)  # whole ms
-        lines.append(Line(round(vtx.start + 0.2345678, 3), round(vtx.end - 0.0004444, 3), "x", vtx.idx))
+        lines.append(Line(round(vtx.start + 0.2345678, 3), round(vtx.end - 0.0004444, 3), "x", vtx.idx,
+                          words=[Word("x", round(vtx.start + 0.25, 3), round(vtx.start + 0.3, 3), 0.5)]))
     back = split_lines(joined, lines, len(parts))
     for part, (samples, txs) in enumerate(parts):
         expected = [(round(tx.start + 0.2345678, 3), round(tx.end - 0.0004444, 3), tx.idx) for tx in txs]
         assert [(line.start, line.end, line.transmission_idx) for line in back[part]] == sorted(expected)
+        # The recogniser's word times move with their line, into the recording's own time.
+        by_idx = {tx.idx: tx for tx in txs}
+        for line in back[part]:
+            tx = by_idx[line.transmission_idx]
+            assert [(w.start, w.end, w.probability) for w in line.words] == [
+                (round(tx.start + 0.25, 3), round(tx.start + 0.3, 3), 0.5)]
 
 
 def test_the_pool_sends_whole_recordings_that_fill_a_window():
