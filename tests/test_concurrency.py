@@ -2,7 +2,8 @@
 the review UI meanwhile. Everything completes, nothing says "database is locked", and every
 row is there afterwards.
 
-Two variants: two real `intercept run` batches (the embedded model, one short sample each),
+Two variants: two real `intercept run` batches (the embedded model, one short sample each,
+without translation to keep them short),
 and a heavier one where two processes store many recordings as fast as they can.
 """
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -76,11 +76,14 @@ def _finish(processes: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
 def test_two_real_batches_and_a_reviewer_at_once(tmp_path, embedded_model_dir):
     db = tmp_path / "traffic.db"
     line_id = _seed(db)
+    # The shortest sample twice, the second copy with its last sample's lowest bit flipped:
+    # other content (SHA-256), so each batch stores a recording of its own.
+    audio = (SAMPLES / "short_call.wav").read_bytes()
     folders = []
-    for name in ("short_call.wav", "bird_or_fox.ogg"):
-        folder = tmp_path / Path(name).stem
+    for name, content in (("a", audio), ("b", audio[:-1] + bytes([audio[-1] ^ 1]))):
+        folder = tmp_path / name
         folder.mkdir()
-        shutil.copy(SAMPLES / name, folder / name)
+        (folder / "short_call.wav").write_bytes(content)
         folders.append(folder)
     processes = [
         subprocess.Popen([sys.executable, "-m", "intercept.cli", "run", str(folder), "--db", str(db), "--json",
