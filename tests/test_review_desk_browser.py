@@ -82,6 +82,7 @@ def test_marks_context_keyboard_verdicts_and_activity(server, browser, sample_st
     assert flags, "the sample batch flags bird_or_fox.ogg"
     queue = [row["line_id"] for row in store.query(
         "select line_id from flagged_lines where verdict is null order by score desc")]
+    browser.set_window_size(1280, 860)  # smaller screenshots for the docs
     log_in(browser, server, wait)
 
     # 1. Every flag's span is marked in the Farsi (or, for an English match, in the English).
