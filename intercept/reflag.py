@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .lexicon import Lexicon
-from .store import Store
+from .store import Store, line_evidence
 from .text import PersianNormalizer
 from .types import Line
 
@@ -71,4 +71,5 @@ def _line(row: dict, n: int) -> Line:
     return Line(start=row["start_s"], end=row["end_s"], text=row.get("text_fa_raw") or "",
                 transmission_idx=transmission_idx, avg_logprob=row.get("avg_logprob"),
                 no_speech_prob=row.get("no_speech_prob"), compression_ratio=row.get("compression_ratio"),
-                text_fa=row.get("text_fa") or "", text_en=row.get("text_en") or "", suspect=row.get("suspect"))
+                text_fa=row.get("text_fa") or "", text_en=row.get("text_en") or "", suspect=row.get("suspect"),
+                **line_evidence(row))

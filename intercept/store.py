@@ -352,10 +352,54 @@ def _line_review(db: sqlite_utils.Database) -> None:
     db.conn.executescript(LINE_REVIEW_SQL)
 
 
+@_migration("0005_flag_evidence")
+def _flag_evidence(db: sqlite_utils.Database) -> None:
+    """The recogniser's evidence per line and the pieces of a flag's score (all nullable:
+    NULL means unknown, never a made-up number). lines.words is a JSON list of
+    [word, start_s, end_s, probability]; lines.alternatives a JSON list of
+    [text, logprob, tokens] (the beam's N-best, best first; logprob the hypothesis'
+    log-probability, tokens what it was averaged over)."""
+    for table, columns in [
+        ("lines", {"confidence": float, "words": str, "alternatives": str}),
+        ("flags", {"match_score": float, "word_prob": float, "nbest_share": float, "prior": float,
+                   "hypothesis": str, "scorer_version": str}),
+    ]:
+        have = db[table].columns_dict
+        for name, kind in columns.items():
+            if name not in have:  # a crash between two columns leaves the rest to add
+                db[table].add_column(name, kind)
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 _KNOWN_MIGRATIONS = frozenset(_MIGRATION_NAMES)
+
+
+# Flag attributes stored as they are (None: unknown); the scorer fills them.
+_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "hypothesis", "scorer_version")
+
+
+def _json_or_none(items, row) -> Optional[str]:
+    """None stays NULL (the engine could not give it); a list, even empty, is JSON."""
+    if items is None:
+        return None
+    return json.dumps([row(item) for item in items], ensure_ascii=False)
+
+
+def line_evidence(row: dict) -> dict[str, Any]:
+    """A stored line's recogniser evidence back as Line fields (words, alternatives,
+    confidence); None where the row holds none (an old store, or an engine that gave none)."""
+    from .types import Hypothesis, Word
+
+    words = json.loads(row["words"]) if row.get("words") else None
+    alternatives = json.loads(row["alternatives"]) if row.get("alternatives") else None
+    return {
+        "words": None if words is None else [Word(w[0], w[1], w[2], w[3]) for w in words],
+        "alternatives": None if alternatives is None else [
+            Hypothesis(h[0], h[1] / h[2] if h[2] else h[1], h[2]) for h in alternatives],
+        "confidence": row.get("confidence"),
+    }
 
 
 class Store:
@@ -578,6 +622,10 @@ class Store:
                             "no_speech_prob": line.no_speech_prob,
                             "compression_ratio": line.compression_ratio,
                             "suspect": line.suspect,
+                            "confidence": line.confidence,
+                            "words": _json_or_none(line.words, lambda w: [w.text, w.start, w.end, w.probability]),
+                            "alternatives": _json_or_none(
+                                line.alternatives, lambda h: [h.text, round(h.logprob, 4), h.tokens]),
                             "engine": engine,
                             "model": model,
                             "translator": translator,
@@ -652,6 +700,7 @@ class Store:
                 "matched": f.matched,
                 "term": f.term,
                 "lexicon_version": lexicon_version,
+                **{name: getattr(f, name, None) for name in _FLAG_EVIDENCE},
             }
             for f in flags
         )
