@@ -376,7 +376,9 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
 
     Use it after editing a lexicon. Each recording's flags are replaced in one transaction
     and carry the new lexicon version (a content hash); the lexicon's terms are stored under
-    that version. Reviewer verdicts are kept as they are.
+    that version. Flags are scored again from the recogniser evidence stored with each line
+    (words, N-best), without re-recognising; lines stored without it are counted and scored with
+    it unknown. Reviewer verdicts are kept as they are.
 
     \b
       intercept match "..." --lexicon lexicons/        # try the edit on text first
@@ -411,6 +413,9 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
         click.echo("by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items())))
     if result.stale_text_lines:
         click.echo(f"{result.stale_text_lines} lines were normalised by an older normaliser (matched as stored)")
+    if result.lines_without_evidence:
+        click.echo(f"{result.lines_without_evidence} lines have no stored recogniser evidence (words, N-best): their "
+                   f"flags are scored with it unknown; re-recognise them (intercept run --force) to get it")
 
 
 @cli.command()
@@ -511,19 +516,26 @@ def models_convert(model, target, out_dir):
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl"]), default="csv", show_default=True,
               help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags.")
-@click.option("--flagged-only", is_flag=True, help="Only lines with at least one lexicon flag.")
+@click.option("--flagged-only", is_flag=True,
+              help="Exactly the review queue: lines with a flag scored at or above the default threshold "
+                   "(intercept.scoring.DEFAULT_THRESHOLD), each with those flags.")
+@click.option("--all-flags", is_flag=True,
+              help="With --flagged-only: also the flags (and lines) the threshold hides from the queue.")
 @click.option("--recording", "recording_id", type=int,
               help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write.  [default: standard output]")
-def export(db_path, fmt, flagged_only, recording_id, output):
+def export(db_path, fmt, flagged_only, all_flags, recording_id, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
     Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
-    English, recognition scores, suspect marks and flags.
+    English, recognition scores, suspect marks and flags (each with its score, the chance a
+    listener agrees, and the evidence behind it). Without --flagged-only every line and every
+    flag goes out.
 
     \b
-      intercept export traffic.db --format csv --flagged-only -o flagged.csv
+      intercept export traffic.db --format jsonl --flagged-only -o queue.jsonl
+      intercept export traffic.db --format csv --flagged-only --all-flags -o flagged.csv
       intercept export traffic.db --format srt --recording 3 -o night.srt
     """
     from .export import ExportError, ExportOptions
@@ -532,7 +544,7 @@ def export(db_path, fmt, flagged_only, recording_id, output):
 
     with Store(db_path) as store:
         try:
-            count = write_export(store, output or sys.stdout, ExportOptions(fmt, flagged_only, recording_id))
+            count = write_export(store, output or sys.stdout, ExportOptions(fmt, flagged_only, recording_id, all_flags))
         except ExportError as exc:
             _fail(str(exc))
     if output:

@@ -19,6 +19,7 @@ from .engines import load_engine
 from .guards import Guards
 from .lexicon import Lexicon, default_lexicon_path
 from .models import resolve_model
+from .scoring import default_scorer, score_flags
 from .segment import SegmentOptions, find_transmissions
 from .store import RecordingFacts, Store, StoreError
 from .text import PersianNormalizer
@@ -228,6 +229,7 @@ class Pipeline:
         )
         self.normalizer = PersianNormalizer()
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
+        self.scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
         self.guards = Guards(options.guards)
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
@@ -307,7 +309,7 @@ class Pipeline:
             line.text_fa = self.normalizer.normalize(line.text)
         self.translator.translate(lines, samples, audio.sample_rate)
         self.guards.mark(lines)
-        flags = self.lexicon.flag_lines(lines)
+        flags = score_flags(lines, self.lexicon.flag_lines(lines), self.lexicon, self.normalizer, self.scorer)
         return Analysis(
             facts,
             "done",

@@ -3,7 +3,10 @@
 Reads lines back through Store.iter_lines(), rebuilds the Line objects of each recording (so that
 co-occurrence patterns see a line's neighbouring transmissions, as in the first run), matches
 them with the given lexicon and swaps each recording's flags in one transaction with
-Store.replace_flags(). Reviewer verdicts are keyed by line and never touched; the lexicon's terms
+Store.replace_flags(). Flags are scored again (intercept.scoring) from the recogniser evidence
+stored with each line (words, N-best, confidence), never by re-recognising; a line stored without
+that evidence is scored with it unknown and counted, so the caller can say that only a new
+recognition run brings it. Reviewer verdicts are keyed by line and never touched; the lexicon's terms
 are saved under its version so every new flag's version is explained.
 """
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .lexicon import Lexicon
+from .scoring import FlagScorer, default_scorer, score_flags
 from .store import Store, line_evidence
 from .text import PersianNormalizer
 from .types import Line
@@ -39,13 +43,21 @@ class ReflagResult:
     # matched on the stored text all the same (flag spans index it), so this only warns that
     # the store's normalised text is older than the normaliser.
     stale_text_lines: int = 0
+    scorer_version: str = ""
+    # Lines stored without recogniser evidence (no words, no N-best: recognised before the
+    # evidence was kept, or by an engine that cannot give it): their flags are scored with that
+    # evidence unknown; only re-recognising them (intercept run --force) brings it.
+    lines_without_evidence: int = 0
 
 
 def reflag(store: Store, lexicon: Lexicon, normalizer: Optional[PersianNormalizer] = None,
-           recording_id: Optional[int] = None) -> ReflagResult:
+           recording_id: Optional[int] = None, scorer: Optional[FlagScorer] = None) -> ReflagResult:
     """Replace the flags of every stored line (or of one recording's lines) with what `lexicon`
-    finds now, one transaction per recording. Verdicts stay as they are."""
-    result = ReflagResult(lexicon_version=lexicon.version)
+    finds now, scored from the stored evidence, one transaction per recording. Verdicts stay as
+    they are."""
+    scorer = scorer or default_scorer()
+    result = ReflagResult(lexicon_version=lexicon.version, scorer_version=scorer.version)
+    scoring_normalizer = normalizer or PersianNormalizer()  # the N-best is raw text
     store.save_lexicon_terms(lexicon.version, lexicon.terms)
     rows = store.iter_lines(recording_id=recording_id)
     for _, recording_rows in itertools.groupby(rows, key=lambda row: row["recording_id"]):
@@ -53,7 +65,8 @@ def reflag(store: Store, lexicon: Lexicon, normalizer: Optional[PersianNormalize
         lines = [_line(row, n) for n, row in enumerate(recording_rows)]
         if normalizer is not None:
             result.stale_text_lines += sum(normalizer.normalize(line.text_fa) != line.text_fa for line in lines)
-        per_line = lexicon.flag_lines(lines)
+        per_line = score_flags(lines, lexicon.flag_lines(lines), lexicon, scoring_normalizer, scorer)
+        result.lines_without_evidence += sum(line.words is None and line.alternatives is None for line in lines)
         store.replace_flags(((row["id"], flags) for row, flags in zip(recording_rows, per_line)), lexicon.version)
         result.recordings += 1
         result.lines += len(lines)
