@@ -457,6 +457,8 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
 
     Use it after editing a lexicon. The post-recognition step runs again without translating:
     the Farsi is normalised again from the raw text, the suspect marks and the flags follow it.
+    Flags are scored again from the recogniser evidence stored with each line (words, N-best),
+    without re-recognising; lines stored without it are counted and scored with it unknown.
     Each recording's lines and flags are replaced in one transaction; flags carry the new
     lexicon version (a content hash), under which the lexicon's terms are stored. Reviewer
     verdicts are kept as they are.
@@ -498,6 +500,9 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     if result.suspect_changed:
         click.echo(f"{result.suspect_changed} lines' suspect marks changed")
 
+    if result.lines_without_evidence:
+        click.echo(f"{result.lines_without_evidence} lines have no stored recogniser evidence (words, N-best): their "
+                   f"flags are scored with it unknown; re-recognise them (intercept run --force) to get it")
 
 @cli.command("voices")
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -705,7 +710,11 @@ def models_convert(model, target, out_dir):
               show_default=True,
               help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags; "
                    "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest).")
-@click.option("--flagged-only", is_flag=True, help="Only lines with at least one lexicon flag.")
+@click.option("--flagged-only", is_flag=True,
+              help="Exactly the review queue: lines with a flag scored at or above the default threshold "
+                   "(intercept.scoring.DEFAULT_THRESHOLD), each with those flags.")
+@click.option("--all-flags", is_flag=True,
+              help="With --flagged-only: also the flags (and lines) the threshold hides from the queue.")
 @click.option("--confirmed-only", is_flag=True, help="Only lines whose latest verdict is 'confirmed'.")
 @click.option("--lead-in", "lead_in_s", type=click.FloatRange(0, 30), default=2.0, show_default=True,
               help="bundle: seconds of audio kept either side of each line.")
@@ -713,14 +722,17 @@ def models_convert(model, target, out_dir):
               help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write.  [default: standard output]")
-def export(db_path, fmt, flagged_only, confirmed_only, lead_in_s, recording_id, output):
+def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, recording_id, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
     Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
-    English, recognition scores, suspect marks and flags.
+    English, recognition scores, suspect marks and flags (each with its score, the chance a
+    listener agrees, and the evidence behind it). Without --flagged-only every line and every
+    flag goes out.
 
     \b
-      intercept export traffic.db --format csv --flagged-only -o flagged.csv
+      intercept export traffic.db --format jsonl --flagged-only -o queue.jsonl
+      intercept export traffic.db --format csv --flagged-only --all-flags -o flagged.csv
       intercept export traffic.db --format srt --recording 3 -o night.srt
     """
     from .export import ExportError, ExportOptions
@@ -733,7 +745,8 @@ def export(db_path, fmt, flagged_only, confirmed_only, lead_in_s, recording_id, 
     with _open_store(db_path, READ) as store:
         try:
             count = write_export(store, output or sys.stdout,
-                                 ExportOptions(fmt, flagged_only, recording_id, confirmed_only=confirmed_only))
+                                 ExportOptions(fmt, flagged_only, recording_id, all_flags=all_flags,
+                                               confirmed_only=confirmed_only))
         except ExportError as exc:
             _fail(str(exc))
     if output:

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 from .guards import GuardOptions, Guards
 from .lexicon import Lexicon
+from .scoring import FlagScorer, default_scorer, score_flags
 from .store import Store, line_evidence
 from .text import PersianNormalizer
 from .types import Flag, Line
@@ -31,10 +32,11 @@ class PostRecognition:
     that co-occurrence patterns see each line's neighbouring transmissions)."""
 
     def __init__(self, normalizer: PersianNormalizer, lexicon: Lexicon, translator=None,
-                 guard_options: Optional[GuardOptions] = None):
+                 guard_options: Optional[GuardOptions] = None, scorer: Optional[FlagScorer] = None):
         self.normalizer = normalizer
         self.lexicon = lexicon
         self.translator = translator
+        self.scorer = scorer or default_scorer()
         # The guards' phrase list is normalised like the lines it is compared with.
         self.guards = Guards(guard_options, normalize=normalizer.normalize)
 
@@ -57,10 +59,10 @@ class PostRecognition:
                 line.text_fa = self.normalizer.normalize(line.text)
 
     def score(self, lines: Sequence[Line], flags: list[list[Flag]]) -> list[list[Flag]]:
-        """Flag evidence: the one place where each flag's trust is set from its line, after
-        the lexicon. Today no scorer is built in (issue 14c adds it here), so each flag keeps
-        the lexicon's match score."""
-        return flags
+        """Flag evidence and trust: the one place where each flag's score is set from its line
+        (words, N-best, confidence) after the lexicon, and where `alternative` flags are found
+        in the N-best (intercept.scoring). Every flag the lexicon found is kept."""
+        return score_flags(lines, flags, self.lexicon, self.normalizer, self.scorer)
 
 
 @dataclass
@@ -79,6 +81,11 @@ class RederiveResult:
     renormalised_lines: int = 0
     suspect_changed: int = 0  # lines whose suspect marks changed
     translated_lines: int = 0
+    scorer_version: str = ""
+    # Lines stored without recogniser evidence (no words, no N-best: recognised before the
+    # evidence was kept, or by an engine that cannot give it): their flags are scored with that
+    # evidence unknown; only re-recognising them (intercept run --force) brings it.
+    lines_without_evidence: int = 0
 
 
 def line_from_row(row: dict, n: int) -> Line:
@@ -112,7 +119,7 @@ def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = 
 
     A translator that needs audio (Whisper's translate task) gets each recording decoded
     again from its stored path (radio-cleaned only with `clean_radio`, as `run --clean`)."""
-    result = RederiveResult(lexicon_version=post.lexicon.version)
+    result = RederiveResult(lexicon_version=post.lexicon.version, scorer_version=post.scorer.version)
     store.save_lexicon_terms(post.lexicon.version, post.lexicon.terms)
     translator = post.translator if translate else None
     needs_audio = translator is not None and getattr(translator, "needs_audio", False)
@@ -134,6 +141,7 @@ def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = 
         result.renormalised_lines += sum(line.text_fa != old for line, old in zip(lines, stored_fa))
         result.suspect_changed += sum(line.suspect != row.get("suspect") for line, row in zip(lines, recording_rows))
         result.translated_lines += len(lines) if translator is not None else 0
+        result.lines_without_evidence += sum(line.words is None and line.alternatives is None for line in lines)
         result.flags_before += sum(len(row["flags"]) for row in recording_rows)
         result.flags_after += sum(len(flags) for flags in per_line)
         result.flagged_lines += sum(bool(flags) for flags in per_line)

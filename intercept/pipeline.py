@@ -25,6 +25,7 @@ from .models import resolve_model
 from .derive import PostRecognition
 from .packing import PackOptions, RecordingPool, join_recordings, split_lines
 from .recorded_at import recorded_at_for
+from .scoring import default_scorer
 from .segment import SegmentOptions, find_transmissions, load_detector
 from .store import CREATE, READ, RecordingFacts, Store, StoreError
 from .text import PersianNormalizer
@@ -253,7 +254,9 @@ class Pipeline:
         )
         self.normalizer = PersianNormalizer()
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
-        self.post = PostRecognition(self.normalizer, self.lexicon, self.translator, options.guards)
+        self.scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
+        self.post = PostRecognition(self.normalizer, self.lexicon, self.translator, options.guards,
+                                    scorer=self.scorer)
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
         load_detector(self.segment_options)  # now, so that its load is counted here, not in the first file

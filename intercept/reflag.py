@@ -2,7 +2,10 @@
 
 The post-recognition step (intercept.derive) runs again over each recording's stored lines,
 without translating: the Farsi is normalised again from the raw text, the guards mark the
-lines again and the lexicon flags them; each recording's lines and flags are written in one
+lines again, the lexicon flags them and the flags are scored again (intercept.scoring)
+from the recogniser evidence stored with each line (words, N-best, confidence), never by
+re-recognising; lines stored without that evidence are counted, since only a new recognition
+run brings it; each recording's lines and flags are written in one
 transaction. Reviewer verdicts are keyed by line and never touched; the lexicon's terms are
 saved under its version so every new flag's version is explained.
 """
@@ -12,6 +15,7 @@ from typing import Optional
 
 from .derive import PostRecognition, RederiveResult, rederive
 from .lexicon import Lexicon
+from .scoring import FlagScorer
 from .store import Store
 from .text import PersianNormalizer
 
@@ -19,7 +23,9 @@ ReflagResult = RederiveResult
 
 
 def reflag(store: Store, lexicon: Lexicon, normalizer: Optional[PersianNormalizer] = None,
-           recording_id: Optional[int] = None) -> ReflagResult:
+           recording_id: Optional[int] = None, scorer: Optional[FlagScorer] = None) -> ReflagResult:
     """Replace the flags of every stored line (or of one recording's lines) with what `lexicon`
-    finds now, one transaction per recording. Verdicts stay as they are."""
-    return rederive(store, PostRecognition(normalizer or PersianNormalizer(), lexicon), recording_id)
+    finds now, scored from the stored evidence, one transaction per recording. Verdicts stay as
+    they are."""
+    post = PostRecognition(normalizer or PersianNormalizer(), lexicon, scorer=scorer)
+    return rederive(store, post, recording_id)

@@ -89,15 +89,16 @@ class Flag:
     matched: str
     severity: str = "medium"
     term: str = ""  # the lexicon form that matched
+    # How likely the matched form means the concept at all, before any recogniser evidence
+    # (intercept.lexicon: lower for a form one sound-alike letter from a much commoner word,
+    # or a verb form shared with another common verb), and why; None when not given. Right
+    # after term: the lexicon passes them by position.
+    prior: Optional[float] = None
+    prior_reason: Optional[str] = None
     # Evidence behind the flag (filled by the scorer; None: unknown). score above is what the
     # review queue sorts by; match_score keeps the text-match score it was computed from.
     match_score: Optional[float] = None
     word_prob: Optional[float] = None
     nbest_share: Optional[float] = None
-    # How likely the matched form means the concept at all, before any recogniser evidence
-    # (intercept.lexicon: lower for a form one sound-alike letter from a much commoner word,
-    # or a verb form shared with another common verb), and why; None when not given.
-    prior: Optional[float] = None
-    prior_reason: Optional[str] = None
     hypothesis: Optional[str] = None  # kind "alternative": the hypothesis text span indexes into
     scorer_version: Optional[str] = None

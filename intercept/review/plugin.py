@@ -34,6 +34,7 @@ from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
 from intercept.audio import AudioError, extract_clip
+from intercept.scoring import DEFAULT_THRESHOLD
 from intercept.store import VERDICTS, is_store_connection, write_verdict
 
 PLUGIN_NAME = "intercept"
@@ -283,13 +284,17 @@ def register_routes(datasette):
 
 
 async def start_page(request, datasette):
-    """The flagged lines nobody has judged yet, highest score first."""
+    """The review queue: flagged lines nobody has judged yet whose best flag scores at least the
+    default threshold, highest score first."""
     database = await store_database(datasette)
     if database is None:
         return Response.text("No intercept store is open in this Datasette.", status=404)
     url = datasette.urls.table(database.name, "flagged_lines")
-    # reviewer and verdict_at are empty on lines nobody has judged: leave them out.
-    query = [("verdict__isnull", "1"), ("_sort_desc", "score"), ("_nocol", "reviewer"), ("_nocol", "verdict_at")]
+    # reviewer and verdict_at are empty on lines nobody has judged: leave them out. The queue
+    # hides lines whose best flag scores under the default threshold (removing that filter
+    # shows them: nothing is deleted).
+    query = [("verdict__isnull", "1"), ("score__gte", str(DEFAULT_THRESHOLD)), ("_sort_desc", "score"),
+             ("_nocol", "reviewer"), ("_nocol", "verdict_at")]
     return Response.redirect(url + "?" + urlencode(query))
 
 
