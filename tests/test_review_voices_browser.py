@@ -2,28 +2,21 @@
 line gets a link to its voice ("other transmissions of this voice"), filled in by voices.js."""
 from __future__ import annotations
 
-import numpy as np
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from intercept.review import ReviewOptions, hash_password, make_datasette
 from intercept.store import Store
-from intercept.voices import group_voices, to_bytes
-from test_review import PASSWORD, RECORDING_S, REVIEWER, build_store, write_wav
+from test_review import PASSWORD, REVIEWER
 from test_review_browser import browser, pytestmark, serving  # noqa: F401 (fixture and skip mark)
+from test_review_voices import store  # noqa: F401 (fixture: two voices in two recordings)
 
 
-def test_flagged_lines_link_to_their_voice(tmp_path, browser):  # noqa: F811
-    recording = tmp_path / "radio.wav"
-    write_wav(recording, RECORDING_S)
-    db_path = tmp_path / "store.db"
-    build_store(db_path, recording)
-    with Store(db_path) as store:
-        for recording_id, direction in ((1, 0), (2, 1)):
-            store.save_voice_prints(recording_id, {0: ("ok", 2.0, to_bytes(np.eye(256)[direction]))}, "test", "1")
-        group_voices(store, "test", "1", threshold=0.8)
-        store.name_voice(store.voices_of_lines([1])[1]["voice_id"], "operator A", REVIEWER)
-        voice_of_line_4 = store.voices_of_lines([4])[4]["voice_id"]
+def test_flagged_lines_link_to_their_voice(store, browser):  # noqa: F811
+    db_path = store
+    with Store(db_path) as opened:
+        opened.name_voice(opened.voices_of_lines([1])[1]["voice_id"], "operator A", REVIEWER)
+        voice_of_line_4 = opened.voices_of_lines([4])[4]["voice_id"]
     datasette = make_datasette(
         db_path, ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="voices-test"))
     with serving(datasette) as address:
