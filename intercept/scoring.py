@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from .lexicon import KNOWN_WORD_MIN_FREQUENCY
 from .types import Flag, Line
 
 # A calibrated score below one half says a listener would more likely reject the flag than
@@ -242,7 +243,7 @@ class _FormFacts:
     """Facts about a matched form computed from the text alone (cached per surface)."""
 
     def __init__(self, normalizer):
-        self._common = normalizer.known_words(50) if normalizer is not None else frozenset()
+        self._common = normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY) if normalizer is not None else frozenset()
         self._cache: dict[str, tuple[bool, bool]] = {}
 
     def __call__(self, matched: str) -> tuple[bool, bool]:
@@ -288,9 +289,17 @@ def _line_candidates(line: Line, flags: list[Flag], lexicon, normalizer, alterna
                             confidence=confidence)
         return Candidate(replace(flag, kind=kind) if kind != flag.kind else flag, evidence, hypothesis)
 
+    def share(flag: Flag) -> Optional[float]:
+        if nbest is None:
+            return None
+        value = nbest.share(flag.concept)
+        # A co-occurrence pattern joins flags across lines, which no single hypothesis can
+        # hold: its share is unknown, not zero.
+        return None if value == 0.0 and flag.kind == "pattern" else value
+
     farsi = [f for f in flags if f.kind != "english"]
-    result = [candidate(f, f.kind, span_word_prob(words, owners, f.span_start, f.span_end),
-                        nbest.share(f.concept) if nbest else None) for f in farsi]
+    result = [candidate(f, f.kind, span_word_prob(words, owners, f.span_start, f.span_end), share(f))
+              for f in farsi]
     if alternatives and nbest and len(nbest.texts) > 1:
         on_line = {f.concept for f in farsi}
         best: dict[str, tuple[Flag, str]] = {}

@@ -142,7 +142,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool = False) -> None:
                                                                          int(keyed.end * WORK_RATE)], keyed)
             out.write(json.dumps({"source": clip.source, "split": clip.split, "speaker": clip.speaker,
                                   "reference": clip.reference, "duration_s": clip.duration_s,
-                                  "evidence_from": source, "lines": rows}, ensure_ascii=False) + "\n")
+                                  "evidence_from": source, "radio": radio, "lines": rows}, ensure_ascii=False) + "\n")
             out.flush()
             print(clip.split, clip.source, source, " / ".join(row["text"] for row in rows), file=sys.stderr)
 
@@ -351,6 +351,12 @@ def fit_on(data: dict, ablate=(), alternatives=True, command=""):
     return fit(rows, agreed, version="", fitted_on="", command=command)
 
 
+def _how_heard(rows: list[dict]) -> str:
+    radio = {bool(r.get("radio")) for r in rows}
+    return {frozenset({True}): "through the radio channel", frozenset({False}): "as recorded"}.get(
+        frozenset(radio), "some through the radio channel")
+
+
 class _MatchScoreOnly:
     """The score before this work: the text-match score alone."""
 
@@ -360,7 +366,8 @@ class _MatchScoreOnly:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("transcribe", "report", "list"))
+    parser.add_argument("action", choices=("transcribe", "report", "list", "check-engine"))
+    parser.add_argument("--clips", type=int, default=20, help="check-engine: how many dev clips")
     parser.add_argument("--cache", type=Path, default=CACHE, help="folder of the recogniser-output caches")
     parser.add_argument("--split", choices=("dev", "held-out", "both"), default="both",
                         help="transcribe: which part (dev first gives a fit sooner)")
@@ -390,7 +397,55 @@ def main(argv: Optional[list[str]] = None) -> int:
             if part:
                 transcribe(part, cache_file(args.cache, split, f"{shard}of{shards}"), args.radio)
         return 0
+    if args.action == "check-engine":
+        return check_engine(args, normalizer)
     return report(args, normalizer)
+
+
+def _dev_lexicon(rows: list[dict], normalizer):
+    from intercept.lexicon import Lexicon, default_lexicon_path
+
+    shipped_forms = {t.form.replace("\u200c", "") for t in Lexicon.load(default_lexicon_path(),
+                                                                         normalizer=normalizer).terms}
+    words = stand_in_words([r["reference"] for r in rows], normalizer, shipped_forms)
+    return build_lexicon(words, Path(tempfile.mkdtemp(prefix="eval_flags_")), normalizer, "dev"), words
+
+
+def check_engine(args, normalizer) -> int:
+    """How far the cached recogniser outputs are from what the product's engine gives now:
+    the first --clips dev clips through engine.transcribe (TranscribeOptions defaults, the
+    evidence it keeps), compared on text and on the concepts flagged and queued."""
+    from intercept.audio import decode
+    from intercept.engines import TranscribeOptions, load_engine
+    from intercept.models import embedded_model_dir
+    from intercept.scoring import DEFAULT_THRESHOLD, default_scorer, flag_evidence
+    from intercept.types import Transmission
+
+    rows = read_caches(args.cache, "dev")
+    lexicon, _ = _dev_lexicon(rows, normalizer)
+    scorer = default_scorer()
+    engine = load_engine("faster-whisper", str(embedded_model_dir()), "base", TranscribeOptions())
+    same_text = same_flagged = same_queued = 0
+    checked = rows[: args.clips]
+    for row in checked:
+        corpus, _, rest = row["source"].partition("/")
+        audio = decode(str((CV if corpus == "cv_fa" else VIRGOOL) / rest))
+        product = dict(row, lines=[_line_json(line) for line in engine.transcribe(
+            audio.samples, [Transmission(0, 0.0, audio.duration)], audio.sample_rate)])
+        found = []
+        for version in (row, product):
+            lines = cached_lines(version, normalizer)
+            candidates = [c for line in flag_evidence(lines, lexicon.flag_lines(lines), lexicon, normalizer)
+                          for c in line]
+            found.append(({c.flag.concept for c in candidates},
+                          {c.flag.concept for c in candidates if scorer.score(c.evidence) >= DEFAULT_THRESHOLD},
+                          normalizer.normalize(" ".join(line["text"] for line in version["lines"]))))
+        same_flagged += found[0][0] == found[1][0]
+        same_queued += found[0][1] == found[1][1]
+        same_text += found[0][2] == found[1][2]
+    print(f"{len(checked)} dev clips, cached ({rows[0]['evidence_from'] if rows else '-'}) against the engine now: "
+          f"same text {same_text}, same flagged concepts {same_flagged}, same queued concepts {same_queued}")
+    return 0
 
 
 def report(args, normalizer) -> int:
@@ -417,7 +472,7 @@ def report(args, normalizer) -> int:
         scorer = FlagScorer(version=args.version or "dev-" + hashlib.sha1(json.dumps(
             dev_fit.to_dict(), sort_keys=True).encode()).hexdigest()[:8], bias=dev_fit.bias, weights=dev_fit.weights,
             fitted_on=(f"scripts/eval_flags_real.py dev part: {dev_clips} real clips ({minutes['dev']:.1f} min; "
-                       f"cv_fa speaker {DEV_SPEAKER} + fa_virgool) through the radio channel, embedded Whisper base; "
+                       f"cv_fa speaker {DEV_SPEAKER} + fa_virgool) {_how_heard(rows)}, embedded Whisper base; "
                        f"lexicon = shipped + {len(words['dev'])} stand-in words from the dev references"),
             command=command)
         DEFAULT_SCORER_PATH.parent.mkdir(parents=True, exist_ok=True)
