@@ -14,7 +14,7 @@ from test_review import FARSI_LINE, PASSWORD, RECORDING_S, REVIEWER, build_store
 
 from intercept.reliability import WEAK_CONFIDENCE, english_reliability, line_confidence
 from intercept.review import ReviewOptions, hash_password, make_datasette
-from intercept.review.desk import marked_html
+from intercept.review.desk import describe_line, flags_html, marked_html, trust_html
 from intercept.store import Store
 
 ENGLISH = "tonight let's go see whether it is a bird or a fox"
@@ -34,15 +34,15 @@ def desk_store(tmp_path, evidence: bool = False):
     db["flags"].update(10, {"span_start": fox, "span_end": fox + 5})
     db["flags"].update(11, {"span_start": bird, "span_end": bird + 5})
     db["flags"].update(12, {"span_start": 0, "span_end": 5})
+    # The flag-evidence columns (migration 0005_flag_evidence) where this branch's store lacks them.
+    for table, column, kind in [("flags", "match_score", float), ("flags", "word_prob", float),
+                                ("flags", "nbest_share", float), ("flags", "prior", float),
+                                ("flags", "hypothesis", str), ("lines", "confidence", float)]:
+        if column not in db[table].columns_dict:
+            db[table].add_column(column, kind)
     if evidence:
-        for column in ("match_score", "word_prob", "nbest_share", "prior"):
-            db["flags"].add_column(column, float)
-        db["flags"].add_column("hypothesis", str)
-        db["lines"].add_column("confidence", float)
         db["flags"].update(10, {"score": 0.81, "match_score": 1.0, "word_prob": 0.62, "nbest_share": 0.4})
         db["lines"].update(1, {"confidence": 0.2})  # weak: its English is unreliable
-    else:
-        db["flags"].add_column("hypothesis", str)
     english_start = ENGLISH.index("fox")
     db["flags"].insert_all([
         {"id": 14, "line_id": 1, "concept": "fox", "category": "animal-code", "severity": "high", "kind": "english",
@@ -108,16 +108,27 @@ def test_flagged_words_marked_in_farsi_english_and_alternative(tmp_path):
 # ---------------------------------------------------------------- trust
 
 
-def test_trust_unknown_before_flag_evidence_and_confidence_from_logprob(tmp_path):
+def test_trust_unknown_before_flag_evidence_and_confidence_from_logprob():
+    """A store from before the flag-evidence migration: flags.score is the text match, trust
+    unknown; the line's confidence comes from avg_logprob."""
+    line = {"id": 1, "text_fa": "روباه", "text_en": "fox", "avg_logprob": -0.3}
+    flag = {"id": 10, "concept": "fox", "category": "animal", "kind": "exact", "score": 1.0,
+            "span_start": 0, "span_end": 5}
+    described = describe_line(line, [flag], has_trust=False)
+    assert f"{math.exp(-0.3):.2f} (exp(avg_logprob))" in str(trust_html(described))
+    assert "match score 1.00 · trust unknown · word probability unknown · n-best share unknown" in \
+        str(flags_html(described))
+    assert described["reliability"] == "reliable"
+    bare = describe_line({"id": 2, "text_fa": "", "text_en": "hello"}, [], has_trust=False)
+    assert "unknown" in str(trust_html(bare)) and bare["reliability"] == "unknown"
+
+
+def test_guard_marked_english_is_muted_and_labelled(tmp_path):
     ds = datasette_for(desk_store(tmp_path))
-    line = get(ds, "/-/intercept/lines.json?ids=1,3").json()
-    assert f"{math.exp(-0.3):.2f} (exp(avg_logprob))" in line["1"]["trust"]
-    assert "match score 1.00 · trust unknown · word probability unknown · n-best share unknown" in line["1"]["flags"]
-    assert line["1"]["reliability"] == "reliable"
-    # Line 3 was marked by a guard: its English is muted and labelled.
-    assert line["3"]["reliability"] == "unreliable"
-    assert "intercept-en-unreliable" in line["3"]["en"] and ">unreliable</span>" in line["3"]["en"]
-    assert "repetition" in line["3"]["en"]
+    line = get(ds, "/-/intercept/lines.json?ids=3").json()["3"]
+    assert line["reliability"] == "unreliable"
+    assert "intercept-en-unreliable" in line["en"] and ">unreliable</span>" in line["en"]
+    assert "repetition" in line["en"]
 
 
 def test_trust_from_flag_evidence_and_line_confidence(tmp_path):
