@@ -151,7 +151,9 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
 
     PATHS are files or folders. Folders are walked for audio files (wav, mp3, ogg, opus,
     flac, m4a, amr, ...); a file named directly is always tried. Anything ffmpeg can read
-    works.
+    works. Recordings shorter than 25 s (scanner recorders write one file per transmission)
+    are recognised several at a time, sharing Whisper's windows; each is still stored on its
+    own ([pool] in a --config file sets this).
 
     A recording whose content (SHA-256) is already stored is skipped unless --force. A file
     that cannot be read or decoded is stored as failed with the reason, and the batch goes

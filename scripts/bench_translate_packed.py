@@ -10,8 +10,8 @@ Prints wall time of each, how many lines the packed English could be split back 
 lines got no English, and how close the packed English is to the per-line English (word error
 rate of one against the other; no English reference exists for these clips).
 
-A prototype: it drives faster-whisper's model directly (the engines' interface has no packed
-translate call yet), so it measures whether the engine should get one.
+A prototype: it drives the engines' shared Decoder (intercept/engines/core.py) directly (the
+Engine interface has no packed translate call), so it measures whether it should get one.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     from intercept.audio import decode
     from intercept.config import RunOptions
     from intercept.engines import load_engine
+    from intercept.engines.core import Decoder
     from intercept.evaluate import ErrorRateScorer
     from intercept.models import resolve_model
     from intercept.packing import PackOptions, assign_spans, join_recordings, pack_samples, plan_packs
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     options = RunOptions(translator="whisper")
     options.transcribe.cpu_threads = args.threads
     engine = load_engine("faster-whisper", str(resolve_model("base").path), "base", options.transcribe)
+    decoder = Decoder(engine, engine.options, engine.pack_options)  # the engines' shared decoding policy
     translator = WhisperTranslator(engine)
 
     recordings = []  # (samples, lines)
@@ -83,9 +85,8 @@ def main(argv=None) -> int:
     for pack in plan_packs(joined.transmissions, pack_options):
         windows += 1
         window = pack_samples(joined.samples, pack, 16000)
-        segments, _ = engine.model.transcribe(window, **engine._settings(
-            "translate", engine._max_new_tokens(pack.speech_s, len(pack.placements), "translate")))
-        segments = list(segments)
+        segments = decoder.decode(window, "translate",
+                                  decoder.max_new_tokens(pack.speech_s, len(pack.placements), "translate")).segments
         owners = assign_spans(pack, [(seg.start, seg.end) for seg in segments], pack_options)
         redo = set()
         for seg, owner in zip(segments, owners):
