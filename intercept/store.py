@@ -645,6 +645,8 @@ def migrate_store(path: str | Path, warn: Optional[Callable[[str], None]] = None
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: no such store")
+    if inspect_store(path).empty:  # migrate never makes a new store out of an empty file
+        raise StoreError(f"{path}: not an intercept store (an empty file)")
     with Store(path, CREATE, warn=warn) as store:
         return store.backup_path
 

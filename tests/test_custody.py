@@ -275,6 +275,11 @@ def test_migrate_copies_the_store_aside_then_migrates_it(tmp_path):
 
 
 def test_migrate_refuses_what_is_not_a_store(tmp_path, request):
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(StoreError, match="empty.db: not an intercept store"):
+        migrate_store(empty)
+    assert empty.read_bytes() == b""
     for make in REFUSED:
         folder = tmp_path / make.__name__
         folder.mkdir()
