@@ -3,8 +3,8 @@
 writes on the CPU.
 
 For every engine (faster-whisper, openai-whisper, transformers), the same model transcribes
-the transmissions of audio_samples/ (15 synthetic, 6 of real speech; cut at the manifest's times) with intercept's default
-options, once on the CPU in float32 and then on CUDA in each compute type asked for. It
+the 15 transmissions of audio_samples/' synthetic recordings (cut at the manifest's times) with
+intercept's default options, once on the CPU in float32 and then on CUDA in each compute type asked for. It
 prints load and transcription time per run, the GPU's speed-up, and the character error rate
 between the GPU's text and the CPU's (letters only). An engine that cannot use the GPU prints
 intercept's one-line reason. Exit status 0 only when every engine ran on CUDA and agreed with
@@ -40,25 +40,32 @@ SAMPLE_RATE = 16000
 PAD_S = 0.3  # around the manifest's times, as scripts/bench_decode_options.py cuts them
 
 
+def synthetic_recordings() -> dict[str, dict]:
+    """The espeak-ng recordings of the samples' manifest (the real-speech ones would add
+    decoding time to this check and nothing it measures)."""
+    manifest = json.loads((ROOT / "audio_samples" / "manifest.json").read_text(encoding="utf-8"))
+    return {name: info for name, info in manifest["recordings"].items()
+            if info.get("speech", "espeak-ng") == "espeak-ng"}
+
+
 def save_samples(path: Path) -> None:
     from intercept.audio import decode
 
-    manifest = json.loads((ROOT / "audio_samples" / "manifest.json").read_text(encoding="utf-8"))
     arrays = {}
-    for name in sorted(manifest["recordings"]):
+    for name in sorted(synthetic_recordings()):
         samples = decode(str(ROOT / "audio_samples" / name)).samples
         arrays[name] = np.round(np.clip(samples, -1, 1) * 32767).astype(np.int16)  # half the size
     np.savez_compressed(path, **arrays)
 
 
 def load_recordings(npz: Path | None) -> list[tuple[str, np.ndarray, list]]:
-    """[(name, samples, transmissions)] of audio_samples/, transmissions at the manifest's times."""
+    """[(name, samples, transmissions)] of audio_samples/' synthetic recordings, transmissions at
+    the manifest's times."""
     from intercept.types import Transmission
 
-    manifest = json.loads((ROOT / "audio_samples" / "manifest.json").read_text(encoding="utf-8"))
     stored = np.load(npz) if npz else None
     recordings = []
-    for name, info in sorted(manifest["recordings"].items()):
+    for name, info in sorted(synthetic_recordings().items()):
         if stored is not None:
             samples = stored[name].astype(np.float32) / 32767
         else:
