@@ -60,8 +60,9 @@ FUZZY_MAX_WINDOW_TOKENS = 3
 FUZZY_WHOLE_WORD_LENGTH = 4  # a word split by the recogniser into up to 3 pieces
 
 # Priors: how likely a matched form means its concept at all, before any recogniser evidence.
-# Hand-set levels, not fitted: the calibrated score (intercept.scoring) weighs them; an analyst
-# sees the reason on every flag (`intercept match`) and overrides it per concept (lexicons/README.md).
+# Hand-set levels, not fitted: evidence for the flag's trust score to weigh, never a filter; an
+# analyst sees the reason on every flag (`intercept match`) and overrides it per concept
+# (lexicons/README.md).
 PRIOR_PLAIN = 1.0
 PRIOR_AMBIGUOUS = 0.25  # a likely mis-hearing of a commoner word, or a form another common verb shares
 # A form is a likely mis-hearing when changing one letter for a sound-alike one makes a word this
@@ -577,8 +578,8 @@ class Lexicon:
                 spaced = [s + " " + x for s, x in _inflect(form)
                           if concept.inflect and (len(x) >= _SPACED_SUFFIX_MIN_LENGTH or x == "ی")]
                 # Colloquial forms (گرگا, پرندس, روباهرو) can spell another word (مین + ا is مینا,
-                # a name, and مینای "enamel of"): one that is a real word, or a real word with a
-                # suffix, is left out.
+                # a name, and مینای "enamel of"): one that is a real word, or built on a plural ـا
+                # that is one, is left out.
                 colloquial = [_join(s, x) for s, x in _colloquial(form) if concept.inflect and not (
                     self._is_word(_key(s + x)) or x.startswith("ا") and self._is_word(_key(s + "ا")))]
                 prior = self._form_priors[(concept.id, form)]

@@ -381,23 +381,23 @@ def main(argv=None) -> int:
         "recordings": {},
     }
     with tempfile.TemporaryDirectory() as workdir:
-        for recording in RECORDINGS:
-            signal, transmissions = build(recording, rng, workdir)
+        def make(recording: Recording, generator: np.random.Generator) -> None:
+            signal, transmissions = build(recording, generator, workdir, args.clips)
             file_name = f"{recording.name}.{recording.extension}"
             write_audio(signal, recording, os.path.join(args.out, file_name), workdir)
             manifest["recordings"][file_name] = manifest_entry(recording, signal, transmissions)
-            print(f"{file_name}: {signal.size / WORK_RATE:.1f} s, {len(transmissions)} transmissions")
+            print(f"{file_name}: {signal.size / WORK_RATE:.1f} s, {len(transmissions)} transmissions "
+                  f"({recording.speech})")
+
+        for recording in RECORDINGS:
+            make(recording, rng)
         if os.path.isfile(os.path.join(args.clips, "metadata.tsv")):
             transcripts = clip_transcripts(args.clips)
             real_rng = np.random.default_rng([args.seed, 1])
             for recording in REAL_RECORDINGS:
                 for utterance in recording.utterances:
                     utterance.text_fa = transcripts[utterance.clip]
-                signal, transmissions = build(recording, real_rng, workdir, args.clips)
-                file_name = f"{recording.name}.{recording.extension}"
-                write_audio(signal, recording, os.path.join(args.out, file_name), workdir)
-                manifest["recordings"][file_name] = manifest_entry(recording, signal, transmissions)
-                print(f"{file_name}: {signal.size / WORK_RATE:.1f} s, {len(transmissions)} transmissions (real speech)")
+                make(recording, real_rng)
         else:
             for recording in REAL_RECORDINGS:
                 file_name = f"{recording.name}.{recording.extension}"
