@@ -18,8 +18,43 @@ lexicon_option = click.option(
 )
 
 
+# Shared by run --voices and voices.
+voice_threshold_option = click.option(
+    "--voice-threshold", type=click.FloatRange(0, 1), default=None, metavar="COSINE",
+    help="Cosine similarity a transmission needs to join a voice.  [default: DEFAULT_THRESHOLD in "
+         "intercept/voices.py, chosen on real speech: docs/voices.md]",
+)
+
+
+def _require_voices() -> None:
+    """One line and exit 2 when the optional voices extra is missing, before any work."""
+    from .voices import VoicesUnavailable, require
+
+    try:
+        require()
+    except VoicesUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
+
+
+def _warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _open_store(db_path: Path, mode: str):
+    """The store at db_path opened in `mode` (intercept.store: read, write); a file that is
+    not a store of this intercept's schema is one line and exit 2, untouched."""
+    from .store import Store, StoreError
+
+    try:
+        return Store(db_path, mode)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -103,16 +138,22 @@ def cli():
               help="CPUs (and recognition threads) per Ray worker.  [default: 1]")
 @click.option("--gpus-per-worker", type=click.FloatRange(0), default=None,
               help="GPUs per Ray worker; use with --device cuda.  [default: 0]")
+@click.option("--voices", is_flag=True, default=None,
+              help="Embed each transmission's voice and group the store's transmissions into voices "
+                   "(needs the extra 'voices'; docs/voices.md).")
+@voice_threshold_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
 def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, mt_device, lexicons, segment_method, clean, beam_size,
         compute_type, device, threads, config_path, recorded_at, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
-        as_json, no_progress):
+        voices, voice_threshold, as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
 
     PATHS are files or folders. Folders are walked for audio files (wav, mp3, ogg, opus,
     flac, m4a, amr, ...); a file named directly is always tried. Anything ffmpeg can read
-    works.
+    works. Recordings shorter than 25 s (scanner recorders write one file per transmission)
+    are recognised several at a time, sharing Whisper's windows; each is still stored on its
+    own ([pool] in a --config file sets this).
 
     A recording whose content (SHA-256) is already stored is skipped unless --force. A file
     that cannot be read or decoded is stored as failed with the reason, and the batch goes
@@ -165,6 +206,12 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
             options.recorded_at = parse_iso(recorded_at)
         except RecordedAtError as exc:
             raise click.BadParameter(str(exc), param_hint="--recorded-at")
+    if voices:
+        options.voices = True
+    if voice_threshold is not None:
+        options.voice_threshold = voice_threshold
+    if options.voices:
+        _require_voices()
     t = options.transcribe
     if language is not None:
         t.language = None if language == "auto" else language
@@ -181,14 +228,14 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
         raise click.UsageError("--workers, --cpus-per-worker and --gpus-per-worker need --ray")
     try:
         if ray_address is None:
-            summary = run_batch(paths, db_path, options, progress=not no_progress)
+            summary = run_batch(paths, db_path, options, progress=not no_progress, warn=_warn)
         else:
             ray_options = RayOptions(address=None if ray_address == "local" else ray_address, workers=workers)
             if cpus_per_worker is not None:
                 ray_options.cpus_per_worker = cpus_per_worker
             if gpus_per_worker is not None:
                 ray_options.gpus_per_worker = gpus_per_worker
-            summary = run_batch_ray(paths, db_path, options, ray_options, progress=not no_progress)
+            summary = run_batch_ray(paths, db_path, options, ray_options, progress=not no_progress, warn=_warn)
     except (ModelError, LexiconError, StoreError, MTModelError, DistributedError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -213,10 +260,16 @@ def _print_summary(summary, db_path: Path) -> None:
     click.echo(
         f"wall time {summary.wall_s:.1f} s"
         + (f", real-time factor {rtf:.2f} ({1 / rtf:.1f}x real time)" if rtf else "")
+        + f"; models loaded once in {summary.load_s:.1f} s before that"
     )
     if getattr(summary, "workers", 0):
         click.echo(f"{summary.workers} Ray workers; {summary.worker_deaths} worker deaths, "
                    f"{summary.retries} recordings retried")
+    if getattr(summary, "voices", None):
+        v = summary.voices
+        click.echo(f"voices: {v['embedded']} transmissions embedded ({v['skipped_short']} too short, "
+                   f"{v['skipped_no_speech']} too little speech: no voice); {v['joined']} joined known voices, "
+                   f"{v['new_voices']} new voices; {v['voices']} voices in the store")
     for path, reason in summary.notes:
         click.echo(f"skipped {path}: {reason}")
     for path, reason in summary.failures:
@@ -259,21 +312,29 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
     Reviewer accounts come from --accounts and from environment variables
     INTERCEPT_REVIEWER_<NAME>=<password hash>. Set DATASETTE_SECRET to keep logins valid
     across restarts. Stop with Ctrl+C.
+
+    FILE is only read, except for the verdicts reviewers record. A store that cannot be
+    written (read-only file or directory) is served read-only. A FILE that is not an intercept
+    store, or is of another schema version, is refused with one line (exit 2).
     """
     import os
 
-    from .review import ReviewError, ReviewOptions, accounts_from_environ, load_accounts, serve
+    from .review import ReviewError, ReviewOptions, accounts_from_environ, check_store, load_accounts, serve
 
     try:
+        read_only = check_store(db_path)
+        if read_only:
+            click.echo(f"{db_path}: {read_only}: the review is read-only (no verdicts can be recorded).", err=True)
         accounts = accounts_from_environ(os.environ)
         if accounts_path:
             accounts.update(load_accounts(accounts_path))
         options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"))
-        if not accounts:
+        if not accounts and not read_only:
             click.echo("No reviewer accounts: the review is read-only (see --accounts).", err=True)
         serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
     except ReviewError as exc:
-        _fail(str(exc))
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
 
 
 @cli.command()
@@ -284,6 +345,8 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
 def match(texts, lexicons, english, raw):
     """Print the lexicon's flags for TEXTS as JSON, one object per text.
 
+    Each flag shows its prior (how likely the form means the concept at all) and the reason
+    when it is low, e.g. "sound_alike: گفتار" (lexicons/README.md says how to override it).
     With no TEXTS, reads one text per line from standard input. Use it to try a lexicon
     edit without audio:
 
@@ -294,11 +357,12 @@ def match(texts, lexicons, english, raw):
     from .lexicon import Lexicon, LexiconError, default_lexicon_path
     from .text import PersianNormalizer
 
+    # One normaliser for the lexicon and the texts: hazm's takes seconds to build.
+    normalizer = PersianNormalizer()
     try:
-        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]))
+        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
     except LexiconError as exc:
         raise click.UsageError(str(exc))
-    normalizer = PersianNormalizer()
     source = texts or (line.rstrip("\n") for line in sys.stdin)
     for text in source:
         if not text.strip():
@@ -335,21 +399,32 @@ def match(texts, lexicons, english, raw):
 @click.option("--recording", "recording_id", type=int, help="Only this recording (recordings.id).")
 @click.option("--clean/--no-clean", "clean", default=False, show_default=True,
               help="Radio clean-up before Whisper's translate task (as `run --clean`).")
+@lexicon_option
 def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_size, mt_threads, mt_device, model,
-              recording_id, clean):
+              recording_id, clean, lexicons):
     """Translate the stored lines of --db again, without re-transcribing.
 
-    Each line records the translator and the model id with its version. Use it when a better
-    MT model becomes available:
+    Each line records the translator and the model id with its version. What depends on the
+    English is derived again with it: the suspect marks and the flags (by --lexicon). Use it
+    when a better MT model becomes available:
 
     \b
       intercept translate --db traffic.db --mt-model /models/m2m100_418M
     """
     from .engines import TranscribeOptions, load_engine
+    from .lexicon import Lexicon, LexiconError, default_lexicon_path
     from .models import ModelError, resolve_model
-    from .store import Store
+    from .store import WRITE
+    from .text import PersianNormalizer
     from .translate import MTModelError, MTOptions, make_translator, retranslate
 
+    # The store first: a file that cannot be written is refused before a model loads.
+    _open_store(db_path, WRITE).close()
+    normalizer = PersianNormalizer()
+    try:
+        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
+    except LexiconError as exc:
+        raise click.UsageError(str(exc))
     needs_whisper = translator == "whisper" or (translator == "transformers" and mt_fallback == "whisper")
     try:
         engine = None
@@ -365,9 +440,9 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
     except (ModelError, MTModelError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
-    with Store(db_path) as store:
-        count = retranslate(store, chosen, recording_id, clean_radio=clean)
-    click.echo(f"{count} lines translated by {chosen.name} ({chosen.model})")
+    with _open_store(db_path, WRITE) as store:
+        count = retranslate(store, chosen, recording_id, clean_radio=clean, lexicon=lexicon, normalizer=normalizer)
+    click.echo(f"{count} lines translated by {chosen.name} ({chosen.model}); suspect marks and flags derived again")
 
 
 @cli.command("flag")
@@ -382,9 +457,13 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
 def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     """Re-flag stored lines with the current lexicon, without re-transcribing.
 
-    Use it after editing a lexicon. Each recording's flags are replaced in one transaction
-    and carry the new lexicon version (a content hash); the lexicon's terms are stored under
-    that version. Reviewer verdicts are kept as they are.
+    Use it after editing a lexicon. The post-recognition step runs again without translating:
+    the Farsi is normalised again from the raw text, the suspect marks and the flags follow it.
+    Flags are scored again from the recogniser evidence stored with each line (words, N-best),
+    without re-recognising; lines stored without it are counted and scored with it unknown.
+    Each recording's lines and flags are replaced in one transaction; flags carry the new
+    lexicon version (a content hash), under which the lexicon's terms are stored. Reviewer
+    verdicts are kept as they are.
 
     \b
       intercept match "..." --lexicon lexicons/        # try the edit on text first
@@ -392,9 +471,10 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     """
     from .lexicon import Lexicon, LexiconError, MatchOptions, default_lexicon_path
     from .reflag import reflag
-    from .store import Store
+    from .store import WRITE
     from .text import PersianNormalizer
 
+    _open_store(db_path, WRITE).close()
     normalizer = PersianNormalizer()
     try:
         lexicon = Lexicon.load(
@@ -404,7 +484,7 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
         )
     except LexiconError as exc:
         raise click.UsageError(str(exc))
-    with Store(db_path) as store:
+    with _open_store(db_path, WRITE) as store:
         result = reflag(store, lexicon, normalizer, recording_id)
     data = asdict(result)
     data["by_kind"] = dict(result.by_kind)
@@ -417,8 +497,52 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     )
     if result.by_kind:
         click.echo("by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items())))
-    if result.stale_text_lines:
-        click.echo(f"{result.stale_text_lines} lines were normalised by an older normaliser (matched as stored)")
+    if result.renormalised_lines:
+        click.echo(f"{result.renormalised_lines} lines had been normalised by an older normaliser: normalised again")
+    if result.suspect_changed:
+        click.echo(f"{result.suspect_changed} lines' suspect marks changed")
+
+    if result.lines_without_evidence:
+        click.echo(f"{result.lines_without_evidence} lines have no stored recogniser evidence (words, N-best): their "
+                   f"flags are scored with it unknown; re-recognise them (intercept run --force) to get it")
+
+@cli.command("voices")
+@click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@voice_threshold_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def voices_command(db_path, voice_threshold, as_json):
+    """Group the transmissions of the store FILE into voices (same speaker across recordings).
+
+    Transmissions without a voice embedding are embedded from their original recording
+    (re-decoded from the path the store holds); a recording that cannot be read is named on
+    one line and the others go on. Then every embedded transmission without a voice joins the
+    most similar voice, or forms a new voice. Voices keep their numbers; names, merges and
+    splits made by reviewers are never undone. Transmissions under 1 s, or with under 0.5 s of
+    speech, get no voice. Needs the extra 'voices' (docs/voices.md).
+
+    \b
+    Exit status: 0 done, 1 some recordings could not be read, 2 bad store or extra missing.
+    """
+    _require_voices()
+    from .store import Store, StoreError
+    from .voices import DEFAULT_THRESHOLD, voices_for_store
+
+    try:
+        with Store(db_path) as store:
+            summary = voices_for_store(store, DEFAULT_THRESHOLD if voice_threshold is None else voice_threshold)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{summary.embedded} transmissions embedded ({summary.skipped_short} too short, "
+                   f"{summary.skipped_no_speech} too little speech: no voice); {summary.joined} joined known "
+                   f"voices, {summary.in_new_voices} formed {summary.new_voices} new voices; "
+                   f"{summary.voices} voices in the store")
+        for path, reason in summary.failures:
+            click.echo(f"FAILED {path}: {reason}", err=True)
+    sys.exit(1 if summary.failures else 0)
 
 
 @cli.command()
@@ -448,7 +572,11 @@ def verify(db_path, bundle_path, originals, as_json):
       0  every original is present and unchanged, and the store is whole (the bundle intact)
       1  some original is missing, changed or unreadable, or the store has a problem
          (a clip or the manifest changed, a clip is not its stated slice)
-      2  FILE is not an intercept store (not an evidence bundle)
+      2  FILE is missing, is not an intercept store (not SQLite, truncated, another database),
+         or is a store of another schema version (older: run `intercept migrate FILE`);
+         with --bundle: FILE is not an evidence bundle
+
+    FILE is opened read-only and left byte for byte as it was.
     """
     if bundle_path is not None:
         _verify_bundle(bundle_path, originals, as_json)
@@ -495,6 +623,31 @@ def _verify_bundle(bundle_path, originals, as_json):
                    f"{report.slices_checked} clips compared with their originals; "
                    f"{'bundle intact' if report.ok else f'{len(report.problems)} problems'}")
     sys.exit(0 if report.ok else 1)
+
+
+@cli.command()
+@click.argument("db_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+def migrate(db_path):
+    """Bring store FILE, made by an older intercept, to this intercept's schema.
+
+    The store as it was is first copied whole (SQLite's backup API, its WAL included) to
+    FILE.bak-N, N being its old schema version; then the migrations run. Only this command
+    and `intercept run` migrate a store; the others refuse an older store and say to run this.
+
+    \b
+    Exit status:
+      0  FILE was migrated, or was current already
+      2  FILE is not an intercept store, is newer, cannot be written, or FILE.bak-N exists
+    """
+    from .store import SCHEMA_VERSION, StoreError, migrate_store
+
+    try:
+        backup = migrate_store(db_path, warn=_warn)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    if backup is None:
+        click.echo(f"{db_path}: schema version {SCHEMA_VERSION} already; nothing to migrate")
 
 
 @cli.group()
@@ -559,7 +712,11 @@ def models_convert(model, target, out_dir):
               show_default=True,
               help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags; "
                    "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest).")
-@click.option("--flagged-only", is_flag=True, help="Only lines with at least one lexicon flag.")
+@click.option("--flagged-only", is_flag=True,
+              help="Exactly the review queue: lines with a flag scored at or above the default threshold "
+                   "(intercept.scoring.DEFAULT_THRESHOLD), each with those flags.")
+@click.option("--all-flags", is_flag=True,
+              help="With --flagged-only: also the flags (and lines) the threshold hides from the queue.")
 @click.option("--confirmed-only", is_flag=True, help="Only lines whose latest verdict is 'confirmed'.")
 @click.option("--lead-in", "lead_in_s", type=click.FloatRange(0, 30), default=2.0, show_default=True,
               help="bundle: seconds of audio kept either side of each line.")
@@ -567,27 +724,31 @@ def models_convert(model, target, out_dir):
               help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write.  [default: standard output]")
-def export(db_path, fmt, flagged_only, confirmed_only, lead_in_s, recording_id, output):
+def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, recording_id, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
     Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
-    English, recognition scores, suspect marks and flags.
+    English, recognition scores, suspect marks and flags (each with its score, the chance a
+    listener agrees, and the evidence behind it). Without --flagged-only every line and every
+    flag goes out.
 
     \b
-      intercept export traffic.db --format csv --flagged-only -o flagged.csv
+      intercept export traffic.db --format jsonl --flagged-only -o queue.jsonl
+      intercept export traffic.db --format csv --flagged-only --all-flags -o flagged.csv
       intercept export traffic.db --format srt --recording 3 -o night.srt
     """
     from .export import ExportError, ExportOptions
     from .export import export as write_export
-    from .store import Store
+    from .store import READ
 
     if fmt == "bundle":
         _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id)
         return
-    with Store(db_path) as store:
+    with _open_store(db_path, READ) as store:
         try:
             count = write_export(store, output or sys.stdout,
-                                 ExportOptions(fmt, flagged_only, recording_id, confirmed_only=confirmed_only))
+                                 ExportOptions(fmt, flagged_only, recording_id, all_flags=all_flags,
+                                               confirmed_only=confirmed_only))
         except ExportError as exc:
             _fail(str(exc))
     if output:
@@ -597,13 +758,13 @@ def export(db_path, fmt, flagged_only, confirmed_only, lead_in_s, recording_id, 
 def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id):
     from .bundle import BundleOptions, write_bundle
     from .export import ExportError
-    from .store import Store
+    from .store import READ
 
     if output is None:
         raise click.UsageError("--format bundle writes a ZIP file: give -o FILE.zip")
     options = BundleOptions(flagged_only=flagged_only, confirmed_only=confirmed_only, recording_id=recording_id,
                             lead_in_s=lead_in_s)
-    with Store(db_path) as store:
+    with _open_store(db_path, READ) as store:
         try:
             result = write_bundle(store, output, options, warn=lambda message: click.echo(message, err=True))
         except ExportError as exc:  # BundleError is one

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from .engines import TranscribeOptions
 from .guards import GuardOptions
+from .packing import PoolOptions
 from .translate import MTOptions
 
 
@@ -29,9 +30,16 @@ class RunOptions:
     force: bool = False
     # When the recording(s) were made (ISO 8601); else each file's sidecar, tags or name says.
     recorded_at: Optional[str] = None
+    # Voice grouping (intercept.voices, the optional extra `voices`): embed every transmission
+    # and group the store's transmissions into voices at the end of the batch.
+    voices: bool = False
+    voice_threshold: Optional[float] = None  # None: intercept.voices.DEFAULT_THRESHOLD
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     guards: GuardOptions = field(default_factory=GuardOptions)
     mt: MTOptions = field(default_factory=MTOptions)
+    # Short recordings (one file per transmission, as scanner recorders write them) share
+    # recognition windows with each other (intercept/packing.py, pipeline.analyze_many).
+    pool: PoolOptions = field(default_factory=PoolOptions)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -43,7 +51,7 @@ class ConfigError(ValueError):
 
 def load_config(path: str | Path, base: Optional[RunOptions] = None) -> RunOptions:
     """Read a TOML config file over the defaults. Top-level keys are RunOptions fields;
-    the tables [transcribe], [guards] and [mt] set those option groups. Unknown keys are errors,
+    the tables [transcribe], [guards], [mt] and [pool] set those option groups. Unknown keys are errors,
     so a typo never silently does nothing."""
     path = Path(path)
     try:
@@ -51,7 +59,7 @@ def load_config(path: str | Path, base: Optional[RunOptions] = None) -> RunOptio
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     options = base or RunOptions()
-    groups = {"transcribe": options.transcribe, "guards": options.guards, "mt": options.mt}
+    groups = {"transcribe": options.transcribe, "guards": options.guards, "mt": options.mt, "pool": options.pool}
     simple = {f.name for f in dataclasses.fields(RunOptions)} - set(groups)
     for key, value in data.items():
         if key in groups and isinstance(value, dict):

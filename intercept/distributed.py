@@ -1,14 +1,17 @@
 """A batch spread over the workers of a Ray cluster, into the same store as a local run.
 
 Workers are Ray actors: each loads the model, lexicon and normaliser once and processes
-recordings one at a time with the very same `Pipeline` a local run uses. A worker never
+the recordings it is handed with the very same `Pipeline` a local run uses. Small files are
+handed out in groups (RayOptions.files_per_task), so that a worker can pack the short ones
+into shared recognition windows as a local run does (Pipeline.analyze_many). A worker never
 opens the store: it hands back its `Analysis`, and the driver (this process)
 alone writes SQLite, one transaction per recording as soon as each result arrives. So the
 store stays as consistent and resumable as after a local run: a stopped batch leaves whole
 recordings only, and a re-run skips what is stored.
 
 A worker that dies (killed, out of memory, its machine gone) is restarted by Ray; the
-recording it was working on goes to another worker, up to `RayOptions.max_attempts` times,
+recording it was working on goes to another worker (the recordings of a group go one by one,
+so that the one that killed it fails alone), up to `RayOptions.max_attempts` times,
 after which it is stored as failed with the reason, like any bad recording.
 
 Recordings are read by path on the workers: on several machines they must sit at the same
@@ -16,16 +19,17 @@ absolute path on every machine (a shared or replicated filesystem). See docs/sca
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .config import RunOptions
-from .pipeline import Analysis, Pipeline, RecordingResult, Summary, iter_recordings, safe_text
-from .store import RecordingFacts, Store
+from .pipeline import Analysis, Pipeline, RecordingResult, Summary, group_voices_after_run, iter_recordings, safe_text
+from .store import CREATE, RecordingFacts, Store
 
 
 class DistributedError(RuntimeError):
@@ -55,6 +59,12 @@ class RayOptions:
     # Recordings queued on each worker beyond the one it is processing, so a worker never
     # waits for the driver between recordings.
     queue_per_worker: int = 1
+    # Recordings handed to a worker at once, so that it can pack short ones together.
+    # None: about two tasks per worker (ceil(files / 2 / workers)), at most
+    # RunOptions.pool.max_recordings. Only files under group_max_bytes are grouped: a long
+    # recording fills windows alone, and in a group it would hold back the others' results.
+    files_per_task: Optional[int] = None
+    group_max_bytes: int = 4_000_000  # 25 s of CD-quality WAV
 
 
 @dataclass
@@ -84,10 +94,21 @@ class RecordingWorker:
         """What a run records about the model and lexicon this worker loaded."""
         lexicon = self.pipeline.lexicon
         return WorkerFacts(self.pipeline.model_name, lexicon.version, list(lexicon.terms), os.getpid(),
-                           os.environ.get("OMP_NUM_THREADS"))
+                           os.environ.get("OMP_NUM_THREADS"), self.pipeline.load_s)
 
     def analyze(self, path: str, facts: RecordingFacts) -> Analysis:
         return self.pipeline.analyze(path, facts)
+
+    def analyze_group(self, items: list[tuple[str, RecordingFacts]]) -> list[Analysis]:
+        """One Analysis per (path, facts), in the order given; short recordings are packed
+        together."""
+        if len(items) == 1:
+            return [self.analyze(*items[0])]
+        position = {id(facts): index for index, (_, facts) in enumerate(items)}
+        found: list[Optional[Analysis]] = [None] * len(items)
+        for analysis in self.pipeline.analyze_many(items):
+            found[position[id(analysis.facts)]] = analysis
+        return found
 
 
 @dataclass
@@ -97,6 +118,7 @@ class WorkerFacts:
     lexicon_terms: list
     pid: int
     omp_num_threads: Optional[str]
+    load_s: float = 0.0
 
 
 class _Dispatch(Exception):
@@ -140,6 +162,7 @@ class _Item:
     avoid: Optional[int] = None  # the worker that last died on it
     deaths: list[str] = field(default_factory=list)
     owns_content: bool = False  # analysed while same-content items of the batch wait for it
+    alone: bool = False  # sent in no group again: a worker died on a group holding it
 
 
 def _ray():
@@ -192,6 +215,7 @@ def run_batch_ray(
     options: Optional[RunOptions] = None,
     ray_options: Optional[RayOptions] = None,
     progress: bool = True,
+    warn: Optional[Callable[[str], None]] = None,
     worker_class: type = RecordingWorker,
 ) -> DistributedSummary:
     """Process every recording under ``paths`` into the store at ``db_path`` on Ray workers.
@@ -210,7 +234,7 @@ def run_batch_ray(
     actors: list = []
     free_before: dict = {}
     try:
-        with Store(db_path) as store:
+        with Store(db_path, CREATE, warn=warn) as store:
             free_before = ray.available_resources()
             count = _worker_count(ray, ray_options)
             actor_class = ray.remote(worker_class).options(
@@ -237,15 +261,18 @@ def run_batch_ray(
             pipeline = _DriverPipeline(options, store, facts)
             run_id = pipeline.start_run()
             summary = DistributedSummary(workers=count, ray_address=ray_options.address or "local",
-                                         worker_threads=facts.omp_num_threads)
+                                         worker_threads=facts.omp_num_threads, load_s=facts.load_s)
             started = time.perf_counter()
             with tqdm(total=len(files), desc="recordings", unit="file", disable=not progress) as bar:
-                scheduler = _Scheduler(ray, pipeline, actors, ray_options, summary, bar)
+                group = ray_options.files_per_task or max(1, min(
+                    options.pool.max_recordings, math.ceil(len(files) / (2 * count))))
+                scheduler = _Scheduler(ray, pipeline, actors, ray_options, summary, bar, group)
                 scheduler.ready.add(first)
                 scheduler.starting = starting
                 for worker, reason in broken.items():
                     scheduler.retire_broken(worker, reason)
                 scheduler.run(files)
+            group_voices_after_run(pipeline, summary)
             summary.wall_s = round(time.perf_counter() - started, 2)
             store.finish_run(run_id, summary.to_dict())
             return summary
@@ -280,11 +307,14 @@ class _Scheduler:
 
     PING_S = 0.5  # how often a restarting worker is asked whether it is back
 
-    def __init__(self, ray, pipeline: _DriverPipeline, actors, ray_options: RayOptions, summary, bar):
+    def __init__(self, ray, pipeline: _DriverPipeline, actors, ray_options: RayOptions, summary, bar,
+                 group: int = 1):
         self.ray, self.pipeline, self.actors = ray, pipeline, actors
         self.ray_options, self.summary, self.bar = ray_options, summary, bar
+        self.group = group  # recordings per task
+        self.more_coming = False  # files still being examined: wait to fill a group
         self.queue: deque[_Item] = deque()
-        self.in_flight: dict[Any, tuple[_Item, int]] = {}  # ref -> (item, worker)
+        self.in_flight: dict[Any, tuple[list[_Item], int]] = {}  # ref -> (items, worker)
         self.per_worker: list[deque] = [deque() for _ in actors]  # refs in submission order
         self.ready: set[int] = set()  # workers that have loaded their model
         self.recovering: dict[int, float] = {}  # worker restarting -> when to ask again
@@ -302,9 +332,12 @@ class _Scheduler:
                        ray.exceptions.ObjectLostError)
 
     def run(self, files: list[Path]) -> None:
+        self.more_coming = True
         for index, path in enumerate(files):
             self._examine(_Item(index, path))
             self._fill()
+        self.more_coming = False
+        self._fill()
         while self.in_flight or self.queue:
             self._ping_recovering()
             waiting_on = list(self.in_flight) + (list(self.starting) if self.queue else [])
@@ -384,53 +417,80 @@ class _Scheduler:
             if not choices:
                 return
             item = self.queue[0]
+            if self.more_coming and self._groupable(item) and len(self.queue) < self.group:
+                return  # a fuller group is being examined
             others = [w for w in choices if w != item.avoid]
             if not others and len(live) > 1:
                 return  # wait for another worker rather than go back to the one that died on it
             worker = min(others or choices, key=lambda w: len(self.per_worker[w]))
-            self.queue.popleft()
-            ref = self.actors[worker].analyze.remote(str(item.path.absolute()), item.facts)
-            self.in_flight[ref] = (item, worker)
+            items = [self.queue.popleft()]
+            while (len(items) < self.group and self.queue and self._groupable(items[0])
+                   and self._groupable(self.queue[0])):
+                items.append(self.queue.popleft())
+            ref = self.actors[worker].analyze_group.remote(
+                [(str(item.path.absolute()), item.facts) for item in items])
+            self.in_flight[ref] = (items, worker)
             self.per_worker[worker].append(ref)
 
+    def _groupable(self, item: _Item) -> bool:
+        return not item.alone and (item.facts.size_bytes or 0) < self.ray_options.group_max_bytes
+
     def _collect(self, ref) -> None:
-        item, worker = self.in_flight.pop(ref)
+        items, worker = self.in_flight.pop(ref)
         # A worker runs its queue in order, so the oldest unanswered call is the one it was
         # running; calls queued behind it fail with the same death and are not to blame.
         was_running = self.per_worker[worker][0] == ref and ref not in self.collateral
         self.collateral.discard(ref)
         self.per_worker[worker].remove(ref)
         try:
-            analysis = self.ray.get(ref)
+            analyses = self.ray.get(ref)
         except self.deaths as exc:
             if getattr(exc, "actor_init_failed", False):
                 # The worker cannot even load (e.g. no model on that machine): not the
-                # recording's fault; that worker is done for, the recording goes elsewhere.
-                self._worker_broken(item, worker, _reason(exc))
+                # recordings' fault; that worker is done for, the recordings go elsewhere.
+                for item in reversed(items):
+                    self._worker_broken(item, worker, _reason(exc))
+            elif len(items) > 1:
+                self._group_died(items, worker, was_running)
             else:
-                self._worker_died(item, worker, was_running, _reason(exc))
+                self._worker_died(items[0], worker, was_running, _reason(exc))
             return
         except self.ray.exceptions.RayTaskError as exc:
             # analyze() turns every bad recording into a failed Analysis; an exception here
             # is a bug, so the batch stops loudly (what is saved so far stays saved).
-            raise DistributedError(f"{item.path}: worker error: {_reason(exc)}") from None
-        self._finish(item, self.pipeline.save(analysis, safe_text(str(item.path))))
+            raise DistributedError(f"{items[0].path}: worker error: {_reason(exc)}") from None
+        for item, analysis in zip(items, analyses):
+            self._finish(item, self.pipeline.save(analysis, safe_text(str(item.path))))
+
+    def _worker_lost(self, worker: int) -> None:
+        """Bookkeeping of a worker that died on the call it was running."""
+        self.collateral.update(self.per_worker[worker])
+        self.ready.discard(worker)
+        self.recovering[worker] = time.monotonic() + self.PING_S
+        self.deaths_of[worker] += 1
+        self.summary.worker_deaths += 1
+        if self.deaths_of[worker] > self.ray_options.max_worker_restarts:
+            self.retired.add(worker)  # Ray will not restart it again
+            self.recovering.pop(worker, None)
+
+    def _group_died(self, items: list[_Item], worker: int, was_running: bool) -> None:
+        """Which recording of the group killed the worker is unknown: each goes again alone,
+        to another worker, and no try is counted against any of them yet."""
+        if was_running:
+            self._worker_lost(worker)
+            self.summary.retries += len(items)
+            for item in items:
+                item.alone, item.avoid = True, worker
+        self.queue.extendleft(reversed(items))
 
     def _worker_died(self, item: _Item, worker: int, was_running: bool, reason: str) -> None:
         if was_running:
             # Only the recording the worker was busy with counts against it; the ones queued
             # behind it simply go to another worker.
-            self.collateral.update(self.per_worker[worker])
-            self.ready.discard(worker)
-            self.recovering[worker] = time.monotonic() + self.PING_S
-            self.deaths_of[worker] += 1
-            self.summary.worker_deaths += 1
+            self._worker_lost(worker)
             item.attempts += 1
             item.deaths.append(reason)
             item.avoid = worker
-            if self.deaths_of[worker] > self.ray_options.max_worker_restarts:
-                self.retired.add(worker)  # Ray will not restart it again
-                self.recovering.pop(worker, None)
         if item.attempts >= self.ray_options.max_attempts:
             error = (f"{safe_text(str(item.path))}: a worker died {item.attempts} times while "
                      f"processing it (last: {item.deaths[-1]})")

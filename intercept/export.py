@@ -1,7 +1,7 @@
 """Reports out of the store: subtitles (SRT, WebVTT) and tables (CSV, JSON Lines).
 
     with Store("traffic.db") as store:
-        export(store, "report.csv", ExportOptions(format="csv", flagged_only=True))
+        export(store, "queue.csv", ExportOptions(format="csv", flagged_only=True))  # the review queue
         export(store, "rec7.srt", ExportOptions(format="srt", recording_id=7))
 
 Subtitle cues are timed in seconds from the start of one original recording, so an SRT or
@@ -9,6 +9,11 @@ VTT file covers exactly one recording: pass `recording_id`, or leave it out when
 (after the flagged-only filter) holds lines of a single recording. Anything else is refused
 with an error listing the recording ids, before a byte is written. CSV and JSON Lines cover
 any number of recordings, one row per line, each row naming its recording.
+
+`flagged_only` exports exactly the review queue: the lines holding a flag scored at or above
+the threshold (intercept.scoring.DEFAULT_THRESHOLD), each with those flags; `all_flags` adds
+the flags the threshold hides (and the lines holding only such flags). Without `flagged_only`
+every line goes out with every flag.
 
 The lines come from `Store.iter_lines`, so this module knows no SQL.
 """
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Union
 
 from .reliability import UNRELIABLE_MARKER, english_reliability
+from .scoring import DEFAULT_THRESHOLD, in_queue
 from .store import Store
 
 FORMATS = ("srt", "vtt", "csv", "jsonl")
@@ -38,6 +44,9 @@ ROW_COLUMNS = (
     "confidence", "avg_logprob", "no_speech_prob", "compression_ratio", "suspect",
     "engine", "model", "translator", "translator_model", "flags",
 )
+# score is the calibrated chance a listener agrees; match_score, prior, word_prob and nbest_share
+# the evidence behind it (None: unknown); hypothesis the N-best text an `alternative` flag's
+# span indexes.
 FLAG_COLUMNS = ("id", "concept", "category", "severity", "kind", "score", "span_start", "span_end",
                 "matched", "term", "lexicon_version")
 # Flag evidence (the flag-trust migration); exported when the store has it.
@@ -53,14 +62,21 @@ class ExportOptions:
     """What to export and how."""
 
     format: str = "csv"  # srt | vtt | csv | jsonl
-    flagged_only: bool = False  # only lines with at least one lexicon flag
+    flagged_only: bool = False  # the review queue: lines with a flag at or above `threshold`, with those flags
     recording_id: Optional[int] = None  # one recording; required for srt/vtt when the store holds several
+    all_flags: bool = False  # with flagged_only: also the flags the threshold hides from the queue
+    threshold: float = DEFAULT_THRESHOLD
     confirmed_only: bool = False  # only lines whose latest verdict is "confirmed"
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
     # Concepts in the order the flags appear in the line (iter_lines sorts flags by span).
     return list(dict.fromkeys(v for v in values if v))
+
+
+def queued(line: dict, threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """The line with only the flags the review queue shows (score at or above `threshold`)."""
+    return {**line, "flags": [f for f in line.get("flags") or [] if in_queue(f.get("score"), threshold)]}
 
 
 def line_row(line: dict) -> dict:
@@ -206,8 +222,11 @@ def export(
     if options.recording_id is not None and not store.count("recordings", "id = ?", [options.recording_id]):
         raise ExportError(f"{store.path}: no recording {options.recording_id} in the store")
     confirmed = store.confirmed_line_ids() if options.confirmed_only else None
-    rows = (line_row(line) for line in store.iter_lines(options.recording_id, options.flagged_only)
-            if confirmed is None or line["id"] in confirmed)
+    lines = (line for line in store.iter_lines(options.recording_id, options.flagged_only)
+             if confirmed is None or line["id"] in confirmed)
+    if options.flagged_only and not options.all_flags:
+        lines = (line for line in map(lambda row: queued(row, options.threshold), lines) if line["flags"])
+    rows = (line_row(line) for line in lines)
     if options.format in SUBTITLE_FORMATS:
         # Collected before opening `out`, so that a refusal writes nothing.
         subtitle_rows = _subtitle_rows(rows, options.format)

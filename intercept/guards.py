@@ -1,14 +1,16 @@
 """Guards against Whisper's known failure modes.
 
 A guarded line is marked ``suspect`` with the reason and kept: reviewers decide, and a
-deleted line could be the one that mattered.
+deleted line could be the one that mattered. The Farsi checks read the normalised text
+(``Line.text_fa``; the raw text only when a line has none), so Arabic-letter variants of a
+known phrase (زيرنويس with Arabic ي) are caught like the Persian spelling.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from .types import Line
 
@@ -25,8 +27,9 @@ class GuardOptions:
     phrases_path: Optional[Path] = None
 
 
-def load_phrases(path: Optional[Path] = None) -> list[str]:
-    """Known hallucinated phrases, one a line, '#' comments; compared lower-cased."""
+def load_phrases(path: Optional[Path] = None, normalize: Optional[Callable[[str], str]] = None) -> list[str]:
+    """Known hallucinated phrases, one a line, '#' comments; compared lower-cased, and
+    normalised by `normalize` (the text stage's) when given, as the lines they are found in."""
     path = Path(path) if path else DEFAULT_PHRASES
     if not path.is_file():
         return []
@@ -34,7 +37,7 @@ def load_phrases(path: Optional[Path] = None) -> list[str]:
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
         if line:
-            phrases.append(_fold(line))
+            phrases.append(_fold(normalize(line) if normalize else line))
     return phrases
 
 
@@ -60,9 +63,9 @@ def repeated_ngram(words: Sequence[str], max_repeats: int) -> Optional[str]:
 class Guards:
     """Marks suspect lines in place; returns the reasons it found, for the summary."""
 
-    def __init__(self, options: Optional[GuardOptions] = None):
+    def __init__(self, options: Optional[GuardOptions] = None, normalize: Optional[Callable[[str], str]] = None):
         self.options = options or GuardOptions()
-        self.phrases = load_phrases(self.options.phrases_path)
+        self.phrases = load_phrases(self.options.phrases_path, normalize)
 
     def reasons(self, line: Line) -> list[str]:
         o = self.options
@@ -76,13 +79,14 @@ class Guards:
             and line.avg_logprob < o.low_logprob
         ):
             found.append(f"probably no speech (no_speech {line.no_speech_prob:.2f}, logprob {line.avg_logprob:.2f})")
-        loop = repeated_ngram(line.text.split(), o.max_repeats)
+        farsi = line.text_fa or line.text
+        loop = repeated_ngram(farsi.split(), o.max_repeats)
         if loop:
             found.append(f"decoding loop ('{loop}' repeated)")
         loop_en = repeated_ngram(re.findall(r"[\w']+", line.text_en.lower()), o.max_repeats)
         if loop_en:
             found.append(f"translation loop ('{loop_en}' repeated)")
-        folded = _fold(line.text) + "\n" + _fold(line.text_en)
+        folded = _fold(farsi) + "\n" + _fold(line.text_en)
         for phrase in self.phrases:
             if phrase in folded:
                 found.append(f"known hallucinated phrase ('{phrase}')")

@@ -22,14 +22,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import yaml
 from rapidfuzz import fuzz, process
 
-from intercept.text import ZWNJ, PersianNormalizer, PersianTokenizer, verb_forms
+from intercept.text import ZWNJ, PersianNormalizer, PersianTokenizer, shared_verb_forms, verb_forms
 from intercept.types import Flag, Line
 
 SEVERITIES = ("low", "medium", "high")
@@ -60,8 +59,21 @@ FUZZY_MAX_WINDOW_TOKENS = 3
 # A known word this long inside a multi-word window is a word of its own, not a fragment.
 FUZZY_WHOLE_WORD_LENGTH = 4  # a word split by the recogniser into up to 3 pieces
 
+# Priors: how likely a matched form means its concept at all, before any recogniser evidence.
+# Hand-set levels, not fitted: evidence for the flag's trust score to weigh, never a filter; an
+# analyst sees the reason on every flag (`intercept match`) and overrides it per concept
+# (lexicons/README.md).
+PRIOR_PLAIN = 1.0
+PRIOR_AMBIGUOUS = 0.25  # a likely mis-hearing of a commoner word, or a form another common verb shares
+# A form is a likely mis-hearing when changing one letter for a sound-alike one makes a word this
+# many times commoner in hazm's word list (کفتار "hyena" 28 thousand, گفتار "speech" 1.2 million).
+SOUND_ALIKE_MIN_RATIO = 10
+_SOUND_ALIKE_GROUPS = ("زذظضژ", "سصث", "تط", "هح", "قغ", "کگ", "پب", "چج", "اعآ")
+_AMBIGUITY_CHECKS = ("check", "ignore")
+
 _CONCEPT_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_CONCEPT_KEYS = {"id", "category", "severity", "fa", "en", "verbs", "exclude", "inflect", "fuzzy", "notes"}
+_CONCEPT_KEYS = {"id", "category", "severity", "fa", "en", "verbs", "exclude", "inflect", "fuzzy", "notes",
+                 "prior", "sound_alike", "shared_stem"}
 _PATTERN_KEYS = {"id", "type", "category", "severity", "categories", "concepts", "connectors", "fillers",
                  "window", "max_gap", "notes"}
 _FILE_KEYS = {"name", "fuzzy_threshold", "fuzzy_context_margin", "fuzzy_min_length", "concepts", "patterns",
@@ -101,6 +113,8 @@ class Term:
     severity: str
     form: str
     lang: str  # "fa" (forms and verbs, verbs as past#present stems) or "en"
+    prior: float = PRIOR_PLAIN  # for a verb, its lowest form's (see Flag.prior)
+    prior_reason: str = ""  # why the prior is below 1 or set by hand; "" when plain
     # The concept's notes from the lexicon file, shown to reviewers; not part of a term's identity.
     notes: str = field(default="", compare=False)
 
@@ -137,6 +151,9 @@ class _Concept:
     fuzzy_context_margin: float
     fuzzy_min_length: int
     where: str  # "path:line" of the concept, for errors found later
+    prior: Optional[float] = None  # the analyst's prior for every form; None: found automatically
+    sound_alike: bool = True  # look for commoner sound-alike words
+    shared_stem: bool = True  # look for other verbs sharing a form
     notes: str = ""
 
 
@@ -162,6 +179,8 @@ class _Surface:
     concept: _Concept
     form: str
     kind: str  # exact or morph
+    prior: float = PRIOR_PLAIN
+    prior_reason: Optional[str] = None
 
 
 # ---------------------------------------------------------------- loading and validation
@@ -334,8 +353,16 @@ def _read_concept(reader: _FileReader, node: yaml.Node, threshold: float, margin
     inflect = reader.boolean(fields["inflect"][1], "inflect") if "inflect" in fields else True
     fuzzy_on = reader.boolean(fields["fuzzy"][1], "fuzzy") if "fuzzy" in fields else True
     notes = reader.text(fields["notes"][1], "notes") if "notes" in fields else ""
+    prior = float(reader.number(fields["prior"][1], "prior", 0.0, 1.0)) if "prior" in fields else None
+    checks = {}
+    for key in ("sound_alike", "shared_stem"):
+        value = reader.text(fields[key][1], key) if key in fields else "check"
+        if value not in _AMBIGUITY_CHECKS:
+            raise reader.error(fields[key][1], f"{what}: {key} must be one of {', '.join(_AMBIGUITY_CHECKS)}")
+        checks[key] = value == "check"
     return _Concept(concept_id, category, severity, tuple(f for f, _ in fa), tuple(en), tuple(verbs),
-                    tuple(exclude), inflect, fuzzy_on, threshold, margin, min_length, reader.where(node), notes)
+                    tuple(exclude), inflect, fuzzy_on, threshold, margin, min_length, reader.where(node),
+                    prior, checks["sound_alike"], checks["shared_stem"], notes)
 
 
 def _read_pattern(reader: _FileReader, node: yaml.Node, normalizer: PersianNormalizer) -> _Pattern:
@@ -424,6 +451,20 @@ def _inflect(form: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _colloquial(form: str) -> list[tuple[str, str]]:
+    """(stem, suffix) pairs of spoken forms monitors hear and recognisers write: plural ا (گرگا,
+    آهوا, with enclitics: گرگامون), copula س/ست (پرندس, پرنده‌ست, آهوست), ۀ as ezafe (پرندۀ) and
+    the object marker رو attached (روباهرو, گرگارو, پرنده‌هارو)."""
+    pairs: list[tuple[str, str]] = [(form, "رو"), (form, "هارو")]
+    if _ends_with_silent_he(form):
+        return pairs + [(form, "ست"), (form[:-1], "س"), (form[:-1], "ۀ")]
+    if form.endswith(("ا", "و")):
+        pairs.append((form, "ست"))
+    if not form.endswith("ا"):
+        pairs += [(form, "ا"), (form, "ارو")] + [(form, "ا" + enclitic) for enclitic in _ENCLITICS_AFTER_VOWEL]
+    return pairs
+
+
 def _join(stem: str, suffix: str) -> str:
     if suffix.startswith("ها") or _ends_with_silent_he(stem) and not suffix.startswith("گان"):
         return stem + ZWNJ + suffix
@@ -441,19 +482,25 @@ class Lexicon:
         self.options = options
         self._concepts = {c.id: c for c in concepts}
         self._patterns = patterns
+        self._frequencies = normalizer.word_frequencies()
+        self._known_words: Optional[frozenset[str]] = None  # hazm word list and verb forms: loaded on
+        self._known_verbs: frozenset[str] = frozenset()  # first use (colloquial forms, fuzzy matching)
+        self._common_words: frozenset[str] = frozenset()
+        self._compile_priors(concepts)
         self.terms: list[Term] = []
         for concept in concepts:
-            term = partial(Term, concept.id, concept.category, concept.severity, notes=concept.notes)
-            self.terms += [term(f, "fa") for f in concept.fa]
-            self.terms += [term(v, "fa") for v in concept.verbs]
-            self.terms += [term(e, "en") for e in concept.en]
+            plain = _override(concept) or (PRIOR_PLAIN, None)
+            priors = [(form, self._form_priors[(concept.id, form)]) for form in concept.fa]
+            priors += [(lemma, min(self._verb_priors[(concept.id, lemma)].values(), default=plain))
+                       for lemma in concept.verbs]  # a verb shows its least likely form's prior
+            priors += [(gloss, plain) for gloss in concept.en]
+            self.terms += [Term(concept.id, concept.category, concept.severity, form,
+                                "en" if form in concept.en else "fa", prior, reason or "", notes=concept.notes)
+                           for form, (prior, reason) in priors]
         self._tokenizer = PersianTokenizer()
         self._compile_farsi(concepts)
         self._compile_fuzzy(concepts)
         self._compile_english(concepts)
-        self._known_words: Optional[frozenset[str]] = None  # hazm word list and verb forms: loaded on
-        self._known_verbs: frozenset[str] = frozenset()  # first fuzzy use
-        self._common_words: frozenset[str] = frozenset()
 
     # -- construction
 
@@ -497,6 +544,28 @@ class Lexicon:
             self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
             self._multi_first.add(words[0])
 
+    def _compile_priors(self, concepts: list[_Concept]) -> None:
+        """Each Farsi form's prior and reason; each verb's forms that another verb shares."""
+        self._form_priors: dict[tuple[str, str], tuple[float, Optional[str]]] = {}
+        self._verb_priors: dict[tuple[str, str], dict[str, tuple[float, Optional[str]]]] = {}
+        for concept in concepts:
+            override = _override(concept)
+            for form in concept.fa:
+                neighbour = None
+                if override is None and concept.sound_alike and " " not in form:
+                    neighbour = _commoner_sound_alike(_key(form), self._frequencies)
+                self._form_priors[(concept.id, form)] = override or (
+                    (PRIOR_AMBIGUOUS, f"sound_alike: {neighbour}") if neighbour else (PRIOR_PLAIN, None))
+            for lemma in concept.verbs:
+                if override is not None:
+                    priors = {form: override for form in verb_forms(lemma)}
+                elif concept.shared_stem:
+                    priors = {form: (PRIOR_AMBIGUOUS, "shared_stem: " + ", ".join(others))
+                              for form, others in shared_verb_forms(lemma).items()}
+                else:
+                    priors = {}
+                self._verb_priors[(concept.id, lemma)] = priors
+
     def _compile_farsi(self, concepts: list[_Concept]) -> None:
         self._surfaces: dict[str, _Surface] = {}
         self._max_words: dict[str, int] = {}
@@ -504,23 +573,32 @@ class Lexicon:
         self._excluded = {_key(x) for c in concepts for x in c.exclude}
         for concept in concepts:  # exact forms first so that they win any clash with a generated form
             for form in concept.fa:
-                self._add_surface(_key(form), _Surface(concept, form, "exact"))
+                self._add_surface(_key(form), _Surface(concept, form, "exact", *self._form_priors[(concept.id, form)]))
         for concept in concepts:
             for form in concept.fa:
                 surfaces = [form] + ([_join(s, x) for s, x in _inflect(form)] if concept.inflect else [])
                 spaced = [s + " " + x for s, x in _inflect(form)
                           if concept.inflect and (len(x) >= _SPACED_SUFFIX_MIN_LENGTH or x == "ی")]
-                for surface in surfaces + spaced:
-                    self._add_surface(_key(surface), _Surface(concept, form, "morph"))
+                # Colloquial forms (گرگا, پرندس, روباهرو) can spell another word (مین + ا is مینا,
+                # a name, and مینای "enamel of"): one that is a real word, or built on a plural ـا
+                # that is one, is left out.
+                colloquial = [_join(s, x) for s, x in _colloquial(form) if concept.inflect and not (
+                    self._is_word(_key(s + x)) or x.startswith("ا") and self._is_word(_key(s + "ا")))]
+                prior = self._form_priors[(concept.id, form)]
+                for surface in surfaces + spaced + colloquial:
+                    self._add_surface(_key(surface), _Surface(concept, form, "morph", *prior))
                     if ZWNJ in surface:  # ZWNJ typed as a space: عقب نشینی
-                        self._add_surface(_key(surface.replace(ZWNJ, " ")), _Surface(concept, form, "morph"))
+                        self._add_surface(_key(surface.replace(ZWNJ, " ")), _Surface(concept, form, "morph", *prior))
             for lemma in concept.verbs:
+                priors = self._verb_priors[(concept.id, lemma)]
+                plain = _override(concept) or (PRIOR_PLAIN, None)
                 infinitive = lemma.split("#")[0] + "ن"
-                self._add_surface(_key(infinitive), _Surface(concept, lemma, "exact"))
+                self._add_surface(_key(infinitive), _Surface(concept, lemma, "exact", *plain))
                 for surface in verb_forms(lemma):
-                    self._add_surface(_key(surface), _Surface(concept, lemma, "morph"))
+                    prior = priors.get(surface, plain)
+                    self._add_surface(_key(surface), _Surface(concept, lemma, "morph", *prior))
                     if ZWNJ in surface:
-                        self._add_surface(_key(surface.replace(ZWNJ, " ")), _Surface(concept, lemma, "morph"))
+                        self._add_surface(_key(surface.replace(ZWNJ, " ")), _Surface(concept, lemma, "morph", *prior))
         # One set for the fast "does this line contain anything at all" test.
         self._triggers = frozenset(k for k in self._surfaces if " " not in k) | self._multi_first
 
@@ -597,7 +675,7 @@ class Lexicon:
                 start, end = tokens[i].start, tokens[i + n - 1].end
                 flags.append(_flag(surface.concept, surface.kind,
                                    SCORE_EXACT if surface.kind == "exact" else SCORE_MORPH,
-                                   start, end, text, surface.form))
+                                   start, end, text, surface.form, (surface.prior, surface.prior_reason)))
                 for j in range(i, i + n):
                     covered[j] = True
                 i += n
@@ -611,11 +689,7 @@ class Lexicon:
         """A real Persian word, so not recognition noise. Verb forms count only when asked: a
         single token پرید "flew" is a word, but "پر اندی" merged is a garbled پرنده even though
         پراندی happens to be a rare verb form."""
-        if self._known_words is None:  # only fuzzy matching needs these; built on first use
-            self._known_words = self._normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY, tagged=True)
-            self._common_words = self._normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY)
-            self._known_verbs = self._normalizer.known_verb_forms()
-        if key in self._known_words or key in self._excluded or (verbs and key in self._known_verbs):
+        if self._is_word(key, verbs):
             return True
         # An inflected real word (پرونده‌ها) is as real as its stem.
         for suffix in ("ها", "های", "هایی", "ان", "گان", "ی", "ای", "یی", "م", "ت", "ش", "مان", "تان", "شان"):
@@ -625,6 +699,14 @@ class Lexicon:
                         suffix == "گان" and stem + "ه" in self._known_words):
                     return True
         return False
+
+    def _is_word(self, key: str, verbs: bool = True) -> bool:
+        """key as a whole is a word of hazm's list (or, when asked, a verb form) or an excluded one."""
+        if self._known_words is None:  # built on first use
+            self._known_words = self._normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY, tagged=True)
+            self._common_words = self._normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY)
+            self._known_verbs = self._normalizer.known_verb_forms()
+        return key in self._known_words or key in self._excluded or (verbs and key in self._known_verbs)
 
     def _is_whole_word(self, key: str) -> bool:
         """A common word of its own, not a piece of a split word (rare words like اندی can be pieces)."""
@@ -708,7 +790,7 @@ class Lexicon:
                     and self._either_partners[concept.id].isdisjoint(fuzzy_present - {concept.id}):
                 continue
             flags.append(_flag(concept, "fuzzy", round(similarity * FUZZY_SCORE_SCALE, 3),
-                               tokens[i].start, tokens[j].end, text, form))
+                               tokens[i].start, tokens[j].end, text, form, self._form_priors[(concept.id, form)]))
         return flags
 
     def _match_either(self, text: str, tokens, keys: list[str], flags: list[Flag]) -> list[Flag]:
@@ -736,7 +818,7 @@ class Lexicon:
                 score = round(min(a.score, b.score) * EITHER_PATTERN_SCALE, 3)
                 found.append(Flag(pattern.id, pattern.category, "pattern", score, a.span_start, b.span_end,
                                   text[a.span_start:b.span_end], pattern.severity,
-                                  f"{a.concept} {connectors[0]} {b.concept}"))
+                                  f"{a.concept} {connectors[0]} {b.concept}", *_weakest_prior([a, b])))
         return found
 
     def _fits(self, pattern: _Pattern, flag: Flag) -> bool:
@@ -746,7 +828,8 @@ class Lexicon:
         flags = []
         for m in self._english_regex.finditer(text):
             concept, gloss = self._english[" ".join(m.group().lower().split())]
-            flags.append(_flag(concept, "english", SCORE_ENGLISH, m.start(), m.end(), text, gloss))
+            flags.append(_flag(concept, "english", SCORE_ENGLISH, m.start(), m.end(), text, gloss,
+                               _override(concept) or (PRIOR_PLAIN, None)))
         return flags
 
     def flag_lines(self, lines: list[Line]) -> list[list[Flag]]:
@@ -775,9 +858,10 @@ class Lexicon:
                 continue
             score = round(min(flag.score for _, flag in near) * COOCCURRENCE_SCALE, 3)
             others = sorted({flag.concept for _, flag in near})
+            prior = _weakest_prior([flag for _, flag in near])
             for n, flag in own:
                 per_line[n].append(Flag(pattern.id, pattern.category, "pattern", score, flag.span_start,
-                                        flag.span_end, flag.matched, pattern.severity, "+".join(others)))
+                                        flag.span_end, flag.matched, pattern.severity, "+".join(others), *prior))
 
 
 def _satisfied(needed: dict[str, int], pattern: _Pattern, flags: list[Flag]) -> bool:
@@ -866,8 +950,40 @@ def _english_variants(gloss: str) -> list[str]:
     return [gloss] + [(head + " " + p) if head else p for p in plurals]
 
 
-def _flag(concept: _Concept, kind: str, score: float, start: int, end: int, text: str, form: str) -> Flag:
-    return Flag(concept.id, concept.category, kind, score, start, end, text[start:end], concept.severity, form)
+def _flag(concept: _Concept, kind: str, score: float, start: int, end: int, text: str, form: str,
+          prior: tuple[float, Optional[str]]) -> Flag:
+    return Flag(concept.id, concept.category, kind, score, start, end, text[start:end], concept.severity, form, *prior)
+
+
+def _override(concept: _Concept) -> Optional[tuple[float, str]]:
+    """The analyst's prior for a concept, with its reason, when the lexicon sets one."""
+    return None if concept.prior is None else (concept.prior, f"lexicon prior {concept.prior:g}")
+
+
+def _weakest_prior(flags: Sequence[Flag]) -> tuple[Optional[float], Optional[str]]:
+    """A pattern is as likely as its least likely part (unknown when a part's prior is)."""
+    if any(flag.prior is None for flag in flags):
+        return None, None
+    weakest = min(flags, key=lambda flag: flag.prior)
+    return weakest.prior, (f"{weakest.concept}: {weakest.prior_reason}" if weakest.prior_reason else None)
+
+
+_ALIKE_LETTERS = {letter: group.replace(letter, "") for group in _SOUND_ALIKE_GROUPS for letter in group}
+
+
+def _commoner_sound_alike(word: str, frequencies: dict[str, int]) -> Optional[str]:
+    """The commonest word one sound-alike letter away from word (کفتار -> گفتار), when it is at
+    least SOUND_ALIKE_MIN_RATIO times as common in hazm's word list (a word the list lacks or
+    counts rarely counts as KNOWN_WORD_MIN_FREQUENCY)."""
+    own = max(frequencies.get(word, 0), KNOWN_WORD_MIN_FREQUENCY)
+    best, best_count = None, SOUND_ALIKE_MIN_RATIO * own
+    for n, letter in enumerate(word):
+        for other in _ALIKE_LETTERS.get(letter, ""):
+            neighbour = word[:n] + other + word[n + 1:]
+            count = frequencies.get(neighbour, 0)
+            if count >= best_count:
+                best, best_count = neighbour, count
+    return best
 
 
 def _dedupe(flags: Iterable[Flag]) -> list[Flag]:

@@ -159,3 +159,144 @@ def assign_spans(pack: Pack, spans: Sequence[tuple[float, float]],
             ]
             result.append(int(np.argmin(distances)))
     return result
+
+
+# -- several recordings at once ----------------------------------------------------------------
+#
+# Recorders that write one file per transmission (trunk-recorder, SDRTrunk, rdio-scanner) give
+# folders of 2-15 s files. Each would pay a whole 30 s window alone, so the transmissions of
+# several recordings are laid into one "joined" sample array and handed to the engine as if
+# they were one recording's; the engine packs them as usual, and every line is then moved back
+# to its own recording and time.
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a transmission of the joined array comes from."""
+
+    part: int  # which of the joined recordings
+    transmission: Transmission  # as found in that recording
+    shift_s: float  # joined time minus recording time, a whole number of milliseconds
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Transmissions of several recordings in one sample array (see join_recordings)."""
+
+    samples: np.ndarray
+    transmissions: tuple[Transmission, ...]  # in joined time; idx is the position here
+    origins: tuple[Origin, ...]  # per joined transmission
+
+
+def join_recordings(parts: Sequence[tuple[np.ndarray, Sequence[Transmission]]],
+                    sample_rate: int = 16000) -> Joined:
+    """One sample array holding every transmission of every (samples, transmissions) part,
+    one after another, in order.
+
+    Each transmission is moved by a whole number of milliseconds that is also a whole number
+    of samples, so that the engine slices exactly the samples it would slice from the
+    recording itself, and a time moved there and back rounds to the same millisecond."""
+    step = sample_rate // 1000 if sample_rate % 1000 == 0 else sample_rate  # samples per ms
+    placed: list[tuple[int, int, int]] = []  # (first sample in the part, last, shift in samples)
+    transmissions: list[Transmission] = []
+    origins: list[Origin] = []
+    cursor = 0
+    for part, (samples, txs) in enumerate(parts):
+        for tx in txs:
+            first = int(round(tx.start * sample_rate))
+            end = max(first, int(round(tx.end * sample_rate)))
+            last = min(end, samples.size)
+            shift = -(-(cursor - first) // step) * step  # ceil to a whole millisecond
+            shift_s = shift / sample_rate
+            placed.append((first, max(first, last), shift))
+            transmissions.append(Transmission(len(transmissions), tx.start + shift_s, tx.end + shift_s))
+            origins.append(Origin(part, tx, shift_s))
+            cursor = end + shift  # the engine slices up to `end`: nothing of the next one lies there
+    joined = np.zeros(cursor, dtype=np.float32)
+    for (first, last, shift), origin in zip(placed, origins):
+        joined[first + shift : last + shift] = parts[origin.part][0][first:last]
+    return Joined(joined, tuple(transmissions), tuple(origins))
+
+
+def split_lines(joined: Joined, lines: Sequence, parts: int) -> list[list]:
+    """The engine's lines over a joined array, given back to their recordings: per part, in
+    recording time and with the recording's own transmission index, in recording order.
+    Word times, where a line carries them (``Line.words``), move too."""
+    from dataclasses import replace
+
+    found: list[list] = [[] for _ in range(parts)]
+    for line in lines:
+        origin = joined.origins[line.transmission_idx]
+        shift = origin.shift_s
+        moved = replace(line, start=round(line.start - shift, 3), end=round(line.end - shift, 3),
+                        transmission_idx=origin.transmission.idx)
+        if line.words:
+            moved.words = [replace(w, start=round(w.start - shift, 3), end=round(w.end - shift, 3))
+                           for w in line.words]
+        found[origin.part].append(moved)
+    for part_lines in found:
+        part_lines.sort(key=lambda line: (line.start, line.transmission_idx))
+    return found
+
+
+@dataclass
+class PoolOptions:
+    """Which recordings wait to share windows with other recordings (RunOptions.pool)."""
+
+    # A recording shorter than this joins the pool; a longer one has enough transmissions to
+    # fill windows of its own and is recognised alone, as soon as it is decoded. 0: off.
+    short_s: float = 25.0
+    # The pool is recognised once its transmissions fill this many windows. One keeps the
+    # work a kill can lose (the pool's recordings are stored only once all are recognised)
+    # and the wait before a folder's first lines are stored to one window's worth.
+    windows: int = 1
+    # And at the latest when it holds this many recordings (samples are held until then).
+    max_recordings: int = 32
+
+    def __post_init__(self) -> None:
+        if self.short_s < 0:
+            raise ValueError(f"PoolOptions.short_s must not be negative, got {self.short_s}")
+        if self.windows < 1 or self.max_recordings < 1:
+            raise ValueError("PoolOptions.windows and max_recordings must be at least 1")
+
+
+class RecordingPool:
+    """Short recordings waiting to be recognised together.
+
+    `add` returns the groups that are ready: whole recordings, in the order they came, whose
+    transmissions fill `windows` windows as `plan_packs` lays them out (the recording that
+    would spill into the next window waits for the next group, so windows go out full)."""
+
+    def __init__(self, options: PoolOptions = PoolOptions(), pack: PackOptions = PackOptions()):
+        self.options, self.pack = options, pack
+        self.waiting: list[tuple[object, Sequence[Transmission]]] = []
+
+    def takes(self, duration_s: float, transmissions: Sequence[Transmission]) -> bool:
+        return bool(transmissions) and duration_s < self.options.short_s
+
+    def add(self, item: object, transmissions: Sequence[Transmission]) -> list[list]:
+        self.waiting.append((item, list(transmissions)))
+        ready = []
+        while self.waiting:
+            if len(self.waiting) >= self.options.max_recordings:
+                ready.append(self._take(len(self.waiting)))
+                continue
+            packs = plan_packs([tx for _, txs in self.waiting for tx in txs], self.pack)
+            if len(packs) <= self.options.windows:
+                break
+            room = sum(len(pack.placements) for pack in packs[: self.options.windows])
+            count, used = 0, 0
+            for _, txs in self.waiting:
+                placed = sum(1 for tx in txs if tx.duration > 0)  # as plan_packs counts them
+                if used + placed > room:
+                    break
+                count, used = count + 1, used + placed
+            ready.append(self._take(max(count, 1)))
+        return ready
+
+    def drain(self) -> list[list]:
+        return [self._take(len(self.waiting))] if self.waiting else []
+
+    def _take(self, count: int) -> list:
+        taken, self.waiting = self.waiting[:count], self.waiting[count:]
+        return [item for item, _ in taken]

@@ -1,5 +1,7 @@
 """One recording end to end, and the batch over many. The only module that knows the order
-of the stages: audio -> segment -> engine -> text -> translate -> guards -> lexicon -> store.
+of the stages: audio -> segment -> engine -> post-recognition -> store, where the
+post-recognition step (intercept.derive: text -> translate -> guards -> lexicon -> score) is
+the one `intercept translate` and `intercept flag` run again over stored lines.
 """
 from __future__ import annotations
 
@@ -12,16 +14,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
+import numpy as np
+
 from . import __version__
 from .audio import AudioError, CleanupOptions, clean_radio, decode, sha256_file
 from .config import RunOptions
 from .engines import load_engine
-from .guards import Guards
 from .lexicon import Lexicon, default_lexicon_path
 from .models import resolve_model
+from .derive import PostRecognition
+from .packing import PackOptions, RecordingPool, join_recordings, split_lines
 from .recorded_at import recorded_at_for
-from .segment import SegmentOptions, find_transmissions
-from .store import RecordingFacts, Store, StoreError
+from .scoring import default_scorer
+from .segment import SegmentOptions, find_transmissions, load_detector
+from .store import CREATE, READ, RecordingFacts, Store, StoreError
 from .text import PersianNormalizer
 from .translate import make_translator
 from .types import Flag, Line, Transmission
@@ -66,6 +72,20 @@ class Analysis:
     translator: str = ""
     translator_model: Optional[str] = None
     lexicon_version: str = ""
+    # With options.voices: one intercept.voices.VoicePrint per transmission, and its model.
+    voice_prints: Optional[list] = None
+    voice_model: tuple[str, str] = ("", "")
+
+
+@dataclass
+class Decoded:
+    """A recording decoded and cut into transmissions, waiting for recognition."""
+
+    path: Path
+    facts: RecordingFacts
+    samples: np.ndarray
+    sample_rate: int
+    transmissions: list[Transmission]
 
 
 class RecordingError(Exception):
@@ -87,9 +107,11 @@ class Summary:
     flagged_lines: int = 0
     suspect_lines: int = 0
     audio_s: float = 0.0
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # processing, after the models were loaded
+    load_s: float = 0.0  # loading the recogniser, translator, VAD, lexicon and normaliser, once
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # skipped files and why
+    voices: Optional[dict] = None  # with --voices: intercept.voices.GroupingSummary.to_dict()
 
     @property
     def audio_hours(self) -> float:
@@ -217,7 +239,10 @@ class Pipeline:
     `analyze` (decode .. flag, needs no store, returns an Analysis) and `save` (the driver
     alone writes SQLite). `process` does both, skipping content already stored."""
 
+    voice_summary = None  # with options.voices: what save() saw embedded (voices.GroupingSummary)
+
     def __init__(self, options: RunOptions, store: Optional[Store] = None):
+        started = time.perf_counter()
         self.options = options
         self.store = store
         self.model_name, model_path = _engine_model(options.engine, options.model)
@@ -229,10 +254,19 @@ class Pipeline:
         )
         self.normalizer = PersianNormalizer()
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
-        self.guards = Guards(options.guards)
+        self.scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
+        self.post = PostRecognition(self.normalizer, self.lexicon, self.translator, options.guards,
+                                    scorer=self.scorer)
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
+        load_detector(self.segment_options)  # now, so that its load is counted here, not in the first file
+        self.voice_embedder = None
+        if options.voices:
+            from .voices import VoiceEmbedder
+
+            self.voice_embedder = VoiceEmbedder()
         self.run_id: Optional[int] = None
+        self.load_s = round(time.perf_counter() - started, 2)
 
     def _store(self) -> Store:
         if self.store is None:
@@ -248,9 +282,17 @@ class Pipeline:
     def process(
         self, path: str | Path, on_transmission: Optional[Callable[[int, int], None]] = None
     ) -> RecordingResult:
-        """Process one recording and store it; never raises for a bad recording.
-        Content (SHA-256) already stored as done is not processed again unless options.force:
-        under another name it is recorded as another path of the stored recording."""
+        """Process one recording and store it; never raises for a bad recording."""
+        admitted = self.admit(path)
+        if isinstance(admitted, RecordingResult):
+            return admitted
+        return self.save(self.analyze(path, admitted, on_transmission), safe_text(str(path)))
+
+    def admit(self, path: str | Path) -> RecordingFacts | RecordingResult:
+        """The facts of a recording to analyse, or the result when there is nothing to analyse:
+        it cannot be read (stored as failed), or its content (SHA-256) is already stored as
+        done and options.force is off (under another name it is recorded as another path of
+        the stored recording)."""
         shown = safe_text(str(path))
         try:
             facts = examine(path)
@@ -266,7 +308,7 @@ class Pipeline:
                     note = (f"{'same content as' if new_path else 'already stored as another path of'} "
                             f"'{stored['path']}' (recording {stored['id']})")
                 return RecordingResult(shown, "skipped", recording_id=stored["id"], note=note)
-        return self.save(self.analyze(path, facts, on_transmission), shown)
+        return facts
 
     def analyze(
         self,
@@ -276,44 +318,106 @@ class Pipeline:
     ) -> Analysis:
         """Decode, segment, transcribe, normalise, translate, mark and flag one recording,
         without touching any store. Never raises for a bad recording: returns status failed."""
+        return next(self.analyze_many([(path, facts)], on_transmission))
+
+    def analyze_many(
+        self,
+        items: Iterable[tuple[str | Path, Optional[RecordingFacts]]],
+        on_transmission: Optional[Callable[[int, int], None]] = None,
+    ) -> Iterator[Analysis]:
+        """`analyze` for many recordings, one Analysis each, in the order they are finished.
+
+        Each recording is decoded and segmented first (a bad file fails there, alone). Short
+        ones (RunOptions.pool) then wait in a pool until their transmissions fill a window,
+        and the pool is recognised in one engine call, so that several recordings share
+        Whisper's 30 s windows; longer ones are recognised alone at once. Every line comes back
+        to its own recording, with the times and transmission index it would have alone."""
+        pool = RecordingPool(self.options.pool, PackOptions(gap_s=self.options.transcribe.pack_gap_s))
+        for path, facts in items:
+            decoded = self._decode(path, facts)
+            if isinstance(decoded, Analysis):
+                yield decoded
+            elif pool.takes(decoded.facts.duration_s or 0.0, decoded.transmissions):
+                for group in pool.add(decoded, decoded.transmissions):
+                    yield from self._recognise(group, on_transmission)
+            else:
+                yield from self._recognise([decoded], on_transmission)
+        for group in pool.drain():
+            yield from self._recognise(group, on_transmission)
+
+    def _decode(self, path: str | Path, facts: Optional[RecordingFacts]) -> Decoded | Analysis:
+        """A recording decoded and cut into transmissions, or its failed Analysis."""
         try:
             facts = facts or examine(path)
         except RecordingError as exc:
             return Analysis(exc.facts, "failed", error=str(exc))
         try:
-            return self._analyze(Path(path), facts, on_transmission)
+            audio = decode(str(path))
+            facts.recorded_at = recorded_at_for(Path(path), self.options.recorded_at)
+            facts.duration_s = round(audio.duration, 3)
+            facts.format = audio.format
+            samples = audio.samples
+            if self.options.clean_radio:
+                # In place: a second full-length copy would cost 460 MB on a 2-hour recording.
+                samples = clean_radio(samples, audio.sample_rate, self.cleanup_options, out=samples)
+            transmissions = find_transmissions(samples, audio.sample_rate, self.segment_options)
+            return Decoded(Path(path), facts, samples, audio.sample_rate, list(transmissions))
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one bad file must not stop the batch
             return Analysis(facts, "failed", error=one_line(exc))
 
-    def _analyze(self, path: Path, facts: RecordingFacts, on_transmission) -> Analysis:
-        audio = decode(str(path))
-        facts.recorded_at = recorded_at_for(path, self.options.recorded_at)
-        facts.duration_s = round(audio.duration, 3)
-        facts.format = audio.format
-        samples = audio.samples
-        if self.options.clean_radio:
-            # In place: a second full-length copy would cost 460 MB on a 2-hour recording.
-            samples = clean_radio(samples, audio.sample_rate, self.cleanup_options, out=samples)
-        transmissions = find_transmissions(samples, audio.sample_rate, self.segment_options)
+    def _recognise(self, group: list[Decoded], on_transmission) -> list[Analysis]:
+        """Transcribe a group of decoded recordings in one engine call, then finish each."""
+        try:
+            if len(group) == 1:
+                found = [self._transcribe_alone(group[0], on_transmission)]
+            else:
+                rates = {decoded.sample_rate for decoded in group}
+                if len(rates) != 1:
+                    raise ValueError(f"recordings decoded at different sample rates {sorted(rates)}")
+                joined = join_recordings([(d.samples, d.transmissions) for d in group], rates.pop())
+                lines = self.engine.transcribe(joined.samples, joined.transmissions, group[0].sample_rate)
+                found = split_lines(joined, lines, len(group))
+                if on_transmission:
+                    on_transmission(len(joined.transmissions), len(joined.transmissions))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            if len(group) > 1:  # whichever recording caused it, it must fail alone
+                return [analysis for decoded in group for analysis in self._recognise([decoded], on_transmission)]
+            return [Analysis(group[0].facts, "failed", error=one_line(exc))]
+        return [self._finish(decoded, lines) for decoded, lines in zip(group, found)]
+
+    def _transcribe_alone(self, decoded: Decoded, on_transmission) -> list[Line]:
+        transmissions = decoded.transmissions
         lines = []
         # Transmissions go to the engine in groups, so that it can pack several into one
         # 30 s window, and the progress bar still moves during a long recording.
         for first in range(0, len(transmissions), TRANSMISSIONS_PER_CALL):
             group = transmissions[first : first + TRANSMISSIONS_PER_CALL]
-            lines.extend(self.engine.transcribe(samples, group, audio.sample_rate))
+            lines.extend(self.engine.transcribe(decoded.samples, group, decoded.sample_rate))
             if on_transmission:
                 on_transmission(first + len(group), len(transmissions))
-        for line in lines:
-            line.text_fa = self.normalizer.normalize(line.text)
-        self.translator.translate(lines, samples, audio.sample_rate)
-        self.guards.mark(lines)
-        flags = self.lexicon.flag_lines(lines)
+        return lines
+
+    def _finish(self, decoded: Decoded, lines: list[Line]) -> Analysis:
+        """The post-recognition step (normalise, translate, mark, flag, score) for one recording's lines."""
+        try:
+            flags = self.post.derive(lines, decoded.samples, decoded.sample_rate)
+            voice_prints, voice_model = None, ("", "")
+            if self.voice_embedder is not None:
+                voice_prints = self.voice_embedder.embed_transmissions(decoded.samples, decoded.sample_rate,
+                                                                       decoded.transmissions)
+                voice_model = (self.voice_embedder.model, self.voice_embedder.version)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            return Analysis(decoded.facts, "failed", error=one_line(exc))
         return Analysis(
-            facts,
+            decoded.facts,
             "done",
-            transmissions=list(transmissions),
+            transmissions=list(decoded.transmissions),
             lines=lines,
             flags=flags,
             engine=self.engine.name,
@@ -321,6 +425,8 @@ class Pipeline:
             translator=self.translator.name,
             translator_model=self.translator.model,
             lexicon_version=self.lexicon.version,
+            voice_prints=voice_prints,
+            voice_model=voice_model,
         )
 
     def save(self, analysis: Analysis, shown_path: Optional[str] = None) -> RecordingResult:
@@ -343,6 +449,14 @@ class Pipeline:
             translator_model=analysis.translator_model,
             lexicon_version=analysis.lexicon_version,
         )
+        if analysis.voice_prints is not None:
+            # A transaction of its own: embeddings can be made again (`intercept voices`).
+            from .voices import GroupingSummary, count_prints, save_prints
+
+            self.voice_summary = self.voice_summary or GroupingSummary()
+            count_prints(analysis.voice_prints, self.voice_summary)
+            save_prints(store, recording_id, {t.idx: p for t, p in zip(analysis.transmissions, analysis.voice_prints)},
+                        *analysis.voice_model)
         return RecordingResult(
             shown_path or facts.path,
             "done",
@@ -360,17 +474,27 @@ def run_batch(
     db_path: str | Path,
     options: Optional[RunOptions] = None,
     progress: bool = True,
+    warn: Optional[Callable[[str], None]] = None,
 ) -> Summary:
-    """Process every recording under ``paths`` into the store at ``db_path``."""
+    """Process every recording under ``paths`` into the store at ``db_path``. An older
+    store is migrated first (the store as it was is copied aside; `warn` hears of it).
+
+    Short recordings are recognised in pools (Pipeline.analyze_many); each recording is still
+    stored in its own transaction as soon as its lines are complete, so a stopped batch
+    leaves whole recordings only, and a re-run analyses what was not stored."""
     from tqdm import tqdm
 
     options = options or RunOptions()
-    with Store(db_path) as store:
+    with Store(db_path, CREATE, warn=warn) as store:
         pipeline = Pipeline(options, store)
         run_id = pipeline.start_run()
         files = list(iter_recordings(paths))
-        summary = Summary()
+        summary = Summary(load_s=pipeline.load_s)
         started = time.perf_counter()
+        shown: dict[str, str] = {}  # facts.path -> the path as given
+        # Content already in the pool: a second copy waits until the first is stored, then is
+        # skipped as "same content" like in a run without pools.
+        same_content: dict[str, list[Path]] = {}
         with tqdm(files, desc="recordings", unit="file", disable=not progress) as bar, tqdm(
             desc="transmissions", unit="tx", disable=not progress, leave=False
         ) as tx_bar:
@@ -380,12 +504,41 @@ def run_batch(
                     tx_bar.reset(total=total)
                 tx_bar.update(done - tx_bar.n)
 
-            for path in bar:
-                bar.set_postfix_str(safe_text(path.name)[-40:])
-                summary.add(pipeline.process(path, on_transmission))
+            def to_analyse() -> Iterator[tuple[Path, RecordingFacts]]:
+                for path in bar:
+                    bar.set_postfix_str(safe_text(path.name)[-40:])
+                    admitted = pipeline.admit(path)
+                    if isinstance(admitted, RecordingResult):
+                        summary.add(admitted)
+                    elif not options.force and admitted.sha256 in same_content:
+                        same_content[admitted.sha256].append(path)
+                    else:
+                        same_content.setdefault(admitted.sha256, [])
+                        shown[admitted.path] = safe_text(str(path))
+                        yield path, admitted
+
+            for analysis in pipeline.analyze_many(to_analyse(), on_transmission):
+                summary.add(pipeline.save(analysis, shown.get(analysis.facts.path)))
+                for waiting in same_content.pop(analysis.facts.sha256, []):
+                    summary.add(pipeline.process(waiting))
+        order = {safe_text(str(path.absolute())): index for index, path in enumerate(files)}
+        summary.failures.sort(key=lambda failure: order.get(failure[0], len(order)))
+        group_voices_after_run(pipeline, summary)
         summary.wall_s = round(time.perf_counter() - started, 2)
         store.finish_run(run_id, summary.to_dict())
     return summary
+
+
+def group_voices_after_run(pipeline: Pipeline, summary: Summary) -> None:
+    """With --voices: group the store's embedded transmissions into voices (all recordings)."""
+    if pipeline.options.voices:
+        from .voices import DEFAULT_THRESHOLD, MODEL_NAME, GroupingSummary, group_voices, model_version
+
+        threshold = pipeline.options.voice_threshold
+        summary.voices = group_voices(
+            pipeline._store(), MODEL_NAME, model_version(), DEFAULT_THRESHOLD if threshold is None else threshold,
+            pipeline.voice_summary or GroupingSummary(),
+        ).to_dict()
 
 
 @dataclass
@@ -428,7 +581,7 @@ def verify_originals(db_path: str | Path) -> VerifyReport:
     if not db_path.is_file():
         raise StoreError(f"{db_path}: no such store")
     report = VerifyReport()
-    with Store(db_path) as store:
+    with Store(db_path, READ) as store:
         report.store_problems = store.check_integrity()
         originals = store.originals()
     for row in originals:

@@ -117,6 +117,14 @@ def _blocks(total: int, sample_rate: int, options: SegmentOptions) -> List[Tuple
         lo += step
 
 
+def load_detector(options: SegmentOptions) -> None:
+    """Load the VAD model now (it is loaded once per process, on first use, and kept)."""
+    if options.method in ("silero", "auto"):
+        from faster_whisper.vad import get_vad_model
+
+        get_vad_model()
+
+
 def silero_spans(samples: np.ndarray, sample_rate: int, options: SegmentOptions) -> List[Span]:
     """Speech spans from Silero VAD (faster-whisper's bundled ONNX model), block by block."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps

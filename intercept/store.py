@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -353,6 +355,24 @@ def _line_review(db: sqlite_utils.Database) -> None:
     db.conn.executescript(LINE_REVIEW_SQL)
 
 
+@_migration("0005_flag_evidence")
+def _flag_evidence(db: sqlite_utils.Database) -> None:
+    """The recogniser's evidence per line and the pieces of a flag's score (all nullable:
+    NULL means unknown, never a made-up number). lines.words is a JSON list of
+    [word, start_s, end_s, probability]; lines.alternatives a JSON list of
+    [text, logprob, tokens] (the beam's N-best, best first; logprob the hypothesis'
+    log-probability, tokens what it was averaged over)."""
+    for table, columns in [
+        ("lines", {"confidence": float, "words": str, "alternatives": str}),
+        ("flags", {"match_score": float, "word_prob": float, "nbest_share": float, "prior": float,
+                   "hypothesis": str, "scorer_version": str}),
+    ]:
+        have = db[table].columns_dict
+        for name, kind in columns.items():
+            if name not in have:  # a crash between two columns leaves the rest to add
+                db[table].add_column(name, kind)
+
+
 @_migration("0006_recorded_at")
 def _recorded_at(db: sqlite_utils.Database) -> None:
     """When each recording was made (ISO 8601 UTC, NULL when unknown), for absolute times and
@@ -364,26 +384,397 @@ def _recorded_at(db: sqlite_utils.Database) -> None:
     db["recordings"].create_index(["recorded_at"], if_not_exists=True)
 
 
+VOICE_TABLES_SQL = """
+-- One embedding per transmission and voice model version (float16 bytes, NULL when the
+-- transmission was too short or had too little speech: status says which).
+CREATE TABLE IF NOT EXISTS voice_embeddings (
+  id INTEGER PRIMARY KEY,
+  transmission_id INTEGER NOT NULL REFERENCES transmissions(id),
+  model TEXT NOT NULL,
+  model_version TEXT NOT NULL,
+  status TEXT NOT NULL,
+  speech_s REAL,
+  embedding BLOB,
+  made_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS voice_embeddings_transmission
+  ON voice_embeddings(transmission_id, model, model_version);
+-- A voice: transmissions grouped as one speaker across recordings. Never deleted: a merged
+-- voice names the voice it went into (merged_into). created_by is 'run' or a reviewer.
+CREATE TABLE IF NOT EXISTS voices (
+  id INTEGER PRIMARY KEY,
+  name TEXT,
+  centroid BLOB,
+  n INTEGER NOT NULL DEFAULT 0,
+  model TEXT NOT NULL,
+  model_version TEXT NOT NULL,
+  created_at TEXT,
+  created_by TEXT,
+  named_by TEXT,
+  named_at TEXT,
+  merged_into INTEGER REFERENCES voices(id),
+  updated_at TEXT
+);
+-- Reviewers' decisions (name, merge, split), in order. Runs never write here.
+CREATE TABLE IF NOT EXISTS voice_decisions (
+  id INTEGER PRIMARY KEY,
+  action TEXT NOT NULL,
+  voice_id INTEGER REFERENCES voices(id),
+  other_voice_id INTEGER REFERENCES voices(id),
+  transmission_ids TEXT,
+  name TEXT,
+  reviewer TEXT,
+  at TEXT
+);
+"""
+
+
+@_migration("0007_voices")
+def _voices(db: sqlite_utils.Database) -> None:
+    """Voice embeddings, voices and reviewers' voice decisions; transmissions.voice_id."""
+    # Split by hand (executescript would commit mid-migration): no comment holds a ';'.
+    for statement in VOICE_TABLES_SQL.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    if "voice_id" not in db["transmissions"].columns_dict:
+        db["transmissions"].add_column("voice_id", int)
+    db["transmissions"].create_index(["voice_id"], if_not_exists=True)
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
 _KNOWN_MIGRATIONS = frozenset(_MIGRATION_NAMES)
 
 
-class Store:
-    """A SQLite file holding recordings, transmissions, lines, flags and verdicts."""
+# Required of every intercept store: the tables each command reads or writes.
+REQUIRED_TABLES = ("runs", "recordings", "transmissions", "lines", "flags", "verdicts")
+# How long a writer waits for another writer's transaction (two batches, a batch and a
+# reviewer's verdict) before SQLite says "database is locked". Every write transaction is
+# short (one recording, one verdict), so a wait this long means something is stuck.
+BUSY_TIMEOUT_S = 60.0
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+# Flag attributes stored as they are (None: unknown); the scorer fills them.
+_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "hypothesis", "scorer_version")
+
+
+def _json_or_none(items, row) -> Optional[str]:
+    """None stays NULL (the engine could not give it); a list, even empty, is JSON."""
+    if items is None:
+        return None
+    return json.dumps([row(item) for item in items], ensure_ascii=False)
+
+
+def line_evidence(row: dict) -> dict[str, Any]:
+    """A stored line's recogniser evidence back as Line fields (words, alternatives,
+    confidence); None where the row holds none (an old store, or an engine that gave none)."""
+    from .types import Hypothesis, Word
+
+    words = json.loads(row["words"]) if row.get("words") else None
+    alternatives = json.loads(row["alternatives"]) if row.get("alternatives") else None
+    return {
+        "words": None if words is None else [Word(w[0], w[1], w[2], w[3]) for w in words],
+        "alternatives": None if alternatives is None else [
+            Hypothesis(h[0], h[1] / h[2] if h[2] else h[1], h[2]) for h in alternatives],
+        "confidence": row.get("confidence"),
+    }
+
+
+
+# How a command opens the store (docs/recovery.md lists which command uses which).
+READ = "read"  # verify, export, the review's reads: never writes, never migrates
+WRITE = "write"  # flag, translate, verdicts: an existing store of the current schema
+CREATE = "create"  # run: creates a missing store, migrates an older one (copy kept aside)
+MODES = (READ, WRITE, CREATE)
+
+
+@dataclass
+class StoreFile:
+    """What a look at a store file found, without writing to it (`inspect_store`)."""
+
+    path: Path
+    schema: int = 0  # PRAGMA user_version: the number of migrations applied
+    applied: tuple[str, ...] = ()  # intercept migrations recorded in the file
+    empty: bool = True  # a missing file, a zero-byte file or an SQLite file with no tables
+
+    @property
+    def current(self) -> bool:
+        return set(self.applied) == _KNOWN_MIGRATIONS
+
+    @property
+    def older(self) -> bool:
+        return not self.empty and not self.current
+
+
+def _uri(path: Path, **params: str) -> str:
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(params)
+    return f"file:{quote(str(path.absolute()))}" + (f"?{query}" if query else "")
+
+
+def _check_header(path: Path) -> bool:
+    """Refuse a file that is not SQLite, or is shorter than its header says (truncated),
+    from its first 100 bytes, before SQLite opens it. Returns True when the file is empty."""
+    try:
+        info = path.stat()
+        if not path.is_file():
+            raise StoreError(f"{path}: not a file")
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not header:
+        return True
+    if not header.startswith(SQLITE_MAGIC):
+        if SQLITE_MAGIC.startswith(header):
+            raise StoreError(f"{path}: truncated store ({info.st_size} bytes)")
+        raise StoreError(f"{path}: not an intercept store (not an SQLite file)")
+    if len(header) < 100:
+        raise StoreError(f"{path}: truncated store ({info.st_size} bytes, shorter than an SQLite header)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count in the header is valid when the change counter matches the version
+    # it was written with (always, since SQLite 3.7.0).
+    expected = pages * page_size if pages and header[24:28] == header[92:96] else 0
+    if info.st_size < expected or (page_size and info.st_size % page_size):
+        raise StoreError(f"{path}: truncated store ({info.st_size} bytes; its header says {expected or 'whole pages'})")
+    return False
+
+
+def _wal_files(path: Path) -> list[Path]:
+    return [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+
+
+def read_only_connection(path: str | Path) -> sqlite3.Connection:
+    """A connection that cannot write to the store and leaves no file behind.
+
+    SQLite's mode=ro on a WAL-mode file creates the -wal and -shm files beside it when they
+    are missing (and fails in a read-only directory). Missing, they mean no connection has
+    the store open and every committed page is in the main file, so it is then opened as
+    immutable=1, which reads the main file alone. When they exist (a batch is writing), the
+    reader shares them as any reader does."""
+    path = Path(path)
+    wal_mode = False
+    with open(path, "rb") as file:
+        header = file.read(20)
+    if len(header) == 20 and header[18] == 2:
+        wal_mode = True
+    params = {"mode": "ro"}
+    if wal_mode and not _wal_files(path):
+        params["immutable"] = "1"
+    conn = sqlite3.connect(_uri(path, **params), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def inspect_store(path: str | Path) -> StoreFile:
+    """What the file at `path` is, read without writing a byte: a StoreFile, or StoreError
+    (one line naming the file and the reason) when it is not SQLite, is truncated, is not
+    an intercept store, or is a store of a newer schema than this intercept knows."""
+    path = Path(path)
+    found = StoreFile(path)
+    if not path.exists():
+        return found
+    if _check_header(path):
+        return found
+    try:
+        conn = read_only_connection(path)
         try:
-            self.db = sqlite_utils.Database(self.path)
-            self._check_not_newer()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not an intercept store ({exc})") from None
-        # WAL lets reviewers read through Datasette while a batch writes.
-        self.db.enable_wal()
+            db = sqlite_utils.Database(conn)
+            tables = set(db.table_names())
+            found.schema = conn.execute("PRAGMA user_version").fetchone()[0]
+            found.applied = tuple(m.name for m in MIGRATIONS.applied(db))
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not an intercept store ({exc})") from None
+    unknown = sorted(set(found.applied) - _KNOWN_MIGRATIONS)
+    if found.schema > SCHEMA_VERSION or unknown:
+        raise StoreError(
+            f"{path}: store schema version {found.schema} is newer than this intercept understands "
+            f"({SCHEMA_VERSION}{'; unknown migrations ' + ', '.join(unknown) if unknown else ''}); "
+            "upgrade intercept"
+        )
+    found.empty = not tables and found.schema == 0
+    if found.empty:
+        return found
+    # A store made before migrations were recorded has user_version 1 and the tables.
+    if not found.applied and found.schema < 1:
+        shown = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_"))[:5])
+        raise StoreError(f"{path}: not an intercept store (no intercept schema; tables: {shown})")
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise StoreError(f"{path}: not an intercept store (missing tables: {', '.join(missing)})")
+    return found
+
+
+def is_store_connection(conn: sqlite3.Connection) -> bool:
+    """Whether an open connection holds an intercept store, by reading only: the required
+    tables and intercept's record of migrations (or user_version, for stores made before
+    migrations were recorded)."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not set(REQUIRED_TABLES) <= tables:
+        return False
+    if Migrations.migrations_table not in tables:
+        return conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    found = conn.execute(f"SELECT 1 FROM {Migrations.migrations_table} WHERE migration_set = ? LIMIT 1",
+                         [MIGRATIONS.name]).fetchone()
+    return found is not None
+
+
+def write_problem(path: str | Path) -> Optional[str]:
+    """Why the store at `path` cannot be written (a read-only file or directory, an
+    immutable file), or None. Asked of the system (access(2)), which also answers for root."""
+    path = Path(path).absolute()
+    for target in [path, *_wal_files(path)]:
+        if not os.access(target, os.W_OK):
+            return f"{target.name} is read-only"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        # SQLite creates the -wal and -shm files (and a journal) beside the store.
+        return f"its directory {path.parent} is read-only"
+    return None
+
+
+def migrate_store(path: str | Path, warn: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+    """`intercept migrate`: bring an older store to this intercept's schema, after copying
+    it whole to `<path>.bak-<schema>`. Returns the copy's path, or None when the store was
+    already current. StoreError for anything that is not an older store."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such store")
+    if inspect_store(path).empty:  # migrate never makes a new store out of an empty file
+        raise StoreError(f"{path}: not an intercept store (an empty file)")
+    with Store(path, CREATE, warn=warn) as store:
+        return store.backup_path
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One short write transaction. BEGIN IMMEDIATE takes the write lock first, waiting (busy
+    timeout) while another writer holds it; a deferred BEGIN that read first fails at once
+    with "database is locked" when another writer committed meanwhile. Inside a transaction
+    the caller opened, it is a savepoint of that transaction."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT intercept_write")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO SAVEPOINT intercept_write")
+                conn.execute("RELEASE SAVEPOINT intercept_write")
+            raise
+        conn.execute("RELEASE SAVEPOINT intercept_write")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Store:
+    """A SQLite file holding recordings, transmissions, lines, flags and verdicts.
+
+    `mode` says what the command may do to the file: READ never writes (verify, export),
+    WRITE writes rows into an existing store of the current schema (flag, translate,
+    verdicts), CREATE (run, migrate) creates a missing store and migrates an older one,
+    first copying it aside. Anything that is not an intercept store, or is newer, is refused
+    with StoreError before a byte is written."""
+
+    def __init__(self, path: str | Path, mode: str = CREATE, warn: Optional[Callable[[str], None]] = None):
+        if mode not in MODES:
+            raise ValueError(f"store mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.path = Path(path)
+        self.mode = mode
+        self.backup_path: Optional[Path] = None
+        self._warn = warn
+        if mode == CREATE:
+            self._open_for_run()
+        else:
+            self._open_existing()
         self.db.execute("PRAGMA foreign_keys = ON")
-        self._ensure_schema()
+
+    def _connect(self, **params: str) -> None:
+        conn = sqlite3.connect(_uri(self.path, **params), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+
+    def _open_existing(self) -> None:
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such store")
+        found = inspect_store(self.path)
+        if found.empty:
+            raise StoreError(f"{self.path}: not an intercept store (an empty file)")
+        if found.older:
+            raise StoreError(
+                f"{self.path}: store schema version {found.schema} is older than this intercept's "
+                f"({SCHEMA_VERSION}); run `intercept migrate {self.path}` first (it keeps a copy)"
+            )
+        if self.mode == READ:
+            self.db = sqlite_utils.Database(read_only_connection(self.path))
+            return
+        problem = write_problem(self.path)
+        if problem:
+            raise StoreError(f"{self.path}: cannot write to the store ({problem})")
+        self._connect(mode="rw")
+
+    def _open_for_run(self) -> None:
+        import fcntl
+
+        if not self.path.parent.is_dir():
+            raise StoreError(f"{self.path}: no such directory {self.path.parent}")
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: not a file")
+        # Checked before anything is created or opened for writing.
+        found = inspect_store(self.path)
+        problem = write_problem(self.path) if self.path.exists() else None
+        if problem:
+            raise StoreError(f"{self.path}: cannot write to the store ({problem})")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
+        try:
+            # Two runs started together into one store: one migrates, the other waits, then
+            # finds the schema current. flock is apart from SQLite's own (fcntl) locks.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            found = inspect_store(self.path)  # again: another run may have migrated it meanwhile
+            self._connect(mode="rwc")
+            if found.current:
+                return
+            if not found.empty:
+                self.backup_path = self._backup(found.schema)
+            # WAL lets reviewers read through Datasette while a batch writes.
+            self.db.enable_wal()
+            MIGRATIONS.apply(self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if self.backup_path is not None and self._warn:
+                self._warn(f"{self.path}: migrated from schema {found.schema} to {SCHEMA_VERSION}; "
+                           f"the store as it was is kept in {self.backup_path}")
+        except BaseException:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _backup(self, schema: int) -> Path:
+        """The whole store (its WAL included) copied by SQLite's backup API to <path>.bak-<schema>."""
+        target = self.path.with_name(f"{self.path.name}.bak-{schema}")
+        if target.exists():
+            raise StoreError(f"{self.path}: {target} exists already; move it aside, then migrate again")
+        copy = sqlite3.connect(target)
+        try:
+            self.db.conn.backup(copy)
+        finally:
+            copy.close()
+        return target
 
     def close(self) -> None:
         # Closing the last connection checkpoints the WAL into the main file, so the store
@@ -396,24 +787,16 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- schema ---------------------------------------------------------------------------
-    def _check_not_newer(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        unknown = sorted({m.name for m in MIGRATIONS.applied(self.db)} - _KNOWN_MIGRATIONS)
-        if version > SCHEMA_VERSION or unknown:
-            raise StoreError(
-                f"{self.path}: store schema version {version} is newer than this intercept understands "
-                f"({SCHEMA_VERSION}{'; unknown migrations ' + ', '.join(unknown) if unknown else ''}); "
-                "upgrade intercept"
-            )
-
-    def _ensure_schema(self) -> None:
-        MIGRATIONS.apply(self.db)
-        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite_utils.Database]:
+        if self.mode == READ:
+            raise StoreError(f"{self.path}: opened read-only")
+        with immediate_transaction(self.db.conn):
+            yield self.db
 
     # -- runs -----------------------------------------------------------------------------
     def start_run(self, engine: str, model: str, settings: dict, versions: dict) -> int:
-        with self.db.atomic():
+        with self._writing():
             return (
                 self.db["runs"]
                 .insert(
@@ -429,7 +812,7 @@ class Store:
             )
 
     def finish_run(self, run_id: int, summary: dict) -> None:
-        with self.db.atomic():
+        with self._writing():
             self.db["runs"].update(
                 run_id, {"finished_at": now(), "summary": json.dumps(summary, ensure_ascii=False, default=str)}
             )
@@ -437,7 +820,7 @@ class Store:
     # -- lexicon --------------------------------------------------------------------------
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
         """Record the terms of a lexicon version once, so every flag's version is explained."""
-        with self.db.atomic():
+        with self._writing():
             if self.db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
                 return
             self.db["lexicon_terms"].insert_all(
@@ -501,12 +884,12 @@ class Store:
     def add_path(self, recording_id: int, facts: RecordingFacts, run_id: Optional[int] = None) -> bool:
         """Record the same content seen under another (or the same) path, without processing
         it again. Returns True when the path is new for this recording."""
-        with self.db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             return self._note_path(recording_id, facts, run_id)
 
     def save_failure(self, facts: RecordingFacts, error: str, run_id: Optional[int]) -> int:
-        with self.db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             return (
                 self.db["recordings"]
@@ -544,7 +927,7 @@ class Store:
         if len(flags) != len(lines):
             raise ValueError("one list of flags per line expected")
         db = self.db
-        with db.atomic():
+        with self._writing():
             self._drop_failed(facts)
             previous = self.latest_at_path(facts.path)
             recording_id = (
@@ -591,6 +974,10 @@ class Store:
                             "no_speech_prob": line.no_speech_prob,
                             "compression_ratio": line.compression_ratio,
                             "suspect": line.suspect,
+                            "confidence": line.confidence,
+                            "words": _json_or_none(line.words, lambda w: [w.text, w.start, w.end, w.probability]),
+                            "alternatives": _json_or_none(
+                                line.alternatives, lambda h: [h.text, round(h.logprob, 4), h.tokens]),
                             "engine": engine,
                             "model": model,
                             "translator": translator,
@@ -665,48 +1052,35 @@ class Store:
                 "matched": f.matched,
                 "term": f.term,
                 "lexicon_version": lexicon_version,
+                **{name: getattr(f, name, None) for name in _FLAG_EVIDENCE},
             }
             for f in flags
         )
 
-    def update_translations(self, rows: Iterable[tuple[int, str, str, Optional[str]]]) -> int:
-        """Set (line_id, text_en, translator, translator_model) on stored lines, atomically."""
+    def save_derived(self, derived: Iterable[tuple[int, Line, Sequence[Flag]]], lexicon_version: str,
+                     translator: Optional[tuple[str, Optional[str]]] = None) -> int:
+        """Write what the post-recognition step derived again for stored lines, in one
+        transaction: (line_id, Line, flags) gives the normalised Farsi, the suspect marks and
+        the flags; with `translator` (name, model) also the English and who made it.
+        Verdicts are keyed by line and never touched. Returns the number of lines."""
         count = 0
-        with self.db.atomic():
-            for line_id, text_en, translator, model in rows:
-                self.db["lines"].update(
-                    line_id, {"text_en": text_en or None, "translator": translator, "translator_model": model}
-                )
-                count += 1
-        return count
-
-    def replace_flags(self, flags_by_line: Iterable[tuple[int, Sequence[Flag]]], lexicon_version: str) -> int:
-        """Replace the flags of the given lines (a re-flag after a lexicon edit), atomically.
-        Verdicts are keyed by line and are never touched."""
-        count = 0
-        with self.db.atomic():
-            for line_id, flags in flags_by_line:
+        with self._writing():
+            for line_id, line, flags in derived:
+                values = {"text_fa": line.text_fa, "suspect": line.suspect}
+                if translator is not None:
+                    values.update(text_en=line.text_en or None, translator=translator[0],
+                                  translator_model=translator[1])
+                self.db["lines"].update(line_id, values)
                 self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
                 self._insert_flags(line_id, flags, lexicon_version)
-                count += len(flags)
+                count += 1
         return count
 
     def add_verdict(
         self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
     ) -> int:
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-        if not self.db["lines"].count_where("id = ?", [line_id]):
-            raise ValueError(f"no line {line_id}")
-        with self.db.atomic():
-            return (
-                self.db["verdicts"]
-                .insert(
-                    {"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
-                     "reviewer": reviewer, "at": now()}
-                )
-                .last_pk
-            )
+        with self._writing():
+            return insert_verdict(self.db, line_id, verdict, reviewer, note, flag_id)
 
     # -- reads ----------------------------------------------------------------------------
     def iter_lines(
@@ -755,3 +1129,218 @@ class Store:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
         return list(self.db.query(sql, params))
+
+    # -- voices (intercept.voices computes, this stores) ----------------------------------
+    def save_voice_prints(self, recording_id: int, prints: dict[int, tuple[str, float, Optional[bytes]]],
+                          model: str, model_version: str) -> int:
+        """Store (status, speech_s, embedding bytes or None) per transmission idx of a recording,
+        replacing an earlier embedding of the same model version. Returns how many were stored."""
+        with self._writing():
+            ids = {row["idx"]: row["id"] for row in self.transmissions_of(recording_id)}
+            made = now()
+            for idx, (status, speech_s, blob) in prints.items():
+                if idx in ids:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO voice_embeddings (transmission_id, model, model_version, status, "
+                        "speech_s, embedding, made_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [ids[idx], model, model_version, status, speech_s, blob, made],
+                    )
+        return len(prints)
+
+    def transmissions_of(self, recording_id: int) -> list[dict]:
+        return self.rows("SELECT id, idx, start_s, end_s, voice_id FROM transmissions WHERE recording_id = ? "
+                         "ORDER BY idx", [recording_id])
+
+    def recordings_needing_embeddings(self, model: str, model_version: str) -> list[dict]:
+        """Done recordings with a transmission that has no embedding of this model version."""
+        return self.rows(
+            "SELECT r.id, r.path FROM recordings r WHERE r.status = 'done' AND EXISTS ("
+            " SELECT 1 FROM transmissions t WHERE t.recording_id = r.id AND NOT EXISTS ("
+            "  SELECT 1 FROM voice_embeddings e WHERE e.transmission_id = t.id AND e.model = ? "
+            "  AND e.model_version = ?)) ORDER BY r.id",
+            [model, model_version],
+        )
+
+    def voice_embeddings(self, model: str, model_version: str) -> list[dict]:
+        """Every embedded transmission of this model version: transmission_id, embedding and
+        the transmission's voice_id (NULL when it has no voice yet)."""
+        return self.rows(
+            "SELECT e.transmission_id, e.embedding, t.voice_id FROM voice_embeddings e "
+            "JOIN transmissions t ON t.id = e.transmission_id "
+            "WHERE e.status = 'ok' AND e.model = ? AND e.model_version = ? ORDER BY e.transmission_id",
+            [model, model_version],
+        )
+
+    def open_voices(self, model: str, model_version: str) -> list[dict]:
+        """Voices of this model version that take new members (not merged into another)."""
+        return self.rows("SELECT * FROM voices WHERE merged_into IS NULL AND model = ? AND model_version = ? "
+                         "ORDER BY id", [model, model_version])
+
+    def voice(self, voice_id: int) -> Optional[dict]:
+        rows = self.rows("SELECT * FROM voices WHERE id = ?", [voice_id])
+        return rows[0] if rows else None
+
+    def _new_voice(self, model: str, model_version: str, created_by: str, name: Optional[str] = None) -> int:
+        at = now()
+        return self.db["voices"].insert(
+            {"name": name, "n": 0, "model": model, "model_version": model_version, "created_at": at,
+             "created_by": created_by, "named_by": created_by if name else None, "named_at": at if name else None,
+             "updated_at": at}
+        ).last_pk
+
+    def place_in_voices(self, joined: dict[int, int], new_groups: Sequence[Sequence[int]], model: str,
+                        model_version: str) -> list[int]:
+        """Give transmissions without a voice their voice: `joined` maps transmission id to an
+        existing voice, each of `new_groups` becomes a new voice. Only transmissions whose
+        voice_id is still NULL are touched. Returns the new voices' ids."""
+        created = []
+        with self._writing():
+            for tx_id, voice_id in joined.items():
+                self.db.execute("UPDATE transmissions SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
+                                [voice_id, tx_id])
+            for group in new_groups:
+                voice_id = self._new_voice(model, model_version, "run")
+                created.append(voice_id)
+                for tx_id in group:
+                    self.db.execute("UPDATE transmissions SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
+                                    [voice_id, tx_id])
+        return created
+
+    def voice_member_embeddings(self, voice_id: int) -> list[bytes]:
+        return [row["embedding"] for row in self.db.query(
+            "SELECT e.embedding FROM transmissions t JOIN voices v ON v.id = t.voice_id "
+            "JOIN voice_embeddings e ON e.transmission_id = t.id AND e.model = v.model "
+            "AND e.model_version = v.model_version AND e.status = 'ok' WHERE t.voice_id = ? ORDER BY t.id",
+            [voice_id])]
+
+    def set_voice_centroid(self, voice_id: int, centroid: Optional[bytes], n: int) -> None:
+        with self._writing():
+            self.db["voices"].update(voice_id, {"centroid": centroid, "n": n, "updated_at": now()})
+
+    def _decide(self, action: str, reviewer: str, voice_id: int, other_voice_id: Optional[int] = None,
+                transmission_ids: Optional[Sequence[int]] = None, name: Optional[str] = None) -> None:
+        self.db["voice_decisions"].insert(
+            {"action": action, "voice_id": voice_id, "other_voice_id": other_voice_id,
+             "transmission_ids": json.dumps(list(transmission_ids)) if transmission_ids is not None else None,
+             "name": name, "reviewer": reviewer, "at": now()}
+        )
+
+    def _open_voice(self, voice_id: int) -> dict:
+        found = self.voice(voice_id)
+        if found is None:
+            raise ValueError(f"no voice {voice_id}")
+        if found["merged_into"] is not None:
+            raise ValueError(f"voice {voice_id} was merged into voice {found['merged_into']}")
+        return found
+
+    def name_voice(self, voice_id: int, name: str, reviewer: str) -> None:
+        """A reviewer names (or renames; an empty name clears) a voice."""
+        name = " ".join((name or "").split()) or None
+        with self._writing():
+            self._open_voice(voice_id)
+            self.db["voices"].update(voice_id, {"name": name, "named_by": reviewer, "named_at": now(),
+                                                "updated_at": now()})
+            self._decide("name", reviewer, voice_id, name=name)
+
+    def merge_voices(self, source_id: int, target_id: int, reviewer: str) -> None:
+        """Move every transmission of voice source_id to target_id; the source stays, merged."""
+        if source_id == target_id:
+            raise ValueError("a voice cannot be merged into itself")
+        with self._writing():
+            source, target = self._open_voice(source_id), self._open_voice(target_id)
+            if (source["model"], source["model_version"]) != (target["model"], target["model_version"]):
+                raise ValueError(f"voices {source_id} and {target_id} come from different voice models")
+            self.db.execute("UPDATE transmissions SET voice_id = ? WHERE voice_id = ?", [target_id, source_id])
+            if not target["name"] and source["name"]:
+                # The merged voice keeps the only name a reviewer gave.
+                self.db["voices"].update(target_id, {"name": source["name"], "named_by": source["named_by"],
+                                                     "named_at": source["named_at"]})
+            self.db["voices"].update(source_id, {"merged_into": target_id, "updated_at": now()})
+            self._decide("merge", reviewer, source_id, other_voice_id=target_id)
+
+    def split_voice(self, voice_id: int, transmission_ids: Sequence[int], reviewer: str,
+                    name: Optional[str] = None) -> int:
+        """Move some transmissions of a voice to a new voice made by the reviewer."""
+        wanted = sorted({int(t) for t in transmission_ids})
+        if not wanted:
+            raise ValueError("choose at least one transmission to split off")
+        with self._writing():
+            voice = self._open_voice(voice_id)
+            members = {row["id"] for row in self.db.query(
+                f"SELECT id FROM transmissions WHERE voice_id = ? AND id IN ({', '.join('?' * len(wanted))})",
+                [voice_id, *wanted])}
+            strangers = [t for t in wanted if t not in members]
+            if strangers:
+                raise ValueError(f"transmission(s) {', '.join(map(str, strangers))} are not of voice {voice_id}")
+            name = " ".join((name or "").split()) or None
+            new_id = self._new_voice(voice["model"], voice["model_version"], reviewer, name)
+            self.db.execute(f"UPDATE transmissions SET voice_id = ? WHERE id IN ({', '.join('?' * len(wanted))})",
+                            [new_id, *wanted])
+            self._decide("split", reviewer, voice_id, other_voice_id=new_id, transmission_ids=wanted, name=name)
+        return new_id
+
+    def voices_overview(self) -> list[dict]:
+        """Every voice not merged away, with its transmissions, recordings and lines counted."""
+        if "voices" not in self.db.table_names():
+            return []
+        return self.rows(
+            "SELECT v.id, v.name, v.n, v.created_by, v.named_by, v.created_at, "
+            " (SELECT count(*) FROM transmissions t WHERE t.voice_id = v.id) AS transmissions, "
+            " (SELECT count(DISTINCT t.recording_id) FROM transmissions t WHERE t.voice_id = v.id) AS recordings, "
+            " (SELECT count(*) FROM lines l JOIN transmissions t ON t.id = l.transmission_id "
+            "  WHERE t.voice_id = v.id) AS lines, "
+            " (SELECT count(DISTINCT f.line_id) FROM flags f JOIN lines l ON l.id = f.line_id "
+            "  JOIN transmissions t ON t.id = l.transmission_id WHERE t.voice_id = v.id) AS flagged_lines "
+            "FROM voices v WHERE v.merged_into IS NULL ORDER BY v.id"
+        )
+
+    def voice_transmissions(self, voice_id: int) -> list[dict]:
+        """A voice's transmissions in recording and time order, each with its lines' text."""
+        return self.rows(
+            "SELECT t.id AS transmission_id, t.recording_id, r.path AS recording, t.start_s, t.end_s, "
+            " (SELECT min(l.id) FROM lines l WHERE l.transmission_id = t.id) AS line_id, "
+            " (SELECT group_concat(l.text_fa, ' ') FROM lines l WHERE l.transmission_id = t.id) AS text_fa, "
+            " (SELECT group_concat(l.text_en, ' ') FROM lines l WHERE l.transmission_id = t.id) AS text_en, "
+            " (SELECT group_concat(DISTINCT f.concept) FROM flags f JOIN lines l ON l.id = f.line_id "
+            "  WHERE l.transmission_id = t.id) AS concepts "
+            "FROM transmissions t JOIN recordings r ON r.id = t.recording_id WHERE t.voice_id = ? "
+            "ORDER BY t.recording_id, t.start_s",
+            [voice_id],
+        )
+
+    def voices_of_lines(self, line_ids: Sequence[int]) -> dict[int, dict]:
+        """{line id: {voice_id, name}} for the given lines that have a voice."""
+        if not line_ids or "voices" not in self.db.table_names():
+            return {}
+        marks = ", ".join("?" * len(line_ids))
+        return {row["line_id"]: {"voice_id": row["voice_id"], "name": row["name"]} for row in self.db.query(
+            f"SELECT l.id AS line_id, v.id AS voice_id, v.name FROM lines l "
+            f"JOIN transmissions t ON t.id = l.transmission_id JOIN voices v ON v.id = t.voice_id "
+            f"WHERE l.id IN ({marks})", [int(i) for i in line_ids])}
+
+    def voice_decisions(self) -> list[dict]:
+        return self.rows("SELECT * FROM voice_decisions ORDER BY id")
+
+
+def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, reviewer: str, note: str = "",
+                   flag_id: Optional[int] = None) -> int:
+    """Insert one reviewer verdict; the caller holds the write transaction."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    if not db["lines"].count_where("id = ?", [line_id]):
+        raise ValueError(f"no line {line_id}")
+    return (
+        db["verdicts"]
+        .insert({"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
+                 "reviewer": reviewer, "at": now()})
+        .last_pk
+    )
+
+
+def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer: str, note: str = "",
+                  flag_id: Optional[int] = None) -> int:
+    """A verdict written on a connection someone else opened: the review plugin calls it in
+    Datasette's write queue (`execute_write_fn`), one transaction per verdict."""
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    with immediate_transaction(conn):
+        return insert_verdict(sqlite_utils.Database(conn), line_id, verdict, reviewer, note, flag_id)

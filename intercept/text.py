@@ -8,6 +8,7 @@ on its own, as in hazm.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import hazm
@@ -41,6 +42,15 @@ _LOOSE_ZWNJ = re.compile(r"(?<!\w)" + ZWNJ + "|" + ZWNJ + r"(?!\w)")
 # text, so word lists must drop them too (hazm lists اصلاً; recognised text says اصلا).
 _DIACRITICS = re.compile("[\u064b-\u065f\u0670]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+# Arabic presentation forms (ligatures, initial/medial/final shapes) from PDFs and old encoders:
+# NFKC gives their plain letters. Done before hazm, whose own replacement of a few of them runs
+# after its spacing step, so a second normalisation would space the result again.
+_PRESENTATION_FORMS = re.compile("[\ufb50-\ufdff\ufe70-\ufefe]+")
+# hazm's steps run in a fixed order and one can make work for an earlier one (a repeated letter
+# removed late joins a suffix that spacing would have separated); normalising again until the
+# text stops changing makes normalize(normalize(x)) == normalize(x). Two passes settle the
+# property test's cases; the cap only bounds a pathological input.
+_MAX_PASSES = 4
 
 
 class PersianNormalizer:
@@ -51,17 +61,27 @@ class PersianNormalizer:
     def __init__(self) -> None:
         # Building hazm's Normalizer compiles many regexes (about a second); do it once.
         self._hazm = hazm.Normalizer()
+        self._frequencies: dict[str, int] | None = None
 
     def normalize(self, text: str) -> str:
+        """Canonical form of text; idempotent: normalize(normalize(x)) == normalize(x)."""
         if not isinstance(text, str):
             raise TypeError(f"PersianNormalizer.normalize expects str, got {type(text).__name__}")
-        text = text.translate(_ARABIC_TO_PERSIAN)
+        text = _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+        for _ in range(_MAX_PASSES):
+            normalised = self._pass(text)
+            if normalised == text:
+                break
+            text = normalised
+        return text
+
+    def _pass(self, text: str) -> str:
+        text = _SPACES.sub(" ", text.translate(_ARABIC_TO_PERSIAN))
         text = self._hazm.normalize(text)
         text = _MANY_ZWNJ.sub(ZWNJ, text)
         text = _LOOSE_ZWNJ.sub("", text)
         text = _SPACES.sub(" ", text)
         return text.strip()
-
 
     def known_words(self, min_frequency: int = 1, tagged: bool = False) -> frozenset[str]:
         """Words of hazm's word list seen at least min_frequency times in its corpus (or, with
@@ -69,6 +89,18 @@ class PersianNormalizer:
         ZWNJ and diacritics removed (اصلاً is listed as اصلا, as the normaliser writes it). The table is the one hazm's Normalizer already loaded (no second load)."""
         return frozenset(_DIACRITICS.sub("", w.replace(ZWNJ, "")) for w, (frequency, tags) in self._hazm.words.items()
                          if frequency >= min_frequency or (tagged and tags and tags != ("0",)))
+
+    def word_frequencies(self) -> dict[str, int]:
+        """hazm's word list as word -> corpus frequency, words written as the normaliser writes
+        them (ZWNJ and diacritics removed; where two spellings meet, the higher count). Built
+        once per normaliser from the table hazm's Normalizer already loaded."""
+        if self._frequencies is None:
+            frequencies: dict[str, int] = {}
+            for word, (frequency, _) in self._hazm.words.items():
+                key = _DIACRITICS.sub("", word.replace(ZWNJ, ""))
+                frequencies[key] = max(frequency, frequencies.get(key, 0))
+            self._frequencies = frequencies
+        return self._frequencies
 
     def known_verb_forms(self) -> frozenset[str]:
         """Every conjugated form of hazm's verbs (رفتم، می‌روند ...), ZWNJ removed."""
@@ -119,3 +151,22 @@ def verb_forms(lemma: str) -> list[str]:
     if not sep or not past or not present or "#" in present:
         raise ValueError(f"verb {lemma!r}: write it as 'past#present' stems, e.g. رفت#رو")
     return sorted(set(hazm.Conjugation().get_all(lemma)))
+
+
+def shared_verb_forms(lemma: str) -> dict[str, tuple[str, ...]]:
+    """Forms of a verb ('past#present') that hazm also conjugates for another verb of its list
+    with a different infinitive: form -> those verbs. می‌کشم is both کشت#کش "I kill" and
+    کشید#کش "I draw / endure". A verb listed again with the same infinitive (کشت#کار, an old
+    reading of کشتن "to plant") is the same written word, not a second common verb, so it is
+    left out."""
+    own = set(verb_forms(lemma))
+    past, _, present = lemma.partition("#")
+    shared: dict[str, list[str]] = {}
+    for other in hazm.utils.verbs_list():
+        other_past, _, other_present = other.partition("#")
+        if other == lemma or other_past == past or not other_past or (
+                other_present != present and other_past != past):
+            continue  # no stem in common (or the same infinitive): no form in common worth reporting
+        for form in own.intersection(hazm.Conjugation().get_all(other)):
+            shared.setdefault(form, []).append(other)
+    return {form: tuple(others) for form, others in shared.items()}

@@ -488,51 +488,23 @@ def make_translator(
 # -- re-translation of a store ---------------------------------------------------------------
 
 
-def _line_from_row(row: dict) -> Line:
-    return Line(
-        start=row["start_s"],
-        end=row["end_s"],
-        text=row["text_fa_raw"] or "",
-        text_fa=row["text_fa"] or "",
-        transmission_idx=row.get("transmission_idx") or 0,
-    )
-
-
-def retranslate(store, translator: Translator, recording_id: Optional[int] = None, clean_radio: bool = False) -> int:
-    """Re-translate stored lines (one recording, or all) without re-transcribing them; each
-    line records the translator and model that made its English. Returns the number of lines.
+def retranslate(store, translator: Translator, recording_id: Optional[int] = None, clean_radio: bool = False,
+                lexicon=None, normalizer=None) -> int:
+    """Re-translate stored lines (one recording, or all) without re-transcribing them, and
+    derive again what depends on the English (intercept.derive): suspect marks and flags, by
+    `lexicon` (default: the shipped lexicons). Each line records the translator and model
+    that made its English. Returns the number of lines.
 
     Text translators work on the stored Farsi. The whisper translator needs each line's audio:
     the recording is decoded again from its stored path (radio-cleaned only when
     ``clean_radio``, as `intercept run --clean`). Lines are written one recording at a time, each
     recording atomically."""
-    needs_audio = getattr(translator, "needs_audio", isinstance(translator, WhisperTranslator))
-    count = 0
+    # Imported here: derive imports the lexicon and the store, which translation alone needs not.
+    from .derive import PostRecognition, rederive
+    from .lexicon import Lexicon, default_lexicon_path
+    from .text import PersianNormalizer
 
-    def flush(rows: list[dict]) -> int:
-        if not rows:
-            return 0
-        lines = [_line_from_row(r) for r in rows]
-        samples, rate = None, 16000
-        if needs_audio:
-            from .audio import CleanupOptions, clean_radio as clean, decode
-
-            audio = decode(rows[0]["recording_path"])
-            samples, rate = audio.samples, audio.sample_rate
-            if clean_radio:
-                samples = clean(samples, rate, CleanupOptions())
-        translator.translate(lines, samples, rate)
-        return store.update_translations(
-            (row["id"], line.text_en, translator.name, translator.model) for row, line in zip(rows, lines)
-        )
-
-    # One recording's lines in memory at a time (iter_lines is in recording order); updates
-    # touch only the English columns, never the order of the rows still being read.
-    pending: list[dict] = []
-    for row in store.iter_lines(recording_id=recording_id):
-        if pending and row["recording_id"] != pending[0]["recording_id"]:
-            count += flush(pending)
-            pending = []
-        pending.append(row)
-    count += flush(pending)
-    return count
+    normalizer = normalizer or PersianNormalizer()
+    lexicon = lexicon or Lexicon.load(default_lexicon_path(), normalizer=normalizer)
+    post = PostRecognition(normalizer, lexicon, translator=translator)
+    return rederive(store, post, recording_id, translate=True, clean_radio=clean_radio).translated_lines

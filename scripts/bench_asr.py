@@ -6,6 +6,7 @@ the intercept pipeline, in ONE run, on the same weights, audio and thread count.
     .venv/bin/python scripts/bench_asr.py --quick         # 4 clips + a 3 min session
     .venv/bin/python scripts/bench_asr.py --long          # peak RSS on a 2 h mostly-silent file
     .venv/bin/python scripts/bench_asr.py --systems fw-raw,intercept --json results.json
+    .venv/bin/python scripts/bench_asr.py --corpora folder,dense,session   # + many one-transmission files
 
 Systems (each runs in its own subprocess, so its peak RSS is its own):
   openai-whisper  whisper.load_model(converted weights).transcribe(file, language="fa",
@@ -15,8 +16,14 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
                   does not exist the system is reported as skipped.
   fw-raw          faster_whisper.WhisperModel(...).transcribe(file, language="fa", beam_size=5)
                   per file, whole file, library defaults.
-  intercept       intercept.pipeline.Pipeline.process per file with --translator none (speech
-                  recognition only, comparable to the others), as pipeline.py calls it today.
+  intercept       intercept.pipeline.run_batch over the files with --translator none (speech
+                  recognition only, comparable to the others): what `intercept run` does after
+                  start-up, short recordings packed together (RunOptions.pool).
+  intercept-alone the same, each recording recognised alone (pool off: the behaviour before
+                  recordings were packed across files).
+  intercept-cli   `intercept run FILES --db ... --translator none` as a new process: wall time
+                  includes Python start-up, imports and model loading.
+  intercept-translate  run_batch with the default translator (Whisper's translate task).
   intercept-packed  the same stages with every transmission of a recording given to the
                   engine in one call, so packing applies (what pipeline.py does once it passes
                   all transmissions at once).
@@ -26,7 +33,9 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
   intercept-cleaned, intercept-raw  the pipeline with the recogniser given the radio-cleaned
                   samples (RunOptions.clean_radio=True) or the decoded ones (False).
 
-Corpora: (a) dense short transmissions: the clips of shared/eval/fa_virgool (when present)
+Corpora: (folder) many one-transmission files: ~5 s real-speech clips (the validated cv_fa
+clips of 4-6.5 s and the fa_virgool clips), each keyed through the simulated radio channel, one
+file each, as scanner recorders write them; (a) dense short transmissions: the clips of shared/eval/fa_virgool (when present)
 and audio_samples/; (b) a generated radio session (scripts/make_session.py, >= 10 min,
 <= 15% speech). Prints wall time, real-time factor (wall / audio), ratio to openai-whisper,
 peak RSS and WER/CER (intercept.evaluate) where references exist.
@@ -47,8 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 VIRGOOL = Path(os.environ.get("INTERCEPT_EVAL_CORPUS", "/work/shared/eval/fa_virgool"))
-SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-packed", "intercept-cleaned", "intercept-raw",
-           "intercept-drop-silence")
+CV_FA = Path(os.environ.get("INTERCEPT_EVAL_CV", "/work/shared/eval/cv_fa"))
+SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-alone", "intercept-cli", "intercept-translate",
+           "intercept-packed", "intercept-cleaned", "intercept-raw", "intercept-drop-silence")
 WORK = Path(tempfile.gettempdir()) / "intercept-bench"
 
 
@@ -116,34 +126,61 @@ def _run_options(args, pack: bool, clean_radio=None):
     return options
 
 
-def _worker_intercept(files, args, clean_radio=None, drop_silence=False):
-    from intercept.pipeline import Pipeline
+def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=True, translator="none"):
+    """What `intercept run` does once started: run_batch over the files into a new store."""
+    from intercept.pipeline import run_batch
     from intercept.store import Store
 
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
+    with tempfile.TemporaryDirectory() as tmp:
         options = _run_options(args, pack=True, clean_radio=clean_radio)
+        options.translator = translator
         if drop_silence:
             options.transcribe.no_speech_threshold, options.transcribe.log_prob_threshold = 0.6, -1.0
-        pipeline = Pipeline(options, store)
-        pipeline.start_run()
-        load_s = time.perf_counter() - started
-        texts, flagged, segments = [], [], []
+        if not pool:
+            options.pool.short_s = 0.0
+        summary = run_batch([item["path"] for item in files], Path(tmp) / "bench.db", options, progress=False)
+        if summary.failed:
+            raise RuntimeError(f"{summary.failures[0][0]}: {summary.failures[0][1]}")
+        with Store(Path(tmp) / "bench.db") as store:
+            result = _store_texts(store, files)
+    result.update(load_s=summary.load_s, wall_s=summary.wall_s)
+    return result
+
+
+def _store_texts(store, files) -> dict:
+    texts, flagged, segments, english = [], [], [], []
+    by_path: dict[str, list] = {}
+    for row in store.iter_lines():
+        by_path.setdefault(row["recording_path"], []).append(row)
+    for item in files:
+        rows = by_path.get(str(Path(item["path"]).absolute()), [])
+        texts.append(" ".join(row["text_fa_raw"] for row in rows))
+        segments.append([(row["start_s"], row["end_s"], row["text_fa_raw"]) for row in rows])
+        flagged.append(sum(1 for row in rows if row["flags"]))
+        english.append([row["text_en"] for row in rows])
+    return {"texts": texts, "flagged_lines": flagged, "segments": segments, "english": english}
+
+
+def _worker_intercept_cli(files, args):
+    """`intercept run` as a user starts it: a new process, timed from its start to its exit."""
+    from intercept.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        command = [sys.executable, "-m", "intercept.cli", "run", *[item["path"] for item in files], "--db", str(db),
+                   "--translator", "none", "--threads", str(args.threads), "--compute-type", args.compute_type,
+                   "--model", args.model, "--json", "--no-progress", "--force"]
         started = time.perf_counter()
-        for item in files:
-            result = pipeline.process(item["path"])
-            if result.status != "done":
-                raise RuntimeError(f"{item['path']}: {result.error}")
+        process = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - started
-        by_path: dict[str, list] = {}
-        for row in store.iter_lines():
-            by_path.setdefault(row["recording_path"], []).append(row)
-        for item in files:
-            rows = by_path.get(str(Path(item["path"]).absolute()), [])
-            texts.append(" ".join(row["text_fa_raw"] for row in rows))
-            segments.append([(row["start_s"], row["end_s"], row["text_fa_raw"]) for row in rows])
-            flagged.append(sum(1 for row in rows if row["flags"]))
-    return {"load_s": load_s, "wall_s": wall, "texts": texts, "flagged_lines": flagged, "segments": segments}
+        if process.returncode != 0:
+            raise RuntimeError(f"intercept run exited {process.returncode}: {process.stderr.strip()[-300:]}")
+        summary = json.loads(process.stdout)
+        with Store(db) as store:
+            result = _store_texts(store, files)
+    # The whole command is the wall time here; load_s is the part of it the summary reports.
+    result.update(load_s=summary["load_s"], wall_s=wall)
+    return result
 
 
 def _worker_intercept_packed(files, args):
@@ -208,7 +245,10 @@ WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "
            # (segmentation cleans its own copy either way)
            "intercept-cleaned": lambda files, args: _worker_intercept(files, args, clean_radio=True),
            "intercept-raw": lambda files, args: _worker_intercept(files, args, clean_radio=False),
-           "intercept-drop-silence": lambda files, args: _worker_intercept(files, args, drop_silence=True)}
+           "intercept-drop-silence": lambda files, args: _worker_intercept(files, args, drop_silence=True),
+           "intercept-alone": lambda files, args: _worker_intercept(files, args, pool=False),
+           "intercept-translate": lambda files, args: _worker_intercept(files, args, translator="whisper"),
+           "intercept-cli": _worker_intercept_cli}
 
 
 def worker_main(args) -> int:
@@ -231,8 +271,8 @@ def corpus_dense(quick: bool) -> list[dict]:
                           "corpus": "fa_virgool", "transmissions": [(0.0, item.duration_s, item.transcript)]})
     manifest = json.loads((ROOT / "audio_samples" / "manifest.json").read_text(encoding="utf-8"))
     for name, info in sorted(manifest["recordings"].items()):
-        if quick and name == "session_long.mp3":
-            continue
+        if (quick and name == "session_long.mp3") or info.get("speech", "espeak-ng") != "espeak-ng":
+            continue  # the real-speech samples are fa_virgool clips: measured as that corpus
         files.append({"path": str(ROOT / "audio_samples" / name), "duration": info["duration"],
                       "corpus": "audio_samples (espeak-ng)",
                       "transmissions": [(t["start"], t["end"], t["text_fa"]) for t in info["transmissions"]],
@@ -246,19 +286,46 @@ def corpus_radio_real(quick: bool, seed: int = 5) -> list[dict]:
     with a second of squelched near-silence either side: real speech as radio traffic."""
     if not (VIRGOOL / "metadata.tsv").exists():
         return []
+    from intercept.evaluate import read_corpus
+
+    return keyed_through_radio(read_corpus(VIRGOOL)[: 4 if quick else None], "fa_virgool via radio",
+                               WORK / f"virgool_radio_{seed}", seed)
+
+
+def corpus_folder(quick: bool, seed: int = 5) -> list[dict]:
+    """Many one-transmission files, as trunk-recorder and SDRTrunk write them: the validated
+    cv_fa clips of 4-6.5 s and the fa_virgool clips, each keyed through the radio channel."""
+    from intercept.evaluate import read_corpus
+
+    files = []
+    if (CV_FA / "metadata.tsv").exists():
+        status = {}
+        with open(CV_FA / "clips_info.tsv", encoding="utf-8") as info:
+            next(info)
+            for row in info:
+                fields = row.rstrip("\n").split("\t")
+                status[fields[0]] = fields[1]
+        items = [item for item in read_corpus(CV_FA)
+                 if status.get(item.path.relative_to(CV_FA).as_posix()) == "validated" and 4.0 <= item.duration_s <= 6.5]
+        files += keyed_through_radio(items[: 4 if quick else None], "cv_fa ~5 s via radio",
+                                     WORK / f"cv_fa_radio_{seed}", seed)
+    return files + [dict(f, corpus="fa_virgool via radio") for f in corpus_radio_real(quick, seed)]
+
+
+def keyed_through_radio(items, corpus: str, folder: Path, seed: int) -> list[dict]:
+    """Each clip as one radio transmission with a second of squelched near-silence either
+    side, written once to `folder`."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import numpy as np
     from make_samples import WORK_RATE, Utterance, near_silence, radio_transmission
     from make_session import clip_speech
 
     from intercept.audio import wav_bytes
-    from intercept.evaluate import read_corpus
 
-    folder = WORK / f"virgool_radio_{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     files = []
-    for item in read_corpus(VIRGOOL)[: 4 if quick else None]:
+    for item in items:
         path = folder / (item.path.stem + ".wav")
         speech = clip_speech(item.path)
         audio, offset, length = radio_transmission(speech, Utterance(item.transcript, "", snr_db=float(rng.uniform(10, 18))),
@@ -269,7 +336,7 @@ def corpus_radio_real(quick: bool, seed: int = 5) -> list[dict]:
             pcm = (np.clip(signal, -1.0, 1.0) * 32767).astype("<i2")
             path.write_bytes(wav_bytes(pcm, WORK_RATE))
         files.append({"path": str(path), "reference": item.transcript, "duration": signal.size / WORK_RATE,
-                      "corpus": "fa_virgool via radio",
+                      "corpus": corpus,
                       "transmissions": [(round(start, 3), round(start + length / WORK_RATE, 3), item.transcript)]})
     return files
 
@@ -342,7 +409,7 @@ def by_transmission(files: list[dict], segments: list[list], slack_s: float = 1.
     from intercept.evaluate import ErrorRateScorer
 
     scorer = ErrorRateScorer()
-    pairs, silent_words = [], 0
+    pairs, corpora, silent_words = [], [], 0
     for item, timed in zip(files, segments):
         spans = item["transmissions"]
         heard = [[] for _ in spans]
@@ -354,8 +421,9 @@ def by_transmission(files: list[dict], segments: list[list], slack_s: float = 1.
             else:
                 silent_words += len(scorer.words(text))
         pairs.extend((reference, " ".join(texts)) for (_, _, reference), texts in zip(spans, heard))
+        corpora.extend(item.get("corpus", "all") for _ in spans)
     missed = sum(1 for _, hypothesis in pairs if not scorer.words(hypothesis))
-    return {"pairs": pairs, "missed": missed, "silent_words": silent_words}
+    return {"pairs": pairs, "corpora": corpora, "missed": missed, "silent_words": silent_words}
 
 
 def paired_bootstrap(pairs_a: list, pairs_b: list, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -377,17 +445,21 @@ def paired_bootstrap(pairs_a: list, pairs_b: list, rounds: int = 2000, seed: int
 def report(title: str, results: list[dict]) -> None:
     print(f"\n### {title}\n")
     base = next((r for r in results if r["system"] == "openai-whisper" and "wall_s" in r), None)
-    print("| system | load s | wall s | RTF | x openai-whisper | peak RSS MB | WER | CER |")
-    print("|---|---|---|---|---|---|---|---|")
+    # wall s: transcribing after the model is loaded (intercept-cli: the whole command);
+    # process s: the system's whole process (Python start-up, imports, model load, scoring).
+    print("| system | load s | wall s | RTF | x openai-whisper | process s | x openai-whisper (process) "
+          "| peak RSS MB | WER | CER |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "wall_s" not in r:
-            print(f"| {r['system']} | {r.get('skipped') or r.get('error')} |||||||")
+            print(f"| {r['system']} | {r.get('skipped') or r.get('error')} |||||||||")
             continue
         ratio = f"{base['wall_s'] / r['wall_s']:.2f}" if base else "n/a"
+        process_ratio = f"{base['process_s'] / r['process_s']:.2f}" if base else "n/a"
         wer = f"{r['wer']:.3f}" if "wer" in r else ""
         cer = f"{r['cer']:.3f}" if "cer" in r else ""
         print(f"| {r['system']} | {r['load_s']:.1f} | {r['wall_s']:.1f} | {r['rtf']:.3f} | {ratio} | "
-              f"{r['peak_rss_mb']:.0f} | {wer} | {cer} |")
+              f"{r['process_s']:.1f} | {process_ratio} | {r['peak_rss_mb']:.0f} | {wer} | {cer} |")
         if r.get("marks"):
             print(f"|  stages: {json.dumps(r['marks'])}; transmissions {r.get('transmissions')} |||||||")
     corpora = sorted({name for r in results for name in r.get("by_corpus", {})})
@@ -421,6 +493,27 @@ def report(title: str, results: list[dict]) -> None:
                 low, high = paired_bootstrap(base_pairs, t["pairs"])
                 interval = f"{low:+.3f} .. {high:+.3f}"
             print(f"| {r['system']} | {t['wer']:.3f} | {t['missed']} | {t['silent_words']} | {interval} |")
+        names = sorted(set(timed[0]["transmissions"]["corpora"]))
+        if base_pairs is not None:
+            print("\nWER over transmissions by corpus; in brackets the 95% paired-bootstrap interval of the "
+                  "difference to openai-whisper's (below zero: better):\n")
+            print("| system | " + " | ".join(f"{name} ({timed[0]['transmissions']['corpora'].count(name)})"
+                                           for name in names) + " |")
+            print("|---" * (len(names) + 1) + "|")
+            from intercept.evaluate import ErrorRateScorer
+
+            scorer = ErrorRateScorer()
+            for r in timed:
+                t, cells = r["transmissions"], []
+                for name in names:
+                    mine = [pair for pair, c in zip(t["pairs"], t["corpora"]) if c == name]
+                    theirs = [pair for pair, c in zip(base_pairs, t["corpora"]) if c == name]
+                    cell = f"{scorer.score_corpus(mine).wer:.3f}"
+                    if r is not base:
+                        low, high = paired_bootstrap(theirs, mine)
+                        cell += f" [{low:+.3f} .. {high:+.3f}]"
+                    cells.append(cell)
+                print(f"| {r['system']} | " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
 
@@ -435,7 +528,9 @@ def main(argv=None) -> int:
     parser.add_argument("--long-no-clean", action="store_true",
                         help="with --long: no radio clean-up before recognition (the pipeline's default)")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument("--corpora", default="dense,session", help="dense, session or both")
+    parser.add_argument("--corpora", default="dense,session", help="any of folder, dense, session (comma-separated)")
+    parser.add_argument("--real-session-only", action="store_true",
+                        help="of the 10-minute sessions, only the one made of real speech")
     parser.add_argument("--session-minutes", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--compute-type", default="float32",
@@ -463,6 +558,8 @@ def main(argv=None) -> int:
         if unknown:
             parser.error(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
         corpora = {}
+        if "folder" in args.corpora:
+            corpora["(folder) one ~5 s transmission per file, real speech via radio"] = corpus_folder(args.quick)
         if "dense" in args.corpora:
             corpora["(a) dense short transmissions"] = corpus_dense(args.quick)
         if "session" in args.corpora:
@@ -471,11 +568,18 @@ def main(argv=None) -> int:
             if (VIRGOOL / "metadata.tsv").exists():
                 corpora[f"(b) radio session {minutes:g} min, real speech"] = generated_session(
                     minutes, 0.13, speech_corpus=VIRGOOL)
+            if args.real_session_only:
+                corpora = {title: files for title, files in corpora.items() if "radio session" not in title
+                           or "real speech" in title}
         for title, files in corpora.items():
-            results = [run_system(system, files, args) for system in systems]
+            results = everything[title] = []
+            for system in systems:
+                results.append(run_system(system, files, args))
+                print(f"  {title}: {system} done", file=sys.stderr, flush=True)
+                if args.json:  # as it goes, so a long run's results survive an interruption
+                    Path(args.json).write_text(json.dumps(everything, ensure_ascii=False, indent=1), encoding="utf-8")
             audio_s = sum(f["duration"] for f in files)
             report(f"{title}: {len(files)} files, {audio_s:.0f} s audio", results)
-            everything[title] = results
     if args.json:
         Path(args.json).write_text(json.dumps(everything, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0

@@ -20,8 +20,8 @@ ratio, WER and CER on each corpus, and whether two decodes of the same audio agr
 TransformersEngine / OpenAIWhisperEngine (on the embedded weights, rebuilt in memory, unless
 --model names another directory).
 
-Corpora: the 15 transmissions of audio_samples/ (manifest times +- 0.3 s, manifest text as
-reference) and, when present, the clips of shared/eval/fa_virgool (whole clip, reference
+Corpora: the 15 transmissions of the synthetic (espeak-ng) recordings of audio_samples/
+(manifest times +- 0.3 s, manifest text as reference) and, when present, the clips of shared/eval/fa_virgool (whole clip, reference
 transcript).
 """
 from __future__ import annotations
@@ -65,6 +65,8 @@ def corpora() -> dict[str, list[tuple[object, str]]]:
     found: dict[str, list] = {"audio_samples (radio, synthetic)": []}
     manifest = json.loads((ROOT / "audio_samples" / "manifest.json").read_text(encoding="utf-8"))
     for name, rec in sorted(manifest["recordings"].items()):
+        if rec.get("speech", "espeak-ng") != "espeak-ng":
+            continue  # the real-speech samples are fa_virgool clips: measured as that corpus
         samples = decode(str(ROOT / "audio_samples" / name)).samples
         for tx in rec["transmissions"]:
             start, end = max(0.0, tx["start"] - 0.3), tx["end"] + 0.3

@@ -37,6 +37,8 @@ def radio_lines(session_manifest: Path) -> list[tuple]:
                                   (session_manifest, None)]:
         recordings = json.loads(manifest_path.read_text(encoding="utf-8"))["recordings"]
         for name, info in recordings.items():
+            if info.get("speech", "espeak-ng") != "espeak-ng":
+                continue  # the real-speech samples are fa_virgool clips, not radio traffic with coded lines
             path = folder / name if folder else Path(str(manifest_path)[: -len(".json")])
             audio = decode(str(path))
             for tx in info["transmissions"]:

@@ -1,6 +1,7 @@
 """Translation speed, lines per second, of each path on this machine, side by side in one run:
 
-* whisper: Whisper's translate task (the embedded base) on the transmissions of audio_samples/;
+* whisper: Whisper's translate task (the embedded base) on the transmissions of the synthetic
+  (espeak-ng) recordings of audio_samples/;
 * transformers (PyTorch) and the same model through CTranslate2, on the Farsi of those lines.
 
     .venv/bin/python scripts/bench_translate.py                      # tiny + 418M-size random M2M100
@@ -46,6 +47,7 @@ def sample_lines() -> list[tuple[str, float, float, str]]:
     return [
         (name, tx["start"], tx["end"], tx["text_fa"])
         for name, rec in manifest["recordings"].items()
+        if rec.get("speech", "espeak-ng") == "espeak-ng"  # the synthetic ones, as docs/translation.md counts
         for tx in rec["transmissions"]
     ]
 

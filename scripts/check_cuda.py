@@ -3,7 +3,7 @@
 writes on the CPU.
 
 For every engine (faster-whisper, openai-whisper, transformers), the same model transcribes
-the 15 transmissions of audio_samples/ (cut at the manifest's times) with intercept's default
+the transmissions of audio_samples/ (15 synthetic, 6 of real speech; cut at the manifest's times) with intercept's default
 options, once on the CPU in float32 and then on CUDA in each compute type asked for. It
 prints load and transcription time per run, the GPU's speed-up, and the character error rate
 between the GPU's text and the CPU's (letters only). An engine that cannot use the GPU prints

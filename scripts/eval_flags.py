@@ -186,6 +186,8 @@ def transcribe(clips_dir: Path, samples_dir: Path, out: Path, model: Optional[st
             print(rows[-1]["source"], rows[-1]["hypothesis"], file=sys.stderr)
     manifest = json.loads((samples_dir / "manifest.json").read_text(encoding="utf-8"))
     for name, recording in manifest["recordings"].items():
+        if recording.get("speech", "espeak-ng") != "espeak-ng":
+            continue  # the real-speech samples are the fa_virgool clips above, keyed through a radio
         audio = decode(str(samples_dir / name))
         samples = audio.samples  # as the pipeline's recogniser hears it (no --clean)
         for n, tx in enumerate(recording["transmissions"]):

@@ -4,5 +4,8 @@
 # Usage: scripts/run-samples.sh [extra options for `intercept run`]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+# The voices extra only when asked for (`scripts/run-samples.sh --voices`): it brings torch.
+extras=()
+for option in "$@"; do [ "$option" != --voices ] || extras=(voices); done
+scripts/setup.sh ${extras[@]+"${extras[@]}"}
 .venv/bin/intercept run audio_samples/ --db intercept.db "$@"

@@ -3,6 +3,7 @@
 # Usage: scripts/setup.sh [EXTRA ...] [-- DEBIAN_PACKAGE ...]
 #   scripts/setup.sh              runtime only (ffmpeg)
 #   scripts/setup.sh dev -- chromium chromium-driver espeak-ng sox
+#   scripts/setup.sh voices       + voice grouping (resemblyzer; docs/voices.md)
 # Safe to run again: it installs only what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +42,13 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "setup: installing intercept$([ "$spec" = . ] || echo " with ${spec#.}") into .venv" >&2
   log=".venv/setup.log"
   # pip's and setuptools' chatter goes to a log, shown only when the install fails.
+  # resemblyzer without its declared dependencies: they are in the `voices` extra, with
+  # webrtcvad-wheels standing in for webrtcvad (setup.cfg says why).
+  voices=false
+  for extra in ${extras[@]+"${extras[@]}"}; do [ "$extra" != voices ] || voices=true; done
   if ! { .venv/bin/python -m pip install -q --upgrade pip && \
-         .venv/bin/python -m pip install -q -c constraints.txt -e "$spec"; } >"$log" 2>&1; then
+         .venv/bin/python -m pip install -q -c constraints.txt -e "$spec" && \
+         { ! $voices || .venv/bin/python -m pip install -q -c constraints.txt --no-deps resemblyzer; }; } >"$log" 2>&1; then
     cat "$log" >&2
     echo "setup: pip install failed (log: $log)" >&2
     exit 1

@@ -3,6 +3,8 @@ kind expected, and hard negatives that must never get an exact or morph flag.
 
 Text is raw, as a recogniser might write it; the tests normalise it first, as the pipeline does.
 Positives are (text, concept, kind); negatives are (text, concepts that must not be flagged).
+PRIORS are (text, concept, expected prior reason or None for a plain prior of 1): forms one
+sound-alike letter from a much commoner word and verb forms another common verb shares.
 ASR_NEGATIVES are plain lines as Whisper base wrote them, with the concepts a loose fuzzy match
 once flagged on them: they must get no flag of those concepts of any kind.
 """
@@ -46,6 +48,20 @@ POSITIVES = [
     ("دارند می‌کشند", "kill", "morph"),
     ("دارند می کشند", "kill", "morph"),
     ("گریختند به سمت شمال", "flee", "morph"),
+    # colloquial: plural ا, copula س/ست, ۀ as ezafe, object marker رو attached
+    ("گرگا اومدن", "wolf", "morph"),
+    ("گرگامون کجان", "wolf", "morph"),
+    ("آهوا رفتن", "deer", "morph"),
+    ("اون پرندس یا روباه", "bird", "morph"),
+    ("این پرنده‌ست", "bird", "morph"),
+    ("این پرنده ست", "bird", "morph"),
+    ("آهوست", "deer", "morph"),
+    ("پرندۀ کوچک آمد", "bird", "morph"),
+    ("روباهرو دیدم", "fox", "morph"),
+    ("روباه‌رو دیدم", "fox", "morph"),
+    ("گرگارو دیدی", "wolf", "morph"),
+    ("پرنده‌هارو بیار", "bird", "morph"),
+    ("نارنجکا رو بیار", "grenade", "morph"),
     # fuzzy: what whisper base really wrote, and other recognition damage
     ("پرنده است یا رو دا", "fox", "fuzzy"),
     ("پرنده است یا رو دا", "bird", "exact"),
@@ -88,6 +104,23 @@ NEGATIVES = [
     ("سلام حال شما چطور است", {"bird", "fox", "lion", "snake", "wolf"}),
     ("فردا صبح می‌آیم", {"tomorrow_night"}),
     ("شبانه رفتند", {"tonight"}),
+    # colloquial forms that spell another word
+    ("مینای دندان", {"landmine"}),  # "enamel of the tooth", not landmine + plural ا
+    ("مارا صدا کرد", {"snake"}),  # "ما را" ("us") written joined
+    ("کشیدم", {"kill"}),  # "I drew": a form of کشید#کش only
+    ("نقاشی کشیدند", {"kill"}),
+]
+
+PRIORS = [
+    ("پرنده است یا روباه", "bird", None),
+    ("او را کشتند", "kill", None),  # past stem کشت: only "kill" among hazm's common verbs
+    ("کشتن", "kill", None),
+    ("کفتار", "hyena", "sound_alike: گفتار"),
+    ("کفتار امروز درباره کار بود", "hyena", "sound_alike: گفتار"),  # گفتار "speech" garbled
+    ("کفتارها", "hyena", "sound_alike: گفتار"),
+    ("سختی‌هایی که تو ایران می‌کشم", "kill", "shared_stem: کشید#کش"),  # "I endure"
+    ("سیگار می‌کشد", "kill", "shared_stem: کشید#کش"),  # "he smokes"
+    ("دارند می کشند", "kill", "shared_stem: کشید#کش"),
 ]
 
 ASR_NEGATIVES = [

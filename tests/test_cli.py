@@ -28,6 +28,13 @@ def test_match_prints_json_flags():
             assert data["text_fa"][flag["span_start"]:flag["span_end"]] == flag["matched"]
 
 
+def test_match_shows_each_flags_prior_and_its_reason():
+    result = CliRunner().invoke(cli, ["match", "پرنده", "کفتار"])
+    bird, hyena = (json.loads(line)["flags"][0] for line in result.output.splitlines())
+    assert (bird["prior"], bird["prior_reason"]) == (1.0, None)
+    assert hyena["prior"] < 0.5 and hyena["prior_reason"] == "sound_alike: گفتار"
+
+
 def test_match_reads_stdin_one_text_per_line():
     result = CliRunner().invoke(cli, ["match"], input="هوا آفتابی است\nروباه\n")
     rows = [json.loads(line) for line in result.output.splitlines()]

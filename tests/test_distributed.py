@@ -81,15 +81,16 @@ def dies_once_on(victim: str, marker: Path, log: Path) -> type:
     marker file remembers across restarts), and logs which actor analysed what."""
 
     class DiesOnceWorker(RecordingWorker):
-        def analyze(self, path, facts):
+        def analyze_group(self, items):
             actor = ray.get_runtime_context().get_actor_id()
-            if Path(path).name == victim and not marker.exists():
-                marker.write_text(actor)
+            names = [Path(path).name for path, _ in items]
+            if victim in names and not marker.exists():
+                marker.write_text(f"{actor}\t{len(names)}")
                 os._exit(1)  # as abrupt as a killed process: no exception reaches Ray
-            analysis = super().analyze(path, facts)
+            analyses = super().analyze_group(items)
             with log.open("a") as out:
-                out.write(f"{Path(path).name}\t{actor}\n")
-            return analysis
+                out.writelines(f"{name}\t{actor}\n" for name in names)
+            return analyses
 
     return DiesOnceWorker
 
@@ -114,11 +115,13 @@ def test_ray_run_stores_what_the_local_run_stores(sample_batch, local_ray, tmp_p
         assert getattr(summary, key) == local_summary[key], key
     assert sorted(summary.failures) == sorted(map(tuple, local_summary["failures"]))
 
-    # The worker died on bird_or_fox once; another worker analysed it; it is stored once.
+    # The worker died on the group holding bird_or_fox once; each recording of that group went
+    # again, alone, to another worker; each is stored once.
     assert marker.exists()
-    assert summary.worker_deaths == 1 and summary.retries == 1
+    dead_actor, group_size = marker.read_text().split("\t")
+    assert summary.worker_deaths == 1 and summary.retries == int(group_size) >= 1
     analysed = dict(line.split("\t") for line in log.read_text().splitlines() if line.startswith("bird_or_fox"))
-    assert analysed["bird_or_fox.ogg"] != marker.read_text()
+    assert analysed["bird_or_fox.ogg"] != dead_actor
     store = sqlite_utils.Database(ray_db)
     assert store["recordings"].count_where("path LIKE '%bird_or_fox.ogg'") == 1
 
@@ -143,6 +146,9 @@ class ModelFreeWorker(RecordingWorker):
         line = Line(0.1, 0.9, "سلام", text_fa="سلام", text_en="hello")
         return Analysis(facts, "done", transmissions=[Transmission(0, 0.0, 1.0)], lines=[line], flags=[[]],
                         engine="fake", model="fake-model", translator="none", lexicon_version="lexicon-v0")
+
+    def analyze_group(self, items):
+        return [self.analyze(path, facts) for path, facts in items]
 
 
 def test_recording_that_kills_every_worker_fails_after_max_attempts(local_ray, tmp_path):
@@ -178,6 +184,46 @@ def test_recording_that_kills_every_worker_fails_after_max_attempts(local_ray, t
     assert (again.done, again.skipped, again.failed) == (0, 3, 2)
     assert store["lines"].count == 2
     assert store["recordings"].count_where("status = 'failed'") == 2
+
+
+class GroupingWorker(ModelFreeWorker):
+    """Logs each call's group, and dies on any group holding a *-die.wav."""
+
+    log: Path
+
+    def analyze_group(self, items):
+        names = [Path(path).name for path, _ in items]
+        with self.log.open("a") as out:
+            out.write(" ".join(names) + "\n")
+        if any(name.endswith("-die.wav") for name in names):
+            os._exit(1)
+        return super().analyze_group(items)
+
+
+def test_small_files_go_to_workers_in_groups_and_a_fatal_one_fails_alone(local_ray, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    names = [f"{n:02d}.wav" for n in range(9)] + ["04-die.wav"]
+    for name in names:
+        (inputs / name).write_bytes(name.encode())
+    (inputs / "big.wav").write_bytes(b"b" * 2000)  # over group_max_bytes below: always alone
+    log = tmp_path / "groups.txt"
+    worker = type("Grouping", (GroupingWorker,), {"log": log})
+    options = RayOptions(workers=2, files_per_task=4, group_max_bytes=1000, max_attempts=2, max_worker_restarts=5)
+    summary = run_batch_ray([inputs], tmp_path / "s.db", ray_options=options, progress=False, worker_class=worker)
+
+    assert (summary.files, summary.done, summary.failed) == (11, 10, 1)
+    assert [Path(p).name for p, _ in summary.failures] == ["04-die.wav"]
+    groups = [line.split() for line in log.read_text().splitlines()]
+    assert ["big.wav"] in groups and max(map(len, groups)) == 4
+    # The group holding 04-die.wav died and went again one by one (4 retries); then 04-die.wav
+    # alone killed workers until it failed: only those deaths count against it. (Lower bounds:
+    # a death the driver sees before the result of the call ahead of it is not counted.)
+    assert ["04-die.wav", "04.wav", "05.wav", "06.wav"] in groups and groups.count(["04-die.wav"]) >= 2
+    assert summary.worker_deaths >= 3 and summary.retries >= 5
+    store = sqlite_utils.Database(tmp_path / "s.db")
+    assert store["recordings"].count == 11 and store["lines"].count == 10
+    assert "a worker died 2 times" in next(store.query("SELECT error FROM recordings WHERE path LIKE '%-die.wav'"))["error"]
 
 
 def test_workers_default_to_the_free_cpus_and_get_one_thread_each(local_ray, tmp_path):

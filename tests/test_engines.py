@@ -73,6 +73,47 @@ def test_three_engines_agree_on_the_same_weights(engines, bird_or_fox):
         assert cer(texts[a], texts[b]) <= 0.1, (a, b, texts)
 
 
+def _with_options(engine, **changes):
+    """The loaded engine (same model) with other decoding options."""
+    from dataclasses import replace
+
+    copy = object.__new__(type(engine))
+    copy.__dict__.update(engine.__dict__)
+    copy.options = replace(engine.options, **changes)
+    return copy
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_every_engine_gives_words_and_alternatives_or_says_unknown(engines, bird_or_fox, name):
+    """Beam 5: each line's words (probabilities in [0, 1], times inside the line) and the
+    beam's N-best (the first is the line's own text); None where the library cannot give it
+    (transformers: no N-best of one beam, no token scores under beam search)."""
+    audio, tx = bird_or_fox
+    engine = _with_options(engines[name], beam_size=5)
+    lines = engine.transcribe(audio.samples, [tx], audio.sample_rate)
+    assert lines, f"{name} heard nothing"
+    for line in lines:
+        if name == "transformers":
+            assert line.words is None and line.alternatives is None
+            assert line.confidence is None or 0 <= line.confidence <= 1
+            continue
+        assert line.words, (name, line)
+        for word in line.words:
+            assert word.text.strip() and 0.0 <= word.probability <= 1.0, word
+            assert line.start <= word.start <= word.end <= line.end, (word, line)
+        assert line.confidence == pytest.approx(sum(w.probability for w in line.words) / len(line.words), abs=1e-3)
+        assert line.alternatives and line.alternatives[0].text == line.text, (name, line.alternatives)
+        assert len(line.alternatives) > 1, line.alternatives
+        assert line.alternatives[0].avg_logprob == pytest.approx(line.avg_logprob, abs=1e-3)
+        assert all(h.avg_logprob < 0 and h.tokens > 0 for h in line.alternatives)
+    if name != "transformers":
+        # Off means off: no words, no alternatives, confidence from the line's log-probability.
+        off = _with_options(engines[name], beam_size=5, alternatives=0, word_evidence=False)
+        bare = off.transcribe(audio.samples, [tx], audio.sample_rate)
+        assert [line.text for line in bare] == [line.text for line in lines]
+        assert all(line.words is None and line.alternatives is None for line in bare)
+
+
 def test_engines_are_registered():
     assert set(ENGINES) == {"faster-whisper", "openai-whisper", "transformers"}
     with pytest.raises(ValueError, match="unknown engine 'whisperx'"):
@@ -140,7 +181,7 @@ def _scripted_transformers(engines, answers, options):
     engine.options = options
     requests = []
 
-    def generate(features, task, seconds, kwargs):
+    def generate(features, task, max_new_tokens, kwargs):
         requests.append(kwargs)
         return [{"start": 0.0, "end": 2.0, "text": answers[len(requests) - 1], "avg_logprob": -0.5}]
 
@@ -286,7 +327,7 @@ def test_openai_whisper_engine_retries_a_loop_without_sampling(engines, manifest
     from dataclasses import replace
 
     from intercept.audio import decode
-    from intercept.engines.openai_whisper import _worst_ratio
+    from intercept.engines.core import Decoder, worst_ratio as _worst_ratio
 
     spoken = manifest["recordings"]["plain_traffic.wav"]["transmissions"][0]
     tx = Transmission(idx=0, start=max(0.0, spoken["start"] - 0.3), end=spoken["end"] + 0.3)
@@ -295,9 +336,9 @@ def test_openai_whisper_engine_retries_a_loop_without_sampling(engines, manifest
     engine = object.__new__(type(engines["openai-whisper"]))
     engine.__dict__.update(engines["openai-whisper"].__dict__)
     engine.options = replace(engines["openai-whisper"].options, beam_size=5, loop_retry_ngram=0)
-    looping = engine._decode(chunk, "transcribe")
+    looping = Decoder(engine, engine.options).decode(chunk, "transcribe").segments
     assert _worst_ratio(looping) > 2.4, looping
     engine.options = replace(engine.options, loop_retry_ngram=3)
-    retried = engine._decode(chunk, "transcribe")
+    retried = Decoder(engine, engine.options).decode(chunk, "transcribe").segments
     assert 0 < _worst_ratio(retried) <= 2.4, retried
     assert "decode" not in vars(engine.model)

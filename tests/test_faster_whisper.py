@@ -199,3 +199,46 @@ def test_packed_lines_carry_their_own_compression_ratio(packed_run):
     assert sum(own) >= 2, [(line.text, line.compression_ratio) for line in lines]
     # The window's no-speech probability says nothing about one transmission: not stored.
     assert sum(line.no_speech_prob is None for line in lines) >= 2
+
+
+def _cer(a: str, b: str) -> float:
+    from rapidfuzz.distance import Levenshtein
+
+    return Levenshtein.distance(a, b) / max(len(a), len(b), 1)
+
+
+def test_packed_lines_carry_words_and_their_own_alternatives(packed_run):
+    """Defaults (beam 5, evidence on): every line has its words, and its N-best cut out of
+    the packed window's hypotheses lands on its own transmission: each alternative is
+    closer to its own line than to any other transmission's line."""
+    lines, transmissions, _windows, _expected = packed_run
+    by_idx = {tx.idx: tx for tx in transmissions}
+    for line in lines:
+        assert line.words, line
+        for word in line.words:
+            assert 0.0 <= word.probability <= 1.0 and line.start <= word.start <= word.end <= line.end, (word, line)
+        tx = by_idx[line.transmission_idx]
+        assert tx.start <= line.start <= line.end <= tx.end
+        assert line.confidence == pytest.approx(sum(w.probability for w in line.words) / len(line.words), abs=1e-3)
+    with_alternatives = [line for line in lines if line.alternatives is not None]
+    assert len({line.transmission_idx for line in with_alternatives}) >= 2, [l.alternatives for l in lines]
+    for line in with_alternatives:
+        assert line.alternatives[0].text == line.text
+        assert len(line.alternatives) == TranscribeOptions().beam_size
+        others = [other.text for other in lines if other.transmission_idx != line.transmission_idx]
+        for hypothesis in line.alternatives:
+            if hypothesis.text:
+                own = _cer(hypothesis.text, line.text)
+                assert all(own < _cer(hypothesis.text, other) for other in others), (hypothesis, line.text, others)
+
+
+def test_evidence_does_not_change_what_is_heard(packed_run, embedded_model_dir):
+    """The N-best and the word alignment are watched beside faster-whisper's own decode: the
+    same windows give the same lines with the evidence off."""
+    lines, transmissions, _windows, _expected = packed_run
+    audio = decode(str(SAMPLES / "bird_or_fox.ogg"))
+    engine = fw.FasterWhisperEngine(str(embedded_model_dir), "base",
+                                    TranscribeOptions(compute_type="float32", alternatives=0, word_evidence=False))
+    bare = engine.transcribe(audio.samples, transmissions, audio.sample_rate)
+    assert [(l.start, l.end, l.text) for l in bare] == [(l.start, l.end, l.text) for l in lines]
+    assert all(l.words is None and l.alternatives is None for l in bare)

@@ -52,3 +52,29 @@ def test_translation_loop_is_suspect():
     line.text_en = "Yes, I am the one who is the one who is the one who is the one who is the one"
     Guards().mark([line])
     assert "translation loop" in line.suspect
+
+
+def test_guards_read_the_normalised_text():
+    """زيرنويس with Arabic ي is the listed زیرنویس once normalised; the guards read text_fa."""
+    from intercept.text import PersianNormalizer
+
+    normalizer = PersianNormalizer()
+    guards = Guards(normalize=normalizer.normalize)
+    raw = "زيرنويس"
+    assert raw != "زیرنویس"
+    line = _line(raw)
+    line.text_fa = normalizer.normalize(raw)
+    guards.mark([line])
+    assert line.suspect and "hallucinated" in line.suspect
+
+
+def test_post_recognition_marks_the_arabic_spelling_like_the_persian(tmp_path):
+    from intercept.derive import PostRecognition
+    from intercept.lexicon import Lexicon, default_lexicon_path
+    from intercept.text import PersianNormalizer
+
+    normalizer = PersianNormalizer()
+    post = PostRecognition(normalizer, Lexicon.load(default_lexicon_path(), normalizer=normalizer))
+    lines = [_line("زيرنويس"), _line("زیرنویس")]
+    post.derive(lines)
+    assert lines[0].suspect == lines[1].suspect and "hallucinated" in lines[0].suspect

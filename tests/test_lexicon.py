@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intercept.lexicon import Lexicon, LexiconError, MatchOptions, Term, default_lexicon_path
+from intercept.lexicon import (PRIOR_AMBIGUOUS, PRIOR_PLAIN, Lexicon, LexiconError, MatchOptions, Term,
+                               default_lexicon_path)
 from intercept.text import ZWNJ, PersianNormalizer
 from intercept.types import Line
-from lexicon_cases import ASR_NEGATIVES, NEGATIVES, POSITIVES
+from lexicon_cases import ASR_NEGATIVES, NEGATIVES, POSITIVES, PRIORS
 
 SOURCE_LINE = "امشب برویم ببینیم پرنده است یا روباه"
 
@@ -107,6 +108,61 @@ def test_positives_and_hard_negatives_precision_recall(lexicon, normalizer):
     assert found["exact"] == wanted["exact"]
     assert found["morph"] == wanted["morph"]
     assert found["fuzzy"] / wanted["fuzzy"] >= 0.8
+
+
+@pytest.mark.parametrize("text, concept, reason", PRIORS)
+def test_sound_alike_forms_and_shared_verb_forms_get_a_low_prior_and_say_why(lexicon, normalizer, text, concept,
+                                                                             reason):
+    flag = _by_concept(_flags(lexicon, normalizer, text))[concept]
+    assert flag.prior_reason == reason
+    assert flag.prior == (PRIOR_PLAIN if reason is None else PRIOR_AMBIGUOUS)
+
+
+def test_priors_are_on_the_terms_and_patterns_take_the_weakest(lexicon, normalizer):
+    terms = {t.form: t for t in lexicon.terms}
+    assert (terms["کفتار"].prior, terms["کفتار"].prior_reason) == (PRIOR_AMBIGUOUS, "sound_alike: گفتار")
+    assert terms["کشت#کش"].prior == PRIOR_AMBIGUOUS and terms["پرنده"].prior == PRIOR_PLAIN
+    pattern = _by_concept(_flags(lexicon, normalizer, "پرنده است یا کفتار"))["animal_or_animal"]
+    assert pattern.prior == PRIOR_AMBIGUOUS and pattern.prior_reason == "hyena: sound_alike: گفتار"
+    assert _by_concept(_flags(lexicon, normalizer, SOURCE_LINE))["animal_or_animal"].prior == PRIOR_PLAIN
+
+
+OVERRIDES = """\
+concepts:
+  - id: hyena
+    category: animal
+    fa: [کفتار]
+  - id: kill
+    category: operation
+    verbs: ["کشت#کش"]
+"""
+
+
+@pytest.mark.parametrize("extra, concept, text, prior, reason", [
+    ("", "hyena", "کفتار", PRIOR_AMBIGUOUS, "sound_alike: گفتار"),
+    ("    fa: [کفتار]\n    sound_alike: ignore\n", "hyena", "کفتار", PRIOR_PLAIN, None),
+    ("    fa: [کفتار]\n    prior: 0.9\n", "hyena", "کفتارها", 0.9, "lexicon prior 0.9"),
+    ("", "kill", "می‌کشم", PRIOR_AMBIGUOUS, "shared_stem: کشید#کش"),
+    ("    verbs: [\"کشت#کش\"]\n    shared_stem: ignore\n", "kill", "می‌کشم", PRIOR_PLAIN, None),
+    ("    verbs: [\"کشت#کش\"]\n    prior: 0.5\n", "kill", "کشتند", 0.5, "lexicon prior 0.5"),
+])
+def test_an_analyst_overrides_priors_in_the_lexicon(tmp_path, normalizer, extra, concept, text, prior, reason):
+    body = OVERRIDES
+    if extra:  # replace the concept's form line with the form line plus the override
+        first = extra.splitlines()[0]
+        body = body.replace(first + "\n", extra)
+    lexicon = Lexicon.load(_write(tmp_path, body), normalizer=normalizer)
+    flag = _by_concept(lexicon.match(normalizer.normalize(text)))[concept]
+    assert (flag.prior, flag.prior_reason) == (prior, reason)
+
+
+@pytest.mark.parametrize("extra, reason", [("    prior: 2\n", "between"),
+                                           ("    sound_alike: maybe\n", "sound_alike must be one of check, ignore")])
+def test_bad_prior_settings_name_file_and_line(tmp_path, normalizer, extra, reason):
+    path = _write(tmp_path, OVERRIDES.replace("    fa: [کفتار]\n", "    fa: [کفتار]\n" + extra))
+    with pytest.raises(LexiconError) as caught:
+        Lexicon.load(path, normalizer=normalizer)
+    assert str(caught.value).startswith(f"{path}:5: ") and reason in str(caught.value)
 
 
 @pytest.mark.parametrize("text, forbidden", ASR_NEGATIVES)
@@ -204,6 +260,7 @@ def test_match_never_crashes_and_offsets_point_at_matched_text(lexicon, normaliz
             source = raw if flag.kind == "english" else text
             assert source[flag.span_start:flag.span_end] == flag.matched
             assert 0 < flag.score <= 1 and flag.kind in ("exact", "morph", "fuzzy", "pattern", "english")
+            assert 0 <= flag.prior <= 1 and (flag.prior_reason is None) == (flag.prior == PRIOR_PLAIN)
 
 
 # ------------------------------------------------------------------ loading, version, terms

@@ -69,8 +69,13 @@ def test_sigkill_mid_batch_leaves_whole_recordings_and_rerun_completes_the_rest(
                "-filter_complex", "[1:a]aformat=sample_rates=16000:channel_layouts=mono[s];[0:a][s]concat=n=2:v=0:a=1",
                "-c:a", "pcm_s16le", str(inputs / f"call-{n}.wav"))
     db = tmp_path / "store.db"
+    # Recordings one by one: short ones would be recognised (and stored) together as one pool.
+    # A kill inside a pool: tests/test_folders.py.
+    config = tmp_path / "one-by-one.toml"
+    config.write_text("[pool]\nshort_s = 0\n")
     batch = subprocess.Popen(
-        [sys.executable, "-m", "intercept.cli", "run", str(inputs), "--db", str(db), "--no-progress", "--json"],
+        [sys.executable, "-m", "intercept.cli", "run", str(inputs), "--db", str(db), "--no-progress", "--json",
+         "--config", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
     )
     reads = 0

@@ -69,7 +69,7 @@ def test_reflag_replaces_flags_with_the_new_lexicon_and_records_its_version(stor
     assert result.lexicon_version == lexicon.version != old_lexicon.version
     assert (result.recordings, result.lines) == (2, 6)
     assert result.flags_before == 2 and result.flags_after == store.count("flags") > result.flags_before
-    assert result.stale_text_lines == 0
+    assert result.renormalised_lines == 0
     one = _flags(store, "/r/one.wav")
     assert {f["lexicon_version"] for f in one} == {lexicon.version}
     assert {"bird", "fox", "tonight", "animal_or_animal", "wolf"} <= {f["concept"] for f in one}
@@ -120,12 +120,28 @@ def test_reflag_drops_flags_a_narrower_lexicon_no_longer_finds(store, lexicon, o
     assert result.flags_after == 2 < result.flags_before
 
 
-def test_reflag_counts_lines_whose_stored_text_is_not_normalised(tmp_path, lexicon, normalizer):
+def test_reflag_normalises_stale_text_again_and_flags_the_new_text(tmp_path, lexicon, normalizer):
     with Store(tmp_path / "raw.db") as store:
         line = Line(start=0.0, end=1.0, text="پرنده ها", text_fa="پرنده ها")  # stored un-normalised
         store.save_recording(RecordingFacts(path="/r/raw.wav"), [Transmission(0, 0.0, 1.0)], [line], [[]],
                              run_id=None, engine="e", model="m", translator="none", lexicon_version="v0")
         result = reflag(store, lexicon, normalizer=normalizer)
-        assert result.stale_text_lines == 1
-        flags = store.rows("SELECT concept, matched FROM flags")
-        assert {"concept": "bird", "matched": "پرنده ها"} in flags
+        assert result.renormalised_lines == 1
+        text_fa = store.rows("SELECT text_fa FROM lines")[0]["text_fa"]
+        assert text_fa == normalizer.normalize("پرنده ها") != "پرنده ها"
+        flags = store.rows("SELECT concept, matched, span_start, span_end FROM flags")
+        assert any(f["concept"] == "bird" and text_fa[f["span_start"]:f["span_end"]] == f["matched"] for f in flags)
+
+
+def test_reflag_derives_suspect_marks_again_from_the_normalised_text(tmp_path, lexicon, normalizer):
+    """A hallucinated phrase written with Arabic ي is caught like the Persian spelling, and a
+    stale suspect mark goes when its reason no longer holds."""
+    with Store(tmp_path / "s.db") as store:
+        arabic = Line(start=0.0, end=1.0, text="زيرنويس", text_fa="زيرنويس")
+        stale = Line(start=1.0, end=2.0, text="سلام", text_fa="سلام", suspect="translation loop ('hi' repeated)")
+        store.save_recording(RecordingFacts(path="/r/h.wav"), [Transmission(0, 0.0, 2.0)], [arabic, stale], [[], []],
+                             run_id=None, engine="e", model="m", translator="none", lexicon_version="v0")
+        result = reflag(store, lexicon, normalizer=normalizer)
+        marks = [row["suspect"] for row in store.rows("SELECT suspect FROM lines ORDER BY idx")]
+        assert "hallucinated" in marks[0] and marks[1] is None
+        assert result.suspect_changed == 2

@@ -161,7 +161,7 @@ def test_start_page_redirects_to_flagged_lines_awaiting_review(ds):
         assert shown in body, shown
     # Facets the reviewers filter by (concept, category and kind count each value on its own).
     facets = re.findall(r'<div class="facet-info[^"]*"[^>]*data-column="([^"]+)"', body)
-    assert sorted(facets) == ["category", "concept", "kind", "recording", "verdict"], facets
+    assert sorted(facets) == ["category", "concept", "kind", "recording", "verdict", "voice"], facets
 
 
 def test_farsi_cells_are_right_to_left(ds):
@@ -287,9 +287,10 @@ def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
     line_ids = [row["id"] for row in store.iter_lines()]
     store.add_verdict(line_ids[0], "confirmed", "maryam")
     store.add_verdict(line_ids[0], "unsure", "ali", note="second look")
-    store.replace_flags([(line_ids[1], [Flag("dog", "animal_code", "exact", 0.7, 0, 4, "سلام")]),
-                         (line_ids[2], [])], "v2")
-    store.update_translations([(line_ids[0], "a bird and a fox", "whisper", None)])
+    store.save_derived([(line_ids[1], lines[1], [Flag("dog", "animal_code", "exact", 0.7, 0, 4, "سلام")]),
+                        (line_ids[2], lines[2], [])], "v2")
+    lines[0].text_en = "a bird and a fox"
+    store.save_derived([(line_ids[0], lines[0], flags[0])], "v1", translator=("whisper", None))
     after = actual()
     assert after == expected()
     assert [(row["line_id"], row["concepts"], row["verdict"]) for row in after] == [
@@ -477,11 +478,11 @@ def test_bad_store_named_in_error(tmp_path):
         make_datasette(tmp_path / "missing.db")
     not_sqlite = tmp_path / "notes.db"
     not_sqlite.write_text("hello")
-    with pytest.raises(ReviewError, match="notes.db: not an SQLite store"):
+    with pytest.raises(ReviewError, match="notes.db: not an intercept store \\(not an SQLite file"):
         make_datasette(not_sqlite)
     other = tmp_path / "other.db"
     sqlite_utils.Database(other)["things"].insert({"a": 1})
-    with pytest.raises(ReviewError, match=r"other.db: not an intercept store \(missing tables: recordings, lines"):
+    with pytest.raises(ReviewError, match=r"other.db: not an intercept store \(no intercept schema; tables: things"):
         make_datasette(other)
 
 

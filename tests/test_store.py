@@ -128,7 +128,14 @@ def test_old_store_is_migrated_keeping_its_rows(tmp_path):
     with Store(path) as store:
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         applied = [r["name"] for r in store.rows("SELECT name FROM _sqlite_migrations ORDER BY id")]
-        assert applied == ["0001_initial", "0002_lines_fts", "0003_custody", "0004_line_review", "0006_recorded_at"]
+        assert applied[:4] == ["0001_initial", "0002_lines_fts", "0003_custody", "0004_line_review"]
+        assert "0006_recorded_at" in applied and "0007_voices" in applied
+        assert "0005_flag_evidence" in applied and len(applied) == SCHEMA_VERSION
+        # The old line gains the evidence columns, unknown (NULL), and keeps its text.
+        line = store.rows("SELECT text_fa, confidence, words, alternatives FROM lines")[0]
+        assert line == {"text_fa": "پرنده", "confidence": None, "words": None, "alternatives": None}
+        assert {"match_score", "word_prob", "nbest_share", "prior", "hypothesis",
+                "scorer_version"} <= set(store.db["flags"].columns_dict)
         row = store.rows("SELECT * FROM recordings")[0]
         assert (row["version"], row["transmission_count"], row["line_count"]) == (1, 1, 1)
         assert [p["path"] for p in store.paths_of(1)] == ["/r/a.wav"]
@@ -154,3 +161,34 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path):
     with pytest.raises(StoreError, match="not an intercept store"):
         Store(path)
     assert path.read_text().startswith("not sqlite")
+
+
+def test_line_evidence_and_flag_evidence_are_stored(store):
+    import json
+
+    from intercept.types import Hypothesis, Word
+
+    heard = _line("امشب پرنده", en="tonight bird")
+    heard.words = [Word("امشب", 1.0, 1.4, 0.91), Word("پرنده", 1.4, 2.0, 0.35)]
+    heard.alternatives = [Hypothesis("امشب پرنده", -0.25, 8), Hypothesis("امشب پرند", -0.5, 8)]
+    heard.confidence = 0.63
+    unknown = _line("سلام", 3, 4)  # an engine that gave no evidence: NULL, never a number
+    scored = Flag("bird", "animal_code", "exact", 0.42, 5, 10, "پرنده", "high", "پرنده",
+                  match_score=1.0, word_prob=0.35, nbest_share=0.6, prior=0.8, scorer_version="s1")
+    _save(store, lines=[heard, unknown], flags=[[scored], []])
+    rows = store.rows("SELECT confidence, words, alternatives FROM lines ORDER BY idx")
+    assert rows[0]["confidence"] == 0.63
+    assert json.loads(rows[0]["words"]) == [["امشب", 1.0, 1.4, 0.91], ["پرنده", 1.4, 2.0, 0.35]]
+    assert json.loads(rows[0]["alternatives"]) == [["امشب پرنده", -2.0, 8], ["امشب پرند", -4.0, 8]]
+    assert rows[1] == {"confidence": None, "words": None, "alternatives": None}
+    from intercept.store import line_evidence
+
+    back = line_evidence(rows[0])  # what a re-flag reads back: the same evidence
+    assert back["words"] == heard.words and back["confidence"] == 0.63
+    assert [(h.text, h.tokens, h.avg_logprob) for h in back["alternatives"]] == [
+        ("امشب پرنده", 8, -0.25), ("امشب پرند", 8, -0.5)]
+    assert line_evidence(rows[1]) == {"words": None, "alternatives": None, "confidence": None}
+    flag = store.rows("SELECT score, match_score, word_prob, nbest_share, prior, hypothesis, scorer_version "
+                      "FROM flags")[0]
+    assert flag == {"score": 0.42, "match_score": 1.0, "word_prob": 0.35, "nbest_share": 0.6, "prior": 0.8,
+                    "hypothesis": None, "scorer_version": "s1"}

@@ -55,6 +55,37 @@ def test_normalize_never_crashes_and_leaves_no_arabic_letters(normalizer, text):
     assert ZWNJ + ZWNJ not in out
 
 
+# What recognisers, PDFs and keyboards leave in Persian text: letters and suffixes, Arabic ي ك
+# and ة, ۀ (U+06C0), zero-width space/joiner/non-joiner, no-break and other spaces, diacritics,
+# kashida, digits, punctuation and the Arabic presentation forms (U+FB50-FDFF, U+FE70-FEFF:
+# ligatures and positional shapes, unassigned points included).
+_IDEMPOTENCE_ALPHABET = st.one_of(
+    st.sampled_from(list("پرندهاستیروباهگکمیشنهای") + ["ها", "می", "ی", "ای", "ۀ", "ي", "ك", "ى", "ة", "أ", "ؤ",
+                    "\u200b", ZWNJ, "\u200d", "\u00a0", "\u202f", " ", "\t", "\u064e", "\u0651", "\u0670", "ـ",
+                    "۱", "١", "1", "،", ".", "!", "؟", ":", "«", "»", "(", "a"]),
+    st.characters(min_codepoint=0xFB50, max_codepoint=0xFDFF),
+    st.characters(min_codepoint=0xFE70, max_codepoint=0xFEFF),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_IDEMPOTENCE_ALPHABET, max_size=30).map("".join))
+def test_normalize_is_idempotent(normalizer, text):
+    once = normalizer.normalize(text)
+    assert normalizer.normalize(once) == once
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("ﺻﺒﺢ", "صبح"),  # positional forms
+    ("ﷲ", "الله"),  # a ligature, its diacritics dropped
+    ("پرنده\u200b.", "پرنده."),  # ZWSP is a space, and hazm's spacing then applies to it
+    ("پرنده\u00a0است", "پرنده است"),
+    ("ﻫﺎ", "ها"),
+])
+def test_normalize_presentation_forms_and_odd_spaces(normalizer, raw, expected):
+    assert normalizer.normalize(raw) == expected
+
+
 def test_tokenizer_offsets_and_zwnj_words():
     text = "پرنده‌ها، و روباه! 12"
     tokens = PersianTokenizer().spans(text)

@@ -256,7 +256,7 @@ def test_retranslate_rewrites_stored_lines(tmp_path, torch_translator):
             row = next(r for r in store.iter_lines() if r["text_fa"] == text)
             assert row["text_en"] == english
             assert (row["translator"], row["translator_model"]) == ("transformers", torch_translator.model)
-            # Text, scores and flags stay as they were.
+            # Text and scores stay as they were.
             assert row["text_fa_raw"] == text and row["engine"] == "faster-whisper"
         assert retranslate(store, NoTranslator()) == 3
         assert all(r["text_en"] is None and r["translator"] == "none" for r in store.iter_lines())

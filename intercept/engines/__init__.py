@@ -75,6 +75,12 @@ class TranscribeOptions:
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).
     batch_size: int = 0
+    # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
+    # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
+    # probability from a cross-attention alignment of the text (word_evidence). Cost on
+    # audio_samples/: docs/benchmarks.md (scripts/bench_evidence.py).
+    alternatives: Optional[int] = None
+    word_evidence: bool = True
 
 
 DEVICES = ("cpu", "cuda", "auto")

@@ -1,6 +1,7 @@
 """faster-whisper (CTranslate2) engine: the default, fastest on CPU.
 
-Three ways to decode a recording's transmissions (TranscribeOptions):
+The decoding policy (token caps, loop retry, packing, clamping, evidence) is
+intercept.engines.core's; this module adapts faster-whisper's calls to it. Three ways to decode a recording's transmissions (TranscribeOptions):
   * packed (default, `pack=True`): several short transmissions share one 30 s window
     (intercept/packing.py), so one encoder pass serves all of them;
   * batched (`batch_size > 0`): faster-whisper's BatchedInferencePipeline, one padded
@@ -17,19 +18,15 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from contextlib import contextmanager
+
 import numpy as np
 
-from faster_whisper.transcribe import get_compression_ratio
-
 from ..models import ModelError, error_line
-from ..packing import Pack, PackOptions, assign_spans, pack_samples, plan_packs
-from ..types import Line, Transmission
+from ..packing import PackOptions
+from ..types import Line, Transmission, Word
 from . import TranscribeOptions, resolve_device
-
-SAMPLE_RATE = 16000
-# Whisper's decoder holds 448 tokens; the prompt takes a few, and faster-whisper counts
-# max_new_tokens on top of them.
-_MAX_NEW_TOKENS = 440
+from .core import MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, Segment, wants_alternatives
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
 # not timed twice.
 _CPU_CANDIDATES = ("float32", "int8")
@@ -143,6 +140,7 @@ def choose_compute_type(model_path: str, device: str = "cpu", cpu_threads: int =
 
 class FasterWhisperEngine:
     name = "faster-whisper"
+    packs = True  # core.WindowModel
 
     def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
         from faster_whisper import WhisperModel
@@ -177,14 +175,10 @@ class FasterWhisperEngine:
         self.pack_options = PackOptions(gap_s=options.pack_gap_s)
         self._batched = None
         self._room: Optional[int] = None
-
-    def _max_new_tokens(self, speech_s: float, pieces: int, task: str) -> int:
-        opts = self.options
-        rate = opts.tokens_per_second if task == "transcribe" else opts.translate_tokens_per_second
-        return min(self._token_room, int(rate * speech_s) + 20 * pieces)
+        self._evidence = _Evidence.attach(self.model)
 
     @property
-    def _token_room(self) -> int:
+    def token_room(self) -> int:
         """New tokens that fit beside the prompt: hotwords or an initial prompt take up to
         223 of Whisper's 448 (faster-whisper refuses a request that does not fit)."""
         if self._room is None:
@@ -192,25 +186,8 @@ class FasterWhisperEngine:
             for text in (self.options.hotwords, self.options.initial_prompt):
                 if text:
                     prompt_tokens += min(223, len(self.model.hf_tokenizer.encode(" " + text.strip()).ids) + 1)
-            self._room = max(16, min(_MAX_NEW_TOKENS, 448 - 5 - prompt_tokens))
+            self._room = max(16, min(MAX_NEW_TOKENS, 448 - 5 - prompt_tokens))
         return self._room
-
-    def _decode(self, audio: np.ndarray, task: str, max_new_tokens: Optional[int] = None):
-        opts = self.options
-        if max_new_tokens is None:
-            max_new_tokens = self._max_new_tokens(len(audio) / SAMPLE_RATE, 1, task)
-        segments = self._generate(audio, task, max_new_tokens)
-        threshold = opts.compression_ratio_threshold
-        retry = opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0
-        if retry and threshold is not None and _worst_ratio(segments) > threshold:
-            # Still a loop after the configured temperatures: once more, deterministically,
-            # with repeats forbidden/penalised; kept only when it repeats less.
-            again = self._generate(audio, task, max_new_tokens, temperature=[0.0],
-                                   no_repeat_ngram_size=opts.loop_retry_ngram,
-                                   repetition_penalty=opts.loop_retry_penalty)
-            if _worst_ratio(again) < _worst_ratio(segments):
-                segments = again
-        return segments
 
     def _settings(self, task: str, max_new_tokens: int) -> dict:
         """faster-whisper's transcribe() arguments from TranscribeOptions."""
@@ -230,83 +207,39 @@ class FasterWhisperEngine:
             vad_filter=False,  # transmissions are already cut by intercept.segment
         )
 
-    def _generate(self, audio: np.ndarray, task: str, max_new_tokens: int, **overrides):
+    def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
+        """core.WindowModel: faster-whisper's own decode loop over one window, with the
+        N-best and word probabilities of each of its decode calls when _Evidence is attached."""
         settings = self._settings(task, max_new_tokens)
-        settings.update(overrides)
-        segments, _info = self.model.transcribe(audio, **settings)
-        return list(segments)
+        if loop_retry:
+            settings.update(temperature=[0.0], no_repeat_ngram_size=self.options.loop_retry_ngram,
+                            repetition_penalty=self.options.loop_retry_penalty)
+        evidence = getattr(self, "_evidence", None)
+        wanted = wants_alternatives(self.options) or self.options.word_evidence
+        if evidence is None or task != "transcribe" or not wanted:
+            segments, _info = self.model.transcribe(audio, **settings)
+            return Decoded([_segment(seg) for seg in segments])
+        with evidence.recording(self.options) as record:
+            segments, _info = self.model.transcribe(audio, **settings)
+            segments = list(segments)  # a generator: decoding happens here
+        return record.decoded(segments)
 
     def transcribe(
         self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
     ) -> list[Line]:
         """Lines of all `transmissions` (pass them all at once: packing and batching only
         help across transmissions), in recording order."""
-        if sample_rate != SAMPLE_RATE:
-            raise ValueError("faster-whisper expects 16 kHz samples")
-        transmissions = [tx for tx in transmissions if tx.end > tx.start]
         if self.options.batch_size > 0:
-            lines = self._transcribe_batched(samples, transmissions)
-        elif self.options.pack and self.options.language is not None and len(transmissions) > 1:
-            lines = []
-            for pack in plan_packs(transmissions, self.pack_options):
-                lines.extend(self._transcribe_pack(samples, pack))
-        else:
-            lines = []
-            for tx in transmissions:
-                lines.extend(self._transcribe_one(samples, tx))
-        lines.sort(key=lambda line: (line.start, line.transmission_idx))
-        return lines
-
-    def _transcribe_one(self, samples: np.ndarray, tx: Transmission) -> list[Line]:
-        chunk = samples[int(round(tx.start * SAMPLE_RATE)) : int(round(tx.end * SAMPLE_RATE))]
-        if len(chunk) == 0:
-            return []
-        lines = []
-        for seg in self._decode(chunk, "transcribe"):
-            # Whisper's timestamps can run past the audio it was given; keep every line
-            # inside its transmission so playback and ordering stay right.
-            start = min(max(tx.start + seg.start, tx.start), tx.end)
-            end = min(max(tx.start + seg.end, start), tx.end)
-            line = _line(seg, start, end, tx.idx)
-            if line:
-                lines.append(line)
-        return lines
-
-    def _transcribe_pack(self, samples: np.ndarray, pack: Pack) -> list[Line]:
-        if len(pack.placements) == 1:
-            return self._transcribe_one(samples, pack.placements[0].transmission)
-        window = pack_samples(samples, pack, SAMPLE_RATE)
-        segments = self._decode(window, "transcribe",
-                                self._max_new_tokens(pack.speech_s, len(pack.placements), "transcribe"))
-        owners = assign_spans(pack, [(seg.start, seg.end) for seg in segments], self.pack_options)
-        # A segment across a gap holds text of two transmissions that cannot be split by
-        # time: every transmission it touches is decoded again on its own.
-        redo = set()
-        for seg, owner in zip(segments, owners):
-            if owner is None:
-                redo.update(i for i, p in enumerate(pack.placements) if p.offset_s < seg.end and seg.start < p.end_s)
-        lines: list[Line] = []
-        for seg, owner in zip(segments, owners):
-            if owner is None or owner in redo:
-                continue
-            placement = pack.placements[owner]
-            start = placement.to_recording_time(seg.start)
-            end = max(placement.to_recording_time(seg.end), start)
-            line = _line(seg, start, end, placement.transmission.idx)
-            if line:
-                # Whisper scores a window, and this window holds several transmissions: one
-                # looping transmission would mark all of them, so each line gets the ratio of
-                # its own text. The no-speech probability cannot be had per line, and the
-                # window's is no measure of any one transmission (0.78 on a pack whose
-                # transmissions scored 0.18-0.39 alone, so all were marked "no speech"): unknown.
-                line.compression_ratio = get_compression_ratio(line.text)
-                line.no_speech_prob = None
-                lines.append(line)
-        for i in sorted(redo):
-            lines.extend(self._transcribe_one(samples, pack.placements[i].transmission))
-        return lines
+            if sample_rate != SAMPLE_RATE:
+                raise ValueError("faster-whisper expects 16 kHz samples")
+            lines = self._transcribe_batched(samples, [tx for tx in transmissions if tx.end > tx.start])
+            lines.sort(key=lambda line: (line.start, line.transmission_idx))
+            return lines
+        return Decoder(self, self.options, self.pack_options).transcribe(samples, transmissions, sample_rate)
 
     def _transcribe_batched(self, samples: np.ndarray, transmissions: Sequence[Transmission]) -> list[Line]:
+        """BatchedInferencePipeline: one line per segment, no evidence (its batched decode
+        keeps neither N-best nor, here, word probabilities)."""
         from faster_whisper import BatchedInferencePipeline
 
         if not transmissions:
@@ -315,7 +248,8 @@ class FasterWhisperEngine:
             self._batched = BatchedInferencePipeline(self.model)
         opts = self.options
         longest = max(tx.duration for tx in transmissions)
-        settings = self._settings("transcribe", self._max_new_tokens(longest, 1, "transcribe"))
+        decoder = Decoder(self, opts, self.pack_options)
+        settings = self._settings("transcribe", decoder.max_new_tokens(longest, 1, "transcribe"))
         segments, _info = self._batched.transcribe(
             samples,
             clip_timestamps=[{"start": tx.start, "end": tx.end} for tx in transmissions],
@@ -327,33 +261,142 @@ class FasterWhisperEngine:
             # Each batch row is one transmission; its segment times are recording times.
             overlaps = [min(seg.end, tx.end) - max(seg.start, tx.start) for tx in transmissions]
             tx = transmissions[int(np.argmax(overlaps))]
-            start = min(max(seg.start, tx.start), tx.end)
-            line = _line(seg, start, min(max(seg.end, start), tx.end), tx.idx)
-            if line:
-                lines.append(line)
+            lines.extend(decoder.lines_in(Decoded([_segment(seg)]), tx, offset_s=tx.start))
         return lines
 
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
-        chunk = samples[int(start * sample_rate) : int(end * sample_rate)]
-        if len(chunk) == 0:
-            return ""
-        return " ".join(seg.text.strip() for seg in self._decode(chunk, "translate")).strip()
+        return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
 
 
-def _worst_ratio(segments) -> float:
-    return max((seg.compression_ratio for seg in segments), default=0.0)
+def _segment(seg, words: Optional[list[Word]] = None, decode: Optional[int] = None) -> Segment:
+    return Segment(start=seg.start, end=seg.end, text=seg.text, avg_logprob=seg.avg_logprob,
+                   no_speech_prob=seg.no_speech_prob, compression_ratio=seg.compression_ratio,
+                   words=words, decode=decode)
 
 
-def _line(seg, start: float, end: float, transmission_idx: int) -> Optional[Line]:
-    text = seg.text.strip()
-    if not text:
-        return None
-    return Line(
-        start=round(start, 3),
-        end=round(end, 3),
-        text=text,
-        transmission_idx=transmission_idx,
-        avg_logprob=seg.avg_logprob,
-        no_speech_prob=seg.no_speech_prob,
-        compression_ratio=seg.compression_ratio,
-    )
+class _Evidence:
+    """The N-best and word probabilities of faster-whisper's own decode loop.
+
+    WhisperModel.transcribe() returns only the best hypothesis and, with word_timestamps,
+    moves its seek to the last word (which can change the text of a window that needs a
+    second decode call). So the loop is left as it is and watched instead: the CTranslate2
+    model is wrapped so that each beam search also returns its num_hypotheses best with
+    their scores (the beam holds them anyway; the best is unchanged), and the method that
+    cuts a decoded window at its timestamp tokens is wrapped to cut every hypothesis the
+    same way and to align the best one's words (WhisperModel.add_word_timestamps on a copy,
+    with the encoder output of that call: one extra decoder pass, no second encoder pass).
+    Written against faster-whisper 1.2.1 (constraints.txt); when a later version lacks the
+    methods, evidence is simply not collected (None), the text is unaffected."""
+
+    def __init__(self, whisper_model):
+        import inspect
+
+        self.whisper_model = whisper_model
+        self.hypotheses = 0  # per recording(), from the options of that call
+        self.words = False
+        defaults = inspect.signature(type(whisper_model).transcribe).parameters
+        self.length_penalty = defaults["length_penalty"].default
+        self.prepend = defaults["prepend_punctuations"].default
+        self.append = defaults["append_punctuations"].default
+        self.split = whisper_model._split_segments_by_timestamps  # the bound original
+        self.model = whisper_model.model
+        self.current: Optional[_Record] = None
+        whisper_model.model = _GenerateWatch(self.model, self)
+        whisper_model._split_segments_by_timestamps = self._split
+
+    @classmethod
+    def attach(cls, whisper_model) -> Optional["_Evidence"]:
+        if not hasattr(whisper_model, "_split_segments_by_timestamps") or not hasattr(whisper_model, "add_word_timestamps"):
+            return None
+        return cls(whisper_model)
+
+    @contextmanager
+    def recording(self, options: TranscribeOptions):
+        self.hypotheses = wants_alternatives(options)
+        self.words = options.word_evidence
+        self.current = _Record(self)
+        try:
+            yield self.current
+        finally:
+            self.current = None
+
+    def _split(self, tokenizer, tokens, time_offset, segment_size, segment_duration, seek):
+        out = self.split(tokenizer, tokens, time_offset, segment_size, segment_duration, seek)
+        if self.current is not None:
+            try:
+                self.current.window(tokenizer, list(tokens), time_offset, segment_size, segment_duration, seek, out[0])
+            except Exception:  # evidence is extra: never let it break decoding
+                self.current.failed = True
+        return out
+
+
+class _GenerateWatch:
+    """The CTranslate2 Whisper model, with generate() asked for the N-best while a
+    recording is on (everything else passes through)."""
+
+    def __init__(self, model, evidence: _Evidence):
+        self._model = model
+        self._evidence = evidence
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def generate(self, encoder_output, prompts, **kwargs):
+        record = self._evidence.current
+        beam = kwargs.get("beam_size", 1)
+        if record is not None and beam > 1 and "sampling_temperature" not in kwargs:
+            kwargs["num_hypotheses"] = max(kwargs.get("num_hypotheses", 1), min(beam, self._evidence.hypotheses or 1))
+        results = self._model.generate(encoder_output, prompts, **kwargs)
+        if record is not None:
+            record.calls.append((encoder_output, results[0]))
+        return results
+
+
+class _Record:
+    """What one transcribe() call decoded: per window its N-best, per segment its words."""
+
+    def __init__(self, evidence: _Evidence):
+        self.evidence = evidence
+        self.calls: list = []  # (encoder_output, result) of every generate call
+        self.nbest: list[list[Candidate]] = []
+        self.by_seek: dict[int, int] = {}
+        self.words: dict[tuple[int, tuple], list[Word]] = {}
+        self.failed = False
+
+    def window(self, tokenizer, tokens, time_offset, segment_size, segment_duration, seek, segments) -> None:
+        match = next((call for call in reversed(self.calls) if list(call[1].sequences_ids[0]) == tokens), None)
+        if match is None:
+            return
+        encoder_output, result = match
+        evidence = self.evidence
+        if evidence.hypotheses:
+            candidates = []
+            for ids, score in zip(result.sequences_ids[:evidence.hypotheses], result.scores):
+                ids = list(ids)
+                pieces, _seek, _single = evidence.split(tokenizer, ids, time_offset, segment_size, segment_duration, seek)
+                # faster-whisper's avg_logprob: the length-normalised score back to a sum, per
+                # token with the end token (the best one equals the line's avg_logprob).
+                total = score * (len(ids) ** evidence.length_penalty)
+                candidates.append(Candidate(
+                    tuple((p["start"], p["end"], tokenizer.decode(p["tokens"])) for p in pieces),
+                    total / (len(ids) + 1), len(ids) + 1))
+            self.by_seek[seek] = len(self.nbest)
+            self.nbest.append(candidates)
+        if evidence.words and segments:
+            copies = [dict(seg, tokens=list(seg["tokens"])) for seg in segments]
+            evidence.whisper_model.add_word_timestamps(
+                [copies], tokenizer, encoder_output, segment_size, evidence.prepend, evidence.append,
+                last_speech_timestamp=time_offset)
+            for seg, copy in zip(segments, copies):
+                self.words[(seek, tuple(seg["tokens"]))] = [
+                    Word(w["word"], w["start"], w["end"], w["probability"]) for w in copy.get("words") or []]
+
+    def decoded(self, segments) -> Decoded:
+        out = []
+        for seg in segments:
+            words = None
+            if self.evidence.words and not self.failed:
+                words = self.words.get((seg.seek, tuple(seg.tokens)))
+            decode = None if self.failed else self.by_seek.get(seg.seek)
+            out.append(_segment(seg, words, decode))
+        return Decoded(out, [] if self.failed else self.nbest)

@@ -9,31 +9,22 @@ fine-tune is measured against, so analysts use it to check a doubtful line. It l
   by ``intercept models convert --to openai-whisper``;
 * a model name (``base``, ``large-v3``, ...): openai-whisper's own cache, then its download
   when online.
+
+The decoding policy (token caps, loop retry, packing, clamping, evidence) is
+intercept.engines.core's; this module adapts openai-whisper's calls to it.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..models import ModelError, error_line
-from ..types import Line, Transmission
+from ..packing import PackOptions
+from ..types import Line, Transmission, Word
 from . import TranscribeOptions, resolve_device
-
-
-def clipped_line(tx: Transmission, start: float, end: float, text: str, **scores: Any) -> Line:
-    """A Line at absolute times, kept inside its transmission: Whisper's timestamps can run
-    past the audio it was given, and playback and ordering need them inside."""
-    start = min(max(tx.start + start, tx.start), tx.end)
-    end = min(max(tx.start + end, start), tx.end)
-    return Line(start=round(start, 3), end=round(end, 3), text=text, transmission_idx=tx.idx, **scores)
-
-
-def max_new_tokens(options: TranscribeOptions, seconds: float, task: str) -> int:
-    """The loop guard shared with faster-whisper: tokens bounded by the audio's length."""
-    rate = options.tokens_per_second if task == "transcribe" else options.translate_tokens_per_second
-    return min(440, int(rate * seconds) + 20)
+from .core import MAX_NEW_TOKENS, Candidate, Decoded, Decoder, Segment, split_at_timestamps, wants_alternatives
 
 
 def prompt_text(options: TranscribeOptions) -> Optional[str]:
@@ -123,6 +114,8 @@ class RepeatBan:
 
 class OpenAIWhisperEngine:
     name = "openai-whisper"
+    token_room = MAX_NEW_TOKENS  # core.WindowModel: hotwords and prompt are not counted here
+    packs = False  # one transmission per window: packing is measured for faster-whisper only
 
     def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
         self.model_name = model_name
@@ -138,45 +131,25 @@ class OpenAIWhisperEngine:
         # docs/benchmarks.md), so "auto" stays float32 here.
         self.fp16 = self.device == "cuda" and options.compute_type == "float16"
         self.model = load_openai_model(model_path, self.device)
+        self.pack_options = PackOptions(gap_s=options.pack_gap_s)
 
-    def _decode_with_repeat_ban(self, mel, options=None, **kwargs):
-        """openai-whisper's decode() with RepeatBan added to its logit filters."""
-        from dataclasses import replace
+    def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
+        """core.WindowModel: openai-whisper's transcribe() over one window. Its decode step
+        (model.decode, one call per 30 s window and temperature) is replaced on this model
+        instance for the call (not on the Whisper class, so no other model in the process
+        changes) by _Watch, which keeps the beam's finished candidates and, for the loop
+        retry, adds RepeatBan to the logit filters."""
+        watch = _Watch(self.model, self.options, loop_retry)
+        self.model.decode = watch.decode
+        try:
+            # The loop retry is deterministic: temperature 0 only.
+            segments = self._transcribe(audio, task, (0.0,) if loop_retry else tuple(self.options.temperatures),
+                                        max_new_tokens)
+        finally:
+            del self.model.decode
+        return watch.decoded(segments, len(audio))
 
-        from whisper.decoding import DecodingOptions, DecodingTask
-
-        options = replace(options or DecodingOptions(), **kwargs)
-        single = mel.ndim == 2
-        if single:
-            mel = mel.unsqueeze(0)
-        task = DecodingTask(self.model, options)
-        task.logit_filters.append(RepeatBan(task.sample_begin, task.tokenizer.eot,
-                                            self.options.loop_retry_ngram, self.options.loop_retry_penalty))
-        result = task.run(mel)
-        return result[0] if single else result
-
-    def _decode(self, audio: np.ndarray, task: str) -> list[dict]:
-        opts = self.options
-        segments = self._transcribe(audio, task, tuple(opts.temperatures))
-        threshold = opts.compression_ratio_threshold
-        retry = opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0
-        if retry and threshold is not None and _worst_ratio(segments) > threshold:
-            # As the other engines do: a window that still loops after the configured
-            # temperatures is decoded once more, deterministically (temperature 0), with
-            # repeated n-grams forbidden / repeated tokens penalised, and kept when it repeats less.
-            # transcribe() decodes each 30 s window through model.decode: for the retry this
-            # model's decode is replaced on the instance (not on the Whisper class, so no
-            # other model in the process changes) and restored after.
-            self.model.decode = self._decode_with_repeat_ban
-            try:
-                again = self._transcribe(audio, task, (0.0,))
-            finally:
-                del self.model.decode
-            if _worst_ratio(again) < _worst_ratio(segments):
-                segments = again
-        return segments
-
-    def _transcribe(self, audio: np.ndarray, task: str, temperatures: tuple) -> list[dict]:
+    def _transcribe(self, audio: np.ndarray, task: str, temperatures: tuple, sample_len: int) -> list[dict]:
         import torch
 
         opts = self.options
@@ -193,7 +166,7 @@ class OpenAIWhisperEngine:
                 no_speech_threshold=opts.no_speech_threshold,
                 condition_on_previous_text=opts.condition_on_previous_text,
                 initial_prompt=prompt_text(opts),
-                sample_len=max_new_tokens(opts, len(audio) / 16000, task),
+                sample_len=sample_len,
                 fp16=self.fp16,
                 verbose=None,
             )
@@ -202,32 +175,131 @@ class OpenAIWhisperEngine:
     def transcribe(
         self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
     ) -> list[Line]:
-        if sample_rate != 16000:
-            raise ValueError("openai-whisper expects 16 kHz samples")
-        lines: list[Line] = []
-        for tx in transmissions:
-            chunk = samples[int(tx.start * sample_rate) : int(tx.end * sample_rate)]
-            if len(chunk) == 0:
-                continue
-            for seg in self._decode(chunk, "transcribe"):
-                text = seg["text"].strip()
-                if text:
-                    lines.append(
-                        clipped_line(
-                            tx, seg["start"], seg["end"], text,
-                            avg_logprob=seg["avg_logprob"],
-                            no_speech_prob=seg["no_speech_prob"],
-                            compression_ratio=seg["compression_ratio"],
-                        )
-                    )
-        return lines
+        return Decoder(self, self.options, self.pack_options).transcribe(samples, transmissions, sample_rate)
 
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
-        chunk = samples[int(start * sample_rate) : int(end * sample_rate)]
-        if len(chunk) == 0:
-            return ""
-        return " ".join(seg["text"].strip() for seg in self._decode(chunk, "translate")).strip()
+        return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
 
 
-def _worst_ratio(segments: list[dict]) -> float:
-    return max((seg["compression_ratio"] for seg in segments if seg["text"].strip()), default=0.0)
+class _Watch:
+    """openai-whisper's decode step with the recogniser's evidence kept: the candidates its
+    decoder finished (BeamSearchDecoder keeps up to beam_size, with their summed
+    log-probabilities, and DecodingTask keeps only the best after ranking them), the
+    padded mel of each window for the word alignment afterwards."""
+
+    def __init__(self, model, options: TranscribeOptions, loop_retry: bool):
+        self.model = model
+        self.options = options
+        self.loop_retry = loop_retry
+        self.calls: list[dict] = []
+
+    def decode(self, mel, options=None, **kwargs):
+        from dataclasses import replace
+
+        from whisper.decoding import DecodingOptions, DecodingTask
+
+        options = replace(options or DecodingOptions(), **kwargs)
+        single = mel.ndim == 2
+        if single:
+            mel = mel.unsqueeze(0)
+        task = DecodingTask(self.model, options)
+        if self.loop_retry:
+            task.logit_filters.append(RepeatBan(task.sample_begin, task.tokenizer.eot,
+                                                self.options.loop_retry_ngram, self.options.loop_retry_penalty))
+        ranker, seen = task.sequence_ranker, {}
+
+        class Keep:  # the ranker, keeping what it was asked to rank
+            def rank(self, tokens, sum_logprobs):
+                seen.update(tokens=tokens, sum_logprobs=sum_logprobs)
+                return ranker.rank(tokens, sum_logprobs)
+
+        task.sequence_ranker = Keep()
+        result = task.run(mel)
+        if single and seen:
+            best = result[0]
+            candidates = sorted(
+                zip([t.tolist() for t in seen["tokens"][0]], seen["sum_logprobs"][0]),
+                key=lambda c: (c[0] != best.tokens, -_ranked(c[1], len(c[0]), options.length_penalty)))
+            self.calls.append({"mel": mel[0], "tokens": list(best.tokens), "avg_logprob": best.avg_logprob,
+                               "temperature": best.temperature, "candidates": candidates,
+                               "tokenizer": task.tokenizer})
+        return result[0] if single else result
+
+    def decoded(self, segments: list[dict], samples: int) -> Decoded:
+        from whisper.audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE as RATE
+
+        content_frames = samples // HOP_LENGTH
+        chosen: dict[int, int] = {}  # call -> index in nbest
+        nbest: list[list[Candidate]] = []
+        out: list[Segment] = []
+        groups: dict[int, list[tuple[dict, Segment]]] = {}
+        for seg in segments:
+            call = self._call_of(seg)
+            piece = Segment(start=seg["start"], end=seg["end"], text=seg["text"], avg_logprob=seg["avg_logprob"],
+                            no_speech_prob=seg["no_speech_prob"], compression_ratio=seg["compression_ratio"])
+            out.append(piece)
+            if call is None:
+                continue
+            groups.setdefault(call, []).append((seg, piece))
+            if call not in chosen and wants_alternatives(self.options):
+                chosen[call] = len(nbest)
+                nbest.append(self._candidates(self.calls[call], seg["seek"], content_frames))
+            piece.decode = chosen.get(call)
+        if self.options.word_evidence:
+            for call, members in groups.items():
+                seek = members[0][0]["seek"]
+                size = min(N_FRAMES, content_frames - seek)
+                words = self._words(self.calls[call], [seg for seg, _ in members], size, seek * HOP_LENGTH / RATE)
+                for (_seg, piece), found in zip(members, words):
+                    piece.words = found
+        return Decoded(out, nbest)
+
+    def _call_of(self, seg: dict) -> Optional[int]:
+        """The decode call a segment of transcribe() came from: the one whose best tokens
+        hold the segment's tokens, at its temperature and average log-probability."""
+        tokens = seg["tokens"]
+        if not tokens:
+            return None
+        for i in range(len(self.calls) - 1, -1, -1):
+            call = self.calls[i]
+            if (call["temperature"] == seg["temperature"] and abs(call["avg_logprob"] - seg["avg_logprob"]) < 1e-9
+                    and _holds(call["tokens"], tokens)):
+                return i
+        return None
+
+    def _candidates(self, call: dict, seek: int, content_frames: int) -> list[Candidate]:
+        from whisper.audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE as RATE
+
+        tokenizer = call["tokenizer"]
+        offset = seek * HOP_LENGTH / RATE
+        duration = min(N_FRAMES, content_frames - seek) * HOP_LENGTH / RATE
+        out = []
+        for tokens, sum_logprob in call["candidates"][:wants_alternatives(self.options)]:
+            pieces = split_at_timestamps(tokens, tokenizer.timestamp_begin, offset, duration)
+            out.append(Candidate(
+                tuple((start, end, tokenizer.decode([t for t in piece if t < tokenizer.eot]))
+                      for start, end, piece in pieces),
+                sum_logprob / (len(tokens) + 1), len(tokens) + 1))
+        return out
+
+    def _words(self, call: dict, segments: list[dict], num_frames: int, offset: float) -> list[list[Word]]:
+        """Words of the segments of one window: openai-whisper's own alignment
+        (whisper.timing.add_word_timestamps) on copies, so the segments keep their times."""
+        from whisper.timing import add_word_timestamps
+
+        copies = [dict(seg, tokens=list(seg["tokens"])) for seg in segments]
+        add_word_timestamps(segments=copies, model=self.model, tokenizer=call["tokenizer"], mel=call["mel"],
+                            num_frames=num_frames, last_speech_timestamp=offset)
+        return [[Word(w["word"], w["start"], w["end"], w["probability"]) for w in copy.get("words") or []]
+                for copy in copies]
+
+
+def _ranked(sum_logprob: float, length: int, length_penalty: Optional[float]) -> float:
+    """openai-whisper's MaximumLikelihoodRanker score."""
+    penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
+    return sum_logprob / max(penalty, 1e-9)
+
+
+def _holds(tokens: list[int], part: list[int]) -> bool:
+    n = len(part)
+    return any(tokens[i:i + n] == part for i in range(len(tokens) - n + 1))

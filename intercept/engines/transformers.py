@@ -12,28 +12,19 @@ It loads:
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ..models import ModelError, error_line
+from ..packing import PackOptions
 from ..types import Line, Transmission
 from . import TranscribeOptions, resolve_device
-from .openai_whisper import clipped_line, max_new_tokens, prompt_text
+from .core import MAX_NEW_TOKENS, Decoded, Decoder, Segment, compression_ratio
+from .openai_whisper import prompt_text
 
 _WINDOW_SECONDS = 30.0  # Whisper's input window; longer audio takes transformers' long-form path
-
-
-def _compression_ratio(text: str) -> float:
-    # Whisper's own definition (whisper.utils.compression_ratio), used by intercept's guards.
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
-def _worst_ratio(segments: list[dict]) -> float:
-    return max((_compression_ratio(seg["text"]) for seg in segments if seg["text"].strip()), default=0.0)
 
 
 def load_transformers_model(model_path: str, device: str = "cpu"):
@@ -87,6 +78,8 @@ def load_transformers_model(model_path: str, device: str = "cpu"):
 
 class TransformersEngine:
     name = "transformers"
+    token_room = MAX_NEW_TOKENS  # core.WindowModel
+    packs = False  # one transmission per window: packing is measured for faster-whisper only
 
     def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
         self.model_name = model_name
@@ -101,13 +94,18 @@ class TransformersEngine:
             # Only when asked for ("auto" stays float32): slower than float32 on an H200 for
             # Whisper base (23.2 s vs 16.7 s; scripts/check_cuda.py). Inputs follow the dtype.
             self.model = self.model.half()
+        self.pack_options = PackOptions(gap_s=options.pack_gap_s)
 
     # -- Whisper -------------------------------------------------------------------------
-    def _whisper_segments(self, audio: np.ndarray, task: str) -> list[dict]:
-        """[{start, end, text, avg_logprob}] with times relative to ``audio``."""
+    def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
+        """core.WindowModel: transformers' Whisper generate over one window. No evidence:
+        its generate expands num_return_sequences into that many separate decodes (no N-best
+        of one beam), and keeps no token scores under beam search, so words and alternatives
+        stay None (unknown)."""
         import torch
 
         opts = self.options
+        audio = audio.astype(np.float32, copy=False)
         long_form = len(audio) / 16000 > _WINDOW_SECONDS
         features = self.processor.feature_extractor(
             audio, sampling_rate=16000, return_tensors="pt", return_attention_mask=True,
@@ -123,7 +121,14 @@ class TransformersEngine:
             features["attention_mask"] = torch.ones(1, window, dtype=features.attention_mask.dtype)
         temperatures = tuple(opts.temperatures)
         kwargs = {}
-        if len(temperatures) > 1:
+        if loop_retry:
+            # Deterministic, with repeated n-grams forbidden / repeated tokens penalised.
+            kwargs["do_sample"] = False
+            if opts.loop_retry_ngram > 0:
+                kwargs["no_repeat_ngram_size"] = opts.loop_retry_ngram
+            if opts.loop_retry_penalty != 1.0:
+                kwargs["repetition_penalty"] = opts.loop_retry_penalty
+        elif len(temperatures) > 1:
             # transformers only falls back to the next temperature when given thresholds:
             # the same ones as the other engines (TranscribeOptions).
             kwargs.update(temperature=temperatures, compression_ratio_threshold=opts.compression_ratio_threshold,
@@ -137,26 +142,11 @@ class TransformersEngine:
             kwargs["prompt_ids"] = torch.as_tensor(self.processor.get_prompt_ids(prompt))
         if long_form:
             kwargs["condition_on_prev_tokens"] = opts.condition_on_previous_text
-        segments = self._generate(features, task, len(audio) / 16000, kwargs)
-        threshold = opts.compression_ratio_threshold
-        retry = opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0
-        if retry and threshold is not None and _worst_ratio(segments) > threshold:
-            # As the faster-whisper engine does: a window that still loops after the configured
-            # temperatures is decoded once more, deterministically, with repeated n-grams
-            # forbidden / repeated tokens penalised, and kept only when it repeats less.
-            again = {key: value for key, value in kwargs.items()
-                     if key not in ("temperature", "compression_ratio_threshold", "logprob_threshold")}
-            again["do_sample"] = False
-            if opts.loop_retry_ngram > 0:
-                again["no_repeat_ngram_size"] = opts.loop_retry_ngram
-            if opts.loop_retry_penalty != 1.0:
-                again["repetition_penalty"] = opts.loop_retry_penalty
-            retried = self._generate(features, task, len(audio) / 16000, again)
-            if _worst_ratio(retried) < _worst_ratio(segments):
-                segments = retried
-        return segments
+        segments = self._generate(features, task, max_new_tokens, kwargs)
+        return Decoded([Segment(seg["start"], seg["end"], seg["text"], avg_logprob=seg["avg_logprob"],
+                                compression_ratio=compression_ratio(seg["text"])) for seg in segments])
 
-    def _generate(self, features, task: str, seconds: float, kwargs: dict) -> list[dict]:
+    def _generate(self, features, task: str, max_new_tokens: int, kwargs: dict) -> list[dict]:
         import torch
 
         opts = self.options
@@ -170,7 +160,7 @@ class TransformersEngine:
                 # Whisper's generate adds the prompt's length to max_length itself, so this caps the
                 # new tokens as max_new_tokens would, without transformers' warning on every call
                 # that both are set (the model's generation config always holds a max_length).
-                max_length=max_new_tokens(opts, seconds, task),
+                max_length=max_new_tokens,
                 return_timestamps=True,
                 return_segments=True,
                 return_dict_in_generate=True,
@@ -222,6 +212,9 @@ class TransformersEngine:
     def transcribe(
         self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
     ) -> list[Line]:
+        decoder = Decoder(self, self.options, self.pack_options)
+        if self.kind != "ctc":
+            return decoder.transcribe(samples, transmissions, sample_rate)
         if sample_rate != 16000:
             raise ValueError("the transformers engine expects 16 kHz samples")
         lines: list[Line] = []
@@ -229,26 +222,14 @@ class TransformersEngine:
             chunk = samples[int(tx.start * sample_rate) : int(tx.end * sample_rate)].astype(np.float32, copy=False)
             if len(chunk) == 0:
                 continue
-            if self.kind == "ctc":
-                # CTC models give no segment timestamps here: one line per transmission.
-                text, avg_logprob = self._ctc_text(chunk)
-                if text:
-                    lines.append(clipped_line(tx, 0.0, tx.duration, text, avg_logprob=avg_logprob,
-                                              compression_ratio=_compression_ratio(text)))
-                continue
-            for seg in self._whisper_segments(chunk, "transcribe"):
-                text = seg["text"].strip()
-                if text:
-                    lines.append(
-                        clipped_line(tx, seg["start"], seg["end"], text, avg_logprob=seg["avg_logprob"],
-                                     compression_ratio=_compression_ratio(text))
-                    )
+            # CTC models give no segment timestamps here: one line per transmission.
+            text, avg_logprob = self._ctc_text(chunk)
+            lines.extend(decoder.lines_in(
+                Decoded([Segment(0.0, tx.duration, text, avg_logprob=avg_logprob,
+                                 compression_ratio=compression_ratio(text))]), tx))
         return lines
 
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
         if self.kind == "ctc":
             raise ValueError(f"{self.model_name} is a CTC recogniser and cannot translate; use --translator none")
-        chunk = samples[int(start * sample_rate) : int(end * sample_rate)].astype(np.float32, copy=False)
-        if len(chunk) == 0:
-            return ""
-        return " ".join(seg["text"].strip() for seg in self._whisper_segments(chunk, "translate")).strip()
+        return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)

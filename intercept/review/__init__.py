@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import threading
 import webbrowser
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
-import sqlite_utils
 import yaml
 from datasette_auth_passwords.utils import hash_password
 
@@ -30,6 +28,7 @@ __all__ = [
     "ReviewError",
     "ReviewOptions",
     "accounts_from_environ",
+    "check_store",
     "hash_password",
     "load_accounts",
     "make_datasette",
@@ -39,7 +38,6 @@ __all__ = [
 
 METADATA_PATH = Path(__file__).parent / "metadata.yaml"
 STORE_PLACEHOLDER = "_store"  # the databases key in metadata.yaml standing for the store
-REQUIRED_TABLES = ("recordings", "lines", "flags", "verdicts")
 ENVIRON_PREFIX = "INTERCEPT_REVIEWER_"  # INTERCEPT_REVIEWER_<NAME>=<password hash>
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 HASH_FORMAT = re.compile(r"^pbkdf2_sha256\$[0-9]+\$[^$]+\$[A-Za-z0-9+/=]+$")
@@ -105,24 +103,24 @@ def accounts_from_environ(environ: Mapping[str, str]) -> dict:
     return _check_accounts(found, "environment")
 
 
-def _check_store(db_path: Path) -> None:
+def check_store(db_path: str | os.PathLike) -> Optional[str]:
+    """The review's start-up check, which writes nothing: ReviewError (one line naming the
+    file and the reason) unless db_path is an intercept store of this intercept's schema.
+    Returns why the store cannot be written (a read-only file or directory), or None: such a
+    store is served read-only, and no verdict can be recorded."""
+    from intercept.store import READ, Store, StoreError, write_problem
+
+    db_path = Path(db_path)
     if not db_path.is_file():
         raise ReviewError(f"{db_path}: no such store file")
     try:
-        # Read-only, so that checking never creates or changes the file.
-        conn = sqlite3.connect(f"file:{db_path.resolve()}?mode=ro", uri=True)
-        try:
-            tables = set(sqlite_utils.Database(conn).table_names())
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as error:
-        raise ReviewError(f"{db_path}: not an SQLite store: {error}") from error
-    missing = [table for table in REQUIRED_TABLES if table not in tables]
-    if missing:
-        raise ReviewError(f"{db_path}: not an intercept store (missing tables: {', '.join(missing)})")
+        Store(db_path, READ).close()
+    except StoreError as error:
+        raise ReviewError(str(error)) from None
+    return write_problem(db_path)
 
 
-def metadata_for(database_name: str, options: ReviewOptions) -> dict:
+def metadata_for(database_name: str, options: ReviewOptions, read_only: bool = False) -> dict:
     """metadata.yaml with the store's database name filled in and the plugin configuration."""
     metadata = yaml.safe_load(METADATA_PATH.read_text(encoding="utf-8"))
     databases = metadata.setdefault("databases", {})
@@ -134,6 +132,7 @@ def metadata_for(database_name: str, options: ReviewOptions) -> dict:
             "reviewers": sorted(accounts),
             "context_s": float(options.context_s),
             "start_page": True,
+            "read_only": read_only,
         },
         "datasette-auth-passwords": {f"{name}_password_hash": h for name, h in accounts.items()},
     }
@@ -149,6 +148,10 @@ def _register_plugin() -> None:
     # installation (a checkout, the tests) we register it here, once.
     if not pm.is_registered(review_plugin):
         pm.register(review_plugin, name="intercept")
+    from . import voices as voices_plugin  # the voices pages, facet and links (entry point intercept_voices)
+
+    if not pm.is_registered(voices_plugin):
+        pm.register(voices_plugin, name="intercept_voices")
 
 
 def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] = None) -> "Datasette":
@@ -160,12 +163,15 @@ def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] 
         raise ReviewError(f"context_s must be between 0 and {review_plugin.MAX_CONTEXT_S:g}, got {options.context_s}")
     accounts = _check_accounts(options.accounts, "options.accounts")
     db_path = Path(db_path)
-    _check_store(db_path)
+    read_only = check_store(db_path) is not None
     _register_plugin()
     database_name = db_path.stem  # the name Datasette gives a single file
+    # A store that cannot be written is opened immutable: SQLite's read-only mode would need
+    # to create the WAL's -shm file beside it, which a read-only directory refuses.
     return Datasette(
-        files=[str(db_path)],
-        metadata=metadata_for(database_name, replace(options, accounts=accounts)),
+        files=[] if read_only else [str(db_path)],
+        immutables=[str(db_path)] if read_only else [],
+        metadata=metadata_for(database_name, replace(options, accounts=accounts), read_only),
         settings={**DEFAULT_SETTINGS, **options.settings},
         secret=options.secret,
     )

@@ -138,9 +138,9 @@ async def period_page(request, datasette):
 
 def _bundle_bytes(store_path: str, ids: list[int], lead_in_s: float) -> bytes:
     from intercept.bundle import BundleOptions, write_bundle
-    from intercept.store import Store
+    from intercept.store import READ, Store
 
-    with tempfile.TemporaryDirectory() as folder, Store(store_path) as store:
+    with tempfile.TemporaryDirectory() as folder, Store(store_path, READ) as store:
         out = Path(folder) / "bundle.zip"
         write_bundle(store, out, BundleOptions(line_ids=ids, lead_in_s=lead_in_s))
         return out.read_bytes()

@@ -34,7 +34,8 @@ from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
 from intercept.audio import AudioError, extract_clip
-from intercept.store import VERDICTS, Store
+from intercept.scoring import DEFAULT_THRESHOLD
+from intercept.store import VERDICTS, is_store_connection, write_verdict
 
 PLUGIN_NAME = "intercept"
 WRITE_VERDICT = "intercept-write-verdict"  # the permission a reviewer needs to record verdicts
@@ -53,6 +54,7 @@ RECORDING_CELLS = frozenset({("flagged_lines", "recording"), (None, "recording")
 
 
 CONFIG_ATTRIBUTE = "_intercept_review_config"
+STORES_ATTRIBUTE = "_intercept_stores"  # database name -> whether it is an intercept store
 
 
 def _config(datasette) -> dict:
@@ -68,22 +70,57 @@ def _config(datasette) -> dict:
 
 async def store_database(datasette):
     """The Datasette database holding the intercept store: the one the plugin configuration
-    names, else the first with `lines` and `recordings` tables; None when there is none."""
+    names, else the first that is an intercept store; None when there is none."""
     name = _config(datasette).get("database")
     if name:
         return datasette.databases.get(name)
-    for database in datasette.databases.values():
-        if database.name == "_internal":
-            continue
-        tables = set(await database.table_names())
-        if {"lines", "recordings"} <= tables:
+    for database in list(datasette.databases.values()):
+        if await is_store(datasette, database.name):
             return database
     return None
 
 
-def _is_store(datasette, database: Optional[str]) -> bool:
+# The plugin acts on intercept stores only: any other database in the same Datasette (the
+# plugin is installed for every Datasette on the machine) is served as plain Datasette.
+def _known_store(datasette, database: Optional[str]) -> Optional[bool]:
+    """Whether `database` is an intercept store, when known without a query; None when not."""
+    if database is None:
+        return False
     name = _config(datasette).get("database")
-    return database is not None and (name is None or database == name)
+    if name is not None and database != name:
+        return False
+    return getattr(datasette, STORES_ATTRIBUTE, {}).get(database)
+
+
+async def is_store(datasette, database: Optional[str]) -> bool:
+    """Whether Datasette's database `database` is an intercept store: asked of the database
+    once (intercept.store.is_store_connection), then remembered."""
+    known = _known_store(datasette, database)
+    if known is not None:
+        return known
+    db = datasette.databases.get(database)
+    found = False
+    if db is not None and database != "_internal" and not db.is_memory:
+        try:
+            found = bool(await db.execute_fn(is_store_connection))
+        except Exception:  # unreadable as SQLite: certainly not a store
+            found = False
+    if not hasattr(datasette, STORES_ATTRIBUTE):
+        setattr(datasette, STORES_ATTRIBUTE, {})
+    getattr(datasette, STORES_ATTRIBUTE)[database] = found
+    return found
+
+
+def _for_stores(datasette, database: Optional[str], result, otherwise=None):
+    """For a hook: result() when `database` is an intercept store, else `otherwise`; an
+    awaitable (Datasette awaits hooks' awaitables) while that is not known yet."""
+    known = _known_store(datasette, database)
+    if known is None:
+        async def checked():
+            return result() if await is_store(datasette, database) else otherwise
+
+        return checked
+    return result() if known else otherwise
 
 
 def _audio_url(datasette, line_id: Any, context: float = 0.0) -> str:
@@ -133,6 +170,10 @@ def _verdict_form_markup(datasette, line_id: int) -> Markup:
 
 @hookimpl
 def startup(datasette):
+    async def find_stores():
+        for name in list(datasette.databases):
+            await is_store(datasette, name)
+
     # Datasette 0.65.5 calls rich's print_exception() for every error page when rich is
     # importable, also outside an except block (a plain 404), where rich raises ValueError
     # and turns the 404 into a crash. rich arrives with transformers (via typer). Turning
@@ -141,12 +182,15 @@ def startup(datasette):
     import datasette.handle_exception as handle_exception
 
     handle_exception.rich = None
+    return find_stores
 
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    if not _is_store(datasette, database):
-        return None
+    return _for_stores(datasette, database, lambda: _render_cell(row, value, column, table, database, datasette))
+
+
+def _render_cell(row, value, column, table, database, datasette):
     keys = set(row.keys()) if hasattr(row, "keys") else set()
     # Before the None check: a line nobody has judged yet is what the page is for.
     if (table, column) in VERDICT_CELLS and "line_id" in keys and row["line_id"] is not None:
@@ -171,14 +215,19 @@ def render_cell(row, value, column, table, database, datasette):
     return None
 
 
-@hookimpl
-def extra_css_urls(datasette):
-    return [datasette.urls.path("/-/intercept/static/review.css"), datasette.urls.path("/-/intercept/static/desk.css")]
+def _on_store_pages(datasette, database: Optional[str], result):
+    # Pages about no one database (the index, /-/ pages) keep the review's look.
+    return result() if database is None else _for_stores(datasette, database, result, [])
 
 
 @hookimpl
-def extra_js_urls(datasette):
-    return [datasette.urls.path("/-/intercept/static/review.js"), datasette.urls.path("/-/intercept/static/desk.js")]
+def extra_css_urls(database, datasette):
+    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.css"), datasette.urls.path("/-/intercept/static/desk.css")])
+
+
+@hookimpl
+def extra_js_urls(database, datasette):
+    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.js"), datasette.urls.path("/-/intercept/static/desk.js")])
 
 
 @hookimpl
@@ -209,7 +258,7 @@ def extra_body_script(request, datasette):
 def permission_allowed(datasette, actor, action):
     if action != WRITE_VERDICT:
         return None
-    if not actor or not actor.get("id"):
+    if not actor or not actor.get("id") or _config(datasette).get("read_only"):
         return False
     reviewers = _config(datasette).get("reviewers")
     return reviewers is None or actor["id"] in reviewers
@@ -235,13 +284,17 @@ def register_routes(datasette):
 
 
 async def start_page(request, datasette):
-    """The flagged lines nobody has judged yet, highest score first."""
+    """The review queue: flagged lines nobody has judged yet whose best flag scores at least the
+    default threshold, highest score first."""
     database = await store_database(datasette)
     if database is None:
         return Response.text("No intercept store is open in this Datasette.", status=404)
     url = datasette.urls.table(database.name, "flagged_lines")
-    # reviewer and verdict_at are empty on lines nobody has judged: leave them out.
-    query = [("verdict__isnull", "1"), ("_sort_desc", "score"), ("_nocol", "reviewer"), ("_nocol", "verdict_at")]
+    # reviewer and verdict_at are empty on lines nobody has judged: leave them out. The queue
+    # hides lines whose best flag scores under the default threshold (removing that filter
+    # shows them: nothing is deleted).
+    query = [("verdict__isnull", "1"), ("score__gte", str(DEFAULT_THRESHOLD)), ("_sort_desc", "score"),
+             ("_nocol", "reviewer"), ("_nocol", "verdict_at")]
     return Response.redirect(url + "?" + urlencode(query))
 
 
@@ -301,14 +354,6 @@ def _local_path(candidate: str) -> Optional[str]:
     return None
 
 
-def _add_verdict(store_path: str, line_id: int, verdict: str, reviewer: str, note: str,
-                 flag_id: Optional[int]) -> int:
-    # Through the Store (its own connection, in a worker thread), so that only store.py knows
-    # how verdicts are written; SQLite's locking orders it with Datasette's connections.
-    with Store(store_path) as store:
-        return store.add_verdict(line_id, verdict, reviewer, note=note, flag_id=flag_id)
-
-
 async def record_verdict(request, datasette):
     """Store one reviewer's verdict on a line (optionally on one of its flags).
 
@@ -317,6 +362,8 @@ async def record_verdict(request, datasette):
     """
     if request.method != "POST":
         return _error("POST a verdict here; see docs/review.md", 405)
+    if _config(datasette).get("read_only"):
+        return _error("the store is read-only here: verdicts cannot be recorded", 403)
     if not await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False):
         return _error("only logged-in reviewers may record verdicts: log in at /-/login", 403)
     form = await request.post_vars()
@@ -343,7 +390,10 @@ async def record_verdict(request, datasette):
         if found.first() is None:
             return _error(f"flag {flag_id} is not a flag of line {line_id}", 400)
     reviewer = request.actor["id"]
-    verdict_id = await asyncio.to_thread(_add_verdict, database.path, line_id, verdict, reviewer, note, flag_id)
+    # Datasette's write queue: one writer thread per database, so verdicts never race each
+    # other; store.write_verdict takes SQLite's write lock (busy timeout) against a batch.
+    verdict_id = await database.execute_write_fn(
+        lambda conn: write_verdict(conn, line_id, verdict, reviewer, note, flag_id))
     next_path = _local_path(form.get("next", ""))
     if next_path:
         datasette.add_message(request, f"Line {line_id}: {verdict.replace('_', ' ')}", datasette.INFO)
@@ -376,7 +426,7 @@ class FlagFacet(Facet):
 
     async def facet_results(self):
         results, timed_out = [], []
-        if not _is_store(self.ds, self.database):
+        if not await is_store(self.ds, self.database):
             return results, timed_out
         columns = set(await self.get_columns(self.sql, self.params))
         facet_size = self.get_facet_size()
@@ -436,8 +486,12 @@ def register_facet_classes():
 @hookimpl
 def filters_from_request(request, database, table, datasette):
     line_id_column = LINE_ID_COLUMN.get(table or "")
-    if line_id_column is None or not _is_store(datasette, database):
+    if line_id_column is None:
         return None
+    return _for_stores(datasette, database, lambda: _flag_filters(request, line_id_column))
+
+
+def _flag_filters(request, line_id_column: str):
     where, params, described = [], {}, []
     for column in FLAG_FACETS:
         for value in request.args.getlist(FLAG_FILTER_PREFIX + column):
@@ -461,6 +515,19 @@ def _normalised_query_string(query_string: bytes, normalize) -> bytes:
     return urlencode(changed).encode("ascii") if changed != pairs else query_string
 
 
+def _database_in_path(datasette, path: str) -> Optional[str]:
+    """The database a request path is about (/db, /db/table, /db.json), or None."""
+    from datasette.utils import tilde_decode
+
+    base = datasette.setting("base_url") or "/"
+    if not path.startswith(base):
+        return None
+    first = path[len(base):].lstrip("/").split("/", 1)[0]
+    # Datasette tilde-encodes dots in names, so the first dot starts a format (.json).
+    name = tilde_decode(first.split(".", 1)[0]) if first and not first.startswith("-") else None
+    return name if name in datasette.databases else None
+
+
 @hookimpl
 def asgi_wrapper(datasette):
     """Normalise Farsi in ?_search= (and ?_search_COLUMN=) the way the stored text_fa was
@@ -474,7 +541,8 @@ def asgi_wrapper(datasette):
 
         async def normalize_search(scope, receive, send):
             query_string = scope.get("query_string") or b""
-            if scope.get("type") == "http" and b"_search" in query_string:
+            if (scope.get("type") == "http" and b"_search" in query_string
+                    and await is_store(datasette, _database_in_path(datasette, scope.get("path") or ""))):
                 if "fa" not in normalizer:
                     decoded = query_string.decode("utf-8", "replace")
                     if not ARABIC_SCRIPT.search(unquote_plus(decoded)):

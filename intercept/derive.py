@@ -1,0 +1,149 @@
+"""The post-recognition step: normalise -> translate -> guards -> lexicon flags -> score.
+
+Everything that a line's text decides is derived here, in this one order, for a new batch
+(`run`, through pipeline.py) and for lines already stored (`intercept translate`,
+`intercept flag`, through `rederive`). So when a text changes (a new translation, a new
+normaliser, a lexicon edit) its English flags, its suspect marks ("translation loop" among
+them) and its flags' evidence are derived again from the new text, never left over from the
+old one.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from .guards import GuardOptions, Guards
+from .lexicon import Lexicon
+from .scoring import FlagScorer, default_scorer, score_flags
+from .store import Store, line_evidence
+from .text import PersianNormalizer
+from .types import Flag, Line
+
+# A line stored without a transmission gets a transmission index of its own, this far from any
+# other, so that no co-occurrence window (at most 100 either side) joins it with a neighbour it
+# was never known to have.
+_LONE_TRANSMISSION_GAP = 1_000
+
+
+class PostRecognition:
+    """What follows recognition, for a list of lines of one recording (in time order, so
+    that co-occurrence patterns see each line's neighbouring transmissions)."""
+
+    def __init__(self, normalizer: PersianNormalizer, lexicon: Lexicon, translator=None,
+                 guard_options: Optional[GuardOptions] = None, scorer: Optional[FlagScorer] = None):
+        self.normalizer = normalizer
+        self.lexicon = lexicon
+        self.translator = translator
+        self.scorer = scorer or default_scorer()
+        # The guards' phrase list is normalised like the lines it is compared with.
+        self.guards = Guards(guard_options, normalize=normalizer.normalize)
+
+    def derive(self, lines: Sequence[Line], samples=None, sample_rate: int = 16000,
+               translate: bool = True) -> list[list[Flag]]:
+        """Fill text_fa, text_en (when `translate` and there is a translator) and suspect on
+        `lines` in place; return each line's flags."""
+        self.normalise(lines)
+        if translate and self.translator is not None:
+            for line in lines:
+                line.text_en = ""  # English from an earlier translator must not outlive it
+            self.translator.translate(lines, samples, sample_rate)
+        self.guards.mark(lines)
+        return self.score(lines, self.lexicon.flag_lines(list(lines)))
+
+    def normalise(self, lines: Sequence[Line]) -> None:
+        for line in lines:
+            # A line stored without its raw text (older stores) keeps the normalised text it has.
+            if line.text or not line.text_fa:
+                line.text_fa = self.normalizer.normalize(line.text)
+
+    def score(self, lines: Sequence[Line], flags: list[list[Flag]]) -> list[list[Flag]]:
+        """Flag evidence and trust: the one place where each flag's score is set from its line
+        (words, N-best, confidence) after the lexicon, and where `alternative` flags are found
+        in the N-best (intercept.scoring). Every flag the lexicon found is kept."""
+        return score_flags(lines, flags, self.lexicon, self.normalizer, self.scorer)
+
+
+@dataclass
+class RederiveResult:
+    """What re-deriving stored lines changed."""
+
+    lexicon_version: str
+    recordings: int = 0
+    lines: int = 0
+    flagged_lines: int = 0  # lines holding at least one flag afterwards
+    flags_before: int = 0
+    flags_after: int = 0
+    by_kind: Counter = field(default_factory=Counter)  # kind -> flags afterwards
+    # Lines whose stored normalised text was not what today's normaliser makes of the raw
+    # text: it is replaced, and their flags and suspect marks follow the new text.
+    renormalised_lines: int = 0
+    suspect_changed: int = 0  # lines whose suspect marks changed
+    translated_lines: int = 0
+    scorer_version: str = ""
+    # Lines stored without recogniser evidence (no words, no N-best: recognised before the
+    # evidence was kept, or by an engine that cannot give it): their flags are scored with that
+    # evidence unknown; only re-recognising them (intercept run --force) brings it.
+    lines_without_evidence: int = 0
+
+
+def line_from_row(row: dict, n: int) -> Line:
+    """A stored line (`Store.iter_lines` row) as the Line the pipeline made."""
+    transmission_idx = row.get("transmission_idx")
+    if transmission_idx is None:
+        transmission_idx = -_LONE_TRANSMISSION_GAP * (n + 1)
+    return Line(start=row["start_s"], end=row["end_s"], text=row.get("text_fa_raw") or "",
+                transmission_idx=transmission_idx, avg_logprob=row.get("avg_logprob"),
+                no_speech_prob=row.get("no_speech_prob"), compression_ratio=row.get("compression_ratio"),
+                text_fa=row.get("text_fa") or "", text_en=row.get("text_en") or "", suspect=row.get("suspect"),
+                **line_evidence(row))
+
+
+def _audio(path: str, clean_radio: bool):
+    from .audio import CleanupOptions, clean_radio as clean, decode
+
+    audio = decode(path)
+    samples = audio.samples
+    if clean_radio:
+        samples = clean(samples, audio.sample_rate, CleanupOptions())
+    return samples, audio.sample_rate
+
+
+def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = None, translate: bool = False,
+             clean_radio: bool = False) -> RederiveResult:
+    """Run the post-recognition step again over stored lines (all, or one recording's) and
+    write the result one recording per transaction: normalised Farsi, suspect marks and
+    flags, and with `translate` the English and the translator that made it. Recognition is
+    not redone; verdicts are keyed by line and never touched.
+
+    A translator that needs audio (Whisper's translate task) gets each recording decoded
+    again from its stored path (radio-cleaned only with `clean_radio`, as `run --clean`)."""
+    result = RederiveResult(lexicon_version=post.lexicon.version, scorer_version=post.scorer.version)
+    store.save_lexicon_terms(post.lexicon.version, post.lexicon.terms)
+    translator = post.translator if translate else None
+    needs_audio = translator is not None and getattr(translator, "needs_audio", False)
+    # One recording's lines in memory at a time (iter_lines is in recording order).
+    rows = store.iter_lines(recording_id=recording_id)
+    for _, recording_rows in itertools.groupby(rows, key=lambda row: row["recording_id"]):
+        recording_rows = list(recording_rows)
+        lines = [line_from_row(row, n) for n, row in enumerate(recording_rows)]
+        stored_fa = [line.text_fa for line in lines]
+        samples, rate = _audio(recording_rows[0]["recording_path"], clean_radio) if needs_audio else (None, 16000)
+        per_line = post.derive(lines, samples, rate, translate=translator is not None)
+        store.save_derived(
+            ((row["id"], line, flags) for row, line, flags in zip(recording_rows, lines, per_line)),
+            post.lexicon.version,
+            translator=(translator.name, translator.model) if translator is not None else None,
+        )
+        result.recordings += 1
+        result.lines += len(lines)
+        result.renormalised_lines += sum(line.text_fa != old for line, old in zip(lines, stored_fa))
+        result.suspect_changed += sum(line.suspect != row.get("suspect") for line, row in zip(lines, recording_rows))
+        result.translated_lines += len(lines) if translator is not None else 0
+        result.lines_without_evidence += sum(line.words is None and line.alternatives is None for line in lines)
+        result.flags_before += sum(len(row["flags"]) for row in recording_rows)
+        result.flags_after += sum(len(flags) for flags in per_line)
+        result.flagged_lines += sum(bool(flags) for flags in per_line)
+        result.by_kind.update(flag.kind for flags in per_line for flag in flags)
+    return result

@@ -1,0 +1,308 @@
+"""The decoding core shared by the Whisper engines.
+
+Every engine runs the same policy around its model: new tokens capped by the audio's length,
+the deterministic loop retry (kept when it repeats less), packing of short transmissions
+into one window (intercept/packing.py) with the re-decode of a segment that straddles two
+transmissions, line times kept inside their transmission, and the recogniser's evidence
+(word probabilities, the beam's N-best) mapped onto each line. An engine only adapts its
+model's own calls: `WindowModel.decode` turns the audio of one window into `Decoded`
+(segments in window seconds, and the N-best of each decode call its library made).
+
+faster-whisper keeps one decode loop in the same way (transcribe -> generate_with_fallback);
+this is that loop one level up, written once for all three engines.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+from ..packing import Pack, PackOptions, Placement, assign_spans, pack_samples, plan_packs
+from ..types import Hypothesis, Line, Transmission, Word
+from . import TranscribeOptions
+
+SAMPLE_RATE = 16000
+# Whisper's decoder holds 448 tokens; the prompt takes a few, and the libraries count new
+# tokens on top of them.
+MAX_NEW_TOKENS = 440
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's measure of repetition (whisper.utils.compression_ratio): text bytes over
+    zlib-compressed bytes; above about 2.4 the text loops."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass
+class Segment:
+    """One segment of a decoded window, as an engine reports it (times in window seconds)."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: Optional[float] = None
+    no_speech_prob: Optional[float] = None
+    compression_ratio: Optional[float] = None
+    words: Optional[list[Word]] = None  # window seconds; None: the engine gave none
+    decode: Optional[int] = None  # which entry of Decoded.nbest this segment came from
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One hypothesis of one decode call: its pieces between timestamp tokens
+    ((start, end, text) in window seconds) and its score (see types.Hypothesis)."""
+
+    pieces: tuple[tuple[float, float, str], ...]
+    avg_logprob: float
+    tokens: int
+
+
+@dataclass
+class Decoded:
+    segments: list[Segment]
+    # Per decode call the library made for this window (a window longer than the decoder
+    # reaches, or a temperature fallback, makes several), its N-best, best first. Empty:
+    # the engine gave no N-best.
+    nbest: list[list[Candidate]] = field(default_factory=list)
+
+
+class WindowModel(Protocol):
+    """What an engine adapts: one window of audio (at most 30 s) to segments."""
+
+    token_room: int  # new tokens that fit beside the prompt
+    # Whether TranscribeOptions.pack applies: packing was measured (accuracy and speed) on
+    # faster-whisper only, so the PyTorch engines keep one transmission per window.
+    packs: bool
+
+    def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
+        """Decode with the options' temperatures; with loop_retry, once at temperature 0 with
+        repeated n-grams forbidden (options.loop_retry_ngram) and repeated tokens penalised
+        (options.loop_retry_penalty)."""
+        ...
+
+
+def split_at_timestamps(tokens: Sequence[int], timestamp_begin: int, time_offset: float = 0.0,
+                        duration: Optional[float] = None, time_precision: float = 0.02) -> list[tuple[float, float, list[int]]]:
+    """A decoded window's tokens cut into (start, end, tokens) pieces at its pairs of
+    timestamp tokens, as openai-whisper's and faster-whisper's decode loops cut segments
+    (a last piece without its closing timestamp is left out: those loops decode it again in
+    the next window). Used to cut every hypothesis of the N-best the same way as the best."""
+    tokens = list(tokens)
+    is_time = [t >= timestamp_begin for t in tokens]
+    single_ending = len(tokens) >= 2 and not is_time[-2] and is_time[-1]
+    cuts = [i for i in range(1, len(tokens)) if is_time[i] and is_time[i - 1]]
+    if not cuts:
+        times = [t for t in tokens if t >= timestamp_begin]
+        end = duration if duration is not None else 0.0
+        if times and times[-1] != timestamp_begin:
+            end = (times[-1] - timestamp_begin) * time_precision
+        return [(time_offset, time_offset + end, tokens)]
+    if single_ending:
+        cuts.append(len(tokens))
+    pieces, last = [], 0
+    for cut in cuts:
+        piece = tokens[last:cut]
+        pieces.append((time_offset + (piece[0] - timestamp_begin) * time_precision,
+                       time_offset + (piece[-1] - timestamp_begin) * time_precision, piece))
+        last = cut
+    return pieces
+
+
+def worst_ratio(segments: Sequence[Segment]) -> float:
+    return max((seg.compression_ratio or 0.0 for seg in segments if seg.text.strip()), default=0.0)
+
+
+def confidence(words: Optional[list[Word]], avg_logprob: Optional[float]) -> Optional[float]:
+    """Mean word probability when there are words, else exp(avg_logprob), else unknown."""
+    if words:
+        return round(sum(w.probability for w in words) / len(words), 4)
+    if avg_logprob is not None:
+        return round(min(1.0, math.exp(avg_logprob)), 4)
+    return None
+
+
+def wants_alternatives(options: TranscribeOptions) -> int:
+    """How many hypotheses to keep per line (0: off); a beam holds at most beam_size."""
+    n = options.beam_size if options.alternatives is None else options.alternatives
+    return max(0, min(n, max(1, options.beam_size)))
+
+
+class Decoder:
+    """The shared policy over one engine's WindowModel."""
+
+    def __init__(self, model: WindowModel, options: TranscribeOptions, pack_options: Optional[PackOptions] = None):
+        self.model = model
+        self.options = options
+        self.pack_options = pack_options or PackOptions(gap_s=options.pack_gap_s)
+
+    def max_new_tokens(self, speech_s: float, pieces: int, task: str) -> int:
+        """The loop guard: Whisper decodes a repetition loop up to its token limit, so a window
+        gets at most tokens_per_second per second of speech plus 20 per transmission in it."""
+        opts = self.options
+        rate = opts.tokens_per_second if task == "transcribe" else opts.translate_tokens_per_second
+        return min(self.model.token_room, int(rate * speech_s) + 20 * pieces)
+
+    def decode(self, audio: np.ndarray, task: str, max_new_tokens: Optional[int] = None) -> Decoded:
+        opts = self.options
+        if max_new_tokens is None:
+            max_new_tokens = self.max_new_tokens(len(audio) / SAMPLE_RATE, 1, task)
+        decoded = self.model.decode(audio, task, max_new_tokens)
+        threshold = opts.compression_ratio_threshold
+        retry = opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0
+        if retry and threshold is not None and worst_ratio(decoded.segments) > threshold:
+            # Still a loop after the configured temperatures: once more, deterministically,
+            # with repeats forbidden/penalised; kept only when it repeats less.
+            again = self.model.decode(audio, task, max_new_tokens, loop_retry=True)
+            if worst_ratio(again.segments) < worst_ratio(decoded.segments):
+                decoded = again
+        return decoded
+
+    def transcribe(self, samples: np.ndarray, transmissions: Sequence[Transmission],
+                   sample_rate: int = SAMPLE_RATE) -> list[Line]:
+        """Lines of all `transmissions` (pass them all at once: packing only helps across
+        transmissions), in recording order."""
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"Whisper engines expect {SAMPLE_RATE} Hz samples")
+        transmissions = [tx for tx in transmissions if tx.end > tx.start]
+        lines: list[Line] = []
+        packs = self.options.pack and getattr(self.model, "packs", False)
+        if packs and self.options.language is not None and len(transmissions) > 1:
+            for pack in plan_packs(transmissions, self.pack_options):
+                lines.extend(self._transcribe_pack(samples, pack))
+        else:
+            for tx in transmissions:
+                lines.extend(self.transcribe_one(samples, tx))
+        lines.sort(key=lambda line: (line.start, line.transmission_idx))
+        return lines
+
+    def translate(self, samples: np.ndarray, start: float, end: float, sample_rate: int = SAMPLE_RATE) -> str:
+        chunk = samples[int(start * sample_rate): int(end * sample_rate)]
+        if len(chunk) == 0:
+            return ""
+        return " ".join(seg.text.strip() for seg in self.decode(chunk, "translate").segments).strip()
+
+    def transcribe_one(self, samples: np.ndarray, tx: Transmission) -> list[Line]:
+        chunk = samples[int(round(tx.start * SAMPLE_RATE)): int(round(tx.end * SAMPLE_RATE))]
+        if len(chunk) == 0:
+            return []
+        return self.lines_in(self.decode(chunk, "transcribe"), tx)
+
+    def lines_in(self, decoded: Decoded, tx: Transmission, offset_s: float = 0.0) -> list[Line]:
+        """Lines of a window that held only `tx`, starting at offset_s in the window."""
+        pack = Pack((Placement(tx, offset_s),), self.pack_options.gap_s)
+        return [line for line in self._lines(decoded, pack, [0] * len(decoded.segments), packed=False) if line]
+
+    def _transcribe_pack(self, samples: np.ndarray, pack: Pack) -> list[Line]:
+        if len(pack.placements) == 1:
+            return self.transcribe_one(samples, pack.placements[0].transmission)
+        window = pack_samples(samples, pack, SAMPLE_RATE)
+        decoded = self.decode(window, "transcribe",
+                              self.max_new_tokens(pack.speech_s, len(pack.placements), "transcribe"))
+        owners = assign_spans(pack, [(seg.start, seg.end) for seg in decoded.segments], self.pack_options)
+        # A segment across a gap holds text of two transmissions that cannot be split by
+        # time: every transmission it touches is decoded again on its own.
+        redo = set()
+        for seg, owner in zip(decoded.segments, owners):
+            if owner is None:
+                redo.update(_touched(pack, seg.start, seg.end))
+        owners = [None if owner in redo else owner for owner in owners]
+        lines = [line for line in self._lines(decoded, pack, owners, packed=True) if line]
+        for i in sorted(redo):
+            lines.extend(self.transcribe_one(samples, pack.placements[i].transmission))
+        return lines
+
+    def _lines(self, decoded: Decoded, pack: Pack, owners: list[Optional[int]], packed: bool) -> list[Optional[Line]]:
+        """One Line (or None: no text, or not this window's to give) per segment, with its
+        evidence, at recording times inside its transmission."""
+        lines: list[Optional[Line]] = []
+        for seg, owner in zip(decoded.segments, owners):
+            text = seg.text.strip()
+            if owner is None or not text:
+                lines.append(None)
+                continue
+            placement = pack.placements[owner]
+            # Whisper's timestamps can run past the audio it was given; keep every line
+            # inside its transmission so playback and ordering stay right.
+            start = placement.to_recording_time(seg.start)
+            end = max(placement.to_recording_time(seg.end), start)
+            start, end = round(start, 3), round(end, 3)
+            words = None
+            if seg.words is not None:
+                # The alignment's word edges may reach past the segment's timestamps: kept
+                # inside the line, as the line is kept inside its transmission.
+                words = [_word(w, placement, start, end) for w in seg.words if w.text.strip()]
+            line = Line(start=start, end=end, text=text,
+                        transmission_idx=placement.transmission.idx, avg_logprob=seg.avg_logprob,
+                        no_speech_prob=seg.no_speech_prob, compression_ratio=seg.compression_ratio,
+                        words=words)
+            if packed:
+                # Whisper scores a window, and this window holds several transmissions: one
+                # looping transmission would mark all of them, so each line gets the ratio of
+                # its own text. The no-speech probability cannot be had per line, and the
+                # window's is no measure of any one transmission (0.78 on a pack whose
+                # transmissions scored 0.18-0.39 alone, so all were marked "no speech"): unknown.
+                line.compression_ratio = compression_ratio(text)
+                line.no_speech_prob = None
+            line.confidence = confidence(words, seg.avg_logprob)
+            lines.append(line)
+        _attach_alternatives(decoded, pack, owners, lines, self.pack_options)
+        return lines
+
+
+def _touched(pack: Pack, start: float, end: float) -> set[int]:
+    return {i for i, p in enumerate(pack.placements) if p.offset_s < end and start < p.end_s}
+
+
+def _word(word: Word, placement: Placement, line_start: float, line_end: float) -> Word:
+    start = min(max(placement.to_recording_time(word.start), line_start), line_end)
+    end = min(max(placement.to_recording_time(word.end), start), line_end)
+    probability = min(1.0, max(0.0, float(word.probability)))
+    return Word(word.text.strip(), round(start, 3), round(end, 3), round(probability, 4))
+
+
+def _attach_alternatives(decoded: Decoded, pack: Pack, owners: list[Optional[int]],
+                         lines: list[Optional[Line]], pack_options: PackOptions) -> None:
+    """Split each hypothesis of a decode call into its pieces (already cut at timestamp
+    tokens by the engine), give each piece the transmission it covers (assign_spans) and
+    there the line it overlaps most, and so give every line its own N-best. A line whose
+    hypotheses cannot be mapped (a piece across two transmissions, or a first hypothesis
+    that is not the line's text) keeps alternatives None."""
+    for call, candidates in enumerate(decoded.nbest):
+        members = [i for i, seg in enumerate(decoded.segments) if seg.decode == call and lines[i] is not None]
+        if not members or not candidates:
+            continue
+        texts: dict[int, list[list[str]]] = {i: [] for i in members}
+        unmappable: set[int] = set()
+        for candidate in candidates:
+            pieces = [(s, e, t.strip()) for s, e, t in candidate.pieces if t.strip() and e > s]
+            spans = assign_spans(pack, [(s, e) for s, e, _ in pieces], pack_options) if len(pack.placements) > 1 \
+                else [0] * len(pieces)
+            chosen: dict[int, list[str]] = {i: [] for i in members}
+            for (start, end, text), owner in zip(pieces, spans):
+                if owner is None:
+                    touched = _touched(pack, start, end)
+                    unmappable.update(i for i in members if owners[i] in touched)
+                    continue
+                mine = [i for i in members if owners[i] == owner]
+                if not mine:
+                    continue  # text where the best hypothesis put no line of this call
+                segs = decoded.segments
+                best = max(mine, key=lambda i: (_overlap(segs[i].start, segs[i].end, start, end),
+                                                -abs((segs[i].start + segs[i].end) - (start + end))))
+                chosen[best].append(text)
+            for i in members:
+                texts[i].append(chosen[i])
+        for i in members:
+            line = lines[i]
+            alternatives = [Hypothesis(" ".join(parts), round(c.avg_logprob, 4), c.tokens)
+                            for parts, c in zip(texts[i], candidates)]
+            if i not in unmappable and alternatives and alternatives[0].text == line.text:
+                line.alternatives = alternatives
+
+
+def _overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
+    return max(0.0, min(a_end, b_end) - max(a_start, b_start))

@@ -1,0 +1,521 @@
+"""Flags a reviewer can trust, measured on real Persian speech: precision, recall, false flags per
+10 minutes and precision of the top-scored half, at the default threshold, with an ablation of
+each piece of recogniser evidence; fits the shipped flag scorer on the development part.
+
+    .venv/bin/python scripts/eval_flags_real.py transcribe        # recogniser outputs -> out/eval_flags/ (CPU heavy)
+    .venv/bin/python scripts/eval_flags_real.py report            # tables (dev and held-out)
+    .venv/bin/python scripts/eval_flags_real.py report --write-scorer   # re-fit intercept/data/flag_scorer.json on dev
+
+Data (real speech, each clip keyed through the simulated radio channel of scripts/make_samples.py,
+hiss at 10-18 dB, a second of squelched near-silence either side; one transmission per clip):
+  dev       cv_fa clips of speaker spk001 (at least 3 words, in a fixed hash order, about 5 min)
+            plus the 10 fa_virgool clips;
+  held-out  cv_fa clips of the 40 smaller speakers (neither spk001 nor spk003), whose sentence
+            does not occur in dev (about 5 min). Nothing is fitted or chosen on it.
+Lexicon: the shipped lexicons/ plus stand-in code words, one concept per word, chosen by one rule
+from each part's OWN references (40 content words, most frequent first, ties in a fixed hash
+order; hazm stop words, digits, shipped lexicon forms and words under 3 letters left out), so the held-out check runs on terms
+the scorer never saw. Truth for a clip = the concepts this lexicon flags (exact, morph, pattern;
+no fuzzy: the reference has no recognition noise) on its normalised reference. A flag counts per
+(clip, concept): right when the concept is in the clip's truth.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+CV = Path("/work/shared/eval/cv_fa")
+VIRGOOL = Path("/work/shared/eval/fa_virgool")
+CACHE = ROOT / "out" / "eval_flags"  # recognised_dev.jsonl, recognised_held-out.jsonl (git-ignored)
+SPLIT_SECONDS = 300.0  # per part: the recogniser runs at about 10 s a clip on the shared 2-core machine
+STAND_INS = 40
+MIN_CLIPS_PER_STAND_IN = 1
+DEV_SPEAKER = "spk001"
+UNUSED_SPEAKER = "spk003"  # the other big speaker: in neither part
+SEED = 14
+EVIDENCE = ("word_prob", "nbest_share", "prior", "confidence")
+
+
+@dataclass
+class Clip:
+    source: str
+    split: str
+    path: Path
+    reference: str
+    duration_s: float
+    speaker: str = ""
+    lines: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- data selection
+
+
+def _order(name: str) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()
+
+
+def select_clips(normalizer) -> list[Clip]:
+    """The dev and held-out clips (see the module's docstring)."""
+    info = {}
+    with (CV / "clips_info.tsv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            info[row["path"]] = row
+    rows = []
+    with (CV / "metadata.tsv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            text = normalizer.normalize(row["transcript"])
+            if len(text.split()) >= 3:
+                rows.append((row, text, info[row["path"]]["speaker"]))
+    rows.sort(key=lambda r: _order(r[0]["path"]))
+    clips: list[Clip] = []
+    dev_seconds, dev_sentences = 0.0, set()
+    for row, text, speaker in rows:
+        if speaker == DEV_SPEAKER and dev_seconds < SPLIT_SECONDS:
+            clips.append(Clip("cv_fa/" + row["path"], "dev", CV / row["path"], row["transcript"],
+                              float(row["duration_s"]), speaker))
+            dev_seconds += float(row["duration_s"])
+            dev_sentences.add(text)
+    with (VIRGOOL / "metadata.tsv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            clips.append(Clip("fa_virgool/" + row["path"], "dev", VIRGOOL / row["path"], row["transcript"],
+                              float(row["duration_s"]), "virgool"))
+            dev_sentences.add(normalizer.normalize(row["transcript"]))
+    held_seconds = 0.0
+    for row, text, speaker in rows:
+        if speaker in (DEV_SPEAKER, UNUSED_SPEAKER) or text in dev_sentences or held_seconds >= SPLIT_SECONDS:
+            continue
+        clips.append(Clip("cv_fa/" + row["path"], "held-out", CV / row["path"], row["transcript"],
+                          float(row["duration_s"]), speaker))
+        held_seconds += float(row["duration_s"])
+    return clips
+
+
+# ---------------------------------------------------------------- recognition (cached)
+
+
+def transcribe(clips: list[Clip], cache: Path, radio: bool = False) -> None:
+    """Each clip through the radio channel and the product's engine (embedded Whisper base,
+    TranscribeOptions defaults); text, words and N-best to `cache`, one JSON object a clip.
+    Clips already in the cache are skipped, so an interrupted run resumes."""
+    import numpy as np
+    from make_samples import WORK_RATE, Utterance, near_silence, radio_transmission
+    from make_session import clip_speech
+
+    from intercept.audio import decode
+    from intercept.engines import TranscribeOptions, load_engine
+    from intercept.models import embedded_model_dir
+    from intercept.types import Transmission
+
+    done = {row["source"] for row in read_cache(cache)}
+    # One thread: several processes (shards) share the machine's cores.
+    engine = load_engine("faster-whisper", str(embedded_model_dir()), "base", TranscribeOptions(cpu_threads=1))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache.open("a", encoding="utf-8") as out:
+        for clip in clips:
+            if clip.source in done:
+                continue
+            if radio:
+                rng = np.random.default_rng(int(_order(clip.source)[:8], 16) ^ SEED)
+                speech = clip_speech(clip.path)
+                audio, _offset, _length = radio_transmission(speech, Utterance(clip.reference, "",
+                                                             snr_db=float(rng.uniform(10, 18))), rng)
+                signal = np.concatenate([near_silence(rng, 1.0), audio, near_silence(rng, 1.0)]).astype(np.float32)
+                keyed = Transmission(0, 1.0, 1.0 + audio.size / WORK_RATE)
+            else:
+                signal = decode(str(clip.path)).samples
+                keyed = Transmission(0, 0.0, signal.size / WORK_RATE)
+            if _engine_gives_evidence(engine):
+                source, rows = "engine", [_line_json(line) for line in engine.transcribe(signal, [keyed], WORK_RATE)]
+            else:
+                source, rows = "eval-side", _side_evidence(engine, signal[int(keyed.start * WORK_RATE):
+                                                                         int(keyed.end * WORK_RATE)], keyed)
+            out.write(json.dumps({"source": clip.source, "split": clip.split, "speaker": clip.speaker,
+                                  "reference": clip.reference, "duration_s": clip.duration_s,
+                                  "evidence_from": source, "radio": radio, "lines": rows}, ensure_ascii=False) + "\n")
+            out.flush()
+            print(clip.split, clip.source, source, " / ".join(row["text"] for row in rows), file=sys.stderr)
+
+
+def _engine_gives_evidence(engine) -> bool:
+    """Whether this engine's lines carry words and N-best (the recogniser side of issue 14)."""
+    import numpy as np
+
+    from intercept.types import Transmission
+
+    lines = engine.transcribe(np.zeros(16000, np.float32), [Transmission(0, 0.0, 1.0)], 16000)
+    return any(getattr(line, "words", None) is not None or getattr(line, "alternatives", None) is not None
+               for line in lines) or hasattr(engine, "evidence")
+
+
+def _side_evidence(engine, chunk, keyed) -> list[dict]:
+    """One line with words and N-best, for an engine that does not give them yet (before the
+    recogniser side of issue 14 lands), at the cost of one decode: the engine's faster-whisper
+    model encodes the clip once, CTranslate2's beam (beam 5, the engine's token cap, no
+    timestamps) returns its 5 best hypotheses with their scores, the best is the line's text, and
+    faster-whisper's cross-attention alignment gives its words' times and probabilities (the mean
+    of their tokens', as faster-whisper's word_timestamps do). The engine's loop retry is not
+    applied."""
+    import numpy as np
+    from faster_whisper.tokenizer import Tokenizer
+
+    model = engine.model
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="fa")
+    features = model.feature_extractor(chunk)[:, :3000]
+    frames = features.shape[-1]
+    features = np.pad(features, ((0, 0), (0, 3000 - frames)))
+    encoded = model.encode(features)
+    prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+    max_new_tokens = engine._max_new_tokens(len(chunk) / 16000, 1, "transcribe")
+    result = model.model.generate(encoded, [prompt], beam_size=5, num_hypotheses=5, return_scores=True,
+                                  max_length=max_new_tokens + len(prompt))[0]
+    hypotheses = [[t for t in ids if t < tokenizer.eot] for ids in result.sequences_ids]
+    text = tokenizer.decode(hypotheses[0]).strip()
+    if not text:
+        return []
+    aligned = model.find_alignment(tokenizer, [hypotheses[0]], encoded, frames)[0]
+    words = [[w["word"].strip(), round(keyed.start + float(w["start"]), 3), round(keyed.start + float(w["end"]), 3),
+              round(float(w["probability"]), 4)] for w in aligned if w["word"].strip()]
+    probabilities = [w[3] for w in words]
+    # CTranslate2's score is the log-probability over the length (length_penalty 1): the average
+    # per token, as intercept.types.Hypothesis holds it beside the token count.
+    return [{"start": keyed.start, "end": keyed.end, "text": text, "avg_logprob": round(result.scores[0], 5),
+             "confidence": round(sum(probabilities) / len(probabilities), 4) if probabilities else None,
+             "words": words,
+             "alternatives": [[tokenizer.decode(ids).strip(), round(score, 5), len(ids)]
+                              for ids, score in zip(hypotheses, result.scores)]}]
+
+
+def _line_json(line) -> dict:
+    words = getattr(line, "words", None)
+    alternatives = getattr(line, "alternatives", None)
+    return {"start": line.start, "end": line.end, "text": line.text, "avg_logprob": line.avg_logprob,
+            "confidence": getattr(line, "confidence", None),
+            "words": None if words is None else [[w.text, w.start, w.end, w.probability] for w in words],
+            "alternatives": None if alternatives is None else [[h.text, h.avg_logprob, h.tokens]
+                                                               for h in alternatives]}
+
+
+def cache_file(folder: Path, split: str, shard: str = "0of1") -> Path:
+    return folder / f"recognised_{split}.{shard}.jsonl"
+
+
+def read_caches(folder: Path, split: str) -> list[dict]:
+    return [row for path in sorted(folder.glob(f"recognised_{split}.*.jsonl")) for row in read_cache(path)]
+
+
+def read_cache(cache: Path) -> list[dict]:
+    if not cache.exists():
+        return []
+    with cache.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def cached_lines(row: dict, normalizer):
+    from intercept import types
+
+    lines = []
+    for n, item in enumerate(row["lines"]):
+        line = types.Line(start=item["start"], end=item["end"], text=item["text"], transmission_idx=0,
+                          avg_logprob=item["avg_logprob"])
+        line.text_fa = normalizer.normalize(item["text"])
+        if hasattr(line, "words"):
+            line.confidence = item.get("confidence")
+            line.words = None if item["words"] is None else [types.Word(*w) for w in item["words"]]
+            line.alternatives = (None if item["alternatives"] is None
+                                 else [types.Hypothesis(*h) for h in item["alternatives"]])
+        lines.append(line)
+    return lines
+
+
+# ---------------------------------------------------------------- the evaluation lexicon
+
+
+def stand_in_words(references: list[str], normalizer, known_forms: set[str]) -> list[str]:
+    """STAND_INS content words of these references: most frequent (in clips) first, ties in a
+    fixed hash order of the word (no hand choice)."""
+    from hazm import stopwords_list
+
+    from intercept.text import PersianTokenizer
+
+    stop = {normalizer.normalize(w).replace("\u200c", "") for w in stopwords_list()}
+    tokenizer = PersianTokenizer()
+    clips_with = Counter()
+    for reference in references:
+        words = {w.replace("\u200c", "") for w in tokenizer.tokenize(normalizer.normalize(reference))}
+        clips_with.update(w for w in words if len(w) >= 3 and w not in stop and w not in known_forms
+                          and not any(ch.isdigit() for ch in w))
+    ranked = sorted((w for w, n in clips_with.items() if n >= MIN_CLIPS_PER_STAND_IN),
+                    key=lambda w: (-clips_with[w], _order(w)))
+    return ranked[:STAND_INS]
+
+
+def build_lexicon(words: list[str], folder: Path, normalizer, name: str):
+    """The shipped lexicon plus one concept per stand-in word (a code word, medium severity)."""
+    import yaml
+
+    from intercept.lexicon import Lexicon, default_lexicon_path
+
+    path = folder / f"standin_{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": f"standin_{name}", "concepts": [
+        {"id": f"standin_{name}_{n:02d}", "category": "standin", "severity": "medium", "fa": [w]}
+        for n, w in enumerate(words)]}, allow_unicode=True), encoding="utf-8")
+    return Lexicon.load(default_lexicon_path(), path, normalizer=normalizer)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass
+class Pair:
+    """One (clip, concept) the recogniser's output was flagged for."""
+
+    clip: str
+    concept: str
+    score: float
+    right: bool
+    alternative_only: bool
+
+
+def clip_candidates(clips_rows: list[dict], lexicon, normalizer) -> dict:
+    """Per clip: (truth concepts, candidate flags with evidence)."""
+    from intercept.lexicon import MatchOptions
+    from intercept.scoring import flag_evidence
+
+    exact = lexicon.with_options(MatchOptions(fuzzy=False, english=False))
+    out = {}
+    for row in clips_rows:
+        truth = {f.concept for f in exact.match(normalizer.normalize(row["reference"]))}
+        lines = cached_lines(row, normalizer)
+        per_line = lexicon.flag_lines(lines)
+        candidates = [c for line in flag_evidence(lines, per_line, lexicon, normalizer) for c in line]
+        out[row["source"]] = (truth, candidates)
+    return out
+
+
+def pairs_of(data: dict, scorer, ablate=(), alternatives=True) -> list[Pair]:
+    from intercept.scoring import ALTERNATIVE
+
+    pairs = []
+    for source, (truth, candidates) in data.items():
+        best: dict[str, tuple[float, bool]] = {}
+        for c in candidates:
+            if c.flag.kind == ALTERNATIVE and not alternatives:
+                continue
+            score = scorer.score(c.evidence.without(*ablate) if ablate else c.evidence)
+            old = best.get(c.flag.concept)
+            alt_only = c.flag.kind == ALTERNATIVE and (old is None or old[1])
+            if old is None or score > old[0]:
+                best[c.flag.concept] = (score, alt_only)
+            elif not alt_only:
+                best[c.flag.concept] = (old[0], False)
+        pairs += [Pair(source, concept, s, concept in truth, a) for concept, (s, a) in best.items()]
+    return pairs
+
+
+def metrics(pairs: list[Pair], data: dict, minutes: float, threshold: float) -> dict:
+    wanted = sum(len(truth) for truth, _ in data.values())
+    shown = [p for p in pairs if p.score >= threshold]
+    right = sum(p.right for p in shown)
+    ranked = sorted(pairs, key=lambda p: -p.score)
+    top = ranked[: (len(ranked) + 1) // 2]
+    return {"flags": len(shown), "right": right, "wanted": wanted,
+            "precision": right / len(shown) if shown else float("nan"),
+            "recall": right / wanted if wanted else float("nan"),
+            "false_per_10min": 10.0 * (len(shown) - right) / minutes,
+            "top_half_precision": sum(p.right for p in top) / len(top) if top else float("nan"),
+            "alternative_right": sum(p.right for p in shown if p.alternative_only),
+            "alternative_shown": sum(p.alternative_only for p in shown)}
+
+
+def fit_on(data: dict, ablate=(), alternatives=True, command=""):
+    from intercept.scoring import ALTERNATIVE, fit
+
+    rows, agreed = [], []
+    for truth, candidates in data.values():
+        for c in candidates:
+            if c.flag.kind == ALTERNATIVE and not alternatives:
+                continue
+            rows.append(c.evidence.without(*ablate) if ablate else c.evidence)
+            agreed.append(c.flag.concept in truth)
+    return fit(rows, agreed, version="", fitted_on="", command=command)
+
+
+def _how_heard(rows: list[dict]) -> str:
+    radio = {bool(r.get("radio")) for r in rows}
+    return {frozenset({True}): "through the radio channel", frozenset({False}): "as recorded"}.get(
+        frozenset(radio), "some through the radio channel")
+
+
+class _MatchScoreOnly:
+    """The score before this work: the text-match score alone."""
+
+    def score(self, evidence) -> float:
+        return evidence.match_score
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("transcribe", "report", "list", "check-engine"))
+    parser.add_argument("--clips", type=int, default=20, help="check-engine: how many dev clips")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="folder of the recogniser-output caches")
+    parser.add_argument("--split", choices=("dev", "held-out", "both"), default="both",
+                        help="transcribe: which part (dev first gives a fit sooner)")
+    parser.add_argument("--shard", default="0/1", help="transcribe: this process's share, I/N (clip n when n %% N == I)")
+    parser.add_argument("--radio", action="store_true",
+                        help="transcribe: key each clip through the simulated radio channel first")
+    parser.add_argument("--write-scorer", action="store_true",
+                        help="report: write the dev fit to intercept/data/flag_scorer.json")
+    parser.add_argument("--version", default=None, help="the written scorer's version")
+    args = parser.parse_args(argv)
+
+    from intercept.text import PersianNormalizer
+
+    normalizer = PersianNormalizer()
+    if args.action in ("transcribe", "list"):
+        clips = [c for c in select_clips(normalizer) if args.split in ("both", c.split)]
+        if args.action == "list":
+            for split in ("dev", "held-out"):
+                part = [c for c in clips if c.split == split]
+                print(f"{split}: {len(part)} clips, {sum(c.duration_s for c in part) / 60:.1f} min, "
+                      f"{len({c.speaker for c in part})} speakers")
+            return 0
+        # One process per part and shard (--split dev --shard 0/2 ...) can run side by side.
+        shard, shards = (int(x) for x in args.shard.split("/"))
+        for split in ("dev", "held-out"):
+            part = [c for n, c in enumerate(c for c in clips if c.split == split) if n % shards == shard]
+            if part:
+                transcribe(part, cache_file(args.cache, split, f"{shard}of{shards}"), args.radio)
+        return 0
+    if args.action == "check-engine":
+        return check_engine(args, normalizer)
+    return report(args, normalizer)
+
+
+def _dev_lexicon(rows: list[dict], normalizer):
+    from intercept.lexicon import Lexicon, default_lexicon_path
+
+    shipped_forms = {t.form.replace("\u200c", "") for t in Lexicon.load(default_lexicon_path(),
+                                                                         normalizer=normalizer).terms}
+    words = stand_in_words([r["reference"] for r in rows], normalizer, shipped_forms)
+    return build_lexicon(words, Path(tempfile.mkdtemp(prefix="eval_flags_")), normalizer, "dev"), words
+
+
+def check_engine(args, normalizer) -> int:
+    """How far the cached recogniser outputs are from what the product's engine gives now:
+    the first --clips dev clips through engine.transcribe (TranscribeOptions defaults, the
+    evidence it keeps), compared on text and on the concepts flagged and queued."""
+    from intercept.audio import decode
+    from intercept.engines import TranscribeOptions, load_engine
+    from intercept.models import embedded_model_dir
+    from intercept.scoring import DEFAULT_THRESHOLD, default_scorer, flag_evidence
+    from intercept.types import Transmission
+
+    rows = read_caches(args.cache, "dev")
+    lexicon, _ = _dev_lexicon(rows, normalizer)
+    scorer = default_scorer()
+    engine = load_engine("faster-whisper", str(embedded_model_dir()), "base", TranscribeOptions())
+    same_text = same_flagged = same_queued = 0
+    checked = rows[: args.clips]
+    for row in checked:
+        corpus, _, rest = row["source"].partition("/")
+        audio = decode(str((CV if corpus == "cv_fa" else VIRGOOL) / rest))
+        product = dict(row, lines=[_line_json(line) for line in engine.transcribe(
+            audio.samples, [Transmission(0, 0.0, audio.duration)], audio.sample_rate)])
+        found = []
+        for version in (row, product):
+            lines = cached_lines(version, normalizer)
+            candidates = [c for line in flag_evidence(lines, lexicon.flag_lines(lines), lexicon, normalizer)
+                          for c in line]
+            found.append(({c.flag.concept for c in candidates},
+                          {c.flag.concept for c in candidates if scorer.score(c.evidence) >= DEFAULT_THRESHOLD},
+                          normalizer.normalize(" ".join(line["text"] for line in version["lines"]))))
+        same_flagged += found[0][0] == found[1][0]
+        same_queued += found[0][1] == found[1][1]
+        same_text += found[0][2] == found[1][2]
+    print(f"{len(checked)} dev clips, cached ({rows[0]['evidence_from'] if rows else '-'}) against the engine now: "
+          f"same text {same_text}, same flagged concepts {same_flagged}, same queued concepts {same_queued}")
+    return 0
+
+
+def report(args, normalizer) -> int:
+    from intercept.lexicon import Lexicon, default_lexicon_path
+    from intercept.scoring import DEFAULT_SCORER_PATH, DEFAULT_THRESHOLD, FlagScorer, default_scorer
+
+    rows = read_caches(args.cache, "dev") + read_caches(args.cache, "held-out")
+    shipped_forms = {t.form.replace("\u200c", "") for t in Lexicon.load(default_lexicon_path(),
+                                                                         normalizer=normalizer).terms}
+    folder = Path(tempfile.mkdtemp(prefix="eval_flags_"))
+    data, minutes, words = {}, {}, {}
+    for split in ("dev", "held-out"):
+        part = [r for r in rows if r["split"] == split]
+        if not part:
+            continue
+        words[split] = stand_in_words([r["reference"] for r in part], normalizer, shipped_forms)
+        lexicon = build_lexicon(words[split], folder, normalizer, split.replace("-", ""))
+        data[split] = clip_candidates(part, lexicon, normalizer)
+        minutes[split] = sum(r["duration_s"] for r in part) / 60.0
+    command = "python scripts/eval_flags_real.py report" + (" --write-scorer" if args.write_scorer else "")
+    dev_fit = fit_on(data["dev"], command=command)
+    if args.write_scorer:
+        dev_clips = len(data["dev"])
+        scorer = FlagScorer(version=args.version or "dev-" + hashlib.sha1(json.dumps(
+            dev_fit.to_dict(), sort_keys=True).encode()).hexdigest()[:8], bias=dev_fit.bias, weights=dev_fit.weights,
+            fitted_on=(f"scripts/eval_flags_real.py dev part: {dev_clips} real clips ({minutes['dev']:.1f} min; "
+                       f"cv_fa speaker {DEV_SPEAKER} + fa_virgool) {_how_heard(rows)}, embedded Whisper base; "
+                       f"lexicon = shipped + {len(words['dev'])} stand-in words from the dev references"),
+            command=command)
+        DEFAULT_SCORER_PATH.parent.mkdir(parents=True, exist_ok=True)
+        DEFAULT_SCORER_PATH.write_text(json.dumps(scorer.to_dict(), ensure_ascii=False, indent=1) + "\n",
+                                       encoding="utf-8")
+        print(f"wrote {DEFAULT_SCORER_PATH} ({scorer.version})", file=sys.stderr)
+    shipped = default_scorer() if not args.write_scorer else FlagScorer.load(DEFAULT_SCORER_PATH)
+
+    variants = [(f"shipped scorer ({shipped.version}), all evidence", shipped, (), True)]
+    if shipped.to_dict()["weights"] != dev_fit.to_dict()["weights"]:
+        variants.append(("refit on dev, all evidence", dev_fit, (), True))
+    for piece in EVIDENCE:
+        variants.append((f"refit without {piece}", fit_on(data["dev"], ablate=(piece,)), (piece,), True))
+    variants.append(("refit without alternative flags", fit_on(data["dev"], alternatives=False), (), False))
+    variants.append(("refit, no recogniser evidence", fit_on(data["dev"], ablate=EVIDENCE), EVIDENCE, True))
+
+    print(f"Threshold {DEFAULT_THRESHOLD}; scorer {shipped.version}; `{command}`\n")
+    for split in data:
+        truth_pairs = sum(len(t) for t, _ in data[split].values())
+        print(f"### {split}: {len(data[split])} clips, {minutes[split]:.1f} min, {truth_pairs} (clip, concept) "
+              f"pairs in the references; stand-ins: {' '.join(words[split][:12])} ...\n")
+        kinds = Counter((c.flag.kind, c.flag.concept in truth) for truth, cands in data[split].values() for c in cands)
+        print("Flags found (right/all) by kind: " + ", ".join(
+            f"{k} {kinds[(k, True)]}/{kinds[(k, True)] + kinds[(k, False)]}" for k in sorted({k for k, _ in kinds})) + "\n")
+        print("| variant | flags shown | right | precision | recall | false / 10 min | top-half precision | "
+              "alternative-only shown (right) |")
+        print("|---|---|---|---|---|---|---|---|")
+        # Text match alone, no scorer: every flag the lexicon finds, ranked by its text-match
+        # score (the product before this work).
+        base = pairs_of(data[split], _MatchScoreOnly(), alternatives=False)
+        rows_out = [("before: every Farsi flag, text-match score", metrics(base, data[split], minutes[split], 0.0))]
+        for name, scorer, ablate, alternatives in variants:
+            pairs = pairs_of(data[split], scorer, ablate, alternatives)
+            rows_out.append((name, metrics(pairs, data[split], minutes[split], DEFAULT_THRESHOLD)))
+        for name, m in rows_out:
+            print(f"| {name} | {m['flags']} | {m['right']} | {m['precision']:.2f} | {m['recall']:.2f} | "
+                  f"{m['false_per_10min']:.1f} | {m['top_half_precision']:.2f} | "
+                  f"{m['alternative_shown']} ({m['alternative_right']}) |")
+        print()
+    print("Fitted weights (dev, all evidence): " + ", ".join(
+        f"{k} {v:+.2f}" for k, v in dev_fit.to_dict()["weights"].items()) + f", bias {dev_fit.bias:+.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
