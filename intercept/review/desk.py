@@ -354,7 +354,7 @@ def activity_svg(buckets: list[dict], by: str, period_url) -> Markup:
     top = max(max(b["lines"], b["flagged"], b["confirmed"]) for b in buckets) or 1
     bar, gap, height, left, bottom = 7, 6, 220, 40, 70
     group = bar * len(SERIES) + gap
-    width = left + group * len(buckets) + 10
+    width = left + group * len(buckets) + 40  # room for the last slanted label
     parts = [f'<svg class="intercept-activity" xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{height + bottom}" viewBox="0 0 {width} {height + bottom}" role="img" '
              f'aria-label="lines per {by}">']
