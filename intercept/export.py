@@ -50,7 +50,7 @@ ROW_COLUMNS = (
 FLAG_COLUMNS = ("id", "concept", "category", "severity", "kind", "score", "span_start", "span_end",
                 "matched", "term", "lexicon_version")
 # Flag evidence (the flag-trust migration); exported when the store has it.
-FLAG_EVIDENCE_COLUMNS = ("match_score", "word_prob", "nbest_share", "prior", "hypothesis", "scorer_version")
+FLAG_EVIDENCE_COLUMNS = ("match_score", "word_prob", "nbest_share", "prior", "prior_reason", "hypothesis", "scorer_version")
 
 
 class ExportError(ValueError):

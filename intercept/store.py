@@ -364,7 +364,7 @@ def _flag_evidence(db: sqlite_utils.Database) -> None:
     log-probability, tokens what it was averaged over)."""
     for table, columns in [
         ("lines", {"confidence": float, "words": str, "alternatives": str}),
-        ("flags", {"match_score": float, "word_prob": float, "nbest_share": float, "prior": float,
+        ("flags", {"match_score": float, "word_prob": float, "nbest_share": float, "prior": float, "prior_reason": str,
                    "hypothesis": str, "scorer_version": str}),
     ]:
         have = db[table].columns_dict
@@ -456,7 +456,7 @@ BUSY_TIMEOUT_S = 60.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Flag attributes stored as they are (None: unknown); the scorer fills them.
-_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "hypothesis", "scorer_version")
+_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "prior_reason", "hypothesis", "scorer_version")
 
 
 def _json_or_none(items, row) -> Optional[str]:

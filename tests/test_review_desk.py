@@ -41,7 +41,8 @@ def desk_store(tmp_path, evidence: bool = False):
         if column not in db[table].columns_dict:
             db[table].add_column(column, kind)
     if evidence:
-        db["flags"].update(10, {"score": 0.81, "match_score": 1.0, "word_prob": 0.62, "nbest_share": 0.4})
+        db["flags"].update(10, {"score": 0.81, "match_score": 1.0, "word_prob": 0.62, "nbest_share": 0.4,
+                                "prior": 0.25, "prior_reason": "sound_alike: گفتار"})
         db["lines"].update(1, {"confidence": 0.2})  # weak: its English is unreliable
     english_start = ENGLISH.index("fox")
     db["flags"].insert_all([
@@ -116,8 +117,8 @@ def test_trust_unknown_before_flag_evidence_and_confidence_from_logprob():
             "span_start": 0, "span_end": 5}
     described = describe_line(line, [flag], has_trust=False)
     assert f"{math.exp(-0.3):.2f} (exp(avg_logprob))" in str(trust_html(described))
-    assert "match score 1.00 · trust unknown · word probability unknown · n-best share unknown" in \
-        str(flags_html(described))
+    assert ("match score 1.00 · trust unknown · word probability unknown · n-best share unknown · "
+            "lexicon prior unknown") in str(flags_html(described))
     assert described["reliability"] == "reliable"
     bare = describe_line({"id": 2, "text_fa": "", "text_en": "hello"}, [], has_trust=False)
     assert "unknown" in str(trust_html(bare)) and bare["reliability"] == "unknown"
@@ -135,7 +136,9 @@ def test_trust_from_flag_evidence_and_line_confidence(tmp_path):
     ds = datasette_for(desk_store(tmp_path, evidence=True))
     line = get(ds, "/-/intercept/lines.json?ids=1").json()["1"]
     assert "0.20 (mean word probability)" in line["trust"]
-    assert "match score 1.00 · trust 0.81 · word probability 0.62 · n-best share 0.40" in line["flags"]
+    assert ("match score 1.00 · trust 0.81 · word probability 0.62 · n-best share 0.40 · lexicon prior 0.25"
+            in line["flags"])
+    assert "prior 0.25: sound_alike: گفتار" in line["fa"]  # the reason, on the flagged words' mark
     assert line["reliability"] == "unreliable" and "weak recognition" in line["en"]
 
 

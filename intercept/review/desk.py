@@ -30,7 +30,8 @@ MAX_BUCKETS = 240  # bars in the activity chart (10 days by hour, 8 months by da
 ENGLISH_KIND = "english"
 ALTERNATIVE_KIND = "alternative"
 # Evidence a flag may carry (the flag-trust migration); absent columns read as unknown.
-EVIDENCE = (("score", "trust"), ("word_prob", "word probability"), ("nbest_share", "n-best share"))
+EVIDENCE = (("score", "trust"), ("word_prob", "word probability"), ("nbest_share", "n-best share"),
+            ("prior", "lexicon prior"))
 BUCKETS = {"hour": _dt.timedelta(hours=1), "day": _dt.timedelta(days=1)}  # UTC hours and days
 
 
@@ -56,6 +57,9 @@ def flag_title(flag: dict) -> str:
         parts.append("gloss: " + flag["gloss"])
     if flag.get("notes"):
         parts.append(flag["notes"])
+    if flag.get("prior_reason"):
+        # Why the lexicon trusts this form less (a sound-alike of a commoner word, a shared verb stem).
+        parts.append(f"prior {flag.get('prior')}: {flag['prior_reason']}")
     return " · ".join(parts)
 
 
