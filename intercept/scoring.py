@@ -292,7 +292,7 @@ def _line_candidates(line: Line, flags: list[Flag], lexicon, normalizer, alterna
     def share(flag: Flag) -> Optional[float]:
         if nbest is None:
             return None
-        value = nbest.share(flag.concept)
+        value = round(nbest.share(flag.concept), 4)
         # A co-occurrence pattern joins flags across lines, which no single hypothesis can
         # hold: its share is unknown, not zero.
         return None if value == 0.0 and flag.kind == "pattern" else value
@@ -308,7 +308,7 @@ def _line_candidates(line: Line, flags: list[Flag], lexicon, normalizer, alterna
             for flag in hyp_flags:
                 if flag.concept not in on_line and flag.concept not in best:
                     best[flag.concept] = (flag, text)
-        result += [candidate(flag, ALTERNATIVE, None, nbest.share(concept), text)
+        result += [candidate(flag, ALTERNATIVE, None, round(nbest.share(concept), 4), text)
                    for concept, (flag, text) in best.items()]
     return result
 
