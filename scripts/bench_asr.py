@@ -255,6 +255,10 @@ def worker_main(args) -> int:
     files = json.loads(Path(args.files).read_text(encoding="utf-8"))
     result = WORKERS[args.worker](files, args)
     result["peak_rss_mb"] = peak_rss_mb()
+    # CPU seconds of the whole worker (and its ffmpeg/CLI children), load included: on a shared
+    # machine they say what a system costs better than wall seconds do.
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu_s"] = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
     Path(args.result).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
     return 0
 
