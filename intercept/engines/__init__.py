@@ -77,8 +77,9 @@ class TranscribeOptions:
     batch_size: int = 0
     # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
     # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
-    # probability from a cross-attention alignment of the text (word_evidence). Cost on
-    # audio_samples/: docs/benchmarks.md (scripts/bench_evidence.py).
+    # probability from a cross-attention alignment of the text (word_evidence). Cost: the
+    # whole pipeline 1.08x on audio_samples/, the text unchanged (scripts/bench_evidence.py,
+    # docs/benchmarks.md).
     alternatives: Optional[int] = None
     word_evidence: bool = True
 
