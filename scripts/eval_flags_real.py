@@ -6,16 +6,19 @@ each piece of recogniser evidence; fits the shipped flag scorer on the developme
     .venv/bin/python scripts/eval_flags_real.py report            # tables (dev and held-out)
     .venv/bin/python scripts/eval_flags_real.py report --write-scorer   # re-fit intercept/data/flag_scorer.json on dev
 
-Data (real speech, each clip keyed through the simulated radio channel of scripts/make_samples.py,
-hiss at 10-18 dB, a second of squelched near-silence either side; one transmission per clip):
+    .venv/bin/python scripts/eval_flags_real.py check-engine --clips 20   # cached outputs vs the engine now
+
+Data (real speech as recorded, one transmission per clip; with --radio each clip is first keyed
+through the simulated radio channel of scripts/make_samples.py, hiss at 10-18 dB, a second of
+squelched near-silence either side):
   dev       cv_fa clips of speaker spk001 (at least 3 words, in a fixed hash order, about 5 min)
             plus the 10 fa_virgool clips;
   held-out  cv_fa clips of the 40 smaller speakers (neither spk001 nor spk003), whose sentence
-            does not occur in dev (about 5 min). Nothing is fitted or chosen on it.
+            does not occur in dev (about 5 min; 21 speakers). Nothing is fitted or chosen on it.
 Lexicon: the shipped lexicons/ plus stand-in code words, one concept per word, chosen by one rule
 from each part's OWN references (40 content words, most frequent first, ties in a fixed hash
-order; hazm stop words, digits, shipped lexicon forms and words under 3 letters left out), so the held-out check runs on terms
-the scorer never saw. Truth for a clip = the concepts this lexicon flags (exact, morph, pattern;
+order; hazm stop words, digits, shipped lexicon forms and words under 3 letters left out), so
+the held-out check runs on terms the scorer never saw. Truth for a clip = the concepts this lexicon flags (exact, morph, pattern;
 no fuzzy: the reference has no recognition noise) on its normalised reference. A flag counts per
 (clip, concept): right when the concept is in the clip's truth.
 """

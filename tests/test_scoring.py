@@ -267,3 +267,25 @@ def test_review_metadata_states_the_default_threshold():
 
     text = (Path(intercept.review.__file__).parent / "metadata.yaml").read_text(encoding="utf-8")
     assert f"under {DEFAULT_THRESHOLD}" in text and f"score >= {DEFAULT_THRESHOLD}" in text
+
+
+def test_review_start_page_is_the_queue_and_the_hidden_line_is_one_filter_away(tmp_path, normalizer, lexicon,
+                                                                              evidence_scorer):
+    import asyncio
+
+    from intercept.review import ReviewOptions, make_datasette
+
+    _scored_store(tmp_path, normalizer, lexicon, evidence_scorer).close()
+    ds = make_datasette(tmp_path / "traffic.db", ReviewOptions(secret="test-secret"))
+
+    async def scenario():
+        start = await ds.client.get("/")
+        location = start.headers["location"]
+        queue = await ds.client.get(location.replace("flagged_lines?", "flagged_lines.json?") + "&_shape=array")
+        every = await ds.client.get("/traffic/flagged_lines.json?_shape=array")
+        return location, queue.json(), every.json()
+
+    location, queue, every = asyncio.run(scenario())
+    assert f"score__gte={DEFAULT_THRESHOLD}" in location
+    assert [row["concepts"] for row in queue] == ["bird"]
+    assert sorted(row["concepts"] for row in every) == ["bird", "wolf"]
