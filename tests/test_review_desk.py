@@ -12,7 +12,7 @@ import sqlite_utils
 
 from test_review import FARSI_LINE, PASSWORD, RECORDING_S, REVIEWER, build_store, write_wav
 
-from intercept.reliability import WEAK_CONFIDENCE, english_reliability, line_confidence
+from intercept.reliability import WEAK_CONFIDENCE, WEAK_LOGPROB, english_reliability, line_confidence
 from intercept.review import ReviewOptions, hash_password, make_datasette
 from intercept.review.desk import describe_line, flags_html, marked_html, trust_html
 from intercept.store import Store
@@ -151,6 +151,11 @@ def test_one_reliability_rule():
     assert english_reliability({"text_en": "x", "confidence": WEAK_CONFIDENCE - 0.01}).label == "unreliable"
     assert english_reliability({"text_en": "x", "confidence": WEAK_CONFIDENCE + 0.01}).label == "reliable"
     assert english_reliability({"text_en": "x", "confidence": 0.99, "suspect": "too fast"}).label == "unreliable"
+    # Without word probabilities, exp(avg_logprob) is judged against Whisper's own level (-1).
+    assert english_reliability({"text_en": "x", "avg_logprob": WEAK_LOGPROB + 0.1}).label == "reliable"
+    assert english_reliability({"text_en": "x", "avg_logprob": WEAK_LOGPROB - 0.1}).label == "unreliable"
+    # The example: fluent English over garbled Farsi recognised at 0.45 is unreliable.
+    assert english_reliability({"text_en": "I will not let you down", "confidence": 0.45}).label == "unreliable"
 
 
 # ---------------------------------------------------------------- context
