@@ -36,9 +36,23 @@ VOLATILE = {"id", "run_id", "processed_at", "first_seen_at", "last_seen_at", "re
             "transmission_id", "supersedes"}
 
 
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
+
+
+# Recogniser evidence stored as JSON (words with probabilities, the N-best with scores): its
+# floats are compared to 3 decimals like the other columns (a Ray worker's thread count moves
+# a word probability in the 4th).
+JSON_FLOATS = ("words", "alternatives")
+
+
 def _clean(row: dict) -> tuple:
     return tuple(sorted(
-        (key, round(value, 3) if isinstance(value, float) else value)
+        (key, _rounded(json.loads(value) if key in JSON_FLOATS and value else value))
         for key, value in row.items() if key not in VOLATILE
     ))
 
