@@ -441,6 +441,17 @@ def _voices(db: sqlite_utils.Database) -> None:
     db["transmissions"].create_index(["voice_id"], if_not_exists=True)
 
 
+@_migration("0008_queue_indexes")
+def _queue_indexes(db: sqlite_utils.Database) -> None:
+    """The review queue filters on the flag score as well as the verdict (score >= the
+    threshold, intercept.scoring.DEFAULT_THRESHOLD): the start page's facets then read the score
+    of every queued line, which the (verdict, facet column) indexes do not hold; with it in the
+    index each facet is again one covered index scan (1M lines: 373 ms -> 180 ms median,
+    scripts/bench_review.py)."""
+    for column in ("concepts", "categories", "kinds", "recording"):
+        db["line_review"].create_index(["verdict", column, "score"], if_not_exists=True)
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
