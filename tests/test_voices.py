@@ -226,3 +226,41 @@ def test_place_joins_the_nearest_voice_within_threshold():
                       [(10, e[0]), (11, e[1])], threshold=0.9)
     assert placement.joined == {1: 10, 2: 11}
     assert placement.new_groups == [[3, 4]]
+
+
+def _voices_by_transmission(db: Path) -> dict:
+    """(recording file name, transmission idx) -> (embedding status, vector or None, voice id)."""
+    from intercept.voices import from_bytes
+
+    with Store(db) as store:
+        rows = store.rows(
+            "SELECT r.path, t.idx, t.voice_id, e.status, e.embedding FROM transmissions t "
+            "JOIN recordings r ON r.id = t.recording_id "
+            "LEFT JOIN voice_embeddings e ON e.transmission_id = t.id")
+    return {(Path(r["path"]).name, r["idx"]): (r["status"], from_bytes(r["embedding"]) if r["embedding"] else None,
+                                               r["voice_id"]) for r in rows}
+
+
+def test_run_with_voices_on_ray_stores_the_voices_of_a_local_run(tmp_path, speech, embedded_model_dir):
+    pytest.importorskip("ray")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_recording(inputs / "one.wav", [speech["A"][0], speech["B"][1], speech["A"][2]], gap_s=2.0)
+    write_recording(inputs / "two.wav", [speech["B"][3], speech["A"][4], speech["B"][5]], gap_s=2.0)
+    stores = {}
+    for where, extra in (("local", []), ("ray", ["--ray", "local", "--workers", "2"])):
+        stores[where] = tmp_path / f"{where}.db"
+        result = CliRunner().invoke(cli, ["run", str(inputs), "--db", str(stores[where]), "--voices", "--translator",
+                                          "none", "--json", "--no-progress", *extra])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["voices"]["voices"] == 2, where
+    local, distributed = (_voices_by_transmission(stores[w]) for w in ("local", "ray"))
+    assert sorted(local) == sorted(distributed) and len(local) >= 6
+    renamed = {}  # voice ids may differ (rows are written in the order workers finish): same grouping
+    for key, (status, vector, voice) in local.items():
+        ray_status, ray_vector, ray_voice = distributed[key]
+        assert status == ray_status, key
+        if vector is not None:
+            assert np.allclose(vector, ray_vector, atol=2e-3), key
+        assert renamed.setdefault(voice, ray_voice) == ray_voice, key
+    assert len({v for v in renamed if v is not None}) == 2
