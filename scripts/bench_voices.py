@@ -107,6 +107,146 @@ def two_runs(vectors, truth, nth, threshold, background) -> float:
     return ari(truth, labels)
 
 
+# ---- also tried on dev, not shipped (--also-tried): other ways of placing a second run's
+# transmissions than intercept.voices.place (each joins the voice whose centroid is most
+# similar, when >= threshold; the rest are clustered among themselves), and a learned projection.
+
+def _labels(first: dict, placed: dict) -> list[int]:
+    named: dict = {}
+    merged = {**first, **placed}
+    return [named.setdefault(merged[i], len(named)) for i in range(len(merged))]
+
+
+def extend_by_members(moved, first: dict, new: list, threshold) -> dict:
+    """Join the voice with the highest mean similarity to its members (average linkage)."""
+    from intercept.voices import cluster
+
+    voices = sorted(set(first.values()))
+    means = np.stack([moved[[i for i, v in first.items() if v == voice]].mean(axis=0) for voice in voices])
+    placed, left = {}, []
+    for i in new:
+        similarity = means @ moved[i]
+        best = int(np.argmax(similarity))
+        if similarity[best] >= threshold:
+            placed[i] = voices[best]
+        else:
+            left.append(i)
+    placed.update({i: ("new", label) for i, label in zip(left, cluster(moved[left], threshold) if left else [])})
+    return placed
+
+
+def extend_by_groups(moved, first: dict, new: list, threshold) -> dict:
+    """Cluster the new transmissions first; a group joins the voice it is closest to on
+    average (average linkage between group and voice) when >= threshold."""
+    from intercept.voices import cluster
+
+    voices = sorted(set(first.values()))
+    means = np.stack([moved[[i for i, v in first.items() if v == voice]].mean(axis=0) for voice in voices])
+    labels = cluster(moved[new], threshold)
+    placed = {}
+    for label in set(labels):
+        members = [i for i, found in zip(new, labels) if found == label]
+        similarity = means @ moved[members].mean(axis=0)
+        best = int(np.argmax(similarity))
+        placed.update({i: voices[best] if similarity[best] >= threshold else ("new", label) for i in members})
+    return placed
+
+
+def extend_by_reclustering(moved, first: dict, new: list, threshold) -> dict:
+    """Cluster old and new together; a new transmission in a cluster holding old voices joins
+    the one of them it is closest to on average; the others form new voices."""
+    from intercept.voices import cluster
+
+    everyone = sorted(first) + list(new)
+    label_of = dict(zip(everyone, cluster(moved[everyone], threshold)))
+    placed = {}
+    for i in new:
+        old = sorted({first[j] for j in first if label_of[j] == label_of[i]})
+        placed[i] = max(old, key=lambda voice: float((moved[[j for j, v in first.items() if v == voice]] @ moved[i]).mean())) \
+            if old else ("new", label_of[i])
+    return placed
+
+
+def two_runs_extended(bucket, threshold, background, extend) -> float:
+    from intercept.voices import Standardizer, cluster
+
+    vectors, nth = np.stack(bucket["vectors"]), bucket["nth"]
+    first = [i for i in range(len(vectors)) if nth[i] % 2 == 0]
+    first_labels = dict(zip(first, cluster(Standardizer(vectors[first], background)(vectors[first]), threshold)))
+    moved = Standardizer(vectors, background)(vectors)
+    placed = extend(moved, first_labels, [i for i in range(len(vectors)) if nth[i] % 2 == 1], threshold)
+    return ari(bucket["truth"], _labels(first_labels, placed))
+
+
+def nuisance_projection_cv(found, thresholds, ks=(0, 4, 8, 16, 32), folds=3, seed=7):
+    """Nuisance attribute projection: take out of the standardised space the k directions in
+    which one speaker's transmissions through the radio vary most, learned on half of the dev
+    speakers and measured (one go) on the other half, both ways, `folds` seeded splits.
+    Returns {k: (threshold, as recorded, radio)} at each k's best mean."""
+    from intercept.voices import Standardizer, _normalised, cluster
+
+    speakers = sorted(set(found["as recorded"]["truth"]))
+    radio = [c for c in found if c.startswith("radio")]
+    rng = random.Random(seed)
+    splits = []
+    for _ in range(folds):
+        shuffled = speakers[:]
+        rng.shuffle(shuffled)
+        half = len(shuffled) // 2
+        splits += [(set(shuffled[:half]), set(shuffled[half:])), (set(shuffled[half:]), set(shuffled[:half]))]
+
+    def part(condition, keep):
+        bucket = found[condition]
+        rows = [i for i, s in enumerate(bucket["truth"]) if s in keep]
+        return np.stack([bucket["vectors"][i] for i in rows]), [bucket["truth"][i] for i in rows]
+
+    out = {}
+    for k in ks:
+        sums = {t: np.zeros(2) for t in thresholds}
+        for train, test in splits:
+            pooled = np.concatenate([part("as recorded", train)[0], part("radio 0", train)[0]]).astype(np.float64)
+            background = (pooled.mean(axis=0), pooled.std(axis=0))
+            basis = None
+            if k:
+                fixed = Standardizer(np.zeros((0, 256)), background)
+                scatter = []
+                for condition in radio:
+                    vectors, truth = part(condition, train)
+                    moved = fixed(vectors)
+                    for speaker in train:
+                        mine = moved[[i for i, s in enumerate(truth) if s == speaker]]
+                        scatter.append(mine - mine.mean(axis=0))
+                basis = np.linalg.svd(np.concatenate(scatter), full_matrices=False)[2][:k]
+            for t in thresholds:
+                scores = []
+                for condition in ["as recorded"] + radio:
+                    vectors, truth = part(condition, test)
+                    moved = Standardizer(vectors, background)(vectors)
+                    if basis is not None:
+                        moved = _normalised(moved - (moved @ basis.T) @ basis)
+                    scores.append(ari(truth, cluster(moved, t)))
+                sums[t] += [scores[0], float(np.mean(scores[1:]))]
+        best = max(thresholds, key=lambda t: sums[t].sum())
+        out[k] = (best, *(sums[best] / len(splits)))
+    return out
+
+
+def also_tried(found, threshold, background) -> None:
+    print(f"\nalso tried on dev (chosen variant): placing a second run's transmissions, threshold {threshold}")
+    for name, extend in (("centroid (intercept.voices.place, shipped)", None), ("mean similarity to members", extend_by_members),
+                         ("cluster the new ones, then join groups", extend_by_groups),
+                         ("re-cluster old and new together", extend_by_reclustering)):
+        measure = two_runs_of if extend is None else (lambda b, t, bg: two_runs_extended(b, t, bg, extend))
+        recorded, radio, spread = scores(found, measure, threshold, background)
+        print(f"  {name:45} two runs: as recorded {recorded:.3f}, radio {radio:.3f} +-{spread:.3f}, "
+              f"mean {(recorded + radio) / 2:.3f}", flush=True)
+    print("nuisance attribute projection, 2-fold cross-validation inside dev (3 seeded splits), one go, "
+          "each k at its best threshold:")
+    for k, (t, recorded, radio) in nuisance_projection_cv(found, THRESHOLDS[1:9]).items():
+        print(f"  k {k:2d}  threshold {t:.2f}  as recorded {recorded:.3f}  radio {radio:.3f}  mean {(recorded + radio) / 2:.3f}",
+              flush=True)
+
+
 def narrowband(wav: np.ndarray) -> np.ndarray:
     """The radio voice band, as make_samples.radio_transmission filters it (300-3400 Hz)."""
     from scipy.signal import butter, sosfilt
@@ -293,6 +433,8 @@ def quality(args) -> None:
             "mean": [round(float(x), 6) for x in background[0]], "std": [round(float(x), 6) for x in background[1]],
         }, indent=None) + "\n", encoding="utf-8")
         print(f"wrote {BACKGROUND_PATH}")
+    if args.also_tried:
+        also_tried(found, threshold, background)
     if args.dev_only:
         return
     held_rows, _ = embed_all(held, {front_end: embedders[front_end]}, args.seed + 1, args.radio_draws, cache)
@@ -357,6 +499,8 @@ def main() -> int:
                         help="radio channels per clip (the radio ARI is their mean)")
     parser.add_argument("--variant", dest="variants", action="append", choices=sorted(VARIANTS),
                         help="try only this variant (repeatable; default: all)")
+    parser.add_argument("--also-tried", action="store_true",
+                        help="on dev: other ways of extending a grouping, and a learned projection")
     parser.add_argument("--dev-only", action="store_true", help="choose on dev, do not embed or report held-out")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
