@@ -4,7 +4,8 @@ Push-to-talk traffic has one speaker per transmission, so a transmission is the 
 a voice. The embedding is resemblyzer's VoiceEncoder (256 numbers, L2-normed), whose weights ship
 inside its wheel (no download). A transmission shorter than MIN_TRANSMISSION_S, or one in which
 resemblyzer's own voice activity detector (webrtcvad, as its preprocess_wav uses it) leaves less
-than MIN_SPEECH_S of speech, gets no embedding and so no voice: no guess.
+than MIN_SPEECH_S of speech, gets no embedding and so no voice: no guess. What the encoder hears
+goes through a hiss gate first (hiss_gate, FRONT_END).
 
 Grouping is incremental, so that voices keep their numbers across runs: a transmission without
 a voice joins the voice whose centroid is most similar (cosine, after taking out what the
@@ -203,7 +204,7 @@ class Standardizer:
     common part (through the radio channel, different speakers scored 0.75 and more cosine
     similarity), so raw cosine needs a threshold per channel. Taking the store's own mean and
     spread out lifted the adjusted Rand index on held-out speakers from 0.68 to 0.85 as recorded
-    and from 0.43 to 0.59 through the radio channel (docs/benchmarks.md). The store's statistics
+    and from 0.43 to 0.59 through the radio channel (before the hiss gate; docs/benchmarks.md). The store's statistics
     are pooled with a background of real speech counted as BACKGROUND_WEIGHT transmissions, so
     a small store (one speaker, a few transmissions) is not centred on its own speaker."""
 

@@ -1,27 +1,32 @@
 #!/usr/bin/env python3
 """How well intercept.voices groups transmissions by speaker, and what the embedding costs.
 
-    OMP_NUM_THREADS=1 nice -n 15 .venv/bin/python scripts/bench_voices.py [--per-speaker 15] [--seed 1]
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python scripts/bench_voices.py [--per-speaker 15] [--seed 1]
+        [--radio-draws 3] [--variant NAME ...] [--dev-only] [--also-tried] [--write-background]
         [--skip-timing] [--skip-quality] [--cache /tmp/voices.pkl]
 
 Quality: real Persian speech with known speakers (../shared/eval/cv_fa, clips_info.tsv gives a
 speaker per clip). Speakers with at least 3 clips take part, each with up to --per-speaker clips
 (speakers are unbalanced: two have hundreds). The speakers are split in two halves by a seeded
-shuffle: the threshold is chosen on the dev half (best mean adjusted Rand index over both
-conditions) and the ARI is reported on the held-out half, never seen while choosing. Each clip is
-one transmission, embedded
+shuffle. On the dev half, every variant in VARIANTS (a front end before the encoder, and how the
+partial embeddings become one) is measured at each threshold; the variant and threshold with the
+best mean adjusted Rand index over both conditions are chosen, and only they are measured on the
+held-out half. Each clip is one transmission, embedded
   as recorded   the Common Voice mp3 decoded to 16 kHz;
   radio         through scripts/make_samples.py's radio channel (band-pass 300-3400 Hz,
-                compression and clipping, keyed hiss at 18 dB SNR, key clicks, squelch tail).
+                compression and clipping, keyed hiss at 18 dB SNR, key clicks, squelch tail),
+                --radio-draws times with different randomness; the radio ARI is their mean.
 Grouping is intercept.voices.group, as `intercept voices` runs it, measured both in one go (every
 clip at once) and in two runs (half of each speaker's clips first, then the rest placed against
 the first run's voices, as when new recordings arrive). The Standardizer's background is made
-from the dev speakers only (--write-background writes it to intercept/voice_background.json).
-Clips the embedder skips (< 1 s, or < 0.5 s of speech) get no voice and are left out of the ARI;
-their number is printed.
+from the dev speakers only (--write-background writes the chosen variant's to
+intercept/voice_background.json). --also-tried adds, on dev, other ways of placing a second
+run's transmissions and a cross-validated learned projection, neither shipped. Clips the embedder
+skips (< 1 s, or < 0.5 s of speech) get no voice and are left out of the ARI.
 
 Cost: a plain `intercept run` over audio_samples/ (embedded Whisper base) against the time the
-voice embedding of the same transmissions takes, side by side in one process.
+voice embedding (intercept.voices' front end included) of the same transmissions takes, side by
+side in one process.
 """
 from __future__ import annotations
 

@@ -132,6 +132,24 @@ def test_noise_gets_no_voice():
     assert found.status == NO_SPEECH and found.vector is None and found.speech_s < 0.5
 
 
+def test_voices_stay_apart_under_keyed_hiss(speech):
+    """The front end (hiss gate) runs on what the encoder hears; the embeddings are tagged with it."""
+    from intercept.voices import FRONT_END, VoiceEmbedder
+
+    rng = np.random.default_rng(3)
+
+    def keyed(piece):  # steady hiss 15 dB under the speech, keyed over the whole transmission
+        padded = np.concatenate([np.zeros(RATE // 3, np.float32), piece, np.zeros(RATE // 3, np.float32)])
+        hiss = rng.standard_normal(padded.size).astype(np.float32)
+        return padded + hiss * np.sqrt(np.mean(piece ** 2)) * 10 ** (-15 / 20)
+
+    embedder = VoiceEmbedder()
+    a0, a1, b0 = (embedder.embed(keyed(p)) for p in (speech["A"][0], speech["A"][1], speech["B"][0]))
+    assert {a0.status, a1.status, b0.status} == {"ok"}
+    assert float(a0.vector @ a1.vector) > float(a0.vector @ b0.vector) + 0.05
+    assert embedder.version.endswith(f"front end {FRONT_END}") and "hiss gate" in FRONT_END
+
+
 def test_rerun_extends_without_renumbering_named_voices(two_recordings, speech):
     from intercept.voices import voices_for_store
 
