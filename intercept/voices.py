@@ -33,6 +33,7 @@ EMBEDDING_SIZE = 256
 ENCODER_RATE = 16000  # resemblyzer.hparams.sampling_rate
 MIN_TRANSMISSION_S = 1.0
 MIN_SPEECH_S = 0.5
+ENCODER_THREADS = 1  # torch threads while embedding (VoiceEmbedder.partials says why)
 # What every transmission goes through before the encoder (hiss_gate; chosen on the dev
 # speakers of scripts/bench_voices.py, docs/benchmarks.md). The name tags the embeddings.
 HISS_GATE_STRENGTH = 1.0
@@ -156,13 +157,27 @@ class VoiceEmbedder:
         # resemblyzer's preprocess_wav without its resampling: volume up to -30 dBFS, then its
         # webrtcvad pass keeps the voiced stretches. Whether there is enough speech is judged
         # on the audio as received: gated hiss leaves bursts that the VAD takes for speech.
-        speech_s = round(self._speech(wav).size / ENCODER_RATE, 3)
+        speech = self._speech(wav)
+        speech_s = round(speech.size / ENCODER_RATE, 3)
         if speech_s < MIN_SPEECH_S:
             return NO_SPEECH, speech_s, None
-        speech = self._speech(self._front_end(wav)) if self._front_end is not None else self._speech(wav)
+        if self._front_end is not None:
+            speech = self._speech(self._front_end(wav))
         if speech.size < MIN_SPEECH_S * ENCODER_RATE:
             return NO_SPEECH, speech_s, None
-        _, partials, _ = self.encoder.embed_utterance(speech, return_partials=True)
+        import torch
+
+        # The encoder is small (3 LSTM layers over 1.6 s windows): on one thread it embedded
+        # audio_samples' transmissions in 0.8 s; on torch's default threads (2), after the
+        # recogniser had run in the same process on a busy machine, the same took 60 s
+        # (docs/benchmarks.md). Set for the call only: torch's thread count is the process's,
+        # and translators use it too.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(ENCODER_THREADS)
+        try:
+            _, partials, _ = self.encoder.embed_utterance(speech, return_partials=True)
+        finally:
+            torch.set_num_threads(threads)
         return EMBEDDED, speech_s, np.asarray(partials, dtype=np.float32)
 
     def _speech(self, wav: np.ndarray) -> np.ndarray:
@@ -204,9 +219,10 @@ class Standardizer:
     common part (through the radio channel, different speakers scored 0.75 and more cosine
     similarity), so raw cosine needs a threshold per channel. Taking the store's own mean and
     spread out lifted the adjusted Rand index on held-out speakers from 0.68 to 0.85 as recorded
-    and from 0.43 to 0.59 through the radio channel (before the hiss gate; docs/benchmarks.md). The store's statistics
-    are pooled with a background of real speech counted as BACKGROUND_WEIGHT transmissions, so
-    a small store (one speaker, a few transmissions) is not centred on its own speaker."""
+    and from 0.43 to 0.59 through the radio channel (before the hiss gate; docs/benchmarks.md).
+    The store's statistics are pooled with a background of real speech counted as
+    BACKGROUND_WEIGHT transmissions, so a small store (one speaker, a few transmissions) is not
+    centred on its own speaker."""
 
     def __init__(self, vectors: np.ndarray, background: Optional[tuple[np.ndarray, np.ndarray]] = None,
                  weight: float = BACKGROUND_WEIGHT):

@@ -481,16 +481,29 @@ def cost(embedder) -> None:
     # start-up): timed apart, since a batch pays them once.
     embedder.embed(audio[first][: 3 * 16000], 16000)
     warm_up_s = time.perf_counter() - started
-    started = time.perf_counter()
-    count = 0
-    for path, transmissions in spans.items():
-        for t in transmissions:
-            embedder.embed(audio[path][int(t["start_s"] * 16000): int(t["end_s"] * 16000)], 16000)
-            count += 1
-    embed_s = time.perf_counter() - started
-    print(f"\ncost on audio_samples/ ({summary.audio_s:.0f} s of audio, {count} transmissions):")
+    pieces = [audio[path][int(t["start_s"] * 16000): int(t["end_s"] * 16000)]
+              for path, transmissions in spans.items() for t in transmissions]
+
+    def embed_all_pieces() -> float:
+        started = time.perf_counter()
+        for piece in pieces:
+            embedder.embed(piece, 16000)
+        return time.perf_counter() - started
+
+    import torch
+
+    import intercept.voices as voices
+
+    embed_s = embed_all_pieces()
+    shipped, voices.ENCODER_THREADS = voices.ENCODER_THREADS, torch.get_num_threads()
+    all_threads_s = embed_all_pieces()  # what the encoder cost before it was held to one thread
+    voices.ENCODER_THREADS = shipped
+    print(f"\ncost on audio_samples/ ({summary.audio_s:.0f} s of audio, {len(pieces)} transmissions):")
     print(f"  intercept run (Whisper base, no voices): {run_s:.1f} s")
-    print(f"  voice embedding of the same transmissions: {embed_s:.2f} s = {100 * embed_s / run_s:.1f}% of the run")
+    print(f"  voice embedding of the same transmissions: {embed_s:.2f} s = {100 * embed_s / run_s:.1f}% of the run "
+          f"(hiss gate included; the encoder on {shipped} torch thread)")
+    print(f"  the same on torch's {torch.get_num_threads()} threads: {all_threads_s:.2f} s = "
+          f"{100 * all_threads_s / run_s:.1f}%")
     print(f"  once per process before the first embedding (warm-up): {warm_up_s:.2f} s; with it "
           f"{100 * (embed_s + warm_up_s) / run_s:.1f}% of this run")
 
