@@ -11,7 +11,7 @@ from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..types import Line, Transmission
+from ..types import Hypothesis, Line, Transmission
 
 ENGINES = ("faster-whisper", "openai-whisper", "transformers")
 
@@ -135,6 +135,11 @@ class Engine(Protocol):
     ) -> list[Line]: ...
 
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str: ...
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
+        """How well each given text fits the audio between start and end (None: cannot tell)."""
+        ...
 
 
 def load_engine(name: str, model_path: str, model_name: str, options: TranscribeOptions) -> Engine:
