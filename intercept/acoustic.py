@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional, Protocol, Sequence
 
-from .lexicon import Lexicon, MatchOptions
+from .lexicon import Lexicon
 from .types import Flag, Line
 
 # Audio either side of a line's times: Whisper's segment times are often a little inside the

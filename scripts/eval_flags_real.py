@@ -139,65 +139,12 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool = False) -> None:
             else:
                 signal = decode(str(clip.path)).samples
                 keyed = Transmission(0, 0.0, signal.size / WORK_RATE)
-            if _engine_gives_evidence(engine):
-                source, rows = "engine", [_line_json(line) for line in engine.transcribe(signal, [keyed], WORK_RATE)]
-            else:
-                source, rows = "eval-side", _side_evidence(engine, signal[int(keyed.start * WORK_RATE):
-                                                                         int(keyed.end * WORK_RATE)], keyed)
+            source, rows = "engine", [_line_json(line) for line in engine.transcribe(signal, [keyed], WORK_RATE)]
             out.write(json.dumps({"source": clip.source, "split": clip.split, "speaker": clip.speaker,
                                   "reference": clip.reference, "duration_s": clip.duration_s,
                                   "evidence_from": source, "radio": radio, "lines": rows}, ensure_ascii=False) + "\n")
             out.flush()
             print(clip.split, clip.source, source, " / ".join(row["text"] for row in rows), file=sys.stderr)
-
-
-def _engine_gives_evidence(engine) -> bool:
-    """Whether this engine's lines carry words and N-best (the recogniser side of issue 14)."""
-    import numpy as np
-
-    from intercept.types import Transmission
-
-    lines = engine.transcribe(np.zeros(16000, np.float32), [Transmission(0, 0.0, 1.0)], 16000)
-    return any(getattr(line, "words", None) is not None or getattr(line, "alternatives", None) is not None
-               for line in lines) or hasattr(engine, "evidence")
-
-
-def _side_evidence(engine, chunk, keyed) -> list[dict]:
-    """One line with words and N-best, for an engine that does not give them yet (before the
-    recogniser side of issue 14 lands), at the cost of one decode: the engine's faster-whisper
-    model encodes the clip once, CTranslate2's beam (beam 5, the engine's token cap, no
-    timestamps) returns its 5 best hypotheses with their scores, the best is the line's text, and
-    faster-whisper's cross-attention alignment gives its words' times and probabilities (the mean
-    of their tokens', as faster-whisper's word_timestamps do). The engine's loop retry is not
-    applied."""
-    import numpy as np
-    from faster_whisper.tokenizer import Tokenizer
-
-    model = engine.model
-    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="fa")
-    features = model.feature_extractor(chunk)[:, :3000]
-    frames = features.shape[-1]
-    features = np.pad(features, ((0, 0), (0, 3000 - frames)))
-    encoded = model.encode(features)
-    prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
-    max_new_tokens = engine._max_new_tokens(len(chunk) / 16000, 1, "transcribe")
-    result = model.model.generate(encoded, [prompt], beam_size=5, num_hypotheses=5, return_scores=True,
-                                  max_length=max_new_tokens + len(prompt))[0]
-    hypotheses = [[t for t in ids if t < tokenizer.eot] for ids in result.sequences_ids]
-    text = tokenizer.decode(hypotheses[0]).strip()
-    if not text:
-        return []
-    aligned = model.find_alignment(tokenizer, [hypotheses[0]], encoded, frames)[0]
-    words = [[w["word"].strip(), round(keyed.start + float(w["start"]), 3), round(keyed.start + float(w["end"]), 3),
-              round(float(w["probability"]), 4)] for w in aligned if w["word"].strip()]
-    probabilities = [w[3] for w in words]
-    # CTranslate2's score is the log-probability over the length (length_penalty 1): the average
-    # per token, as intercept.types.Hypothesis holds it beside the token count.
-    return [{"start": keyed.start, "end": keyed.end, "text": text, "avg_logprob": round(result.scores[0], 5),
-             "confidence": round(sum(probabilities) / len(probabilities), 4) if probabilities else None,
-             "words": words,
-             "alternatives": [[tokenizer.decode(ids).strip(), round(score, 5), len(ids)]
-                              for ids, score in zip(hypotheses, result.scores)]}]
 
 
 def _line_json(line) -> dict:
