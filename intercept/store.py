@@ -452,7 +452,7 @@ def _queue_indexes(db: sqlite_utils.Database) -> None:
         db["line_review"].create_index(["verdict", column, "score"], if_not_exists=True)
 
 
-@_migration("0011_acoustic_margin")
+@_migration("0009_acoustic_margin")
 def _acoustic_margin(db: sqlite_utils.Database) -> None:
     """Each flag's acoustic check (intercept.acoustic): how much less likely the recogniser
     finds the line with the lexicon form in place of the matched words (nats; NULL: not
