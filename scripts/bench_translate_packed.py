@@ -87,87 +87,89 @@ def main(argv=None) -> int:
     from intercept.audio import decode
     from intercept.config import RunOptions
     from intercept.engines import load_engine
-    from intercept.engines.core import Decoder
     from intercept.models import resolve_model
-    from intercept.packing import PackOptions, assign_spans, join_recordings, pack_samples, plan_packs
+    from intercept.packing import PackOptions, RecordingPool, join_recordings, plan_packs
     from intercept.segment import SegmentOptions, find_transmissions
-    from intercept.translate import WhisperTranslator
+    from intercept.translate import WhisperTranslator, stretch
     from intercept.types import Transmission
 
     files = bench_asr.corpus_folder(args.quick) if args.corpus == "folder" else bench_asr.corpus_dense(args.quick)
     options = RunOptions(translator="whisper")
     options.transcribe.cpu_threads = args.threads
     engine = load_engine("faster-whisper", str(resolve_model("base").path), "base", options.transcribe)
-    decoder = Decoder(engine, engine.options, engine.pack_options)  # the engines' shared decoding policy
     translator = WhisperTranslator(engine)
+    decodes = [0]
+    window_decode = engine.decode
 
-    recordings = []  # (samples, lines)
+    def counted(*a, **k):
+        decodes[0] += 1
+        return window_decode(*a, **k)
+
+    engine.decode = counted
+
+    # Recognised as the pipeline does: short recordings in pools (the groups translation shares).
+    pool = RecordingPool(options.pool, PackOptions(gap_s=options.transcribe.pack_gap_s))
+    groups, recordings = [], []
     for item in files:
         samples = decode(item["path"]).samples
         transmissions = find_transmissions(samples, 16000, SegmentOptions())
         recordings.append((samples, engine.transcribe(samples, transmissions, 16000)))
+        if pool.takes(samples.size / 16000, transmissions):
+            groups += pool.add(len(recordings) - 1, transmissions)
+        else:
+            groups.append([len(recordings) - 1])
+    groups += pool.drain()
     count = sum(len(lines) for _, lines in recordings)
 
+    # Which window each line's stretch falls in when packed (plan_packs is deterministic).
+    window_of, number, first = [0] * count, 0, [0]
+    for _, lines in recordings:
+        first.append(first[-1] + len(lines))
+    for group in groups:
+        parts = [(recordings[r][0], [Transmission(i, *stretch(line, recordings[r][0].size / 16000))
+                                     for i, line in enumerate(recordings[r][1])]) for r in group]
+        joined = join_recordings(parts, 16000)
+        for pack in plan_packs(joined.transmissions, engine.pack_options):
+            for placement in pack.placements:
+                origin = joined.origins[placement.transmission.idx]
+                window_of[first[group[origin.part]] + origin.transmission.idx] = number
+            number += 1
+
     def timed(work):
+        decodes[0] = 0
         wall, cpu = time.perf_counter(), time.process_time()
         result = work()
-        return result, time.perf_counter() - wall, time.process_time() - cpu
+        return result, time.perf_counter() - wall, time.process_time() - cpu, decodes[0]
 
-    def per_line_english():
-        for samples, lines in recordings:
-            translator.translate(lines, samples, 16000)
-        return [line.text_en for _, lines in recordings for line in lines]
+    def english(pack: bool):
+        def work():
+            options.transcribe.pack_translate = pack
+            for group in groups:  # as pipeline.py does: a pool's recordings in one call
+                translator.translate_many([(recordings[r][1], recordings[r][0]) for r in group], 16000)
+            return [line.text_en for _, lines in recordings for line in lines]
+        return work
 
-    per_line, per_line_s, per_line_cpu = timed(per_line_english)
+    per_line, per_line_s, per_line_cpu, _ = timed(english(False))
 
     def shifted_english():
         return [engine.translate_audio(samples, *widened(line.start, line.end, samples.size / 16000,
                                                          extra=args.shift_s), 16000)
                 for samples, lines in recordings for line in lines]
 
-    shifted, shifted_s, _ = timed(shifted_english)
-
-    # Packed: each line's stretch (widened to 1 s as the translator does) is a "transmission".
-    pack_options = PackOptions(gap_s=options.transcribe.pack_gap_s)
-    window_of = [0] * count
-    redone = []
-
-    def packed_english():
-        parts = []
-        for samples, lines in recordings:
-            spans = [Transmission(i, *widened(line.start, line.end, samples.size / 16000))
-                     for i, line in enumerate(lines)]
-            parts.append((samples, spans))
-        joined = join_recordings(parts, 16000)
-        english = [[] for _ in joined.transmissions]
-        for number, pack in enumerate(plan_packs(joined.transmissions, pack_options)):
-            for placement in pack.placements:
-                window_of[placement.transmission.idx] = number
-            window = pack_samples(joined.samples, pack, 16000)
-            segments = decoder.decode(window, "translate",
-                                      decoder.max_new_tokens(pack.speech_s, len(pack.placements), "translate")).segments
-            owners = assign_spans(pack, [(seg.start, seg.end) for seg in segments], pack_options)
-            redo = set()
-            for seg, owner in zip(segments, owners):
-                if owner is None:
-                    redo.update(i for i, p in enumerate(pack.placements) if p.offset_s < seg.end and seg.start < p.end_s)
-            for seg, owner in zip(segments, owners):
-                if owner is not None and owner not in redo:
-                    english[pack.placements[owner].transmission.idx].append(seg.text.strip())
-            for i in redo:
-                tx = pack.placements[i].transmission
-                english[tx.idx] = [engine.translate_audio(joined.samples, tx.start, tx.end, 16000)]
-                redone.append(tx.idx)
-        return [" ".join(texts).strip() for texts in english], max(window_of) + 1 if count else 0
-
-    (packed, windows), packed_s, packed_cpu = timed(packed_english)
+    shifted, shifted_s, _, _ = timed(shifted_english)
+    packed, packed_s, packed_cpu, packed_decodes = timed(english(True))
+    windows = number
+    redone = max(0, packed_decodes - windows)
 
     packed_vs = compare(per_line, packed, window_of)
     floor = compare(per_line, shifted, window_of)
 
     print(f"corpus {args.corpus}: {len(files)} files, {count} lines, threads {args.threads}; "
           f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
-    print("| translation | wall s | CPU s | x per line (wall) | x per line (CPU) | decodes | lines decoded again "
+    # decodes: window decodes of the translate task (loop retries included); "decoded again
+    # alone": decodes beyond one per packed window.
+    print(f"{len(groups)} groups (the pipeline's pools), {windows} packed windows\n")
+    print("| translation | wall s | CPU s | x per line (wall) | x per line (CPU) | decodes | decoded again "
           "alone | lines without English | of them with per-line English | lines with another line's English "
           "| char. similarity to per-line, mean / median | WER against per-line |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
           f"{count} | | {floor['empty']} | {floor['lost']} | {floor['wrong']} | "
           f"{floor['mean']:.3f} / {floor['median']:.3f} | {floor['wer']:.3f} |")
     print(f"| packed across recordings | {packed_s:.1f} | {packed_cpu:.1f} | {per_line_s / packed_s:.2f} | "
-          f"{per_line_cpu / packed_cpu:.2f} | {windows} + {len(redone)} | {len(redone)} | {packed_vs['empty']} | "
+          f"{per_line_cpu / packed_cpu:.2f} | {packed_decodes} | {redone} | {packed_vs['empty']} | "
           f"{packed_vs['lost']} | {packed_vs['wrong']} | {packed_vs['mean']:.3f} / {packed_vs['median']:.3f} | "
           f"{packed_vs['wer']:.3f} |")
 
@@ -192,11 +194,11 @@ def main(argv=None) -> int:
     for name, ok in checks.items():
         print(f"- {name}: {'yes' if ok else 'NO'}")
     print(f"- packed English faithful per line: {'yes' if all(checks.values()) else 'NO'}\n")
-    flat = [(i, line) for i, line in enumerate(line for _, lines in recordings for line in lines)]
+    flat = list(enumerate(line for _, lines in recordings for line in lines))
     worst = sorted(flat, key=lambda pair: similarity(per_line[pair[0]], packed[pair[0]]))[: args.show]
     for i, line in worst:
         print(f"  line {i} ({line.end - line.start:.1f} s, window {window_of[i]}"
-              f"{', decoded again alone' if i in redone else ''}): similarity "
+              f"): similarity "
               f"{similarity(per_line[i], packed[i]):.2f}\n    per line: {per_line[i]!r}\n"
               f"    widened:  {shifted[i]!r}\n    packed:   {packed[i]!r}")
     return 0

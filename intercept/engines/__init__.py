@@ -72,6 +72,10 @@ class TranscribeOptions:
     # Needs a fixed language: with language=None each transmission is decoded alone.
     pack: bool = True
     pack_gap_s: float = 1.5  # silence between packed transmissions
+    # Whisper's translate task packed the same way (core.Decoder.translate_spans): the lines
+    # of a recording, or of a pool of short recordings, share windows. Off: one decode per
+    # line. Needs pack as well; measured in docs/benchmarks.md.
+    pack_translate: bool = True
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).
     batch_size: int = 0
@@ -135,6 +139,10 @@ class Engine(Protocol):
     ) -> list[Line]: ...
 
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str: ...
+
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
+        """English of each (start, end) span, in order; packed where the engine packs."""
+        ...
 
 
 def load_engine(name: str, model_path: str, model_name: str, options: TranscribeOptions) -> Engine:

@@ -267,6 +267,9 @@ class FasterWhisperEngine:
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
         return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
 
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
+        return Decoder(self, self.options, self.pack_options).translate_spans(samples, spans, sample_rate)
+
 
 def _segment(seg, words: Optional[list[Word]] = None, decode: Optional[int] = None) -> Segment:
     return Segment(start=seg.start, end=seg.end, text=seg.text, avg_logprob=seg.avg_logprob,

@@ -180,6 +180,9 @@ class OpenAIWhisperEngine:
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
         return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
 
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
+        return Decoder(self, self.options, self.pack_options).translate_spans(samples, spans, sample_rate)
+
 
 class _Watch:
     """openai-whisper's decode step with the recogniser's evidence kept: the candidates its
