@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Can Whisper's translate task be packed like transcription? Per-line translation (what the
-`whisper` translator does: one decode per line) against packed translation (the lines of
+"""Can Whisper's translate task be packed like transcription? Per-line translation (one decode
+per line) against packed translation (the lines of
 several recordings laid into shared 30 s windows, decoded once with timestamps, and the English
 split back per line by its segments' times; a segment across a gap is decoded again per line).
 
@@ -17,8 +17,10 @@ one line moves with nothing but a different cut of its audio.
 Decides, by the criterion written in docs/benchmarks.md before the first run, whether the
 packed English is faithful per line.
 
-A prototype of the packed call: it drives the engines' shared Decoder
-(intercept/engines/core.py) directly, so it measures whether the translator should get one.
+Both ways run the translator the pipeline runs (WhisperTranslator.translate_many over the
+pipeline's pools of short recordings, each recording recognised first), once with
+TranscribeOptions.pack_translate off (one decode per line) and once on
+(core.Decoder.translate_spans).
 """
 from __future__ import annotations
 

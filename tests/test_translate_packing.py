@@ -1,4 +1,5 @@
-"""Whisper's translate task packed like transcription (core.Decoder.translate_spans): the
+"""Whisper's translate task packed like transcription (core.Decoder.translate_spans; the
+option TranscribeOptions.pack_translate, off by default: docs/benchmarks.md says why): the
 stretches of several lines, of one recording or of a pool of short recordings, share 30 s
 windows; each line still gets exactly its own English, and a line that a window's segment
 straddles with another, or that its window leaves without English, is decoded again alone.
@@ -68,7 +69,8 @@ class ToneWindows:
 
 
 def decoder(model: ToneWindows, **options) -> Decoder:
-    return Decoder(model, TranscribeOptions(**options), PackOptions(gap_s=1.5))
+    """A Decoder with translation packing on (TranscribeOptions.pack_translate) unless `options` say otherwise."""
+    return Decoder(model, TranscribeOptions(**{"pack_translate": True, **options}), PackOptions(gap_s=1.5))
 
 
 # Eight 3 s bursts, 4.5 s apart, tones 3..10: packed (1.5 s gaps), six share one window

@@ -73,9 +73,13 @@ class TranscribeOptions:
     pack: bool = True
     pack_gap_s: float = 1.5  # silence between packed transmissions
     # Whisper's translate task packed the same way (core.Decoder.translate_spans): the lines
-    # of a recording, or of a pool of short recordings, share windows. Off: one decode per
-    # line. Needs pack as well; measured in docs/benchmarks.md.
-    pack_translate: bool = True
+    # of a recording, or of a pool of short recordings, share windows. Off by default: on the
+    # folder corpus it halved the decodes (12 of 40 lines still decoded again alone, their
+    # English segments crossing the gaps) but was not measurably faster (1.04x wall, 0.97x
+    # CPU, a loaded machine), and its English moved as far from the per-line English as a
+    # 0.25 s different cut moves it (scripts/bench_translate_packed.py, docs/benchmarks.md).
+    # Needs pack as well.
+    pack_translate: bool = False
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).
     batch_size: int = 0
