@@ -214,14 +214,7 @@ class Decoder:
         if len(pack.placements) == 1:
             tx = pack.placements[0].transmission
             return [self.translate(samples, tx.start, tx.end)]
-        window = pack_samples(samples, pack, SAMPLE_RATE)
-        decoded = self.decode(window, "translate",
-                              self.max_new_tokens(pack.speech_s, len(pack.placements), "translate"))
-        owners = assign_spans(pack, [(seg.start, seg.end) for seg in decoded.segments], self.pack_options)
-        redo = set()
-        for seg, owner in zip(decoded.segments, owners):
-            if owner is None:
-                redo.update(_touched(pack, seg.start, seg.end))
+        decoded, owners, redo = self._decode_pack(samples, pack, "translate")
         texts: list[list[str]] = [[] for _ in pack.placements]
         for seg, owner in zip(decoded.segments, owners):
             if owner is not None and seg.text.strip():
@@ -244,19 +237,24 @@ class Decoder:
         pack = Pack((Placement(tx, offset_s),), self.pack_options.gap_s)
         return [line for line in self._lines(decoded, pack, [0] * len(decoded.segments), packed=False) if line]
 
-    def _transcribe_pack(self, samples: np.ndarray, pack: Pack) -> list[Line]:
-        if len(pack.placements) == 1:
-            return self.transcribe_one(samples, pack.placements[0].transmission)
+    def _decode_pack(self, samples: np.ndarray, pack: Pack, task: str) -> tuple[Decoded, list[Optional[int]], set[int]]:
+        """One decode of the packed window: its segments, each segment's placement
+        (assign_spans), and the placements to decode again alone. A segment across a gap
+        holds text of two transmissions that cannot be split by time: every transmission it
+        touches is decoded again on its own."""
         window = pack_samples(samples, pack, SAMPLE_RATE)
-        decoded = self.decode(window, "transcribe",
-                              self.max_new_tokens(pack.speech_s, len(pack.placements), "transcribe"))
+        decoded = self.decode(window, task, self.max_new_tokens(pack.speech_s, len(pack.placements), task))
         owners = assign_spans(pack, [(seg.start, seg.end) for seg in decoded.segments], self.pack_options)
-        # A segment across a gap holds text of two transmissions that cannot be split by
-        # time: every transmission it touches is decoded again on its own.
-        redo = set()
+        redo: set[int] = set()
         for seg, owner in zip(decoded.segments, owners):
             if owner is None:
                 redo.update(_touched(pack, seg.start, seg.end))
+        return decoded, owners, redo
+
+    def _transcribe_pack(self, samples: np.ndarray, pack: Pack) -> list[Line]:
+        if len(pack.placements) == 1:
+            return self.transcribe_one(samples, pack.placements[0].transmission)
+        decoded, owners, redo = self._decode_pack(samples, pack, "transcribe")
         owners = [None if owner in redo else owner for owner in owners]
         lines = [line for line in self._lines(decoded, pack, owners, packed=True) if line]
         for i in sorted(redo):
