@@ -19,6 +19,12 @@ lexicon_option = click.option(
 
 
 # Shared by run --voices and voices.
+# Shared by run (checks on the audio) and flag (finds the checked ones again from the store).
+acoustic_loose_option = click.option(
+    "--acoustic-loose", type=click.FloatRange(0.3, 1.0), default=None, metavar="SIMILARITY",
+    help="Also check fuzzy matches down to this spelling similarity (e.g. 0.5) and keep those the audio "
+         "supports: more recall, more false flags (lexicons/README.md).  [default: off]",
+)
 voice_threshold_option = click.option(
     "--voice-threshold", type=click.FloatRange(0, 1), default=None, metavar="COSINE",
     help="Cosine similarity a transmission needs to join a voice.  [default: DEFAULT_THRESHOLD in "
@@ -138,6 +144,10 @@ def cli():
               help="CPUs (and recognition threads) per Ray worker.  [default: 1]")
 @click.option("--gpus-per-worker", type=click.FloatRange(0), default=None,
               help="GPUs per Ray worker; use with --device cuda.  [default: 0]")
+@click.option("--acoustic-check/--no-acoustic-check", "acoustic_check", default=None,
+              help="Check each fuzzy match against the audio with the recogniser: its margin is part of the "
+                   "flag score (docs/review.md, 'What the score means').  [default: on]")
+@acoustic_loose_option
 @click.option("--voices", is_flag=True, default=None,
               help="Embed each transmission's voice and group the store's transmissions into voices "
                    "(needs the extra 'voices'; docs/voices.md).")
@@ -146,7 +156,7 @@ def cli():
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
 def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, mt_device, lexicons, segment_method, clean, beam_size,
         compute_type, device, threads, config_path, recorded_at, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
-        voices, voice_threshold, as_json, no_progress):
+        acoustic_check, acoustic_loose, voices, voice_threshold, as_json, no_progress):
     """Transcribe, translate and flag every recording under PATHS into the store --db.
 
     PATHS are files or folders. Folders are walked for audio files (wav, mp3, ogg, opus,
@@ -206,6 +216,10 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
             options.recorded_at = parse_iso(recorded_at)
         except RecordedAtError as exc:
             raise click.BadParameter(str(exc), param_hint="--recorded-at")
+    if acoustic_check is not None:
+        options.acoustic_check = acoustic_check
+    if acoustic_loose is not None:
+        options.acoustic_loose = acoustic_loose
     if voices:
         options.voices = True
     if voice_threshold is not None:
@@ -453,8 +467,9 @@ def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_s
               help="Similarity a lone fuzzy hit needs (overrides the lexicon's fuzzy_threshold).")
 @click.option("--no-fuzzy", is_flag=True, help="Exact, morphological, pattern and English matches only.")
 @click.option("--recording", "recording_id", type=int, help="Re-flag only this recording (recordings.id).")
+@acoustic_loose_option
 @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
-def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
+def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, acoustic_loose, as_json):
     """Re-flag stored lines with the current lexicon, without re-transcribing.
 
     Use it after editing a lexicon. The post-recognition step runs again without translating:
@@ -485,7 +500,7 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     except LexiconError as exc:
         raise click.UsageError(str(exc))
     with _open_store(db_path, WRITE) as store:
-        result = reflag(store, lexicon, normalizer, recording_id)
+        result = reflag(store, lexicon, normalizer, recording_id, acoustic_loose=acoustic_loose)
     data = asdict(result)
     data["by_kind"] = dict(result.by_kind)
     if as_json:
@@ -505,6 +520,9 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, as_json):
     if result.lines_without_evidence:
         click.echo(f"{result.lines_without_evidence} lines have no stored recogniser evidence (words, N-best): their "
                    f"flags are scored with it unknown; re-recognise them (intercept run --force) to get it")
+    if result.fuzzy_unchecked:
+        click.echo(f"{result.fuzzy_unchecked} fuzzy flags have no acoustic check (their line's text changed, or it "
+                   f"was never checked): scored with it unknown; re-recognise (intercept run --force) to check them")
 
 @cli.command("voices")
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -33,6 +33,13 @@ class RunOptions:
     # Voice grouping (intercept.voices, the optional extra `voices`): embed every transmission
     # and group the store's transmissions into voices at the end of the batch.
     voices: bool = False
+    # The acoustic check of fuzzy matches (intercept.acoustic): each is scored against the audio
+    # by the recogniser, and looser matches the audio supports become flags. Off: fuzzy flags
+    # as the lexicon alone finds them, their acoustic evidence unknown.
+    acoustic_check: bool = True
+    # With the check on: also check fuzzy matches down to this similarity (0..1) and keep those
+    # the audio supports (intercept.acoustic.AcousticOptions.loose_threshold); None: off.
+    acoustic_loose: Optional[float] = None
     voice_threshold: Optional[float] = None  # None: intercept.voices.DEFAULT_THRESHOLD
     transcribe: TranscribeOptions = field(default_factory=TranscribeOptions)
     guards: GuardOptions = field(default_factory=GuardOptions)

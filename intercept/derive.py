@@ -1,4 +1,5 @@
-"""The post-recognition step: normalise -> translate -> guards -> lexicon flags -> score.
+"""The post-recognition step: normalise -> translate -> guards -> lexicon flags -> acoustic
+check -> score.
 
 Everything that a line's text decides is derived here, in this one order, for a new batch
 (`run`, through pipeline.py) and for lines already stored (`intercept translate`,
@@ -14,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from .acoustic import AcousticCheck, EngineMargins, MarginSource, StoredMargins
 from .guards import GuardOptions, Guards
 from .lexicon import Lexicon
 from .scoring import FlagScorer, default_scorer, score_flags
@@ -32,25 +34,36 @@ class PostRecognition:
     that co-occurrence patterns see each line's neighbouring transmissions)."""
 
     def __init__(self, normalizer: PersianNormalizer, lexicon: Lexicon, translator=None,
-                 guard_options: Optional[GuardOptions] = None, scorer: Optional[FlagScorer] = None):
+                 guard_options: Optional[GuardOptions] = None, scorer: Optional[FlagScorer] = None,
+                 engine=None, acoustic: Optional[AcousticCheck] = None):
         self.normalizer = normalizer
         self.lexicon = lexicon
         self.translator = translator
+        # The acoustic check needs an engine that scores texts on audio; without one (intercept
+        # flag) it reuses the margins stored with the lines' flags.
+        self.engine = engine
+        self.acoustic = acoustic
         self.scorer = scorer or default_scorer()
         # The guards' phrase list is normalised like the lines it is compared with.
         self.guards = Guards(guard_options, normalize=normalizer.normalize)
 
     def derive(self, lines: Sequence[Line], samples=None, sample_rate: int = 16000,
-               translate: bool = True) -> list[list[Flag]]:
+               translate: bool = True, stored: Optional[MarginSource] = None) -> list[list[Flag]]:
         """Fill text_fa, text_en (when `translate` and there is a translator) and suspect on
-        `lines` in place; return each line's flags."""
+        `lines` in place; return each line's flags. The acoustic check runs on `samples` with
+        the engine when both are there, else on the `stored` margins."""
         self.normalise(lines)
         if translate and self.translator is not None:
             for line in lines:
                 line.text_en = ""  # English from an earlier translator must not outlive it
             self.translator.translate(lines, samples, sample_rate)
         self.guards.mark(lines)
-        return self.score(lines, self.lexicon.flag_lines(list(lines)))
+        flags = self.lexicon.flag_lines(list(lines))
+        if self.acoustic is not None:
+            source = EngineMargins(self.engine, samples, sample_rate) if self.engine is not None and \
+                samples is not None else stored
+            flags = self.acoustic.check(lines, flags, source)
+        return self.score(lines, flags)
 
     def normalise(self, lines: Sequence[Line]) -> None:
         for line in lines:
@@ -86,6 +99,9 @@ class RederiveResult:
     # evidence was kept, or by an engine that cannot give it): their flags are scored with that
     # evidence unknown; only re-recognising them (intercept run --force) brings it.
     lines_without_evidence: int = 0
+    # Fuzzy flags whose acoustic check is unknown after this run: checked on another text, or
+    # never (re-flagging has no recogniser: intercept run --force checks them).
+    fuzzy_unchecked: int = 0
 
 
 def line_from_row(row: dict, n: int) -> Line:
@@ -130,7 +146,9 @@ def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = 
         lines = [line_from_row(row, n) for n, row in enumerate(recording_rows)]
         stored_fa = [line.text_fa for line in lines]
         samples, rate = _audio(recording_rows[0]["recording_path"], clean_radio) if needs_audio else (None, 16000)
-        per_line = post.derive(lines, samples, rate, translate=translator is not None)
+        stored = StoredMargins([row["flags"] for row in recording_rows], stored_fa)
+        per_line = post.derive(lines, samples if needs_audio else None, rate, translate=translator is not None,
+                               stored=stored)
         store.save_derived(
             ((row["id"], line, flags) for row, line, flags in zip(recording_rows, lines, per_line)),
             post.lexicon.version,
@@ -146,4 +164,6 @@ def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = 
         result.flags_after += sum(len(flags) for flags in per_line)
         result.flagged_lines += sum(bool(flags) for flags in per_line)
         result.by_kind.update(flag.kind for flags in per_line for flag in flags)
+        result.fuzzy_unchecked += sum(flag.kind == "fuzzy" and flag.acoustic_margin is None
+                                      for flags in per_line for flag in flags)
     return result

@@ -44,13 +44,14 @@ ROW_COLUMNS = (
     "confidence", "avg_logprob", "no_speech_prob", "compression_ratio", "suspect",
     "engine", "model", "translator", "translator_model", "flags",
 )
-# score is the calibrated chance a listener agrees; match_score, prior, word_prob and nbest_share
-# the evidence behind it (None: unknown); hypothesis the N-best text an `alternative` flag's
+# score is the calibrated chance a listener agrees; match_score, prior, word_prob, nbest_share and
+# acoustic_margin the evidence behind it (None: unknown); hypothesis the N-best text an `alternative` flag's
 # span indexes.
 FLAG_COLUMNS = ("id", "concept", "category", "severity", "kind", "score", "span_start", "span_end",
                 "matched", "term", "lexicon_version")
 # Flag evidence (the flag-trust migration); exported when the store has it.
-FLAG_EVIDENCE_COLUMNS = ("match_score", "word_prob", "nbest_share", "prior", "prior_reason", "hypothesis", "scorer_version")
+FLAG_EVIDENCE_COLUMNS = ("match_score", "word_prob", "nbest_share", "acoustic_margin", "prior", "prior_reason",
+                         "hypothesis", "scorer_version")
 
 
 class ExportError(ValueError):

@@ -8,7 +8,7 @@ known phrase (زيرنويس with Arabic ي) are caught like the Persian spellin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 

@@ -22,6 +22,7 @@ from .config import RunOptions
 from .engines import load_engine
 from .lexicon import Lexicon, default_lexicon_path
 from .models import resolve_model
+from .acoustic import AcousticCheck, AcousticOptions
 from .derive import PostRecognition
 from .packing import PackOptions, RecordingPool, join_recordings, split_lines
 from .recorded_at import recorded_at_for
@@ -256,7 +257,9 @@ class Pipeline:
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
         self.scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
         self.post = PostRecognition(self.normalizer, self.lexicon, self.translator, options.guards,
-                                    scorer=self.scorer)
+                                    scorer=self.scorer, engine=self.engine,
+                                    acoustic=AcousticCheck(self.lexicon, AcousticOptions(loose_threshold=options.acoustic_loose))
+                                    if options.acoustic_check else None)
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
         load_detector(self.segment_options)  # now, so that its load is counted here, not in the first file

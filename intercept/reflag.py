@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .acoustic import AcousticCheck, AcousticOptions
 from .derive import PostRecognition, RederiveResult, rederive
 from .lexicon import Lexicon
 from .scoring import FlagScorer
@@ -23,9 +24,12 @@ ReflagResult = RederiveResult
 
 
 def reflag(store: Store, lexicon: Lexicon, normalizer: Optional[PersianNormalizer] = None,
-           recording_id: Optional[int] = None, scorer: Optional[FlagScorer] = None) -> ReflagResult:
+           recording_id: Optional[int] = None, scorer: Optional[FlagScorer] = None,
+           acoustic_loose: Optional[float] = None) -> ReflagResult:
     """Replace the flags of every stored line (or of one recording's lines) with what `lexicon`
     finds now, scored from the stored evidence, one transaction per recording. Verdicts stay as
-    they are."""
-    post = PostRecognition(normalizer or PersianNormalizer(), lexicon, scorer=scorer)
+    they are. Loose fuzzy matches (`acoustic_loose`, as `run --acoustic-loose`) are found again
+    where the store holds their acoustic check."""
+    # No recogniser here: the acoustic check reuses the margins stored with the flags.
+    post = PostRecognition(normalizer or PersianNormalizer(), lexicon, scorer=scorer, acoustic=AcousticCheck(lexicon, AcousticOptions(loose_threshold=acoustic_loose)))
     return rederive(store, post, recording_id)

@@ -8,6 +8,8 @@ about those words and turns it all into one calibrated number per flag:
                   prior        the lexicon's prior for the matched form (intercept.lexicon)
                   word_prob    the recogniser's probability of the words under the span (weakest word)
                   nbest_share  posterior share of the beam's N-best in which the lexicon finds the concept
+                  acoustic_margin  how much less the recogniser likes the line with the lexicon form in
+                               place of the matched words (intercept.acoustic; 0 for exact matches)
         and       score        P(listener agrees), from a small fitted logistic model (FlagScorer)
 
 Evidence the recogniser did not give stays None in the flag ("unknown"); the model sees an
@@ -49,7 +51,12 @@ ALTERNATIVE = "alternative"
 
 KINDS = ("exact", "morph", "fuzzy", "pattern", ALTERNATIVE)
 # Evidence that may be unknown: each gets a value feature (0 when unknown) and an indicator.
-OPTIONAL_EVIDENCE = ("prior", "word_prob", "nbest_share", "confidence")
+OPTIONAL_EVIDENCE = ("prior", "word_prob", "nbest_share", "confidence", "acoustic_margin")
+# The acoustic margin (nats, <= about 0) enters the model as 1 + margin / MARGIN_SPAN clipped to
+# [0, 1]: 1 when the form fits the audio as well as the written words, 0 at MARGIN_SPAN nats
+# worse or beyond (on real speech most wrong fuzzy matches sit below -5; 10 ranked dev's flags
+# as well as 30 and better than 6, docs/benchmarks.md).
+MARGIN_SPAN = 10.0
 # The model's inputs, in the order of the weights in the data file.
 FEATURES = (
     tuple(f"kind_{kind}" for kind in KINDS)
@@ -58,7 +65,7 @@ FEATURES = (
 )
 # Evidence for which more must never lower the score (checked on load): a fit that made, say,
 # a surer recogniser count against a flag would be a quirk of its data, not a finding.
-NON_NEGATIVE = ("match_score", "prior", "word_prob", "nbest_share", "confidence")
+NON_NEGATIVE = ("match_score", "prior", "word_prob", "nbest_share", "confidence", "acoustic_margin")
 # Forms shorter than this (in letters) are easily spelt by pieces of garbled words (مین in ببینیم).
 SHORT_FORM_LETTERS = 4
 
@@ -79,6 +86,7 @@ class Evidence:
     word_prob: Optional[float] = None
     nbest_share: Optional[float] = None
     confidence: Optional[float] = None
+    acoustic_margin: Optional[float] = None
 
     def without(self, *names: str) -> "Evidence":
         """The same evidence with some pieces unknown (ablation)."""
@@ -92,6 +100,8 @@ def features(evidence: Evidence) -> list[float]:
                   form_common=float(evidence.form_common))
     for name in OPTIONAL_EVIDENCE:
         value = getattr(evidence, name)
+        if value is not None and name == "acoustic_margin":
+            value = min(1.0, max(0.0, 1.0 + float(value) / MARGIN_SPAN))
         values[name] = 0.0 if value is None else float(value)
         values[f"{name}_unknown"] = float(value is None)
     return [values[name] for name in FEATURES]
@@ -286,7 +296,8 @@ def _line_candidates(line: Line, flags: list[Flag], lexicon, normalizer, alterna
         short, common = form_facts(flag.matched)
         evidence = Evidence(kind=kind, match_score=flag.score, form_short=short, form_common=common,
                             prior=_prior(flag), word_prob=word_prob, nbest_share=share,
-                            confidence=confidence)
+                            confidence=confidence,
+                            acoustic_margin=None if kind == ALTERNATIVE else getattr(flag, "acoustic_margin", None))
         return Candidate(replace(flag, kind=kind) if kind != flag.kind else flag, evidence, hypothesis)
 
     def share(flag: Flag) -> Optional[float]:
@@ -324,7 +335,8 @@ def score_candidates(candidates: Sequence[Candidate], english: Sequence[Flag], s
         evidence = c.evidence.without(*ablate) if ablate else c.evidence
         result.append(replace(c.flag, score=round(scorer.score(evidence), 4), match_score=c.flag.score,
                               prior=evidence.prior, word_prob=evidence.word_prob,
-                              nbest_share=evidence.nbest_share, hypothesis=c.hypothesis,
+                              nbest_share=evidence.nbest_share, acoustic_margin=evidence.acoustic_margin,
+                              hypothesis=c.hypothesis,
                               scorer_version=scorer.version))
     farsi_score: dict[str, float] = {}
     for flag in result:

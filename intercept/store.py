@@ -452,6 +452,15 @@ def _queue_indexes(db: sqlite_utils.Database) -> None:
         db["line_review"].create_index(["verdict", column, "score"], if_not_exists=True)
 
 
+@_migration("0011_acoustic_margin")
+def _acoustic_margin(db: sqlite_utils.Database) -> None:
+    """Each flag's acoustic check (intercept.acoustic): how much less likely the recogniser
+    finds the line with the lexicon form in place of the matched words (nats; NULL: not
+    checked)."""
+    if "acoustic_margin" not in db["flags"].columns_dict:
+        db["flags"].add_column("acoustic_margin", float)
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
@@ -467,7 +476,8 @@ BUSY_TIMEOUT_S = 60.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Flag attributes stored as they are (None: unknown); the scorer fills them.
-_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "prior_reason", "hypothesis", "scorer_version")
+_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "prior_reason", "hypothesis", "scorer_version",
+                  "acoustic_margin")
 
 
 def _json_or_none(items, row) -> Optional[str]:

@@ -525,11 +525,12 @@ def retranslate(store, translator: Translator, recording_id: Optional[int] = Non
     ``clean_radio``, as `intercept run --clean`). Lines are written one recording at a time, each
     recording atomically."""
     # Imported here: derive imports the lexicon and the store, which translation alone needs not.
+    from .acoustic import AcousticCheck
     from .derive import PostRecognition, rederive
     from .lexicon import Lexicon, default_lexicon_path
     from .text import PersianNormalizer
 
     normalizer = normalizer or PersianNormalizer()
     lexicon = lexicon or Lexicon.load(default_lexicon_path(), normalizer=normalizer)
-    post = PostRecognition(normalizer, lexicon, translator=translator)
+    post = PostRecognition(normalizer, lexicon, translator=translator, acoustic=AcousticCheck(lexicon))
     return rederive(store, post, recording_id, translate=True, clean_radio=clean_radio).translated_lines

@@ -6,7 +6,7 @@ and return these plain values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 
@@ -102,3 +102,7 @@ class Flag:
     nbest_share: Optional[float] = None
     hypothesis: Optional[str] = None  # kind "alternative": the hypothesis text span indexes into
     scorer_version: Optional[str] = None
+    # intercept.acoustic: log-probability (nats) the recogniser gives the line with the lexicon
+    # form in place of the matched words, minus the line as written (0.0 for exact, morph and
+    # pattern flags, which hold the form as written; None: not checked).
+    acoustic_margin: Optional[float] = None

@@ -4,7 +4,8 @@ Push-to-talk traffic has one speaker per transmission, so a transmission is the 
 a voice. The embedding is resemblyzer's VoiceEncoder (256 numbers, L2-normed), whose weights ship
 inside its wheel (no download). A transmission shorter than MIN_TRANSMISSION_S, or one in which
 resemblyzer's own voice activity detector (webrtcvad, as its preprocess_wav uses it) leaves less
-than MIN_SPEECH_S of speech, gets no embedding and so no voice: no guess.
+than MIN_SPEECH_S of speech, gets no embedding and so no voice: no guess. What the encoder hears
+goes through a hiss gate first (hiss_gate, FRONT_END).
 
 Grouping is incremental, so that voices keep their numbers across runs: a transmission without
 a voice joins the voice whose centroid is most similar (cosine, after taking out what the
@@ -32,10 +33,16 @@ EMBEDDING_SIZE = 256
 ENCODER_RATE = 16000  # resemblyzer.hparams.sampling_rate
 MIN_TRANSMISSION_S = 1.0
 MIN_SPEECH_S = 0.5
+ENCODER_THREADS = 1  # torch threads while embedding (VoiceEmbedder.partials says why)
+# What every transmission goes through before the encoder (hiss_gate; chosen on the dev
+# speakers of scripts/bench_voices.py, docs/benchmarks.md). The name tags the embeddings.
+HISS_GATE_STRENGTH = 1.0
+HISS_GATE_FLOOR = 0.03
+FRONT_END = f"hiss gate {HISS_GATE_STRENGTH}/{HISS_GATE_FLOOR}"
 # Cosine similarity (in the store's standardised space, see Standardizer) a transmission needs
 # with a voice (or, on average, with a group) to be that voice. Chosen on the dev speakers of
 # scripts/bench_voices.py; see docs/benchmarks.md.
-DEFAULT_THRESHOLD = 0.30
+DEFAULT_THRESHOLD = 0.25
 # Per-dimension mean and spread of embeddings of real Persian speech (the dev speakers of
 # scripts/bench_voices.py, as recorded and through the radio channel; --write-background).
 BACKGROUND_PATH = Path(__file__).with_name("voice_background.json")
@@ -96,47 +103,93 @@ def centroid(vectors: np.ndarray) -> np.ndarray:
     return _normalised(np.mean(_normalised(np.asarray(vectors, dtype=np.float32)), axis=0))
 
 
-def model_version() -> str:
-    """resemblyzer's version and its shipped weights' SHA-256 (first 12 hex digits): what
-    voices and embeddings are tagged with, so that another model's are never mixed in."""
+def hiss_gate(wav: np.ndarray, strength: float = HISS_GATE_STRENGTH, floor: float = HISS_GATE_FLOOR) -> np.ndarray:
+    """intercept.audio's spectral gate against steady hiss, at full strength: the front end
+    every transmission goes through before the encoder. Why: the encoder hears a radio's keyed
+    hiss as part of the voice; gated, the same speakers through the radio channel grouped with
+    an adjusted Rand index of 0.71 instead of 0.65 on the dev speakers, and as recorded 0.84
+    instead of 0.82 (docs/benchmarks.md, with the variants that lost)."""
+    from .audio import CleanupOptions, clean_radio
+
+    return clean_radio(wav, ENCODER_RATE, CleanupOptions(
+        highpass_hz=None, normalize_peak=None, noise_reduction=True,
+        noise_reduction_strength=strength, noise_floor_gain=floor))
+
+
+def model_version(front_end: str = FRONT_END) -> str:
+    """resemblyzer's version, its shipped weights' SHA-256 (first 12 hex digits) and the front
+    end's name: what voices and embeddings are tagged with, so that embeddings of another model
+    or front end are never compared with these."""
     require()
     spec = importlib.util.find_spec("resemblyzer")
     weights = Path(spec.origin).with_name("pretrained.pt")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-    return f"resemblyzer {metadata.version('resemblyzer')}, weights sha256 {digest}"
+    return f"resemblyzer {metadata.version('resemblyzer')}, weights sha256 {digest}, front end {front_end}"
 
 
 class VoiceEmbedder:
     """resemblyzer's VoiceEncoder, loaded once, on the CPU unless told otherwise."""
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", front_end: tuple[str, Optional[Callable]] = (FRONT_END, hiss_gate)):
+        """front_end: (name, what the 16 kHz samples go through first, or None); the name
+        becomes part of the embeddings' version (scripts/bench_voices.py tries others)."""
         require()
         from resemblyzer import VoiceEncoder, audio
 
         self._audio = audio
+        self._front_end = front_end[1]
         self.encoder = VoiceEncoder(device=device, verbose=False)
         self.model = MODEL_NAME
-        self.version = model_version()
+        self.version = model_version(front_end[0])
 
-    def embed(self, samples: np.ndarray, sample_rate: int = ENCODER_RATE) -> VoicePrint:
-        """One transmission's samples (mono float) -> its VoicePrint."""
+    def partials(self, samples: np.ndarray, sample_rate: int = ENCODER_RATE) -> tuple[str, float, Optional[np.ndarray]]:
+        """(status, seconds of speech, the encoder's partial embeddings or None): one per 1.6 s
+        window of the speech, 1.3 windows a second (resemblyzer's embed_utterance)."""
         wav = np.asarray(samples, dtype=np.float32)
         if wav.size < MIN_TRANSMISSION_S * sample_rate:
-            return VoicePrint(SHORT, 0.0)
+            return SHORT, 0.0, None
         if sample_rate != ENCODER_RATE:
             import librosa
 
             wav = librosa.resample(wav, orig_sr=sample_rate, target_sr=ENCODER_RATE)
         if not np.any(wav):
-            return VoicePrint(NO_SPEECH, 0.0)
+            return NO_SPEECH, 0.0, None
         # resemblyzer's preprocess_wav without its resampling: volume up to -30 dBFS, then its
-        # webrtcvad pass keeps the voiced stretches. What is left is the speech we measure.
-        wav = self._audio.normalize_volume(wav, -30, increase_only=True)
-        speech = self._audio.trim_long_silences(wav)
+        # webrtcvad pass keeps the voiced stretches. Whether there is enough speech is judged
+        # on the audio as received: gated hiss leaves bursts that the VAD takes for speech.
+        speech = self._speech(wav)
         speech_s = round(speech.size / ENCODER_RATE, 3)
         if speech_s < MIN_SPEECH_S:
-            return VoicePrint(NO_SPEECH, speech_s)
-        return VoicePrint(EMBEDDED, speech_s, self.encoder.embed_utterance(speech).astype(np.float32))
+            return NO_SPEECH, speech_s, None
+        if self._front_end is not None:
+            speech = self._speech(self._front_end(wav))
+        if speech.size < MIN_SPEECH_S * ENCODER_RATE:
+            return NO_SPEECH, speech_s, None
+        import torch
+
+        # The encoder is small (3 LSTM layers over 1.6 s windows): on one thread it embedded
+        # audio_samples' transmissions in 0.8 s; on torch's default threads (2), after the
+        # recogniser had run in the same process on a busy machine, the same took 60 s
+        # (docs/benchmarks.md). Set for the call only: torch's thread count is the process's,
+        # and translators use it too.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(ENCODER_THREADS)
+        try:
+            _, partials, _ = self.encoder.embed_utterance(speech, return_partials=True)
+        finally:
+            torch.set_num_threads(threads)
+        return EMBEDDED, speech_s, np.asarray(partials, dtype=np.float32)
+
+    def _speech(self, wav: np.ndarray) -> np.ndarray:
+        return self._audio.trim_long_silences(self._audio.normalize_volume(wav, -30, increase_only=True))
+
+    def embed(self, samples: np.ndarray, sample_rate: int = ENCODER_RATE) -> VoicePrint:
+        """One transmission's samples (mono float) -> its VoicePrint: the L2-normed mean of
+        its partial embeddings (what embed_utterance returns)."""
+        status, speech_s, partials = self.partials(samples, sample_rate)
+        if partials is None:
+            return VoicePrint(status, speech_s)
+        return VoicePrint(status, speech_s, centroid(partials))
 
     def embed_transmissions(self, samples: np.ndarray, sample_rate: int, transmissions: Iterable) -> list[VoicePrint]:
         """One VoicePrint per transmission (objects with .start and .end in seconds)."""
@@ -166,9 +219,10 @@ class Standardizer:
     common part (through the radio channel, different speakers scored 0.75 and more cosine
     similarity), so raw cosine needs a threshold per channel. Taking the store's own mean and
     spread out lifted the adjusted Rand index on held-out speakers from 0.68 to 0.85 as recorded
-    and from 0.43 to 0.59 through the radio channel (docs/benchmarks.md). The store's statistics
-    are pooled with a background of real speech counted as BACKGROUND_WEIGHT transmissions, so
-    a small store (one speaker, a few transmissions) is not centred on its own speaker."""
+    and from 0.43 to 0.59 through the radio channel (before the hiss gate; docs/benchmarks.md).
+    The store's statistics are pooled with a background of real speech counted as
+    BACKGROUND_WEIGHT transmissions, so a small store (one speaker, a few transmissions) is not
+    centred on its own speaker."""
 
     def __init__(self, vectors: np.ndarray, background: Optional[tuple[np.ndarray, np.ndarray]] = None,
                  weight: float = BACKGROUND_WEIGHT):

@@ -4,10 +4,12 @@
 Two pipelines over the same recordings, in one process, alternated file by file and round
 by round so that machine noise hits both alike:
 
-  * before: TranscribeOptions(alternatives=0, word_evidence=False), the decoding of the
-    releases before flag evidence (the best hypothesis only);
-  * after:  the defaults (the beam's N-best kept per line, word probabilities aligned);
-  * nbest-only: alternatives on, word_evidence off; words-only: the reverse.
+  * before: TranscribeOptions(alternatives=0, word_evidence=False) and no acoustic check, the
+    decoding of the releases before flag evidence (the best hypothesis only);
+  * after:  the defaults (the beam's N-best kept per line, word probabilities aligned, fuzzy
+    matches checked against the audio: intercept.acoustic);
+  * no-acoustic: the defaults without the acoustic check;
+  * nbest-only: alternatives on, word_evidence off; words-only: the reverse (neither checks).
 
 Each runs the whole analysis (decode, segment, transcribe, normalise, translate, flag)
 without a store, and the script checks that the lines' text is the same in all of them
@@ -31,11 +33,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SETTINGS = {
-    "before": dict(alternatives=0, word_evidence=False),
+    "before": dict(alternatives=0, word_evidence=False, acoustic_check=False),
     "after": {},
-    "nbest-only": dict(word_evidence=False),
-    "words-only": dict(alternatives=0),
+    "no-acoustic": dict(acoustic_check=False),
+    "nbest-only": dict(word_evidence=False, acoustic_check=False),
+    "words-only": dict(alternatives=0, acoustic_check=False),
 }
+
+
+def transcribe_settings(name: str) -> dict:
+    """The TranscribeOptions part of a setting (acoustic_check is a RunOptions field)."""
+    return {k: v for k, v in SETTINGS[name].items() if k != "acoustic_check"}
 
 
 def engine_only(args, names) -> None:
@@ -60,7 +68,7 @@ def engine_only(args, names) -> None:
     texts: dict[str, list] = {}
     for round_ in range(args.rounds):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            engine.options = replace(base, **SETTINGS[name])
+            engine.options = replace(base, **transcribe_settings(name))
             started = time.perf_counter()
             texts[name] = [[line.text for line in engine.transcribe(samples, txs)] for samples, txs in inputs]
             seconds[name] += time.perf_counter() - started
@@ -92,7 +100,8 @@ def main() -> None:
     pipelines = {}
     for name in names:
         options = RunOptions()
-        options.transcribe = replace(options.transcribe, cpu_threads=args.threads, **SETTINGS[name])
+        options.transcribe = replace(options.transcribe, cpu_threads=args.threads, **transcribe_settings(name))
+        options.acoustic_check = SETTINGS[name].get("acoustic_check", True)
         pipelines[name] = Pipeline(options)
     files = list(iter_recordings(args.paths))
     # Each pipeline's first recording pays one-off costs (allocations, lazy loads): paid on
@@ -102,7 +111,7 @@ def main() -> None:
         pipelines[name].analyze(smallest)
     seconds = {name: 0.0 for name in names}
     texts: dict[str, dict[str, list[str]]] = {name: {} for name in names}
-    evidence = {name: [0, 0, 0] for name in names}  # lines, with words, with alternatives
+    evidence = {name: [0, 0, 0, 0, 0] for name in names}  # lines, with words, with alternatives, flags, checked
     for round_ in range(args.rounds):
         for path in files:
             order = names if (round_ + files.index(path)) % 2 == 0 else names[::-1]
@@ -116,12 +125,16 @@ def main() -> None:
                     evidence[name][0] += len(lines)
                     evidence[name][1] += sum(line.words is not None for line in lines)
                     evidence[name][2] += sum(line.alternatives is not None for line in lines)
+                    flags = [f for line_flags in analysis.flags or [] for f in line_flags]
+                    evidence[name][3] += len(flags)
+                    evidence[name][4] += sum(f.acoustic_margin is not None and f.kind == "fuzzy" for f in flags)
     print(f"{len(files)} recordings x {args.rounds} rounds, recogniser threads {args.threads or 'all'}")
-    print(f"{'setting':<12} {'seconds':>8} {'ratio':>6}  lines  with words  with alternatives")
+    print(f"{'setting':<12} {'seconds':>8} {'ratio':>6}  lines  with words  with alternatives  flags  fuzzy checked")
     for name in names:
         ratio = seconds[name] / seconds[names[0]] if seconds[names[0]] else float("nan")
-        lines, words, alternatives = evidence[name]
-        print(f"{name:<12} {seconds[name]:8.1f} {ratio:6.3f}  {lines:5d}  {words:10d}  {alternatives:17d}")
+        lines, words, alternatives, flags, checked = evidence[name]
+        print(f"{name:<12} {seconds[name]:8.1f} {ratio:6.3f}  {lines:5d}  {words:10d}  {alternatives:17d}  "
+              f"{flags:5d}  {checked:13d}")
     same = all(texts[name] == texts[names[0]] for name in names)
     print("same text in every setting:", "yes" if same else "NO")
     print(f"command: python scripts/bench_evidence.py {' '.join(sys.argv[1:])}".rstrip())

@@ -169,6 +169,8 @@ def test_ctc_model_gives_one_line_per_transmission(tmp_path):
     assert lines[0].avg_logprob > -0.01
     with pytest.raises(ValueError, match="cannot translate"):
         engine.translate_audio(samples, 0.5, 2.0)
+    # No decoder to score a given text with: the acoustic check is unknown, never guessed.
+    assert engine.score_texts(samples, 0.5, 2.0, ["a", "b"], 16000) == [None, None]
 
 
 LOOP = "که " * 40
@@ -342,3 +344,26 @@ def test_openai_whisper_engine_retries_a_loop_without_sampling(engines, manifest
     retried = Decoder(engine, engine.options).decode(chunk, "transcribe").segments
     assert 0 < _worst_ratio(retried) <= 2.4, retried
     assert "decode" not in vars(engine.model)
+
+
+def test_every_engine_scores_given_texts_alike_on_the_same_weights(engines, bird_or_fox):
+    """score_texts (the acoustic check's question, intercept.acoustic): the log-probability of
+    given texts as the transcript of a span (mean per token, and tokens). The engine's own line
+    is far likelier than an unrelated sentence; the three engines agree within a nat or two
+    (their mel front ends differ slightly); an empty text is not scored."""
+    audio, tx = bird_or_fox
+    line = engines["faster-whisper"].transcribe(audio.samples, [tx], audio.sample_rate)[0]
+    words = line.text.split()
+    texts = [line.text, " ".join(words[:-1] + ["پرنده"]), "سلام بر شما دوستان عزیز", ""]
+    scores = {}
+    for name, engine in engines.items():
+        found = engine.score_texts(audio.samples, tx.start, tx.end, texts, audio.sample_rate)
+        assert [h.text for h in found[:3]] == texts[:3] and all(h.tokens > 0 for h in found[:3]), (name, found)
+        scores[name] = [h.avg_logprob * h.tokens for h in found[:3]] + found[3:]
+    for name, found in scores.items():
+        assert found[3] is None, name
+        assert all(value < 0 for value in found[:3]), (name, found)
+        assert found[0] > found[2] + 10, (name, found)
+    for a, b in itertools.combinations(scores, 2):
+        for x, y in zip(scores[a][:3], scores[b][:3]):
+            assert abs(x - y) <= 1.0 + 0.05 * abs(x), (a, b, scores)

@@ -37,12 +37,13 @@ def desk_store(tmp_path, evidence: bool = False):
     # The flag-evidence columns (migration 0005_flag_evidence) where this branch's store lacks them.
     for table, column, kind in [("flags", "match_score", float), ("flags", "word_prob", float),
                                 ("flags", "nbest_share", float), ("flags", "prior", float),
+                                ("flags", "acoustic_margin", float),
                                 ("flags", "hypothesis", str), ("lines", "confidence", float)]:
         if column not in db[table].columns_dict:
             db[table].add_column(column, kind)
     if evidence:
         db["flags"].update(10, {"score": 0.81, "match_score": 1.0, "word_prob": 0.62, "nbest_share": 0.4,
-                                "prior": 0.25, "prior_reason": "sound_alike: گفتار"})
+                                "acoustic_margin": -3.25, "prior": 0.25, "prior_reason": "sound_alike: گفتار"})
         db["lines"].update(1, {"confidence": 0.2})  # weak: its English is unreliable
     english_start = ENGLISH.index("fox")
     db["flags"].insert_all([
@@ -118,7 +119,7 @@ def test_trust_unknown_before_flag_evidence_and_confidence_from_logprob():
     described = describe_line(line, [flag], has_trust=False)
     assert f"{math.exp(-0.3):.2f} (exp(avg_logprob))" in str(trust_html(described))
     assert ("match score 1.00 · trust unknown · word probability unknown · n-best share unknown · "
-            "lexicon prior unknown") in str(flags_html(described))
+            "acoustic margin unknown · lexicon prior unknown") in str(flags_html(described))
     assert described["reliability"] == "reliable"
     bare = describe_line({"id": 2, "text_fa": "", "text_en": "hello"}, [], has_trust=False)
     assert "unknown" in str(trust_html(bare)) and bare["reliability"] == "unknown"
@@ -136,7 +137,8 @@ def test_trust_from_flag_evidence_and_line_confidence(tmp_path):
     ds = datasette_for(desk_store(tmp_path, evidence=True))
     line = get(ds, "/-/intercept/lines.json?ids=1").json()["1"]
     assert "0.20 (mean word probability)" in line["trust"]
-    assert ("match score 1.00 · trust 0.81 · word probability 0.62 · n-best share 0.40 · lexicon prior 0.25"
+    assert ("match score 1.00 · trust 0.81 · word probability 0.62 · n-best share 0.40 · acoustic margin -3.25 · "
+            "lexicon prior 0.25"
             in line["flags"])
     assert "prior 0.25: sound_alike: گفتار" in line["fa"]  # the reason, on the flagged words' mark
     assert line["reliability"] == "unreliable" and "weak recognition" in line["en"]

@@ -132,6 +132,24 @@ def test_noise_gets_no_voice():
     assert found.status == NO_SPEECH and found.vector is None and found.speech_s < 0.5
 
 
+def test_voices_stay_apart_under_keyed_hiss(speech):
+    """The front end (hiss gate) runs on what the encoder hears; the embeddings are tagged with it."""
+    from intercept.voices import FRONT_END, VoiceEmbedder
+
+    rng = np.random.default_rng(3)
+
+    def keyed(piece):  # steady hiss 15 dB under the speech, keyed over the whole transmission
+        padded = np.concatenate([np.zeros(RATE // 3, np.float32), piece, np.zeros(RATE // 3, np.float32)])
+        hiss = rng.standard_normal(padded.size).astype(np.float32)
+        return padded + hiss * np.sqrt(np.mean(piece ** 2)) * 10 ** (-15 / 20)
+
+    embedder = VoiceEmbedder()
+    a0, a1, b0 = (embedder.embed(keyed(p)) for p in (speech["A"][0], speech["A"][1], speech["B"][0]))
+    assert {a0.status, a1.status, b0.status} == {"ok"}
+    assert float(a0.vector @ a1.vector) > float(a0.vector @ b0.vector) + 0.05
+    assert embedder.version.endswith(f"front end {FRONT_END}") and "hiss gate" in FRONT_END
+
+
 def test_rerun_extends_without_renumbering_named_voices(two_recordings, speech):
     from intercept.voices import voices_for_store
 
@@ -226,3 +244,41 @@ def test_place_joins_the_nearest_voice_within_threshold():
                       [(10, e[0]), (11, e[1])], threshold=0.9)
     assert placement.joined == {1: 10, 2: 11}
     assert placement.new_groups == [[3, 4]]
+
+
+def _voices_by_transmission(db: Path) -> dict:
+    """(recording file name, transmission idx) -> (embedding status, vector or None, voice id)."""
+    from intercept.voices import from_bytes
+
+    with Store(db) as store:
+        rows = store.rows(
+            "SELECT r.path, t.idx, t.voice_id, e.status, e.embedding FROM transmissions t "
+            "JOIN recordings r ON r.id = t.recording_id "
+            "LEFT JOIN voice_embeddings e ON e.transmission_id = t.id")
+    return {(Path(r["path"]).name, r["idx"]): (r["status"], from_bytes(r["embedding"]) if r["embedding"] else None,
+                                               r["voice_id"]) for r in rows}
+
+
+def test_run_with_voices_on_ray_stores_the_voices_of_a_local_run(tmp_path, speech, embedded_model_dir):
+    pytest.importorskip("ray")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_recording(inputs / "one.wav", [speech["A"][0], speech["B"][1], speech["A"][2]], gap_s=2.0)
+    write_recording(inputs / "two.wav", [speech["B"][3], speech["A"][4], speech["B"][5]], gap_s=2.0)
+    stores = {}
+    for where, extra in (("local", []), ("ray", ["--ray", "local", "--workers", "2"])):
+        stores[where] = tmp_path / f"{where}.db"
+        result = CliRunner().invoke(cli, ["run", str(inputs), "--db", str(stores[where]), "--voices", "--translator",
+                                          "none", "--json", "--no-progress", *extra])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["voices"]["voices"] == 2, where
+    local, distributed = (_voices_by_transmission(stores[w]) for w in ("local", "ray"))
+    assert sorted(local) == sorted(distributed) and len(local) >= 6
+    renamed = {}  # voice ids may differ (rows are written in the order workers finish): same grouping
+    for key, (status, vector, voice) in local.items():
+        ray_status, ray_vector, ray_voice = distributed[key]
+        assert status == ray_status, key
+        if vector is not None:
+            assert np.allclose(vector, ray_vector, atol=2e-3), key
+        assert renamed.setdefault(voice, ray_voice) == ray_voice, key
+    assert len({v for v in renamed if v is not None}) == 2

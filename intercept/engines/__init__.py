@@ -6,12 +6,12 @@ is built per batch and reused for every recording.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..types import Line, Transmission
+from ..types import Hypothesis, Line, Transmission
 
 ENGINES = ("faster-whisper", "openai-whisper", "transformers")
 
@@ -146,6 +146,11 @@ class Engine(Protocol):
 
     def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
         """English of each (start, end) span, in order; packed where the engine packs."""
+        ...
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
+        """How well each given text fits the audio between start and end (None: cannot tell)."""
         ...
 
 

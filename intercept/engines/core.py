@@ -28,6 +28,7 @@ SAMPLE_RATE = 16000
 # Whisper's decoder holds 448 tokens; the prompt takes a few, and the libraries count new
 # tokens on top of them.
 MAX_NEW_TOKENS = 440
+WINDOW_SECONDS = 30
 
 
 def compression_ratio(text: str) -> float:
@@ -82,6 +83,13 @@ class WindowModel(Protocol):
         """Decode with the options' temperatures; with loop_retry, once at temperature 0 with
         repeated n-grams forbidden (options.loop_retry_ngram) and repeated tokens penalised
         (options.loop_retry_penalty)."""
+        ...
+
+    def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
+        """For each text, (the log-probability the model gives its tokens as the transcript of
+        this window, their number); the end-of-text token is left out (CTranslate2's align()
+        gives it none); teacher-forced after the transcribe prompt without timestamps. None
+        where the model cannot score a text (an empty one)."""
         ...
 
 
@@ -225,6 +233,22 @@ class Decoder:
                 tx = placement.transmission
                 english[i] = self.translate(samples, tx.start, tx.end)
         return english
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = SAMPLE_RATE) -> list[Optional[Hypothesis]]:
+        """How well each text fits the audio between start and end (seconds): a Hypothesis with
+        the model's mean log-probability per token of that text as the audio's transcript, and
+        its token count (WindowModel.score_window). Texts are compared with one another on the
+        same audio (intercept.acoustic); the audio is cut to one 30 s window."""
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"Whisper engines expect {SAMPLE_RATE} Hz samples")
+        chunk = samples[int(round(start * SAMPLE_RATE)): int(round(end * SAMPLE_RATE))][: WINDOW_SECONDS * SAMPLE_RATE]
+        texts = list(texts)
+        if len(chunk) == 0 or not texts:
+            return [None] * len(texts)
+        scores = self.model.score_window(chunk.astype(np.float32, copy=False), texts)
+        return [None if score is None else Hypothesis(text, score[0] / score[1], score[1])
+                for text, score in zip(texts, scores)]
 
     def transcribe_one(self, samples: np.ndarray, tx: Transmission) -> list[Line]:
         chunk = samples[int(round(tx.start * SAMPLE_RATE)): int(round(tx.end * SAMPLE_RATE))]

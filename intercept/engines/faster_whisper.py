@@ -24,7 +24,7 @@ import numpy as np
 
 from ..models import ModelError, error_line
 from ..packing import PackOptions
-from ..types import Line, Transmission, Word
+from ..types import Hypothesis, Line, Transmission, Word
 from . import TranscribeOptions, resolve_device
 from .core import MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, Segment, wants_alternatives
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
@@ -269,6 +269,39 @@ class FasterWhisperEngine:
 
     def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
         return Decoder(self, self.options, self.pack_options).translate_spans(samples, spans, sample_rate)
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
+        return Decoder(self, self.options, self.pack_options).score_texts(samples, start, end, texts, sample_rate)
+
+    def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
+        """core.WindowModel: the window encoded once, then every text teacher-forced in one
+        batch through CTranslate2's align(), whose text_token_probs are the model's
+        probabilities of the given tokens (the alignment itself is not used)."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+
+        whisper = self.model
+        tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual, task="transcribe",
+                              language=self.options.language or "fa")
+        features = whisper.feature_extractor(audio)[:, : whisper.feature_extractor.nb_max_frames]
+        frames = features.shape[-1]
+        features = np.pad(features, ((0, 0), (0, whisper.feature_extractor.nb_max_frames - frames)))
+        # On the CPU: the batch below repeats it per text (align takes one encoding per text).
+        encoded = np.asarray(whisper.model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=True))
+        # Text tokens only: align() gives the end-of-text token no probability.
+        ids = [tokenizer.encode(" " + text.strip()) if text.strip() else [] for text in texts]
+        scored = [n for n, i in enumerate(ids) if i]
+        out: list[Optional[tuple[float, int]]] = [None] * len(ids)
+        if not scored:
+            return out
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(encoded, len(scored), axis=0)))
+        prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+        results = whisper.model.align(batch, prompt, [ids[n] for n in scored], [frames] * len(scored))
+        for n, result in zip(scored, results):
+            out[n] = (float(np.sum(np.log(np.maximum(np.asarray(result.text_token_probs, dtype=np.float64), 1e-30)))),
+                      len(ids[n]))
+        return out
 
 
 def _segment(seg, words: Optional[list[Word]] = None, decode: Optional[int] = None) -> Segment:

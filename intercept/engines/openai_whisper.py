@@ -22,7 +22,7 @@ import numpy as np
 
 from ..models import ModelError, error_line
 from ..packing import PackOptions
-from ..types import Line, Transmission, Word
+from ..types import Hypothesis, Line, Transmission, Word
 from . import TranscribeOptions, resolve_device
 from .core import MAX_NEW_TOKENS, Candidate, Decoded, Decoder, Segment, split_at_timestamps, wants_alternatives
 
@@ -182,6 +182,40 @@ class OpenAIWhisperEngine:
 
     def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
         return Decoder(self, self.options, self.pack_options).translate_spans(samples, spans, sample_rate)
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
+        return Decoder(self, self.options, self.pack_options).score_texts(samples, start, end, texts, sample_rate)
+
+    def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
+        """core.WindowModel: the window's mel padded as transcribe() pads it (zeros in log-mel
+        space), encoded once, and each text teacher-forced through the decoder after the
+        transcribe prompt without timestamps."""
+        import torch
+        from whisper.audio import N_FRAMES, N_SAMPLES, log_mel_spectrogram, pad_or_trim
+        from whisper.tokenizer import get_tokenizer
+
+        model = self.model
+        tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
+                                  language=self.options.language or "fa", task="transcribe")
+        frames = min(N_FRAMES, len(audio) // 160)
+        mel = log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)[:, :frames]
+        mel = pad_or_trim(mel, N_FRAMES).to(model.device)
+        prompt = list(tokenizer.sot_sequence_including_notimestamps)
+        out: list[Optional[tuple[float, int]]] = []
+        with torch.no_grad():
+            encoded = model.embed_audio((mel.half() if self.fp16 else mel)[None])
+            for text in texts:
+                ids = tokenizer.encode(" " + text.strip()) if text.strip() else []
+                if not ids:
+                    out.append(None)
+                    continue
+                tokens = torch.tensor([prompt + ids[:-1]], device=model.device)
+                logprobs = torch.log_softmax(model.logits(tokens, encoded)[0].float(), dim=-1)
+                targets = torch.tensor(ids, device=model.device)
+                picked = logprobs[len(prompt) - 1:].gather(1, targets[:, None])
+                out.append((float(picked.sum()), len(ids)))
+        return out
 
 
 class _Watch:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..models import ModelError, error_line
 from ..packing import PackOptions
-from ..types import Line, Transmission
+from ..types import Hypothesis, Line, Transmission
 from . import TranscribeOptions, resolve_device
 from .core import MAX_NEW_TOKENS, Decoded, Decoder, Segment, compression_ratio
 from .openai_whisper import prompt_text
@@ -228,6 +228,41 @@ class TransformersEngine:
                 Decoded([Segment(0.0, tx.duration, text, avg_logprob=avg_logprob,
                                  compression_ratio=compression_ratio(text))]), tx))
         return lines
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
+        if self.kind == "ctc":
+            return [None] * len(texts)  # a CTC model has no decoder to score a given text with
+        return Decoder(self, self.options, self.pack_options).score_texts(samples, start, end, texts, sample_rate)
+
+    def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
+        """core.WindowModel: the window's features padded as decode() pads them, and each text
+        teacher-forced through the decoder after the transcribe prompt without timestamps."""
+        import torch
+
+        tokenizer = self.processor.tokenizer
+        features = self.processor.feature_extractor(audio.astype(np.float32, copy=False), sampling_rate=16000,
+                                                    return_tensors="pt", truncation=False,
+                                                    padding="longest").input_features
+        window = self.processor.feature_extractor.nb_max_frames
+        features = torch.nn.functional.pad(features[..., :window], (0, max(0, window - features.shape[-1])))
+        language = self.options.language or "fa"
+        prompt = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>",
+                                                  "<|notimestamps|>"])
+        out: list[Optional[tuple[float, int]]] = []
+        with torch.no_grad():
+            encoded = self.model.get_encoder()(features.to(self.model.device, self.model.dtype))
+            for text in texts:
+                ids = tokenizer.encode(" " + text.strip(), add_special_tokens=False) if text.strip() else []
+                if not ids:
+                    out.append(None)
+                    continue
+                decoder_ids = torch.tensor([prompt + ids[:-1]], device=self.model.device)
+                logits = self.model(encoder_outputs=encoded, decoder_input_ids=decoder_ids).logits[0]
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                picked = logprobs[len(prompt) - 1:].gather(1, torch.tensor(ids, device=logits.device)[:, None])
+                out.append((float(picked.sum()), len(ids)))
+        return out
 
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
         if self.kind == "ctc":

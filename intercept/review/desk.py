@@ -31,7 +31,7 @@ ENGLISH_KIND = "english"
 ALTERNATIVE_KIND = "alternative"
 # Evidence a flag may carry (the flag-trust migration); absent columns read as unknown.
 EVIDENCE = (("score", "trust"), ("word_prob", "word probability"), ("nbest_share", "n-best share"),
-            ("prior", "lexicon prior"))
+            ("acoustic_margin", "acoustic margin"), ("prior", "lexicon prior"))
 BUCKETS = {"hour": _dt.timedelta(hours=1), "day": _dt.timedelta(days=1)}  # UTC hours and days
 
 
