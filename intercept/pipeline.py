@@ -394,8 +394,9 @@ class Pipeline:
         return [self._finish(decoded, lines, translated) for decoded, lines in zip(group, found)]
 
     def _translate_together(self, group: list[Decoded], found: list[list[Line]]) -> bool:
-        """A pool's lines translated in one call (the whisper translator packs them into
-        shared windows as the recogniser did). False when the translator cannot, or failed:
+        """A pool's lines translated in one call (with TranscribeOptions.pack_translate the
+        whisper translator packs them into shared windows as the recogniser did; without, it
+        decodes each line alone). False when the translator cannot, or failed:
         each recording is then translated alone in _finish, where a failure fails it alone."""
         translate_many = getattr(self.translator, "translate_many", None)
         if translate_many is None:
