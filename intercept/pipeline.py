@@ -390,7 +390,24 @@ class Pipeline:
             if len(group) > 1:  # whichever recording caused it, it must fail alone
                 return [analysis for decoded in group for analysis in self._recognise([decoded], on_transmission)]
             return [Analysis(group[0].facts, "failed", error=one_line(exc))]
-        return [self._finish(decoded, lines) for decoded, lines in zip(group, found)]
+        translated = len(group) > 1 and self._translate_together(group, found)
+        return [self._finish(decoded, lines, translated) for decoded, lines in zip(group, found)]
+
+    def _translate_together(self, group: list[Decoded], found: list[list[Line]]) -> bool:
+        """A pool's lines translated in one call (with TranscribeOptions.pack_translate the
+        whisper translator packs them into shared windows as the recogniser did; without, it
+        decodes each line alone). False when the translator cannot, or failed:
+        each recording is then translated alone in _finish, where a failure fails it alone."""
+        translate_many = getattr(self.translator, "translate_many", None)
+        if translate_many is None:
+            return False
+        try:
+            translate_many([(lines, decoded.samples) for decoded, lines in zip(group, found)], group[0].sample_rate)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:
+            return False
+        return True
 
     def _transcribe_alone(self, decoded: Decoded, on_transmission) -> list[Line]:
         transmissions = decoded.transmissions
@@ -404,10 +421,11 @@ class Pipeline:
                 on_transmission(first + len(group), len(transmissions))
         return lines
 
-    def _finish(self, decoded: Decoded, lines: list[Line]) -> Analysis:
-        """The post-recognition step (normalise, translate, mark, flag, score) for one recording's lines."""
+    def _finish(self, decoded: Decoded, lines: list[Line], translated: bool = False) -> Analysis:
+        """The post-recognition step (normalise, translate unless `translated`, mark, flag,
+        score) for one recording's lines."""
         try:
-            flags = self.post.derive(lines, decoded.samples, decoded.sample_rate)
+            flags = self.post.derive(lines, decoded.samples, decoded.sample_rate, translate=not translated)
             voice_prints, voice_model = None, ("", "")
             if self.voice_embedder is not None:
                 voice_prints = self.voice_embedder.embed_transmissions(decoded.samples, decoded.sample_rate,

@@ -27,7 +27,8 @@ from typing import Callable, Iterable, Optional, Protocol, Sequence
 import numpy as np
 
 from .models import error_line
-from .types import Line
+from .packing import join_recordings
+from .types import Line, Transmission
 
 TRANSLATORS = ("whisper", "transformers", "none")
 FALLBACKS = ("whisper", "none", "error")
@@ -67,14 +68,38 @@ class WhisperTranslator:
         self.model = engine.model_name
 
     def translate(self, lines: Sequence[Line], samples: np.ndarray, sample_rate: int = 16000) -> None:
-        for line in lines:
-            # Lines under 1 s are widened to 1 s of surrounding audio: Whisper returns nothing
-            # or noise words for slivers shorter than that.
-            start, end = line.start, line.end
-            if end - start < 1.0:
-                pad = (1.0 - (end - start)) / 2
-                start, end = max(0.0, start - pad), end + pad
-            line.text_en = self.engine.translate_audio(samples, start, end, sample_rate)
+        self.translate_many([(lines, samples)], sample_rate)
+
+    def translate_many(self, parts: Sequence[tuple[Sequence[Line], np.ndarray]], sample_rate: int = 16000) -> None:
+        """The lines of several recordings, (lines, samples) each, translated in one engine
+        call, so that short recordings share translate windows as they share recognition
+        windows (the pipeline's pool; TranscribeOptions.pack_translate)."""
+        spans = [[Transmission(i, *stretch(line, samples.size / sample_rate)) for i, line in enumerate(lines)]
+                 for lines, samples in parts]
+        translate_spans = getattr(self.engine, "translate_spans", None)
+        if translate_spans is None:  # an engine with only the one-stretch call
+            for (lines, samples), own in zip(parts, spans):
+                for line, tx in zip(lines, own):
+                    line.text_en = self.engine.translate_audio(samples, tx.start, tx.end, sample_rate)
+        elif len(parts) == 1:
+            lines, samples = parts[0]
+            for line, text in zip(lines, translate_spans(samples, spans[0], sample_rate)):
+                line.text_en = text
+        else:
+            joined = join_recordings([(samples, own) for (_, samples), own in zip(parts, spans)], sample_rate)
+            for origin, text in zip(joined.origins, translate_spans(joined.samples, joined.transmissions, sample_rate)):
+                parts[origin.part][0][origin.transmission.idx].text_en = text
+
+
+def stretch(line: Line, duration_s: float) -> tuple[float, float]:
+    """The audio the whisper translator hears for a line: the line's own times, widened to
+    1 s of surrounding audio when shorter (Whisper returns nothing or noise words for
+    slivers shorter than that), kept inside the recording."""
+    start, end = line.start, line.end
+    if end - start < 1.0:
+        pad = (1.0 - (end - start)) / 2
+        start, end = start - pad, end + pad
+    return max(0.0, start), max(0.0, min(end, duration_s))
 
 
 # -- transformers MT -------------------------------------------------------------------------

@@ -451,19 +451,23 @@ def report(title: str, results: list[dict]) -> None:
     base = next((r for r in results if r["system"] == "openai-whisper" and "wall_s" in r), None)
     # wall s: transcribing after the model is loaded (intercept-cli: the whole command);
     # process s: the system's whole process (Python start-up, imports, model load, scoring).
+    # CPU s: the worker process's CPU seconds (model load included): on a shared machine the
+    # figure the other jobs' load moves least.
     print("| system | load s | wall s | RTF | x openai-whisper | process s | x openai-whisper (process) "
-          "| peak RSS MB | WER | CER |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| CPU s | x openai-whisper (CPU) | peak RSS MB | WER | CER |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "wall_s" not in r:
-            print(f"| {r['system']} | {r.get('skipped') or r.get('error')} |||||||||")
+            print(f"| {r['system']} | {r.get('skipped') or r.get('error')} |||||||||||")
             continue
         ratio = f"{base['wall_s'] / r['wall_s']:.2f}" if base else "n/a"
         process_ratio = f"{base['process_s'] / r['process_s']:.2f}" if base else "n/a"
+        cpu_ratio = f"{base['cpu_s'] / r['cpu_s']:.2f}" if base else "n/a"
         wer = f"{r['wer']:.3f}" if "wer" in r else ""
         cer = f"{r['cer']:.3f}" if "cer" in r else ""
         print(f"| {r['system']} | {r['load_s']:.1f} | {r['wall_s']:.1f} | {r['rtf']:.3f} | {ratio} | "
-              f"{r['process_s']:.1f} | {process_ratio} | {r['peak_rss_mb']:.0f} | {wer} | {cer} |")
+              f"{r['process_s']:.1f} | {process_ratio} | {r['cpu_s']:.1f} | {cpu_ratio} | "
+              f"{r['peak_rss_mb']:.0f} | {wer} | {cer} |")
         if r.get("marks"):
             print(f"|  stages: {json.dumps(r['marks'])}; transmissions {r.get('transmissions')} |||||||")
     corpora = sorted({name for r in results for name in r.get("by_corpus", {})})

@@ -72,6 +72,14 @@ class TranscribeOptions:
     # Needs a fixed language: with language=None each transmission is decoded alone.
     pack: bool = True
     pack_gap_s: float = 1.5  # silence between packed transmissions
+    # Whisper's translate task packed the same way (core.Decoder.translate_spans): the lines
+    # of a recording, or of a pool of short recordings, share windows. Off by default: on the
+    # folder corpus it halved the decodes (12 of 40 lines still decoded again alone, their
+    # English segments crossing the gaps) but was not measurably faster (1.04x wall, 0.97x
+    # CPU, a loaded machine), and its English moved as far from the per-line English as a
+    # 0.25 s different cut moves it (scripts/bench_translate_packed.py, docs/benchmarks.md).
+    # Needs pack as well.
+    pack_translate: bool = False
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).
     batch_size: int = 0
@@ -135,6 +143,10 @@ class Engine(Protocol):
     ) -> list[Line]: ...
 
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str: ...
+
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
+        """English of each (start, end) span, in order; packed where the engine packs."""
+        ...
 
     def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
                     sample_rate: int = 16000) -> list[Optional[Hypothesis]]:

@@ -188,10 +188,51 @@ class Decoder:
         return lines
 
     def translate(self, samples: np.ndarray, start: float, end: float, sample_rate: int = SAMPLE_RATE) -> str:
-        chunk = samples[int(start * sample_rate): int(end * sample_rate)]
+        # Rounded as transcribe_one and pack_samples slice: stretches of several recordings
+        # joined end to end (packing.join_recordings) then never take a neighbour's sample.
+        chunk = samples[int(round(start * sample_rate)): int(round(end * sample_rate))]
         if len(chunk) == 0:
             return ""
         return " ".join(seg.text.strip() for seg in self.decode(chunk, "translate").segments).strip()
+
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission],
+                        sample_rate: int = SAMPLE_RATE) -> list[str]:
+        """English of each span, in the order given. With options.pack_translate, spans share
+        30 s windows as transcription's transmissions do: one translate decode per window,
+        its segments given back to the span they cover (assign_spans). A span touched by a
+        segment across two spans, or left without English in its window, is decoded again
+        alone, so every span gets its own English or what it gets alone."""
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"Whisper engines expect {SAMPLE_RATE} Hz samples")
+        english = [""] * len(spans)
+        position = {id(tx): i for i, tx in enumerate(spans)}
+        packs = (self.options.pack and self.options.pack_translate and getattr(self.model, "packs", False)
+                 and self.options.language is not None and len(spans) > 1)
+        for pack in plan_packs(spans, self.pack_options) if packs else []:
+            texts = self._translate_pack(samples, pack)
+            for placement, text in zip(pack.placements, texts):
+                english[position[id(placement.transmission)]] = text
+        if not packs:
+            for i, tx in enumerate(spans):
+                english[i] = self.translate(samples, tx.start, tx.end, sample_rate)
+        return english
+
+    def _translate_pack(self, samples: np.ndarray, pack: Pack) -> list[str]:
+        """The English of each placement of `pack`."""
+        if len(pack.placements) == 1:
+            tx = pack.placements[0].transmission
+            return [self.translate(samples, tx.start, tx.end)]
+        decoded, owners, redo = self._decode_pack(samples, pack, "translate")
+        texts: list[list[str]] = [[] for _ in pack.placements]
+        for seg, owner in zip(decoded.segments, owners):
+            if owner is not None and seg.text.strip():
+                texts[owner].append(seg.text.strip())
+        english = [" ".join(parts) for parts in texts]
+        for i, placement in enumerate(pack.placements):
+            if i in redo or not english[i]:
+                tx = placement.transmission
+                english[i] = self.translate(samples, tx.start, tx.end)
+        return english
 
     def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
                     sample_rate: int = SAMPLE_RATE) -> list[Optional[Hypothesis]]:
@@ -220,19 +261,24 @@ class Decoder:
         pack = Pack((Placement(tx, offset_s),), self.pack_options.gap_s)
         return [line for line in self._lines(decoded, pack, [0] * len(decoded.segments), packed=False) if line]
 
-    def _transcribe_pack(self, samples: np.ndarray, pack: Pack) -> list[Line]:
-        if len(pack.placements) == 1:
-            return self.transcribe_one(samples, pack.placements[0].transmission)
+    def _decode_pack(self, samples: np.ndarray, pack: Pack, task: str) -> tuple[Decoded, list[Optional[int]], set[int]]:
+        """One decode of the packed window: its segments, each segment's placement
+        (assign_spans), and the placements to decode again alone. A segment across a gap
+        holds text of two transmissions that cannot be split by time: every transmission it
+        touches is decoded again on its own."""
         window = pack_samples(samples, pack, SAMPLE_RATE)
-        decoded = self.decode(window, "transcribe",
-                              self.max_new_tokens(pack.speech_s, len(pack.placements), "transcribe"))
+        decoded = self.decode(window, task, self.max_new_tokens(pack.speech_s, len(pack.placements), task))
         owners = assign_spans(pack, [(seg.start, seg.end) for seg in decoded.segments], self.pack_options)
-        # A segment across a gap holds text of two transmissions that cannot be split by
-        # time: every transmission it touches is decoded again on its own.
-        redo = set()
+        redo: set[int] = set()
         for seg, owner in zip(decoded.segments, owners):
             if owner is None:
                 redo.update(_touched(pack, seg.start, seg.end))
+        return decoded, owners, redo
+
+    def _transcribe_pack(self, samples: np.ndarray, pack: Pack) -> list[Line]:
+        if len(pack.placements) == 1:
+            return self.transcribe_one(samples, pack.placements[0].transmission)
+        decoded, owners, redo = self._decode_pack(samples, pack, "transcribe")
         owners = [None if owner in redo else owner for owner in owners]
         lines = [line for line in self._lines(decoded, pack, owners, packed=True) if line]
         for i in sorted(redo):

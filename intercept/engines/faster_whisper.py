@@ -267,6 +267,9 @@ class FasterWhisperEngine:
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
         return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
 
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
+        return Decoder(self, self.options, self.pack_options).translate_spans(samples, spans, sample_rate)
+
     def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
                     sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
         return Decoder(self, self.options, self.pack_options).score_texts(samples, start, end, texts, sample_rate)

@@ -268,3 +268,6 @@ class TransformersEngine:
         if self.kind == "ctc":
             raise ValueError(f"{self.model_name} is a CTC recogniser and cannot translate; use --translator none")
         return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
+
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
+        return [self.translate_audio(samples, tx.start, tx.end, sample_rate) for tx in spans]
