@@ -376,3 +376,22 @@ def _attach_alternatives(decoded: Decoded, pack: Pack, owners: list[Optional[int
 
 def _overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
     return max(0.0, min(a_end, b_end) - max(a_start, b_start))
+
+
+class DecoderMethods:
+    """The Engine methods that are nothing but the Decoder's policy over the engine itself (a
+    WindowModel with `options` and `pack_options`), written once for the engines."""
+
+    def decoder(self) -> Decoder:
+        return Decoder(self, self.options, self.pack_options)
+
+    def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = SAMPLE_RATE) -> str:
+        return self.decoder().translate(samples, start, end, sample_rate)
+
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission],
+                        sample_rate: int = SAMPLE_RATE) -> list[str]:
+        return self.decoder().translate_spans(samples, spans, sample_rate)
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = SAMPLE_RATE) -> list[Optional[Hypothesis]]:
+        return self.decoder().score_texts(samples, start, end, texts, sample_rate)

@@ -24,9 +24,9 @@ import numpy as np
 
 from ..models import ModelError, error_line
 from ..packing import PackOptions
-from ..types import Hypothesis, Line, Transmission, Word
+from ..types import Line, Transmission, Word
 from . import TranscribeOptions, resolve_device
-from .core import MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, Segment, wants_alternatives
+from .core import MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, DecoderMethods, Segment, wants_alternatives
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
 # not timed twice.
 _CPU_CANDIDATES = ("float32", "int8")
@@ -138,7 +138,7 @@ def choose_compute_type(model_path: str, device: str = "cpu", cpu_threads: int =
     return chosen
 
 
-class FasterWhisperEngine:
+class FasterWhisperEngine(DecoderMethods):
     name = "faster-whisper"
     packs = True  # core.WindowModel
 
@@ -263,16 +263,6 @@ class FasterWhisperEngine:
             tx = transmissions[int(np.argmax(overlaps))]
             lines.extend(decoder.lines_in(Decoded([_segment(seg)]), tx, offset_s=tx.start))
         return lines
-
-    def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
-        return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
-
-    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
-        return Decoder(self, self.options, self.pack_options).translate_spans(samples, spans, sample_rate)
-
-    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
-                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
-        return Decoder(self, self.options, self.pack_options).score_texts(samples, start, end, texts, sample_rate)
 
     def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
         """core.WindowModel: the window encoded once, then every text teacher-forced in one

@@ -22,9 +22,10 @@ import numpy as np
 
 from ..models import ModelError, error_line
 from ..packing import PackOptions
-from ..types import Hypothesis, Line, Transmission, Word
+from ..types import Line, Transmission, Word
 from . import TranscribeOptions, resolve_device
-from .core import MAX_NEW_TOKENS, Candidate, Decoded, Decoder, Segment, split_at_timestamps, wants_alternatives
+from .core import (MAX_NEW_TOKENS, Candidate, Decoded, Decoder, DecoderMethods, Segment, split_at_timestamps,
+                   wants_alternatives)
 
 
 def prompt_text(options: TranscribeOptions) -> Optional[str]:
@@ -112,7 +113,7 @@ class RepeatBan:
                     logits[row, seen] = torch.where(values > 0, values / self.penalty, values * self.penalty)
 
 
-class OpenAIWhisperEngine:
+class OpenAIWhisperEngine(DecoderMethods):
     name = "openai-whisper"
     token_room = MAX_NEW_TOKENS  # core.WindowModel: hotwords and prompt are not counted here
     packs = False  # one transmission per window: packing is measured for faster-whisper only
@@ -176,16 +177,6 @@ class OpenAIWhisperEngine:
         self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
     ) -> list[Line]:
         return Decoder(self, self.options, self.pack_options).transcribe(samples, transmissions, sample_rate)
-
-    def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
-        return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
-
-    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
-        return Decoder(self, self.options, self.pack_options).translate_spans(samples, spans, sample_rate)
-
-    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
-                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
-        return Decoder(self, self.options, self.pack_options).score_texts(samples, start, end, texts, sample_rate)
 
     def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
         """core.WindowModel: the window's mel padded as transcribe() pads it (zeros in log-mel

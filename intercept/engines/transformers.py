@@ -21,7 +21,7 @@ from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Hypothesis, Line, Transmission
 from . import TranscribeOptions, resolve_device
-from .core import MAX_NEW_TOKENS, Decoded, Decoder, Segment, compression_ratio
+from .core import MAX_NEW_TOKENS, Decoded, Decoder, DecoderMethods, Segment, compression_ratio
 from .openai_whisper import prompt_text
 
 _WINDOW_SECONDS = 30.0  # Whisper's input window; longer audio takes transformers' long-form path
@@ -76,7 +76,7 @@ def load_transformers_model(model_path: str, device: str = "cpu"):
     return model.to(device).eval(), processor, kind
 
 
-class TransformersEngine:
+class TransformersEngine(DecoderMethods):
     name = "transformers"
     token_room = MAX_NEW_TOKENS  # core.WindowModel
     packs = False  # one transmission per window: packing is measured for faster-whisper only
@@ -233,7 +233,7 @@ class TransformersEngine:
                     sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
         if self.kind == "ctc":
             return [None] * len(texts)  # a CTC model has no decoder to score a given text with
-        return Decoder(self, self.options, self.pack_options).score_texts(samples, start, end, texts, sample_rate)
+        return super().score_texts(samples, start, end, texts, sample_rate)
 
     def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
         """core.WindowModel: the window's features padded as decode() pads them, and each text
@@ -267,7 +267,7 @@ class TransformersEngine:
     def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str:
         if self.kind == "ctc":
             raise ValueError(f"{self.model_name} is a CTC recogniser and cannot translate; use --translator none")
-        return Decoder(self, self.options, self.pack_options).translate(samples, start, end, sample_rate)
+        return super().translate_audio(samples, start, end, sample_rate)
 
     def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
         return [self.translate_audio(samples, tx.start, tx.end, sample_rate) for tx in spans]
