@@ -50,6 +50,52 @@ def test_a_loop_is_retried_and_the_retry_kept_only_when_it_repeats_less():
     assert len(model.requests) == 1
 
 
+class StopsEarly(Scripted):
+    """A scripted model that takes stop_above, as faster-whisper's lazy decode loop does."""
+
+    stops_early = True
+
+    def decode(self, audio, task, max_new_tokens, loop_retry=False, stop_above=None):
+        decoded = super().decode(audio, task, max_new_tokens, loop_retry)
+        self.requests[-1]["stop_above"] = stop_above
+        return decoded
+
+
+def test_a_model_that_stops_at_the_loop_is_not_asked_for_the_rest_when_the_retry_is_better():
+    samples, txs = np.zeros(16000 * 3, np.float32), [Transmission(0, 0.0, 3.0)]
+    stopped = Decoded([_seg("دریافت شد"), _seg(LOOP, 2.0, 3.0)], complete=False)
+    model = StopsEarly([stopped, Decoded([_seg("دریافت شد"), _seg("امشب", 2.0, 3.0)])])
+    lines = Decoder(model, TranscribeOptions()).transcribe(samples, txs)
+    assert [line.text for line in lines] == ["دریافت شد", "امشب"]
+    threshold = TranscribeOptions().compression_ratio_threshold
+    assert [(r["loop_retry"], r["stop_above"]) for r in model.requests] == [(False, threshold), (True, None)]
+    # Clean text: one request, which was allowed to stop.
+    model = StopsEarly([Decoded([_seg("دریافت شد")])])
+    Decoder(model, TranscribeOptions()).transcribe(samples, txs)
+    assert [(r["loop_retry"], r["stop_above"]) for r in model.requests] == [(False, threshold)]
+
+
+def test_a_retry_no_better_than_the_stopped_part_is_weighed_against_the_whole_decode():
+    """The result is the one without the early stop: the whole decode is made, and the retry
+    kept only when it repeats less than that."""
+    samples, txs = np.zeros(16000 * 3, np.float32), [Transmission(0, 0.0, 3.0)]
+    stopped = Decoded([_seg(LOOP)], complete=False)
+    whole = Decoded([_seg(LOOP), _seg(LOOP + LOOP, 2.0, 3.0)])
+    worse_than_stopped = Decoded([_seg(LOOP + "که که")])
+    model = StopsEarly([stopped, worse_than_stopped, whole])
+    lines = Decoder(model, TranscribeOptions()).transcribe(samples, txs)
+    assert [line.text for line in lines] == [LOOP.strip() + " که که"]  # repeats less than the whole
+    assert [(r["loop_retry"], r["stop_above"]) for r in model.requests] == [
+        (False, TranscribeOptions().compression_ratio_threshold), (True, None), (False, None)]
+    model = StopsEarly([stopped, Decoded([_seg(LOOP * 3)]), whole])
+    lines = Decoder(model, TranscribeOptions()).transcribe(samples, txs)
+    assert [line.text for line in lines] == [LOOP.strip(), (LOOP + LOOP).strip()]
+    # A complete decode that loops is not decoded a third time.
+    model = StopsEarly([whole, Decoded([_seg(LOOP * 3)])])
+    Decoder(model, TranscribeOptions()).transcribe(samples, txs)
+    assert len(model.requests) == 2
+
+
 def test_token_cap_follows_the_audio_length():
     samples, txs = np.zeros(16000 * 3, np.float32), [Transmission(0, 0.0, 2.0)]
     model = Scripted([Decoded([_seg("دریافت شد")])])

@@ -157,8 +157,11 @@ def test_a_loop_is_decoded_again_deterministically_and_the_retry_kept():
 
 def test_a_retry_that_repeats_as_much_is_not_kept_and_clean_text_is_not_retried():
     samples, txs = _one_transmission()
-    engine, requests = _scripted_engine([[LOOP], [LOOP + LOOP]], TranscribeOptions())
+    # The first decode stops at the loop; the retry repeats more, so the whole window is
+    # decoded again to be weighed against it (here the whole is the loop alone).
+    engine, requests = _scripted_engine([[LOOP], [LOOP + LOOP], [LOOP]], TranscribeOptions())
     assert [line.text for line in engine.transcribe(samples, txs)] == [LOOP.strip()]
+    assert len(requests) == 3
     engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
     engine.transcribe(samples, txs)
     assert len(requests) == 1
@@ -166,6 +169,36 @@ def test_a_retry_that_repeats_as_much_is_not_kept_and_clean_text_is_not_retried(
     engine, requests = _scripted_engine([[LOOP]], TranscribeOptions(loop_retry_ngram=0, loop_retry_penalty=1.0))
     engine.transcribe(samples, txs)
     assert len(requests) == 1
+
+
+def test_decoding_stops_at_the_first_looping_segment_and_closes_the_generator():
+    """faster-whisper decodes lazily: segments not pulled are never decoded."""
+    samples, txs = _one_transmission()
+    pulled, closed = [], []
+    engine, requests = _scripted_engine([], TranscribeOptions())
+
+    def lazy(texts):
+        try:
+            for text in texts:
+                pulled.append(text)
+                yield _Segment(text)
+        finally:
+            closed.append(True)
+
+    scripts = [["دریافت شد", LOOP, "نباید رمزگشایی شود"], ["دریافت شد", "امشب"], ["یک", LOOP, "دو"]]
+
+    class Model:
+        def transcribe(self, audio, **kwargs):
+            requests.append(kwargs)
+            return lazy(scripts[len(requests) - 1]), None
+
+    engine.model = Model()
+    lines = engine.transcribe(samples, txs)
+    assert [line.text for line in lines] == ["دریافت شد", "امشب"]
+    assert pulled == ["دریافت شد", LOOP, "دریافت شد", "امشب"]
+    assert closed == [True, True]
+    decoded = engine.decode(samples, "transcribe", 100)  # no stop_above: every segment
+    assert decoded.complete and [seg.text for seg in decoded.segments] == ["یک", LOOP, "دو"]
 
 
 def test_no_window_is_dropped_as_silence_by_default():

@@ -140,3 +140,40 @@ def test_bad_options_are_named():
         SegmentOptions(max_transmission_s=0.5)
     with pytest.raises(ValueError, match="mono"):
         find_transmissions(np.zeros((2, 100), dtype=np.float32))
+
+
+def _bursts(rng, sample_rate, seconds):
+    """Hiss, keyed bursts and squelched gaps of random lengths: windows near the threshold."""
+    out = np.zeros(int(seconds * sample_rate), np.float32)
+    at = 0
+    while at < out.size:
+        on = int(rng.uniform(0.05, 3.0) * sample_rate)
+        out[at:at + on] = rng.normal(0, rng.choice([0.003, 0.01, 0.3]), out[at:at + on].size)
+        at += on + int(rng.uniform(0.0, 1.5) * sample_rate)
+    return out
+
+
+@pytest.mark.parametrize("sample_rate", [16000, 8000, 44100])
+def test_the_energy_split_gives_pydubs_ranges(sample_rate):
+    """_nonsilent_ms is pydub.silence.detect_nonsilent computed with running sums: the same
+    ranges, on signals and settings around every edge of pydub's rule."""
+    from pydub import AudioSegment
+    from pydub.silence import detect_nonsilent
+
+    from intercept.segment import _nonsilent_ms, _pcm16
+
+    rng = np.random.default_rng(sample_rate)
+    signals = [_bursts(rng, sample_rate, rng.uniform(1, 10)) for _ in range(6)]
+    signals += [np.zeros(sample_rate * 2, np.float32), rng.normal(0, 0.2, sample_rate * 2).astype(np.float32),
+                rng.normal(0, 0.2, sample_rate // 5).astype(np.float32), np.zeros(0, np.float32)]
+    checked = 0
+    for signal in signals:
+        pcm = _pcm16(signal)
+        segment = AudioSegment(pcm.tobytes(), frame_rate=sample_rate, sample_width=2, channels=1)
+        for min_silence_len, seek_step in [(500, 10), (300, 1), (500, 7), (100, 150)]:
+            for thresh in (-60.0, -40.0, -35.5, -20.0):
+                expected = detect_nonsilent(segment, min_silence_len=min_silence_len, silence_thresh=thresh,
+                                            seek_step=seek_step)
+                assert _nonsilent_ms(pcm, sample_rate, min_silence_len, thresh, seek_step) == expected
+                checked += bool(expected) and expected != [[0, len(segment)]]
+    assert checked > 20  # most cases split the signal, not all-or-nothing

@@ -141,6 +141,7 @@ def choose_compute_type(model_path: str, device: str = "cpu", cpu_threads: int =
 class FasterWhisperEngine(DecoderMethods):
     name = "faster-whisper"
     packs = True  # core.WindowModel
+    stops_early = True  # core.WindowModel: transcribe() yields its segments lazily
 
     def __init__(self, model_path: str, model_name: str, options: TranscribeOptions):
         from faster_whisper import WhisperModel
@@ -207,9 +208,12 @@ class FasterWhisperEngine(DecoderMethods):
             vad_filter=False,  # transmissions are already cut by intercept.segment
         )
 
-    def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
+    def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False,
+               stop_above: Optional[float] = None) -> Decoded:
         """core.WindowModel: faster-whisper's own decode loop over one window, with the
-        N-best and word probabilities of each of its decode calls when _Evidence is attached."""
+        N-best and word probabilities of each of its decode calls when _Evidence is attached.
+        With stop_above, the loop is left at the first segment whose compression ratio is
+        above it (its segments come lazily, one decode call at a time)."""
         settings = self._settings(task, max_new_tokens)
         if loop_retry:
             settings.update(temperature=[0.0], no_repeat_ngram_size=self.options.loop_retry_ngram,
@@ -217,12 +221,13 @@ class FasterWhisperEngine(DecoderMethods):
         evidence = getattr(self, "_evidence", None)
         wanted = wants_alternatives(self.options) or self.options.word_evidence
         if evidence is None or task != "transcribe" or not wanted:
-            segments, _info = self.model.transcribe(audio, **settings)
-            return Decoded([_segment(seg) for seg in segments])
+            segments, complete = _until(self.model.transcribe(audio, **settings)[0], stop_above)
+            return Decoded([_segment(seg) for seg in segments], complete=complete)
         with evidence.recording(self.options) as record:
-            segments, _info = self.model.transcribe(audio, **settings)
-            segments = list(segments)  # a generator: decoding happens here
-        return record.decoded(segments)
+            segments, complete = _until(self.model.transcribe(audio, **settings)[0], stop_above)
+        decoded = record.decoded(segments)
+        decoded.complete = complete
+        return decoded
 
     def transcribe(
         self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
@@ -292,6 +297,20 @@ class FasterWhisperEngine(DecoderMethods):
             out[n] = (float(np.sum(np.log(np.maximum(np.asarray(result.text_token_probs, dtype=np.float64), 1e-30)))),
                       len(ids[n]))
         return out
+
+
+def _until(segments, stop_above: Optional[float]) -> tuple[list, bool]:
+    """The segments of faster-whisper's generator, up to and with the first one with text
+    whose compression ratio is above stop_above (None: all); and whether that was all."""
+    out = []
+    for seg in segments:
+        out.append(seg)
+        if stop_above is not None and seg.text.strip() and (seg.compression_ratio or 0.0) > stop_above:
+            close = getattr(segments, "close", None)
+            if close is not None:  # a generator: no further decode calls
+                close()
+            return out, False
+    return out, True
 
 
 def _segment(seg, words: Optional[list[Word]] = None, decode: Optional[int] = None) -> Segment:
