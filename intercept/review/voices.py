@@ -43,7 +43,7 @@ def _error(message: str, status: int) -> Response:
 
 
 def _with_store(path: str, work):
-    # The Store's own connection, in a worker thread: only store.py knows the SQL.
+    # The Store's own connection, in a worker thread: only intercept.store knows the SQL.
     with Store(path) as store:
         return work(store)
 

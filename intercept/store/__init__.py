@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from .types import Flag, Line, Transmission
+from ..types import Flag, Line, Transmission
 
 VERDICTS = ("confirmed", "false_positive", "unsure")
 
@@ -490,7 +490,7 @@ def _json_or_none(items, row) -> Optional[str]:
 def line_evidence(row: dict) -> dict[str, Any]:
     """A stored line's recogniser evidence back as Line fields (words, alternatives,
     confidence); None where the row holds none (an old store, or an engine that gave none)."""
-    from .types import Hypothesis, Word
+    from ..types import Hypothesis, Word
 
     words = json.loads(row["words"]) if row.get("words") else None
     alternatives = json.loads(row["alternatives"]) if row.get("alternatives") else None
