@@ -740,9 +740,12 @@ def models_convert(model, target, out_dir):
               help="bundle: seconds of audio kept either side of each line.")
 @click.option("--recording", "recording_id", type=int,
               help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
+@click.option("--bom", is_flag=True,
+              help="csv/srt/vtt: start the file with a UTF-8 byte order mark, so that spreadsheets "
+                   "(Excel) read the Farsi as UTF-8 rather than a local code page.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write.  [default: standard output]")
-def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, recording_id, output):
+def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, recording_id, bom, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
     Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
@@ -750,9 +753,15 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
     listener agrees, and the evidence behind it). Without --flagged-only every line and every
     flag goes out.
 
+    CSV is RFC 4180 (CRLF, fields with commas, quotes or line breaks quoted), and a text cell
+    that a spreadsheet would run as a formula (starting with = + - @, tab, CR or NUL) or that
+    starts with ' gets a leading ': remove one leading ' to get the stored text. Subtitles
+    drop control characters, fold line breaks into spaces, and SRT writes "-->" in text as
+    "→" (U+2192). JSON Lines is exact. Details: docs/review.md, "What an export does to the text".
+
     \b
       intercept export traffic.db --format jsonl --flagged-only -o queue.jsonl
-      intercept export traffic.db --format csv --flagged-only --all-flags -o flagged.csv
+      intercept export traffic.db --format csv --flagged-only --all-flags --bom -o flagged.csv
       intercept export traffic.db --format srt --recording 3 -o night.srt
     """
     from .export import ExportError, ExportOptions
@@ -760,13 +769,15 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
     from .store import READ
 
     if fmt == "bundle":
+        if bom:
+            raise click.UsageError("--bom is for csv, srt and vtt; a bundle is a ZIP")
         _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id)
         return
     with _open_store(db_path, READ) as store:
         try:
             count = write_export(store, output or sys.stdout,
                                  ExportOptions(fmt, flagged_only, recording_id, all_flags=all_flags,
-                                               confirmed_only=confirmed_only))
+                                               confirmed_only=confirmed_only, bom=bom))
         except ExportError as exc:
             _fail(str(exc))
     if output:

@@ -15,6 +15,20 @@ the threshold (intercept.scoring.DEFAULT_THRESHOLD), each with those flags; `all
 the flags the threshold hides (and the lines holding only such flags). Without `flagged_only`
 every line goes out with every flag.
 
+What each format does to hostile text (docs/review.md, "What an export does to the text"):
+
+* CSV (RFC 4180 through the csv module): every field holding a comma, a quote, CR or LF is
+  quoted, records end in CRLF, and a text cell that a spreadsheet would run as a formula (one
+  starting with = + - @ TAB CR or NUL, the OWASP/ASVS rule) gets a leading `'`; so does a cell
+  that already starts with `'`, so that removing one leading `'` always gives the stored text
+  back. `bom` writes a UTF-8 byte order mark first, for spreadsheets that otherwise guess the
+  encoding wrong.
+* SRT/VTT: one cue line per field; control characters are removed, any run of whitespace or line
+  breaks becomes one space (a blank line would end the cue), and `-->` (which starts a timing
+  line) becomes `→` in SRT; WebVTT escapes `& < >` as character references instead.
+* JSON Lines: exact. U+2028, U+2029 and U+0085, which JSON allows raw but line-splitting readers
+  (Python's str.splitlines, older JavaScript) take for line breaks, are written escaped.
+
 The lines come from `Store.iter_lines`, so this module knows no SQL.
 """
 from __future__ import annotations
@@ -23,6 +37,7 @@ import csv
 import io
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +49,7 @@ from .store import Store
 
 FORMATS = ("srt", "vtt", "csv", "jsonl")
 SUBTITLE_FORMATS = ("srt", "vtt")
+BOM = "\ufeff"  # written as UTF-8: EF BB BF
 # The shortest cue we write: WebVTT requires a cue to end after it starts.
 MIN_CUE_S = 0.001
 
@@ -68,6 +84,7 @@ class ExportOptions:
     all_flags: bool = False  # with flagged_only: also the flags the threshold hides from the queue
     threshold: float = DEFAULT_THRESHOLD
     confirmed_only: bool = False  # only lines whose latest verdict is "confirmed"
+    bom: bool = False  # csv/srt/vtt: start with a UTF-8 byte order mark (spreadsheets); not for jsonl
 
 
 def _distinct(values: Iterable[str]) -> list[str]:
@@ -112,9 +129,18 @@ def _timestamp(seconds: float, decimal_mark: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_mark}{millis:03d}"
 
 
+# Control characters (Unicode category Cc) that are not whitespace: NUL, BEL, ESC, DEL, C1 codes.
+# Whitespace controls (TAB, LF, CR, VT, FF, FS-US, NEL) are folded into spaces by _one_line.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+# The arrow SRT uses for "-->" inside text (a line holding "-->" reads as a timing line).
+SRT_ARROW = "\u2192"
+
+
 def _one_line(text: Optional[str]) -> str:
-    # A blank line ends a cue in both formats, so a cue's text lines must not break.
-    return " ".join((text or "").split())
+    """Subtitle-safe text: control characters removed, every run of whitespace and line breaks
+    (str.split's: also U+2028/2029, NEL) one space. A blank line ends a cue in both formats,
+    so a cue's text lines must not break. ZWNJ and bidi marks are not whitespace: they stay."""
+    return " ".join(_CONTROL.sub("", text or "").split())
 
 
 def _cue_text(row: dict, vtt: bool) -> list[str]:
@@ -128,6 +154,9 @@ def _cue_text(row: dict, vtt: bool) -> list[str]:
     if vtt:
         # WebVTT cue text is markup: escape it, and "-->" may not appear at all.
         lines = [line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in lines]
+    else:
+        # SRT has no escapes; parsers find a cue's timing by its "-->".
+        lines = [line.replace("-->", SRT_ARROW) for line in lines]
     return lines
 
 
@@ -145,16 +174,39 @@ def _write_subtitles(rows: list[dict], out: IO[str], vtt: bool) -> None:
         out.write("\n".join(_cue_text(row, vtt)) + "\n\n")
 
 
-def _csv_value(column: str, value):
-    if column == "flags":
-        return json.dumps(value, ensure_ascii=False)
-    if column in ("concepts", "categories", "kinds"):
-        return ";".join(value)
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV Injection";
+# ASVS 5 adds NUL). "'" is listed too: prefixing cells that already start with it keeps the
+# rule reversible (strip one leading "'" from a cell that has one).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "\x00", "'")
+
+
+def neutralise_cell(value):
+    """A text cell as written to CSV: prefixed with "'" when it starts with a formula lead.
+    Numbers are left alone (a negative log-probability is a number, not a formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+        return "'" + value
     return value
 
 
+def _csv_value(column: str, value):
+    if column == "flags":
+        value = json.dumps(value, ensure_ascii=False)
+    elif column in ("concepts", "categories", "kinds"):
+        value = ";".join(value)
+    return neutralise_cell(value)
+
+
+class ExportDialect(csv.excel):
+    """RFC 4180: CRLF between records, and (csv.QUOTE_MINIMAL) every field holding a comma,
+    quote, CR or LF quoted. With "\n" as the line terminator Python 3.11's csv module leaves a
+    bare CR unquoted, and spreadsheets then split the record in two."""
+
+    lineterminator = "\r\n"
+    quoting = csv.QUOTE_MINIMAL
+
+
 def _write_csv(rows: Iterable[dict], out: IO[str]) -> int:
-    writer = csv.DictWriter(out, fieldnames=ROW_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=ROW_COLUMNS, dialect=ExportDialect)
     writer.writeheader()
     count = 0
     for row in rows:
@@ -163,10 +215,21 @@ def _write_csv(rows: Iterable[dict], out: IO[str]) -> int:
     return count
 
 
+# Legal raw inside JSON strings, but line breaks to str.splitlines and pre-2019 JavaScript.
+_JSON_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+def _jsonl_line(row: dict) -> str:
+    text = json.dumps(row, ensure_ascii=False)
+    for raw, escaped in _JSON_LINE_BREAKS.items():
+        text = text.replace(raw, escaped)  # these only occur inside strings, where the escape is exact
+    return text
+
+
 def _write_jsonl(rows: Iterable[dict], out: IO[str]) -> int:
     count = 0
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.write(_jsonl_line(row) + "\n")
         count += 1
     return count
 
@@ -220,6 +283,8 @@ def export(
     options = options or ExportOptions()
     if options.format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {options.format!r}")
+    if options.bom and options.format == "jsonl":
+        raise ExportError("a byte order mark is for csv, srt and vtt: JSON Lines must not start with one (RFC 8259)")
     if options.recording_id is not None and not store.count("recordings", "id = ?", [options.recording_id]):
         raise ExportError(f"{store.path}: no recording {options.recording_id} in the store")
     confirmed = store.confirmed_line_ids() if options.confirmed_only else None
@@ -232,10 +297,14 @@ def export(
         # Collected before opening `out`, so that a refusal writes nothing.
         subtitle_rows = _subtitle_rows(rows, options.format)
         with opened_for_export(out) as handle:
+            if options.bom:
+                handle.write(BOM)
             _write_subtitles(subtitle_rows, handle, vtt=options.format == "vtt")
         return len(subtitle_rows)
     with opened_for_export(out) as handle:
         if options.format == "csv":
+            if options.bom:
+                handle.write(BOM)
             return _write_csv(rows, handle)
         return _write_jsonl(rows, handle)
 

@@ -84,7 +84,7 @@ def test_srt_cues_parse_back_with_times_and_text(store):
     assert [(start, end) for _, start, end, _ in cues] == [(1.25, 3.5), (61.0, 62.004), (3725.5, 3727.0)]
     assert cues[0][3] == [FARSI, ENGLISH, "[bird, fox 1.00]"], "concepts in the order they are said"
     assert cues[1][3] == ["سلام", "hello"], "no concepts on an unflagged line"
-    assert cues[2][3] == ["روباه <آمد>", "the fox came & <went> --> away", "[fox 0.80]"]
+    assert cues[2][3] == ["روباه <آمد>", "the fox came & <went> → away", "[fox 0.80]"], "SRT has no escape for -->"
 
 
 def test_vtt_cues_parse_back_escaped(store):
