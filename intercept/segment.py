@@ -11,8 +11,18 @@ Two detectors:
     but the channel was clearly keyed (Silero can miss very noisy or odd-sounding voices).
 
 Whatever the detector, the result is post-processed the same way: neighbours closer than
-merge_gap_s are merged, transmissions longer than max_transmission_s (Whisper's 30 s
-window) are split at their quietest internal pause, and times are clamped to the file.
+merge_gap_s are merged, spans that hold no signal (below an absolute level floor) or only a
+steady one (a tone, hum, DC or an unmodulated carrier: a level that does not move) are
+dropped, transmissions longer than max_transmission_s (Whisper's 30 s window) are split at
+their quietest internal pause, and times are clamped to the file.
+
+Why the floor and the steadiness check: Silero runs on the peak-normalised signal, and a
+"silent" 16-bit file is rarely all zeros (sox and most editors dither: +-1 step, about
+-96 dBFS). Normalised, that dither became full-scale white noise in which Silero, at the
+low threshold radio needs, heard speech: 10 minutes of it gave a dozen spans, and Whisper
+wrote "I'm sorry..." in them. The energy split's threshold is relative to the file's own loud
+level, so a constant tone, hum or DC offset (nothing but loud level) was one long keyed span.
+Neither detector sees absolute level or steadiness; the post-processing does, for all three.
 """
 from __future__ import annotations
 
@@ -75,6 +85,14 @@ class SegmentOptions:
     # --- shared post-processing ---
     max_transmission_s: float = 28.0
     merge_gap_s: float = 0.3
+    # A span is a transmission only if, through the 200 Hz high-pass (no DC, no mains hum), the
+    # 90th percentile of its 10 ms frame levels reaches min_level_dbfs (16-bit dither is about
+    # -96 dBFS; speech measured in audio_samples/ and ../shared/eval clips -6 to -32 dBFS) and
+    # that level moves: the 90th minus the 10th percentile is at least min_level_spread_db
+    # (speech rises and falls with its syllables: 11 to 70 dB measured there; a sine, DC or
+    # hum ~0 dB, steady hiss ~1-2 dB). None turns a check off.
+    min_level_dbfs: Optional[float] = -70.0
+    min_level_spread_db: Optional[float] = 3.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -147,6 +165,8 @@ def silero_spans(samples: np.ndarray, sample_rate: int, options: SegmentOptions)
         # cleaned copy of the whole recording in memory.
         peak = max((float(np.max(np.abs(_filtered(samples, sample_rate, lo, hi)))) for lo, hi in blocks
                     if hi > lo), default=0.0)
+        if options.min_level_dbfs is not None and peak < 10.0 ** (options.min_level_dbfs / 20.0):
+            return []  # nothing in the file reaches the floor: normalising would only amplify dither
         target = CleanupOptions().normalize_peak
         gain = target / peak if peak > 1e-6 and target else 1.0
     spans: List[Span] = []
@@ -306,6 +326,32 @@ def _split_long(span: Span, samples: np.ndarray, sample_rate: int, max_s: float)
     return pieces
 
 
+def span_level_db(samples: np.ndarray, sample_rate: int, span: Span) -> Optional[Tuple[float, float]]:
+    """(loud level, spread) of a span in dB: the 90th percentile of its 10 ms frame levels
+    through clean_radio's filters (dBFS), and that minus the 10th percentile. None when the
+    span is shorter than two frames."""
+    lo, hi = max(0, int(span[0] * sample_rate)), min(samples.size, int(span[1] * sample_rate))
+    levels = _frame_levels_db(_filtered(samples, sample_rate, lo, hi), sample_rate) if hi > lo else np.array([])
+    if levels.size < 2:
+        return None
+    loud, quiet = np.percentile(levels, [90, 10])
+    return float(loud), float(loud - quiet)
+
+
+def holds_signal(samples: np.ndarray, sample_rate: int, span: Span, options: SegmentOptions) -> bool:
+    """False for a span of silence (below options.min_level_dbfs) or of a steady tone, hum or
+    carrier (level spread below options.min_level_spread_db); see SegmentOptions."""
+    if options.min_level_dbfs is None and options.min_level_spread_db is None:
+        return True
+    measured = span_level_db(samples, sample_rate, span)
+    if measured is None:
+        return True  # too short to judge; the detectors' own minimum length applies
+    loud, spread = measured
+    if options.min_level_dbfs is not None and loud < options.min_level_dbfs:
+        return False
+    return options.min_level_spread_db is None or spread >= options.min_level_spread_db
+
+
 def find_transmissions(
     samples: np.ndarray, sample_rate: int = 16000, options: Optional[SegmentOptions] = None
 ) -> List[Transmission]:
@@ -331,6 +377,7 @@ def find_transmissions(
 
     spans = [(max(0.0, start), min(duration, end)) for start, end in spans]
     spans = _merge([span for span in spans if span[1] > span[0]], options.merge_gap_s)
+    spans = [span for span in spans if holds_signal(samples, sample_rate, span, options)]
     result: List[Span] = []
     for span in spans:
         result.extend(_split_long(span, samples, sample_rate, options.max_transmission_s))

@@ -40,8 +40,9 @@ def test_repeated_ngram_finds_multiword_loops():
 
 def test_farsi_phrase_with_zwnj_variants(tmp_path):
     phrases = tmp_path / "h.txt"
-    phrases.write_text("# comment\nزیرنویس فارسی\n", encoding="utf-8")
-    assert load_phrases(phrases) == ["زیرنویس فارسی"]
+    # "*": a credit, any words after it (a line holding more than listed phrases is not suspect).
+    phrases.write_text("# comment\nزیرنویس فارسی *\n", encoding="utf-8")
+    assert load_phrases(phrases) == ["زیرنویس فارسی *"]
     line = _line("زیرنویس\u200cفارسی توسط")
     Guards(GuardOptions(phrases_path=phrases)).mark([line])
     assert "hallucinated" in line.suspect
