@@ -331,7 +331,9 @@ def span_level_db(samples: np.ndarray, sample_rate: int, span: Span) -> Optional
     through clean_radio's filters (dBFS), and that minus the 10th percentile. None when the
     span is shorter than two frames."""
     lo, hi = max(0, int(span[0] * sample_rate)), min(samples.size, int(span[1] * sample_rate))
-    levels = _frame_levels_db(_filtered(samples, sample_rate, lo, hi), sample_rate) if hi > lo else np.array([])
+    # A 0.25 s margin hides the high-pass's edge (its impulse response dies out in ~20 ms).
+    levels = (_frame_levels_db(_filtered(samples, sample_rate, lo, hi, margin_s=0.25), sample_rate) if hi > lo
+              else np.array([]))
     if levels.size < 2:
         return None
     loud, quiet = np.percentile(levels, [90, 10])
