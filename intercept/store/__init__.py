@@ -542,8 +542,7 @@ def _check_header(path: Path) -> bool:
         info = path.stat()
         if not path.is_file():
             raise StoreError(f"{path}: not a file")
-        with open(path, "rb") as file:
-            header = file.read(100)
+        header = read_head(path, 100)
     except OSError as exc:
         raise StoreError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not header:
@@ -565,6 +564,83 @@ def _check_header(path: Path) -> bool:
     return False
 
 
+# Closing any descriptor of a file drops every POSIX (fcntl) lock the process holds on it,
+# SQLite's own included (POSIX, not SQLite, decides this). A process that has the store open
+# through SQLite (a batch, the review server's Datasette connections) and then opens and
+# closes the file to read its header would lose SQLite's shared lock; another connection's
+# close then believes it is the last one, checkpoints and deletes the -wal, and this process
+# goes on committing into the unlinked file (issue 23). So the store file itself is only ever
+# read through one descriptor per file that stays open for the life of the process (SQLite's
+# unix VFS keeps its own descriptors the same way), and the create/migrate guard is a flock
+# on a separate file, `<store>.lock`.
+_HEADS: dict[tuple[int, int], int] = {}
+_KEPT: list[int] = []  # descriptors superseded in _HEADS, kept open for the same reason
+_HEADS_BEFORE_PRUNING = 64
+
+
+def read_head(path: str | Path, size: int) -> bytes:
+    """The first `size` bytes of the file at path, read without ever closing a descriptor of
+    a file whose locks this process may hold (see above)."""
+    info = os.stat(path)
+    key = (info.st_dev, info.st_ino)
+    fd = _HEADS.get(key)
+    if fd is not None:
+        try:
+            held = os.fstat(fd)
+            fd = fd if (held.st_dev, held.st_ino) == key else None  # a reused number: not ours
+        except OSError:
+            fd = None
+    if fd is None:
+        if len(_HEADS) >= _HEADS_BEFORE_PRUNING:
+            _prune_heads()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        opened = os.fstat(fd)
+        key = (opened.st_dev, opened.st_ino)
+        if key in _HEADS:
+            _KEPT.append(_HEADS[key])
+        _HEADS[key] = fd
+    return os.pread(fd, size, 0)
+
+
+def _locked_inodes() -> Optional[set[int]]:
+    """Inodes this process holds POSIX locks on (Linux /proc/locks), None when unknown."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    pid, inodes = str(os.getpid()), set()
+    for line in text.splitlines():
+        fields = line.replace("->", "").split()
+        if len(fields) > 5 and fields[1] == "POSIX" and fields[4] == pid:
+            inodes.add(int(fields[5].rsplit(":", 1)[-1]))
+    return inodes
+
+
+def _prune_heads() -> None:
+    # A process that touches many stores (a test suite) would otherwise keep one descriptor
+    # per store: close those of files that are deleted or that this process holds no lock on.
+    locked = _locked_inodes()
+    for key, fd in list(_HEADS.items()):
+        try:
+            closable = os.fstat(fd).st_nlink == 0 or (locked is not None and key[1] not in locked)
+        except OSError:
+            closable = True
+        if closable:
+            del _HEADS[key]
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def lock_path(path: str | Path) -> Path:
+    """The file beside a store that `intercept run` and `migrate` flock while they create or
+    migrate it (never the store file itself, see above). It stays after the run: removing a
+    lock file races with a process waiting on it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
 def _wal_files(path: Path) -> list[Path]:
     return [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
 
@@ -579,8 +655,7 @@ def read_only_connection(path: str | Path) -> sqlite3.Connection:
     reader shares them as any reader does."""
     path = Path(path)
     wal_mode = False
-    with open(path, "rb") as file:
-        header = file.read(20)
+    header = read_head(path, 20)
     if len(header) == 20 and header[18] == 2:
         wal_mode = True
     params = {"mode": "ro"}
@@ -757,12 +832,13 @@ class Store:
         if problem:
             raise StoreError(f"{self.path}: cannot write to the store ({problem})")
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
         try:
             # Two runs started together into one store: one migrates, the other waits, then
-            # finds the schema current. flock is apart from SQLite's own (fcntl) locks.
+            # finds the schema current. The lock is on <store>.lock, never on the store file:
+            # closing a descriptor of the store would drop SQLite's own locks on it.
             fcntl.flock(fd, fcntl.LOCK_EX)
             found = inspect_store(self.path)  # again: another run may have migrated it meanwhile
             self._connect(mode="rwc")
@@ -1126,6 +1202,13 @@ class Store:
                 self.db.query("SELECT * FROM flags WHERE line_id = ? ORDER BY span_start, id", [row["id"]])
             )
             yield row
+
+    def recording_ids_with_lines(self, recording_id: Optional[int] = None) -> list[int]:
+        """Ids of the recordings that hold lines (only `recording_id`'s, when given), in order."""
+        if recording_id is not None:
+            return [row[0] for row in self.db.execute(
+                "SELECT DISTINCT recording_id FROM lines WHERE recording_id = ?", [recording_id])]
+        return [row[0] for row in self.db.execute("SELECT DISTINCT recording_id FROM lines ORDER BY recording_id")]
 
     def recording(self, recording_id: int) -> Optional[dict]:
         """The recordings row with this id, or None."""
