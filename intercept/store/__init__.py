@@ -461,6 +461,20 @@ def _acoustic_margin(db: sqlite_utils.Database) -> None:
         db["flags"].add_column("acoustic_margin", float)
 
 
+@_migration("0010_seal")
+def _seal(db: sqlite_utils.Database) -> None:
+    """The sealed store (intercept.store.seal): a table of seals, each a digest of one
+    recording's rows chained to the seal before it; every done recording is sealed once as
+    it is now (reason 'migrated': what was stored before this migration is vouched for from
+    here on, not before)."""
+    from . import seal
+
+    if seal.has_seals(db.conn):
+        return  # a repeat (its record was lost): the chain is there already
+    seal.create_table(db.conn)
+    seal.seal_all(db.conn, "migrated")
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
@@ -721,14 +735,24 @@ def is_store_connection(conn: sqlite3.Connection) -> bool:
     return found is not None
 
 
+def _no_write_bits(path: Path) -> bool:
+    # access(2) tells root that a chmod 444 file is writable (root ignores permission bits),
+    # yet a file nobody may write is how its owner says "keep this as it is": honoured for root too.
+    try:
+        return not os.stat(path).st_mode & 0o222
+    except OSError:
+        return False
+
+
 def write_problem(path: str | Path) -> Optional[str]:
     """Why the store at `path` cannot be written (a read-only file or directory, an
-    immutable file), or None. Asked of the system (access(2)), which also answers for root."""
+    immutable file), or None. Asked of the system (access(2)), and of the permission bits,
+    so that root too leaves a file or directory nobody may write (chmod 444, 555) alone."""
     path = Path(path).absolute()
     for target in [path, *_wal_files(path)]:
-        if not os.access(target, os.W_OK):
+        if not os.access(target, os.W_OK) or _no_write_bits(target):
             return f"{target.name} is read-only"
-    if not os.access(path.parent, os.W_OK | os.X_OK):
+    if not os.access(path.parent, os.W_OK | os.X_OK) or _no_write_bits(path.parent):
         # SQLite creates the -wal and -shm files (and a journal) beside the store.
         return f"its directory {path.parent} is read-only"
     return None
@@ -883,6 +907,33 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _reseal(self, recording_ids: Iterable[int], reason: str) -> None:
+        """Seal these recordings' rows as they are now (intercept.store.seal), inside the
+        caller's write transaction."""
+        from .seal import seal_recording
+
+        for recording_id in sorted(set(recording_ids)):
+            seal_recording(self.db.conn, recording_id, reason)
+
+    def chain_head(self) -> Optional[dict]:
+        """The store's last seal ({"id", "chain", "at", "seals"}), or None (intercept.store.seal)."""
+        from .seal import chain_head
+
+        return chain_head(self.db.conn)
+
+    def check_seals(self) -> list[str]:
+        """Every row whose content no longer matches its recording's seal, and every break in
+        the chain of seals, one line each (intercept.store.seal.verify_store)."""
+        from .seal import verify_store
+
+        return verify_store(self.db.conn)
+
+    def seal_head_problem(self, head: dict) -> Optional[str]:
+        """None when the seal `head` (as an evidence bundle records it) is in this store's chain."""
+        from .seal import head_problem
+
+        return head_problem(self.db.conn, head)
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite_utils.Database]:
@@ -1084,6 +1135,7 @@ class Store:
                     .last_pk
                 )
                 self._insert_flags(line_id, line_flags, lexicon_version)
+            self._reseal([recording_id], "stored")
         return recording_id
 
     def originals(self) -> list[dict]:
@@ -1162,6 +1214,7 @@ class Store:
         Verdicts are keyed by line and never touched. Returns the number of lines."""
         count = 0
         with self._writing():
+            touched = []
             for line_id, line, flags in derived:
                 values = {"text_fa": line.text_fa, "suspect": line.suspect}
                 if translator is not None:
@@ -1170,8 +1223,18 @@ class Store:
                 self.db["lines"].update(line_id, values)
                 self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
                 self._insert_flags(line_id, flags, lexicon_version)
+                touched.append(line_id)
                 count += 1
+            self._reseal(self._recordings_of_lines(touched), "translated" if translator is not None else "reflagged")
         return count
+
+    def _recordings_of_lines(self, line_ids: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        for start in range(0, len(line_ids), 500):
+            chunk = list(line_ids[start:start + 500])
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT DISTINCT recording_id FROM lines WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
 
     def add_verdict(
         self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
@@ -1431,14 +1494,20 @@ def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, review
     """Insert one reviewer verdict; the caller holds the write transaction."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-    if not db["lines"].count_where("id = ?", [line_id]):
+    found = db.execute("SELECT recording_id FROM lines WHERE id = ?", [line_id]).fetchone()
+    if found is None:
         raise ValueError(f"no line {line_id}")
-    return (
+    verdict_id = (
         db["verdicts"]
         .insert({"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
                  "reviewer": reviewer, "at": now()})
         .last_pk
     )
+    # The line's recording is sealed again with the verdict, in the same transaction.
+    from .seal import seal_recording
+
+    seal_recording(db.conn, found[0], "verdict")
+    return verdict_id
 
 
 def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer: str, note: str = "",
