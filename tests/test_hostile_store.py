@@ -163,3 +163,288 @@ LOCK_PROBE = textwrap.dedent("""
 def _other_process_sees_a_lock(db: Path) -> bool:
     out = subprocess.run([sys.executable, "-c", LOCK_PROBE, str(db)], capture_output=True, text=True, check=True)
     return out.stdout.strip() == "True"
+
+
+# ------------------------------------------------------------------ a sealed store
+
+def _recording_file(folder: Path, name: str, content: bytes) -> tuple[Path, str]:
+    import hashlib
+
+    path = folder / name
+    path.write_bytes(content)
+    return path, hashlib.sha256(content).hexdigest()
+
+
+def _sealed_store(tmp_path: Path) -> Path:
+    """Two recordings (real files, so the originals check passes), flags and a verdict, all
+    written by intercept's own code."""
+    from intercept.store import RecordingFacts, Store
+    from intercept.types import Flag, Line, Transmission
+
+    db = tmp_path / "traffic.db"
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    with Store(db) as store:
+        for n in range(2):
+            path, sha = _recording_file(originals, f"night-{n}.wav", f"recording {n}".encode())
+            lines = [Line(0.5, 2.0, "پرنده آمد", text_fa="پرنده آمد", text_en="the bird came", transmission_idx=0),
+                     Line(3.0, 4.5, "روباه رفت", text_fa="روباه رفت", text_en="the fox left", transmission_idx=1)]
+            flags = [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")],
+                     [Flag("fox", "animal_code", "exact", 0.9, 0, 5, "روباه")]]
+            store.save_recording(RecordingFacts(path=str(path), sha256=sha), [Transmission(0, 0.0, 2.5),
+                                 Transmission(1, 2.8, 5.0)], lines, flags, run_id=None, engine="e", model="m",
+                                 translator="none", lexicon_version="v0")
+        store.add_verdict(1, "confirmed", "maryam", note="the courier")
+    return db
+
+
+def _verify(db: Path):
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+
+    return CliRunner().invoke(cli, ["verify", str(db)])
+
+
+def _edit(db: Path, *statements: str) -> None:
+    """An edit from outside intercept: a plain sqlite3 connection."""
+    conn = sqlite3.connect(db)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def test_a_store_written_by_intercept_matches_its_seals(tmp_path):
+    db = _sealed_store(tmp_path)
+    result = _verify(db)
+    assert result.exit_code == 0, result.output
+    assert "every row matches its seal" in result.output and "chain head: seal 3" in result.output
+
+
+@pytest.mark.parametrize("statements, named", [
+    (["UPDATE lines SET text_fa_raw = 'x' WHERE id = 2"], ["line 2 of recording 1", "changed since seal"]),
+    (["UPDATE lines SET text_en = 'the fox stayed' WHERE id = 4"], ["line 4 of recording 2", "changed"]),
+    (["DELETE FROM flags WHERE line_id = 1"], ["flag 1 of recording 1", "removed since seal"]),
+    (["UPDATE lines SET start_s = start_s + 7, end_s = end_s + 7 WHERE recording_id = 2",
+      "UPDATE transmissions SET start_s = start_s + 7, end_s = end_s + 7 WHERE recording_id = 2"],
+     ["line 3 of recording 2", "line 4 of recording 2", "transmission 3 of recording 2"]),
+    (["UPDATE verdicts SET verdict = 'false_positive' WHERE id = 1"], ["verdict 1 of recording 1", "changed"]),
+    (["INSERT INTO verdicts (line_id, verdict, reviewer, at) VALUES (3, 'confirmed', 'mallory', '2026-01-01')"],
+     ["verdict 2 of recording 2", "not sealed"]),
+    (["INSERT INTO flags (line_id, concept, category, kind, score) VALUES (4, 'wolf', 'animal_code', 'exact', 1)"],
+     ["flag 5 of recording 2", "not sealed"]),
+])
+def test_verify_names_every_row_edited_from_outside(tmp_path, statements, named):
+    """Issue 23, Why 2: each of these printed "store whole", exit 0."""
+    db = _sealed_store(tmp_path)
+    _edit(db, *statements)
+    result = _verify(db)
+    assert result.exit_code == 1, result.output
+    for words in named:
+        assert words in result.output, result.output
+    assert "every row matches its seal" not in result.output
+
+
+def test_a_rewritten_sha256_matching_a_modified_original_is_seen(tmp_path):
+    """The original changed and recordings.sha256 rewritten to match it: the originals check
+    passes, the seal does not."""
+    import hashlib
+
+    db = _sealed_store(tmp_path)
+    original = tmp_path / "originals" / "night-0.wav"
+    original.write_bytes(b"another recording")
+    _edit(db, f"UPDATE recordings SET sha256 = '{hashlib.sha256(b'another recording').hexdigest()}' WHERE id = 1")
+    result = _verify(db)
+    assert result.exit_code == 1, result.output
+    assert "2 ok, 0 missing, 0 changed" in result.output
+    assert "recording 1 of recording 1" in result.output and "changed since seal" in result.output
+
+
+@pytest.mark.parametrize("statement, named", [
+    ("UPDATE seals SET reason = 'stored' WHERE id = 3", "seal 3 (recording 1): edited"),
+    ("UPDATE seals SET at = '2020-01-01T00:00:00' WHERE id = 2", "seal 2 (recording 2): edited"),
+    ("DELETE FROM seals WHERE id = 2", "seal 3 (recording 1): does not follow seal 1"),
+    ("DELETE FROM seals WHERE recording_id = 2", "recording 2 ("),
+])
+def test_verify_sees_a_seal_edited_or_removed(tmp_path, statement, named):
+    db = _sealed_store(tmp_path)
+    _edit(db, statement)
+    result = _verify(db)
+    assert result.exit_code == 1, result.output
+    assert named in result.output, result.output
+
+
+def test_an_edit_resealed_by_hand_breaks_the_chain(tmp_path):
+    """Someone who edits a line and recomputes that recording's digest and rows by hand (but
+    cannot recompute the chain without rewriting every later seal) is seen."""
+    from intercept.store import seal
+
+    db = _sealed_store(tmp_path)
+    _edit(db, "UPDATE lines SET text_en = 'nothing happened' WHERE id = 1")
+    conn = sqlite3.connect(db)
+    rows = seal.recording_rows(conn, 1)
+    text = seal._canonical(rows)
+    conn.execute("UPDATE seals SET rows = ?, digest = ? WHERE id = 3", [text, seal._sha256(text)])
+    conn.commit()
+    conn.close()
+    result = _verify(db)
+    assert result.exit_code == 1
+    assert "seal 3 (recording 1): edited" in result.output
+
+
+def test_intercepts_own_writes_reseal(tmp_path):
+    """Re-flagging (the real command), re-translating, a verdict through the review's write
+    path and a verdict through the Store all seal again in their own transaction."""
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+    from intercept.store import Store, write_verdict
+    from intercept.types import Line
+
+    db = _sealed_store(tmp_path)
+    flagged = CliRunner().invoke(cli, ["flag", "--db", str(db), "--no-fuzzy"])
+    assert flagged.exit_code == 0, flagged.output
+    with Store(db, "write") as store:
+        store.save_derived([(3, Line(0.5, 2.0, "پرنده آمد", text_fa="پرنده آمد", text_en="a bird came"), [])], "v1",
+                           translator=("test", None))
+        store.add_verdict(2, "unsure", "ali")
+        reasons = [row["reason"] for row in store.rows("SELECT reason FROM seals ORDER BY id")]
+    conn = sqlite3.connect(db)
+    write_verdict(conn, 4, "false_positive", "maryam", "not the fox")
+    conn.close()
+    result = _verify(db)
+    assert result.exit_code == 0, result.output
+    assert reasons[:3] == ["stored", "stored", "verdict"]
+    assert "reflagged" in reasons and "translated" in reasons and reasons[-1] == "verdict"
+
+
+def test_an_older_store_is_sealed_once_by_its_migration(tmp_path):
+    """0010_seal seals every done recording as it is (reason 'migrated')."""
+    from intercept.store import Store
+
+    db = _sealed_store(tmp_path)
+    _edit(db, "DROP TABLE seals", "DELETE FROM _sqlite_migrations WHERE name = '0010_seal'", "PRAGMA user_version = 9")
+    with Store(db) as store:
+        assert [r["reason"] for r in store.rows("SELECT reason FROM seals")] == ["migrated", "migrated"]
+    result = _verify(db)
+    assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------------ a read-only store
+
+@pytest.mark.parametrize("command", ["flag", "translate", "run", "migrate"])
+@pytest.mark.parametrize("read_only", ["file", "directory"])
+def test_a_read_only_store_is_refused_for_writing(tmp_path, command, read_only):
+    """Issue 23, Why 4: a chmod 444 store was written anyway, exit 0 (root ignores permission
+    bits; intercept honours them)."""
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+
+    folder = tmp_path / "store"
+    folder.mkdir()
+    db = _sealed_store(folder)
+    if command == "migrate":
+        _older_store_in_place(db)
+    args = {"flag": ["flag", "--db", str(db)], "translate": ["translate", "--db", str(db), "--translator", "none"],
+            "run": ["run", str(ROOT / "audio_samples" / "short_call.wav"), "--db", str(db), "--no-progress"],
+            "migrate": ["migrate", str(db)]}[command]
+    target = db if read_only == "file" else folder
+    before = (db.read_bytes(), db.stat().st_mtime_ns, sorted(p.name for p in folder.iterdir()))
+    target.chmod(0o444 if read_only == "file" else 0o555)
+    try:
+        result = CliRunner().invoke(cli, args)
+    finally:
+        target.chmod(0o644 if read_only == "file" else 0o755)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(db) in lines[0] and "read-only" in lines[0], result.stderr
+    assert (db.read_bytes(), db.stat().st_mtime_ns, sorted(p.name for p in folder.iterdir())) == before
+
+
+def _older_store_in_place(db: Path) -> None:
+    from intercept.store import SCHEMA_VERSION
+
+    _edit(db, "DELETE FROM _sqlite_migrations WHERE name = (SELECT name FROM _sqlite_migrations "
+              "ORDER BY rowid DESC LIMIT 1)", f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+
+
+# ------------------------------------------------------------------ bundles never silently short
+
+def _store_with_audio(tmp_path: Path, past_end: bool) -> Path:
+    """A 10 s recording with one line inside it and, with past_end, one past its end."""
+    import hashlib
+
+    from test_review import write_wav
+
+    from intercept.store import RecordingFacts, Store
+    from intercept.types import Flag, Line, Transmission
+
+    wav = tmp_path / "radio.wav"
+    write_wav(wav, 10.0)
+    db = tmp_path / "traffic.db"
+    lines = [Line(1.0, 3.0, "پرنده آمد", text_fa="پرنده آمد", text_en="the bird came", transmission_idx=0)]
+    if past_end:
+        lines.append(Line(20.0, 22.0, "روباه رفت", text_fa="روباه رفت", text_en="the fox left", transmission_idx=0))
+    with Store(db) as store:
+        store.save_recording(RecordingFacts(path=str(wav), sha256=hashlib.sha256(wav.read_bytes()).hexdigest(),
+                                            duration_s=10.0), [Transmission(0, 0.5, 22.0)], lines,
+                             [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")] for _ in lines],
+                             run_id=None, engine="e", model="m", translator="none", lexicon_version="v0")
+    return db
+
+
+def test_a_bundle_with_a_line_that_cannot_be_cut_says_so_and_is_not_intact(tmp_path):
+    """Issue 23, Why 4: lines past the recording's end were silently left out ("4 lines
+    written", exit 0) and `verify --bundle` said "intact"."""
+    import json
+    import zipfile
+
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+
+    db = _store_with_audio(tmp_path, past_end=True)
+    bundle = tmp_path / "evidence.zip"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["export", str(db), "--format", "bundle", "-o", str(bundle)])
+    assert made.exit_code == 1, made.output
+    assert "1 lines written" in made.stderr and "1 chosen lines have no clip" in made.stderr
+    assert "line 2" in made.stderr
+    with zipfile.ZipFile(bundle) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert [m["line_id"] for m in manifest["missing"]] == [2]
+    assert "end of the recording" in manifest["missing"][0]["reason"]
+    checked = runner.invoke(cli, ["verify", "--bundle", str(bundle)])
+    assert checked.exit_code == 1, checked.output
+    assert "MISSING line 2" in checked.output and "intact" not in checked.output
+
+
+def test_a_bundle_carries_the_chain_head_and_is_tied_to_its_store(tmp_path):
+    import json
+    import zipfile
+
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+    from intercept.store import READ, Store
+
+    db = _store_with_audio(tmp_path, past_end=False)
+    bundle = tmp_path / "evidence.zip"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["export", str(db), "--format", "bundle", "-o", str(bundle)])
+    assert made.exit_code == 0, made.output
+    with zipfile.ZipFile(bundle) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    with Store(db, READ) as store:
+        head = store.chain_head()
+    assert manifest["store_seal"] == head and manifest["missing"] == []
+    shown = runner.invoke(cli, ["verify", "--bundle", str(bundle)])
+    assert shown.exit_code == 0 and f"store seal {head['id']} {head['chain']}" in shown.output
+    tied = runner.invoke(cli, ["verify", str(db), "--bundle", str(bundle)])
+    assert tied.exit_code == 0, tied.output
+    other = tmp_path / "other"
+    other.mkdir()
+    stranger = runner.invoke(cli, ["verify", str(_store_with_audio(other, past_end=False)), "--bundle", str(bundle)])
+    assert stranger.exit_code == 1 and "another store" in stranger.output
