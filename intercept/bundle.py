@@ -17,6 +17,13 @@ A bundle is a ZIP holding
   reviewer and time, engine, model, translator and lexicon version;
 - `manifest.json.sha256`: the manifest's own SHA-256, so an edited manifest is reported.
 
+The manifest also lists under `missing` every chosen line whose clip could not be cut (its
+recording unreadable or changed, the line past the recording's end), with the reason: a bundle
+is never silently short. `intercept export --format bundle` names each and exits 1, and
+`verify --bundle` reports them and does not call such a bundle intact. `store_seal` is the
+store's chain head when the bundle was made (intercept.store.seal): `intercept verify STORE
+--bundle B` checks that it is in STORE's chain, which ties the bundle to that store.
+
 The bundle holds no signature: whoever can rewrite both the manifest and its hash file can
 forge one. `intercept export` prints the bundle's SHA-256; note it down or send it apart from
 the bundle, and `verify --originals` re-cuts every clip from the originals.
@@ -127,12 +134,14 @@ def _manifest_entry(store: Store, line: dict, recording: dict, clip: dict) -> di
 def write_bundle(store: Store, out: Union[str, os.PathLike], options: Optional[BundleOptions] = None,
                  warn=None) -> dict:
     """Write the evidence bundle of the chosen lines to the ZIP `out`; returns
-    {"lines": n, "sha256": the bundle's hash, "skipped": [reasons]}. A line whose original
-    cannot be read is left out with one line naming the file (passed to `warn`); nothing is
-    written when no line is left."""
+    {"lines": n, "sha256": the bundle's hash, "skipped": [reasons], "missing": [{"line_id",
+    "reason"}], "store_seal": the store's chain head}. A line whose clip cannot be cut is
+    listed in the manifest's `missing` with the reason and told to `warn` (one line naming the
+    line and the file); nothing is written when no line is left."""
     options = options or BundleOptions()
     lines = _chosen_lines(store, options)
-    entries, skipped = [], []
+    entries, skipped, missing = [], [], []
+    seal = store.chain_head()
     recordings: dict[int, dict] = {}
     rates: dict[str, int] = {}
     with opened_for_export(out, binary=True) as handle, \
@@ -147,6 +156,10 @@ def write_bundle(store: Store, out: Union[str, os.PathLike], options: Optional[B
                                     sample_rate=rates[path])
             except AudioError as error:
                 skipped.append(f"line {line['id']}: {error}")
+                missing.append({"line_id": line["id"], "recording": {"id": recording["id"], "path": path,
+                                                                      "sha256": recording["sha256"]},
+                                "line_start_s": line["start_s"], "line_end_s": line["end_s"],
+                                "reason": str(error)})
                 if warn:
                     warn(skipped[-1])
                 continue
@@ -164,12 +177,15 @@ def write_bundle(store: Store, out: Union[str, os.PathLike], options: Optional[B
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "store": str(store.path), "lead_in_s": options.lead_in_s,
             "filters": {key: value for key, value in asdict(options).items() if key != "lead_in_s"},
+            "store_seal": seal,
             "lines": entries,
+            "missing": missing,
         }
         manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=1, default=list).encode("utf-8")
         bundle.writestr(MANIFEST, manifest_bytes)
         bundle.writestr(MANIFEST_HASH, f"{_sha256(manifest_bytes)}  {MANIFEST}\n")
-    return {"lines": len(entries), "sha256": sha256_file(str(out)), "skipped": skipped}
+    return {"lines": len(entries), "sha256": sha256_file(str(out)), "skipped": skipped, "missing": missing,
+            "store_seal": seal}
 
 
 # ---------------------------------------------------------------- verification
@@ -183,10 +199,21 @@ class BundleReport:
     slices_checked: int = 0
     originals_missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    missing_lines: list[dict] = field(default_factory=list)  # chosen lines without a clip (the manifest's `missing`)
+    store_seal: Optional[dict] = None  # the store's chain head when the bundle was made
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.missing_lines
+
+    def check_store_seal(self, store: Store) -> None:
+        """Add a problem unless the bundle's store seal is in `store`'s chain."""
+        if self.store_seal is None:
+            self.problems.append(f"{MANIFEST}: records no store seal, so it cannot be tied to {store.path}")
+            return
+        problem = store.seal_head_problem(self.store_seal)
+        if problem:
+            self.problems.append(f"{store.path}: {problem}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}
@@ -230,6 +257,8 @@ def verify_bundle(bundle_path: Union[str, os.PathLike], originals: Optional[Unio
         except (ValueError, KeyError, TypeError, AssertionError):
             raise BundleError(f"{bundle_path}: {MANIFEST} is not an intercept evidence manifest") from None
         report.lines = len(entries)
+        report.store_seal = manifest.get("store_seal")
+        report.missing_lines = [m for m in manifest.get("missing") or [] if isinstance(m, dict)]
         listed = {MANIFEST, MANIFEST_HASH}
         original_ok: dict[str, Optional[Path]] = {}
         for entry in entries:

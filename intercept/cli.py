@@ -566,7 +566,8 @@ def voices_command(db_path, voice_threshold, as_json):
 @cli.command()
 @click.argument("db_path", metavar="FILE", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--bundle", "bundle_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Check an evidence bundle (intercept export --format bundle) instead of a store.")
+              help="Check an evidence bundle (intercept export --format bundle); with FILE too, also that "
+                   "the bundle's store seal is in FILE's chain.")
 @click.option("--originals", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="With --bundle: folder holding the original recordings (found by file name); each "
                    "clip is then cut again from its original and compared sample by sample.")
@@ -576,20 +577,28 @@ def verify(db_path, bundle_path, originals, as_json):
 
     Re-hashes every original recording the store holds lines for, at every path its content
     was seen under, against the SHA-256 stored when it was processed, and checks the store's
-    own integrity. Originals are only read.
+    own integrity. Recomputes every recording's seal (its rows as intercept last wrote them,
+    chained like a transparency log) and names each recording, transmission, line, flag or
+    verdict changed, removed or added from outside intercept, and any seal edited or removed.
+    Originals are only read. What this proves and what it cannot: docs/recovery.md.
 
     With --bundle: re-hashes every clip of the bundle against its manifest and the manifest
-    against its hash file; with --originals, also re-hashes each original and cuts every clip
-    again from it, comparing the samples. Each problem names the file.
+    against its hash file, lists the lines whose clips could not be cut, and shows the store
+    seal the bundle was made at; with --originals, also re-hashes each original and cuts every
+    clip again from it, comparing the samples. Given FILE too, checks that the bundle's seal is
+    in FILE's chain. Each problem names the file.
 
     \b
       intercept verify --bundle evidence.zip --originals /recordings
+      intercept verify traffic.db --bundle evidence.zip
 
     \b
     Exit status:
-      0  every original is present and unchanged, and the store is whole (the bundle intact)
-      1  some original is missing, changed or unreadable, or the store has a problem
-         (a clip or the manifest changed, a clip is not its stated slice)
+      0  every original is present and unchanged, and the store is whole and matches its
+         seals (the bundle intact, every line's clip in it)
+      1  some original is missing, changed or unreadable, the store has a problem, or a row
+         or seal was changed from outside (a clip or the manifest changed, a clip is not its
+         stated slice, a line's clip is missing, the bundle's seal is not in FILE's chain)
       2  FILE is missing, is not an intercept store (not SQLite, truncated, another database),
          or is a store of another schema version (older: run `intercept migrate FILE`);
          with --bundle: FILE is not an evidence bundle
@@ -597,7 +606,7 @@ def verify(db_path, bundle_path, originals, as_json):
     FILE is opened read-only and left byte for byte as it was.
     """
     if bundle_path is not None:
-        _verify_bundle(bundle_path, originals, as_json)
+        _verify_bundle(bundle_path, originals, as_json, db_path)
     if db_path is None:
         raise click.UsageError("give a store FILE, or --bundle FILE.zip")
     from .pipeline import verify_originals
@@ -616,20 +625,30 @@ def verify(db_path, bundle_path, originals, as_json):
                 click.echo(f"{check.status.upper()} {check.path}: {check.reason}")
         for problem in report.store_problems:
             click.echo(f"STORE {problem}")
+        for problem in report.seal_problems:
+            click.echo(f"SEAL {problem}")
         counts = report.counts()
+        head = report.chain_head
         click.echo(", ".join(f"{n} {status}" for status, n in counts.items())
-                   + f"; store {'whole' if not report.store_problems else 'has problems'}")
+                   + f"; store {'whole' if not report.store_problems else 'has problems'}"
+                   + (f"; {len(report.seal_problems)} rows or seals changed from outside" if report.seal_problems
+                      else "; every row matches its seal")
+                   + (f" (chain head: seal {head['id']} {head['chain']})" if head else ""))
     sys.exit(0 if report.ok else 1)
 
 
-def _verify_bundle(bundle_path, originals, as_json):
+def _verify_bundle(bundle_path, originals, as_json, db_path=None):
     from .bundle import BundleError, verify_bundle
+    from .store import READ
 
     try:
         report = verify_bundle(bundle_path, originals)
     except BundleError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    if db_path is not None:
+        with _open_store(db_path, READ) as store:
+            report.check_store_seal(store)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -637,9 +656,15 @@ def _verify_bundle(bundle_path, originals, as_json):
             click.echo(f"BAD {problem}")
         for missing in report.originals_missing:
             click.echo(f"MISSING original {missing} (its clips' slices not checked)")
+        for line in report.missing_lines:
+            click.echo(f"MISSING line {line['line_id']}: no clip ({line['reason']})")
+        head = report.store_seal
+        click.echo(f"made at store seal {head['id']} {head['chain']}" if head
+                   else "no store seal recorded (a bundle from before sealed stores)")
         click.echo(f"{report.lines} lines, {report.clips_checked} clip hashes checked, "
                    f"{report.slices_checked} clips compared with their originals; "
-                   f"{'bundle intact' if report.ok else f'{len(report.problems)} problems'}")
+                   f"{'bundle intact' if report.ok else f'{len(report.problems)} problems'}"
+                   + (f"; {len(report.missing_lines)} lines chosen have no clip" if report.missing_lines else ""))
     sys.exit(0 if report.ok else 1)
 
 
@@ -763,6 +788,11 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
       intercept export traffic.db --format jsonl --flagged-only -o queue.jsonl
       intercept export traffic.db --format csv --flagged-only --all-flags --bom -o flagged.csv
       intercept export traffic.db --format srt --recording 3 -o night.srt
+
+    --format bundle writes an evidence bundle (ZIP: clips cut from the originals, a manifest,
+    the store's seal). A chosen line whose clip cannot be cut (original missing or changed,
+    line past the recording's end) is named and listed as missing in the manifest, and the
+    command exits 1: a bundle is never silently short.
     """
     from .export import ExportError, ExportOptions
     from .export import export as write_export
@@ -798,7 +828,14 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
             result = write_bundle(store, output, options, warn=lambda message: click.echo(message, err=True))
         except ExportError as exc:  # BundleError is one
             _fail(str(exc))
-    click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}", err=True)
+    click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}"
+               + (f"; store seal {result['store_seal']['id']} {result['store_seal']['chain']}"
+                  if result.get("store_seal") else ""), err=True)
+    if result["missing"]:
+        # Never a silently short bundle: the lines are in the manifest's `missing`, and exit 1.
+        click.echo(f"{len(result['missing'])} chosen lines have no clip (listed as missing in the manifest): "
+                   + ", ".join(str(m["line_id"]) for m in result["missing"]), err=True)
+        sys.exit(1)
 
 
 def main():

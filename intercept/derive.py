@@ -10,7 +10,6 @@ old one.
 """
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -139,10 +138,11 @@ def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = 
     store.save_lexicon_terms(post.lexicon.version, post.lexicon.terms)
     translator = post.translator if translate else None
     needs_audio = translator is not None and getattr(translator, "needs_audio", False)
-    # One recording's lines in memory at a time (iter_lines is in recording order).
-    rows = store.iter_lines(recording_id=recording_id)
-    for _, recording_rows in itertools.groupby(rows, key=lambda row: row["recording_id"]):
-        recording_rows = list(recording_rows)
+    # One recording's lines in memory at a time, each read whole before its write: a read left
+    # open across a write pins an old snapshot, and in WAL mode BEGIN IMMEDIATE then fails at
+    # once ("database is locked") when a batch has committed since.
+    for each_id in store.recording_ids_with_lines(recording_id):
+        recording_rows = list(store.iter_lines(recording_id=each_id))
         lines = [line_from_row(row, n) for n, row in enumerate(recording_rows)]
         stored_fa = [line.text_fa for line in lines]
         samples, rate = _audio(recording_rows[0]["recording_path"], clean_radio) if needs_audio else (None, 16000)

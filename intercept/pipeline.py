@@ -578,10 +578,12 @@ class OriginalCheck:
 class VerifyReport:
     originals: list[OriginalCheck] = field(default_factory=list)
     store_problems: list[str] = field(default_factory=list)  # Store.check_integrity()
+    seal_problems: list[str] = field(default_factory=list)  # Store.check_seals(): rows edited from outside
+    chain_head: Optional[dict] = None  # the store's last seal
 
     @property
     def ok(self) -> bool:
-        return not self.store_problems and all(c.status == "ok" for c in self.originals)
+        return not self.store_problems and not self.seal_problems and all(c.status == "ok" for c in self.originals)
 
     def counts(self) -> dict[str, int]:
         found: dict[str, int] = {"ok": 0, "missing": 0, "changed": 0, "unreadable": 0}
@@ -591,6 +593,7 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "counts": self.counts(), "store_problems": self.store_problems,
+                "seal_problems": self.seal_problems, "chain_head": self.chain_head,
                 "originals": [asdict(c) for c in self.originals]}
 
 
@@ -604,6 +607,8 @@ def verify_originals(db_path: str | Path) -> VerifyReport:
     report = VerifyReport()
     with Store(db_path, READ) as store:
         report.store_problems = store.check_integrity()
+        report.seal_problems = store.check_seals()
+        report.chain_head = store.chain_head()
         originals = store.originals()
     for row in originals:
         path = os.fsdecode(row["path_raw"]) if row["path_raw"] is not None else row["path"]

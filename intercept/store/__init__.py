@@ -461,6 +461,20 @@ def _acoustic_margin(db: sqlite_utils.Database) -> None:
         db["flags"].add_column("acoustic_margin", float)
 
 
+@_migration("0010_seal")
+def _seal(db: sqlite_utils.Database) -> None:
+    """The sealed store (intercept.store.seal): a table of seals, each a digest of one
+    recording's rows chained to the seal before it; every done recording is sealed once as
+    it is now (reason 'migrated': what was stored before this migration is vouched for from
+    here on, not before)."""
+    from . import seal
+
+    if seal.has_seals(db.conn):
+        return  # a repeat (its record was lost): the chain is there already
+    seal.create_table(db.conn)
+    seal.seal_all(db.conn, "migrated")
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
@@ -542,8 +556,7 @@ def _check_header(path: Path) -> bool:
         info = path.stat()
         if not path.is_file():
             raise StoreError(f"{path}: not a file")
-        with open(path, "rb") as file:
-            header = file.read(100)
+        header = read_head(path, 100)
     except OSError as exc:
         raise StoreError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not header:
@@ -565,6 +578,83 @@ def _check_header(path: Path) -> bool:
     return False
 
 
+# Closing any descriptor of a file drops every POSIX (fcntl) lock the process holds on it,
+# SQLite's own included (POSIX, not SQLite, decides this). A process that has the store open
+# through SQLite (a batch, the review server's Datasette connections) and then opens and
+# closes the file to read its header would lose SQLite's shared lock; another connection's
+# close then believes it is the last one, checkpoints and deletes the -wal, and this process
+# goes on committing into the unlinked file (issue 23). So the store file itself is only ever
+# read through one descriptor per file that stays open for the life of the process (SQLite's
+# unix VFS keeps its own descriptors the same way), and the create/migrate guard is a flock
+# on a separate file, `<store>.lock`.
+_HEADS: dict[tuple[int, int], int] = {}
+_KEPT: list[int] = []  # descriptors superseded in _HEADS, kept open for the same reason
+_HEADS_BEFORE_PRUNING = 64
+
+
+def read_head(path: str | Path, size: int) -> bytes:
+    """The first `size` bytes of the file at path, read without ever closing a descriptor of
+    a file whose locks this process may hold (see above)."""
+    info = os.stat(path)
+    key = (info.st_dev, info.st_ino)
+    fd = _HEADS.get(key)
+    if fd is not None:
+        try:
+            held = os.fstat(fd)
+            fd = fd if (held.st_dev, held.st_ino) == key else None  # a reused number: not ours
+        except OSError:
+            fd = None
+    if fd is None:
+        if len(_HEADS) >= _HEADS_BEFORE_PRUNING:
+            _prune_heads()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        opened = os.fstat(fd)
+        key = (opened.st_dev, opened.st_ino)
+        if key in _HEADS:
+            _KEPT.append(_HEADS[key])
+        _HEADS[key] = fd
+    return os.pread(fd, size, 0)
+
+
+def _locked_inodes() -> Optional[set[int]]:
+    """Inodes this process holds POSIX locks on (Linux /proc/locks), None when unknown."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    pid, inodes = str(os.getpid()), set()
+    for line in text.splitlines():
+        fields = line.replace("->", "").split()
+        if len(fields) > 5 and fields[1] == "POSIX" and fields[4] == pid:
+            inodes.add(int(fields[5].rsplit(":", 1)[-1]))
+    return inodes
+
+
+def _prune_heads() -> None:
+    # A process that touches many stores (a test suite) would otherwise keep one descriptor
+    # per store: close those of files that are deleted or that this process holds no lock on.
+    locked = _locked_inodes()
+    for key, fd in list(_HEADS.items()):
+        try:
+            closable = os.fstat(fd).st_nlink == 0 or (locked is not None and key[1] not in locked)
+        except OSError:
+            closable = True
+        if closable:
+            del _HEADS[key]
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def lock_path(path: str | Path) -> Path:
+    """The file beside a store that `intercept run` and `migrate` flock while they create or
+    migrate it (never the store file itself, see above). It stays after the run: removing a
+    lock file races with a process waiting on it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
 def _wal_files(path: Path) -> list[Path]:
     return [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
 
@@ -579,8 +669,7 @@ def read_only_connection(path: str | Path) -> sqlite3.Connection:
     reader shares them as any reader does."""
     path = Path(path)
     wal_mode = False
-    with open(path, "rb") as file:
-        header = file.read(20)
+    header = read_head(path, 20)
     if len(header) == 20 and header[18] == 2:
         wal_mode = True
     params = {"mode": "ro"}
@@ -646,14 +735,24 @@ def is_store_connection(conn: sqlite3.Connection) -> bool:
     return found is not None
 
 
+def _no_write_bits(path: Path) -> bool:
+    # access(2) tells root that a chmod 444 file is writable (root ignores permission bits),
+    # yet a file nobody may write is how its owner says "keep this as it is": honoured for root too.
+    try:
+        return not os.stat(path).st_mode & 0o222
+    except OSError:
+        return False
+
+
 def write_problem(path: str | Path) -> Optional[str]:
     """Why the store at `path` cannot be written (a read-only file or directory, an
-    immutable file), or None. Asked of the system (access(2)), which also answers for root."""
+    immutable file), or None. Asked of the system (access(2)), and of the permission bits,
+    so that root too leaves a file or directory nobody may write (chmod 444, 555) alone."""
     path = Path(path).absolute()
     for target in [path, *_wal_files(path)]:
-        if not os.access(target, os.W_OK):
+        if not os.access(target, os.W_OK) or _no_write_bits(target):
             return f"{target.name} is read-only"
-    if not os.access(path.parent, os.W_OK | os.X_OK):
+    if not os.access(path.parent, os.W_OK | os.X_OK) or _no_write_bits(path.parent):
         # SQLite creates the -wal and -shm files (and a journal) beside the store.
         return f"its directory {path.parent} is read-only"
     return None
@@ -757,12 +856,13 @@ class Store:
         if problem:
             raise StoreError(f"{self.path}: cannot write to the store ({problem})")
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
         try:
             # Two runs started together into one store: one migrates, the other waits, then
-            # finds the schema current. flock is apart from SQLite's own (fcntl) locks.
+            # finds the schema current. The lock is on <store>.lock, never on the store file:
+            # closing a descriptor of the store would drop SQLite's own locks on it.
             fcntl.flock(fd, fcntl.LOCK_EX)
             found = inspect_store(self.path)  # again: another run may have migrated it meanwhile
             self._connect(mode="rwc")
@@ -807,6 +907,33 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _reseal(self, recording_ids: Iterable[int], reason: str) -> None:
+        """Seal these recordings' rows as they are now (intercept.store.seal), inside the
+        caller's write transaction."""
+        from .seal import seal_recording
+
+        for recording_id in sorted(set(recording_ids)):
+            seal_recording(self.db.conn, recording_id, reason)
+
+    def chain_head(self) -> Optional[dict]:
+        """The store's last seal ({"id", "chain", "at", "seals"}), or None (intercept.store.seal)."""
+        from .seal import chain_head
+
+        return chain_head(self.db.conn)
+
+    def check_seals(self) -> list[str]:
+        """Every row whose content no longer matches its recording's seal, and every break in
+        the chain of seals, one line each (intercept.store.seal.verify_store)."""
+        from .seal import verify_store
+
+        return verify_store(self.db.conn)
+
+    def seal_head_problem(self, head: dict) -> Optional[str]:
+        """None when the seal `head` (as an evidence bundle records it) is in this store's chain."""
+        from .seal import head_problem
+
+        return head_problem(self.db.conn, head)
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite_utils.Database]:
@@ -1008,6 +1135,7 @@ class Store:
                     .last_pk
                 )
                 self._insert_flags(line_id, line_flags, lexicon_version)
+            self._reseal([recording_id], "stored")
         return recording_id
 
     def originals(self) -> list[dict]:
@@ -1086,6 +1214,7 @@ class Store:
         Verdicts are keyed by line and never touched. Returns the number of lines."""
         count = 0
         with self._writing():
+            touched = []
             for line_id, line, flags in derived:
                 values = {"text_fa": line.text_fa, "suspect": line.suspect}
                 if translator is not None:
@@ -1094,8 +1223,18 @@ class Store:
                 self.db["lines"].update(line_id, values)
                 self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
                 self._insert_flags(line_id, flags, lexicon_version)
+                touched.append(line_id)
                 count += 1
+            self._reseal(self._recordings_of_lines(touched), "translated" if translator is not None else "reflagged")
         return count
+
+    def _recordings_of_lines(self, line_ids: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        for start in range(0, len(line_ids), 500):
+            chunk = list(line_ids[start:start + 500])
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT DISTINCT recording_id FROM lines WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
 
     def add_verdict(
         self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
@@ -1126,6 +1265,13 @@ class Store:
                 self.db.query("SELECT * FROM flags WHERE line_id = ? ORDER BY span_start, id", [row["id"]])
             )
             yield row
+
+    def recording_ids_with_lines(self, recording_id: Optional[int] = None) -> list[int]:
+        """Ids of the recordings that hold lines (only `recording_id`'s, when given), in order."""
+        if recording_id is not None:
+            return [row[0] for row in self.db.execute(
+                "SELECT DISTINCT recording_id FROM lines WHERE recording_id = ?", [recording_id])]
+        return [row[0] for row in self.db.execute("SELECT DISTINCT recording_id FROM lines ORDER BY recording_id")]
 
     def recording(self, recording_id: int) -> Optional[dict]:
         """The recordings row with this id, or None."""
@@ -1348,14 +1494,20 @@ def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, review
     """Insert one reviewer verdict; the caller holds the write transaction."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-    if not db["lines"].count_where("id = ?", [line_id]):
+    found = db.execute("SELECT recording_id FROM lines WHERE id = ?", [line_id]).fetchone()
+    if found is None:
         raise ValueError(f"no line {line_id}")
-    return (
+    verdict_id = (
         db["verdicts"]
         .insert({"line_id": line_id, "flag_id": flag_id, "verdict": verdict, "note": note or None,
                  "reviewer": reviewer, "at": now()})
         .last_pk
     )
+    # The line's recording is sealed again with the verdict, in the same transaction.
+    from .seal import seal_recording
+
+    seal_recording(db.conn, found[0], "verdict")
+    return verdict_id
 
 
 def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer: str, note: str = "",
