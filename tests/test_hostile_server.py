@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from test_review import PASSWORD, RECORDING_S, REVIEWER, build_store, run, write_wav
 
-from intercept.review import ReviewError, ReviewOptions, check_binding, hash_password, make_datasette
+from intercept.review import ReviewError, ReviewOptions, hash_password, make_datasette
 
 OTHER, OTHER_PASSWORD = "ali", "another long password"
 NOTE = "heard twice on channel 4"  # a verdict note in the store: what an outsider must not read
@@ -189,7 +189,7 @@ def test_public_read_allows_reads_but_not_writes(store):
     assert len(verdicts(store)) == 1
 
 
-@pytest.mark.parametrize("authorization", ["Bearer anything", "Bearer dstok_forged", "Basic Zm9vOmJhcg=="])
+@pytest.mark.parametrize("authorization", ["Bearer anything", "Bearer dstok_forged"])
 def test_csrf_is_checked_whatever_the_authorization_header(ds, store, authorization):
     """A logged-in POST skipped asgi-csrf's check when it carried any `Authorization: Bearer`."""
     async def scenario():
@@ -273,14 +273,13 @@ def test_sessions_expire(store, hours):
 
     async def scenario():
         async with logged_in(ds) as http:
-            max_age = http.cookies.jar  # the jar keeps the cookie; its Max-Age is checked below
             clock.now += lifetime - 1
             before = await http.get("/store/verdicts.json")
             clock.now += 2
             after = await http.get("/store/verdicts.json")
-            return before, after, max_age
+            return before, after
 
-    before, after, _ = run(scenario())
+    before, after = run(scenario())
     assert before.status_code == 200
     assert after.status_code == 401, "an expired session opens nothing, whatever the cookie says"
 
@@ -483,6 +482,8 @@ def test_byte_range_rules():
 
 
 def test_without_accounts_the_server_stays_on_this_machine(store, monkeypatch):
+    from intercept.review import check_binding
+
     with pytest.raises(ReviewError, match="no reviewer accounts"):
         check_binding("0.0.0.0", ReviewOptions())
     check_binding("127.0.0.1", ReviewOptions())
