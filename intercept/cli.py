@@ -362,12 +362,18 @@ def review(db_path, port, host, accounts_path, public_read, session_hours, behin
             public_read=public_read, session_hours=session_hours, https=behind_https,
             bundle_max_lines=bundle_max_lines)
         review_ui.check_binding(host, options)
-        if not accounts:
-            click.echo(f"No reviewer accounts: anyone who reaches http://{host}:{port}/ reads every line and its "
-                       "audio, and nobody can record verdicts (see --accounts).", err=True)
+        # Who can reach what, said once at start (stdout: it is what the command does).
+        where = f"http://{host}:{port}/"
+        if accounts and not public_read:
+            doors = f"{where}: reviewers log in to read and to record verdicts; logins last {session_hours:g} h."
+        elif accounts:
+            doors = f"{where}: --public-read: anyone who reaches it reads; logged-in reviewers record verdicts."
         elif public_read:
-            click.echo("--public-read: anyone who reaches the server reads without a login; "
-                       "only logged-in reviewers record verdicts.", err=True)
+            doors = f"{where}: no reviewer accounts, --public-read: anyone who reaches it reads; nobody records verdicts."
+        else:
+            doors = (f"{where}: no reviewer accounts, so listening on {host} only: anyone on this machine reads "
+                     "every line and its audio; nobody records verdicts (--accounts: reviewers log in).")
+        click.echo(doors)
         review_ui.serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
     except review_ui.ReviewError as exc:
         click.echo(f"Error: {exc}", err=True)

@@ -500,7 +500,7 @@ def test_without_accounts_the_server_stays_on_this_machine(store, monkeypatch):
     assert refused.exit_code == 2 and "no reviewer accounts" in refused.output and not served
     local = CliRunner().invoke(cli, ["review", str(store)])
     assert local.exit_code == 0 and served and served[0]["host"] == "127.0.0.1"
-    assert "127.0.0.1" in local.output and "anyone" in local.output
+    assert "listening on 127.0.0.1 only" in local.stdout and "anyone on this machine" in local.stdout
 
 
 def test_new_routes_are_behind_the_door_without_extra_work(ds, store):
