@@ -555,3 +555,28 @@ def test_new_routes_are_behind_the_door_without_extra_work(ds, store):
     assert read_logged_in.status_code == 200
     assert no_token.status_code == 403 and "CSRF" in no_token.text
     assert with_token.status_code == 200 and written == ["y"]
+
+
+@pytest.mark.parametrize("cookie_headers", [
+    lambda old, token: [("cookie", f"ds_csrftoken={token}"), ("cookie", f"ds_actor={old}")],
+    lambda old, token: [("cookie", f"ds_actor={old}; ds_csrftoken={token}; ds_actor={old}")],
+    lambda old, token: [("cookie", f"ds_csrftoken={token}; ds_actor={old}; bad\\cookie=1")],
+    lambda old, token: [("cookie", f'ds_csrftoken={token}; ds_actor="{old};"')],
+], ids=["two-cookie-headers", "repeated", "before-a-malformed-cookie", "quoted"])
+def test_a_logged_out_cookie_cannot_write_under_public_read(store, cookie_headers):
+    """With reading open, a dead session cookie must still not write, however the Cookie
+    headers are arranged: Datasette sees the live session or none."""
+    ds = datasette(store, public_read=True)
+
+    async def scenario():
+        async with logged_in(ds) as http:
+            old, token = http.cookies["ds_actor"], http.cookies["ds_csrftoken"]
+            await http.post("/-/logout", data={"csrftoken": token})
+        async with client(ds) as replay:
+            return await replay.post("/-/intercept/verdict", content=f"line_id=1&verdict=confirmed&csrftoken={token}",
+                                     headers=[("content-type", "application/x-www-form-urlencoded"),
+                                              *cookie_headers(old, token)])
+
+    response = run(scenario())
+    assert response.status_code == 403 and "log in" in response.text, response.text
+    assert len(verdicts(store)) == 1

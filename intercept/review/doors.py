@@ -321,18 +321,20 @@ def _cookie_values(headers: list) -> dict:
     return found
 
 
-def _without_cookie(headers: list, name: str) -> list:
-    """`headers` with the cookie `name` taken out of every Cookie header."""
-    kept = []
+def _one_cookie_header(headers: list, session: Optional[str]) -> list:
+    """`headers` with every Cookie header merged into one, every ds_actor cookie taken out
+    and, when `session` (a live session's signed cookie) is given, that one put back. So
+    Datasette, whatever way it parses cookies, sees the live session or none."""
+    segments, others = [], []
     for key, value in headers:
         if key.lower() == b"cookie":
-            parts = [part for part in value.decode("latin-1").split(";")
-                     if part.strip().split("=", 1)[0].strip() != name]
-            if not any(part.strip() for part in parts):
-                continue
-            value = ";".join(parts).strip().encode("latin-1")
-        kept.append((key, value))
-    return kept
+            segments += [part.strip() for part in value.decode("latin-1").split(";")
+                         if part.strip() and part.split("=", 1)[0].strip() != SESSION_COOKIE]
+        else:
+            others.append((key, value))
+    if session is not None:
+        segments.append(f"{SESSION_COOKIE}={session}")
+    return others + ([(b"cookie", "; ".join(segments).encode("latin-1"))] if segments else [])
 
 
 def _harden(set_cookie: bytes, secure: bool) -> bytes:
@@ -394,8 +396,7 @@ def asgi_wrapper(datasette):
             signed = _cookie_values(headers).get(SESSION_COOKIE)
             session = live_reviewer(datasette, doors, signed) if signed else None
             stale = signed is not None and session is None
-            if stale:
-                headers = _without_cookie(headers, SESSION_COOKIE)
+            headers = _one_cookie_header(headers, signed if session else None)
             secure = doors.https or scope.get("scheme") == "https"
             scope = dict(scope, headers=headers, intercept_session=session[1] if session else None)
 
