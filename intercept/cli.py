@@ -374,6 +374,9 @@ def review(db_path, port, host, accounts_path, public_read, session_hours, behin
             doors = (f"{where}: no reviewer accounts, so listening on {host} only: anyone on this machine reads "
                      "every line and its audio; nobody records verdicts (--accounts: reviewers log in).")
         click.echo(doors)
+        if accounts and not behind_https and not review_ui.is_loopback(host):
+            click.echo(f"Warning: {host} over plain http: passwords and session cookies cross the network "
+                       "unencrypted; put a proxy that terminates https in front and give --https.", err=True)
         review_ui.serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
     except review_ui.ReviewError as exc:
         click.echo(f"Error: {exc}", err=True)

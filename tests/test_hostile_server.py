@@ -504,6 +504,11 @@ def test_without_accounts_the_server_stays_on_this_machine(store, monkeypatch):
     local = CliRunner().invoke(cli, ["review", str(store)])
     assert local.exit_code == 0 and served and served[0]["host"] == "127.0.0.1"
     assert "listening on 127.0.0.1 only" in local.stdout and "anyone on this machine" in local.stdout
+    accounts = store.parent / "reviewers.yaml"
+    accounts.write_text(f"{REVIEWER}: {hash_password(PASSWORD, iterations=1000)}\n", encoding="utf-8")
+    remote = CliRunner().invoke(cli, ["review", str(store), "--host", "0.0.0.0", "--accounts", str(accounts)])
+    assert remote.exit_code == 0 and served[-1]["host"] == "0.0.0.0" and "plain http" in remote.stderr
+    assert "reviewers log in to read" in remote.stdout
 
 
 def test_new_routes_are_behind_the_door_without_extra_work(ds, store):

@@ -23,6 +23,7 @@ from datasette_auth_passwords.utils import hash_password
 
 from . import doors as review_doors
 from . import plugin as review_plugin
+from .doors import is_loopback
 
 if TYPE_CHECKING:
     from datasette.app import Datasette
@@ -34,6 +35,7 @@ __all__ = [
     "check_binding",
     "check_store",
     "hash_password",
+    "is_loopback",
     "load_accounts",
     "make_datasette",
     "metadata_for",
