@@ -64,7 +64,8 @@ class ReviewOptions:
     accounts: Mapping[str, str] = field(default_factory=dict)
     # seconds either side of a line offered by the "±" link next to its player
     context_s: float = 2.0
-    # signs the login cookies; set it (e.g. from DATASETTE_SECRET) so logins survive restarts
+    # signs cookies and forms' CSRF tokens (Datasette makes one per start when None); logins
+    # themselves end with the process (doors.Sessions)
     secret: Optional[str] = None
     # extra Datasette settings, e.g. {"sql_time_limit_ms": 3000}; they override DEFAULT_SETTINGS
     settings: Mapping[str, object] = field(default_factory=dict)
