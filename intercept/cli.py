@@ -309,23 +309,38 @@ def _program() -> str:
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on; keep 127.0.0.1 unless reviewers connect from elsewhere.")
+              help="Interface to listen on; keep 127.0.0.1 unless reviewers connect from elsewhere. "
+                   "Another interface needs --accounts (or --public-read).")
 @click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML or JSON file of reviewer: password-hash (make hashes with `datasette hash-password`).")
+              help="YAML or JSON file of reviewer: password-hash (make hashes with `datasette hash-password`). "
+                   "With accounts, reading needs a login too.")
+@click.option("--public-read", is_flag=True,
+              help="Let anyone who reaches the server read lines, audio and bundles without a login "
+                   "(a deliberate public review); recording verdicts still needs one.")
+@click.option("--session-hours", default=12.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="How long a login lasts; logging out ends it at once.")
+@click.option("--https", "behind_https", is_flag=True,
+              help="The server is reached over TLS (a proxy in front terminates https): mark cookies Secure.")
+@click.option("--bundle-max-lines", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Most lines one evidence-bundle download may ask for.")
 @click.option("--context", "context_s", default=2.0, show_default=True, type=click.FloatRange(0, 30),
               help="Seconds of audio either side of a line offered by its '±' link.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the start page in a web browser.")
-def review(db_path, port, host, accounts_path, context_s, open_browser):
+def review(db_path, port, host, accounts_path, public_read, session_hours, behind_https, bundle_max_lines,
+           context_s, open_browser):
     """Open the store FILE in Datasette for review.
 
     The start page lists flagged lines awaiting review, Farsi right to left, each with a
-    player for exactly its stretch of the original recording. Anyone who can reach the page
-    reads; only logged-in reviewers record verdicts.
+    player for exactly its stretch of the original recording. With reviewer accounts every
+    page, clip, export and bundle needs a login (unless --public-read); only logged-in
+    reviewers record verdicts. Without accounts anyone who reaches the server reads and
+    nobody records verdicts, so it listens on 127.0.0.1 only (another --host is refused
+    unless --public-read). Logins last --session-hours; logout ends them on the server, as
+    does a restart. Failed logins are slowed per account and per address (docs/review.md).
 
     \b
     Reviewer accounts come from --accounts and from environment variables
-    INTERCEPT_REVIEWER_<NAME>=<password hash>. Set DATASETTE_SECRET to keep logins valid
-    across restarts. Stop with Ctrl+C.
+    INTERCEPT_REVIEWER_<NAME>=<password hash>. Stop with Ctrl+C.
 
     FILE is only read, except for the verdicts reviewers record. A store that cannot be
     written (read-only file or directory) is served read-only. A FILE that is not an intercept
@@ -333,20 +348,37 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
     """
     import os
 
-    from .review import ReviewError, ReviewOptions, accounts_from_environ, check_store, load_accounts, serve
+    from . import review as review_ui
 
     try:
-        read_only = check_store(db_path)
+        read_only = review_ui.check_store(db_path)
         if read_only:
             click.echo(f"{db_path}: {read_only}: the review is read-only (no verdicts can be recorded).", err=True)
-        accounts = accounts_from_environ(os.environ)
+        accounts = review_ui.accounts_from_environ(os.environ)
         if accounts_path:
-            accounts.update(load_accounts(accounts_path))
-        options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"))
-        if not accounts and not read_only:
-            click.echo("No reviewer accounts: the review is read-only (see --accounts).", err=True)
-        serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
-    except ReviewError as exc:
+            accounts.update(review_ui.load_accounts(accounts_path))
+        options = review_ui.ReviewOptions(
+            accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"),
+            public_read=public_read, session_hours=session_hours, https=behind_https,
+            bundle_max_lines=bundle_max_lines)
+        review_ui.check_binding(host, options)
+        # Who can reach what, said once at start (stdout: it is what the command does).
+        where = f"http://{host}:{port}/"
+        if accounts and not public_read:
+            doors = f"{where}: reviewers log in to read and to record verdicts; logins last {session_hours:g} h."
+        elif accounts:
+            doors = f"{where}: --public-read: anyone who reaches it reads; logged-in reviewers record verdicts."
+        elif public_read:
+            doors = f"{where}: no reviewer accounts, --public-read: anyone who reaches it reads; nobody records verdicts."
+        else:
+            doors = (f"{where}: no reviewer accounts, so listening on {host} only: anyone on this machine reads "
+                     "every line and its audio; nobody records verdicts (--accounts: reviewers log in).")
+        click.echo(doors)
+        if accounts and not behind_https and not review_ui.is_loopback(host):
+            click.echo(f"Warning: {host} over plain http: passwords and session cookies cross the network "
+                       "unencrypted; put a proxy that terminates https in front and give --https.", err=True)
+        review_ui.serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
+    except review_ui.ReviewError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
 

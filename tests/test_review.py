@@ -113,7 +113,9 @@ def store(tmp_path) -> Path:
 def ds(store):
     # Few iterations: the hash format is the real one, the test just need not wait for it.
     accounts = {REVIEWER: hash_password(PASSWORD, iterations=1000)}
-    return make_datasette(store, ReviewOptions(accounts=accounts, secret="test-secret"))
+    # Reading is open here (public_read) so that the reading tests need no login; the doors
+    # themselves (login by default, sessions, CSRF) are tests/test_hostile_server.py's.
+    return make_datasette(store, ReviewOptions(accounts=accounts, secret="test-secret", public_read=True))
 
 
 def run(coroutine):

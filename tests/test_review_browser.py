@@ -70,7 +70,8 @@ def server(tmp_path):
     build_store(store, recording)
     datasette = make_datasette(
         store,
-        ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="browser-test"),
+        ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="browser-test",
+                      public_read=True),
     )
     with serving(datasette) as address:
         yield address

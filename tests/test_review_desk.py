@@ -66,7 +66,7 @@ def desk_store(tmp_path, evidence: bool = False):
 
 def datasette_for(path):
     return make_datasette(path, ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)},
-                                              secret="desk-test"))
+                                              secret="desk-test", public_read=True))
 
 
 def get(ds, url):

@@ -48,7 +48,8 @@ def sample_store(sample_batch, tmp_path):
 @pytest.fixture()
 def server(sample_store):
     datasette = make_datasette(sample_store, ReviewOptions(
-        accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="desk-browser-test"))
+        accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="desk-browser-test",
+        public_read=True))
     with serving(datasette) as address:
         yield address
 

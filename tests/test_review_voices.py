@@ -34,7 +34,8 @@ def store(tmp_path):
 @pytest.fixture()
 def ds(store):
     accounts = {REVIEWER: hash_password(PASSWORD, iterations=1000)}
-    return make_datasette(store, ReviewOptions(accounts=accounts, secret="test-secret"))
+    # public_read: these tests read anonymously; tests/test_hostile_server.py tests the doors.
+    return make_datasette(store, ReviewOptions(accounts=accounts, secret="test-secret", public_read=True))
 
 
 def voice_of(db_path, transmission_id):

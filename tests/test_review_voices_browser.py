@@ -18,7 +18,8 @@ def test_flagged_lines_link_to_their_voice(store, browser):  # noqa: F811
         opened.name_voice(opened.voices_of_lines([1])[1]["voice_id"], "operator A", REVIEWER)
         voice_of_line_4 = opened.voices_of_lines([4])[4]["voice_id"]
     datasette = make_datasette(
-        db_path, ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="voices-test"))
+        db_path, ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)}, secret="voices-test",
+                                        public_read=True))
     with serving(datasette) as address:
         browser.get(address + "/store/flagged_lines")
         links = WebDriverWait(browser, 20).until(

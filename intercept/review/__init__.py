@@ -3,8 +3,10 @@
     ds = make_datasette("store.db", ReviewOptions(accounts={"maryam": hash_password("...")}))
     serve("store.db", port=8001)
 
-Reviewers log in through datasette-auth-passwords (password hashes only, never passwords);
-anonymous visitors may read everything and write nothing.
+Reviewers log in with password hashes (never passwords). With accounts, every page, clip and
+bundle needs a login unless `public_read` is set; only logged-in reviewers write. Without
+accounts anyone who reaches the server reads, and `serve` listens on a loopback address only.
+The doors (logins, sessions, CSRF, throttling) are intercept.review.doors.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from typing import TYPE_CHECKING, Mapping, Optional
 import yaml
 from datasette_auth_passwords.utils import hash_password
 
+from . import doors as review_doors
 from . import plugin as review_plugin
+from .doors import is_loopback
 
 if TYPE_CHECKING:
     from datasette.app import Datasette
@@ -28,8 +32,10 @@ __all__ = [
     "ReviewError",
     "ReviewOptions",
     "accounts_from_environ",
+    "check_binding",
     "check_store",
     "hash_password",
+    "is_loopback",
     "load_accounts",
     "make_datasette",
     "metadata_for",
@@ -58,10 +64,19 @@ class ReviewOptions:
     accounts: Mapping[str, str] = field(default_factory=dict)
     # seconds either side of a line offered by the "±" link next to its player
     context_s: float = 2.0
-    # signs the login cookies; set it (e.g. from DATASETTE_SECRET) so logins survive restarts
+    # signs cookies and forms' CSRF tokens (Datasette makes one per start when None); logins
+    # themselves end with the process (doors.Sessions)
     secret: Optional[str] = None
     # extra Datasette settings, e.g. {"sql_time_limit_ms": 3000}; they override DEFAULT_SETTINGS
     settings: Mapping[str, object] = field(default_factory=dict)
+    # with accounts, let anyone read (a deliberate public review); writing still needs a login
+    public_read: bool = False
+    # how long a login lasts; logout ends it at once
+    session_hours: float = review_doors.DEFAULT_SESSION_HOURS
+    # served behind TLS (a proxy that terminates https): cookies are marked Secure
+    https: bool = False
+    # most lines one evidence bundle request may ask for
+    bundle_max_lines: int = review_doors.DEFAULT_BUNDLE_MAX_LINES
 
 
 def _check_accounts(accounts: Mapping[str, str], source: str) -> dict:
@@ -133,8 +148,16 @@ def metadata_for(database_name: str, options: ReviewOptions, read_only: bool = F
             "context_s": float(options.context_s),
             "start_page": True,
             "read_only": read_only,
+            # Only switches: the password hashes stay on the Datasette (doors.Doors.accounts),
+            # since /-/metadata.json shows the metadata.
+            "doors": {
+                "login": bool(accounts),
+                "public_read": bool(options.public_read),
+                "session_hours": float(options.session_hours),
+                "https": bool(options.https),
+                "bundle_max_lines": int(options.bundle_max_lines),
+            },
         },
-        "datasette-auth-passwords": {f"{name}_password_hash": h for name, h in accounts.items()},
     }
     return metadata
 
@@ -152,6 +175,8 @@ def _register_plugin() -> None:
 
     if not pm.is_registered(voices_plugin):
         pm.register(voices_plugin, name="intercept_voices")
+    if not pm.is_registered(review_doors):
+        pm.register(review_doors, name="intercept_doors")
 
 
 def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] = None) -> "Datasette":
@@ -162,19 +187,35 @@ def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] 
     if not 0 <= options.context_s <= review_plugin.MAX_CONTEXT_S:
         raise ReviewError(f"context_s must be between 0 and {review_plugin.MAX_CONTEXT_S:g}, got {options.context_s}")
     accounts = _check_accounts(options.accounts, "options.accounts")
+    if not options.session_hours > 0:
+        raise ReviewError(f"session_hours must be more than 0, got {options.session_hours}")
+    if not options.bundle_max_lines >= 1:
+        raise ReviewError(f"bundle_max_lines must be at least 1, got {options.bundle_max_lines}")
     db_path = Path(db_path)
     read_only = check_store(db_path) is not None
     _register_plugin()
     database_name = db_path.stem  # the name Datasette gives a single file
     # A store that cannot be written is opened immutable: SQLite's read-only mode would need
     # to create the WAL's -shm file beside it, which a read-only directory refuses.
-    return Datasette(
+    datasette = Datasette(
         files=[] if read_only else [str(db_path)],
         immutables=[str(db_path)] if read_only else [],
         metadata=metadata_for(database_name, replace(options, accounts=accounts), read_only),
-        settings={**DEFAULT_SETTINGS, **options.settings},
+        settings={**DEFAULT_SETTINGS, **({"force_https_urls": True} if options.https else {}), **options.settings},
         secret=options.secret,
     )
+    review_doors.doors_of(datasette).accounts = accounts
+    return datasette
+
+
+def check_binding(host: str, options: ReviewOptions) -> None:
+    """ReviewError unless serving on `host` with `options` keeps reading to those meant to
+    read: without accounts (nobody logs in, anyone reads) only a loopback address, unless
+    public_read says an open review is meant."""
+    if not options.accounts and not options.public_read and not review_doors.is_loopback(host):
+        raise ReviewError(
+            f"no reviewer accounts: anyone reaching {host} could read every line and its audio; "
+            "give --accounts (reviewers log in), or --public-read to mean an open review")
 
 
 def serve(
@@ -187,6 +228,8 @@ def serve(
     """Run the review UI until interrupted."""
     import uvicorn  # installed with datasette; only needed to serve
 
+    options = options or ReviewOptions()
+    check_binding(host, options)
     datasette = make_datasette(db_path, options)
     if open_browser:
         url = f"http://{host}:{port}/"

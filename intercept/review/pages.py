@@ -6,7 +6,8 @@
   (`?whole=1`: every line of its recording in order);
 - `/-/intercept/activity?by=hour|day`: traffic over time as an SVG bar chart;
 - `/-/intercept/period?start=..&end=..&show=all|flagged|confirmed`: the lines behind one bar;
-- `/-/intercept/bundle.zip?ids=1,2`: an evidence bundle (intercept.bundle) of those lines.
+- `/-/intercept/bundle.zip?ids=1,2`: an evidence bundle (intercept.bundle) of those lines, at
+  most `bundle_max_lines` lines a request and one request at a time per reviewer.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from datasette.utils.asgi import Response
 
 from . import desk
+from .doors import doors_of, requester
 from .plugin import WRITE_VERDICT, _audio_url, _config, store_database
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -156,12 +158,28 @@ async def bundle_download(request, datasette):
         return _text(str(error), 400)
     if not ids:
         return _text("give the lines as ?ids=1,2,3", 400)
+    doors = doors_of(datasette)
+    if len(set(ids)) > doors.bundle_max_lines:
+        return _text(f"at most {doors.bundle_max_lines} lines per bundle, asked for {len(set(ids))}: "
+                     "ask for fewer, or use `intercept export --format bundle`", 400)
     database = await store_database(datasette)
     if database is None:
         return _text("no intercept store is open", 404)
     lead_in_s = float(_config(datasette).get("context_s", 2.0))
+    # Cutting clips takes seconds of CPU: one bundle at a time per reviewer, in a worker thread.
+    claim = doors.claim("bundle", requester(request))
+    if claim is None:
+        return Response.text("your previous bundle is still being made: wait for it, then ask again\n",
+                             status=429, headers={"retry-after": "5"})
+
+    def cut() -> bytes:
+        # The claim ends with the work, not with the request: a reviewer who goes away cannot
+        # start a second bundle while the first is still being cut.
+        with claim:
+            return _bundle_bytes(database.path, ids, lead_in_s)
+
     try:
-        data = await asyncio.to_thread(_bundle_bytes, database.path, ids, lead_in_s)
+        data = await asyncio.to_thread(cut)
     except BundleError as error:
         return _text(str(error), 410)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -7,13 +7,13 @@ What it adds to Datasette:
   verdict column, the verdict form; a link from each recording to its timeline;
 - `/-/intercept/audio/{line_id}.wav?context=S`: the line's stretch of the original recording;
 - `/-/intercept/verdict` (POST): a reviewer's verdict, written through `Store.add_verdict`;
-  logged-in reviewers only, behind Datasette's CSRF protection;
+  logged-in reviewers only, with its CSRF token (doors.write_route);
 - a `flag` facet counting each concept, category or match kind of a line's flags on its own
   (the view's comma lists count combinations), and `?_flag_concept=fox` style filters behind it;
 - Farsi in `?_search=` normalised like the stored text (intercept.text.PersianNormalizer);
 - `/-/intercept/static/...`: our CSS and JavaScript.
 
-Logins themselves come from datasette-auth-passwords; this module only decides who may write.
+Logins, sessions and who may read are doors.py's; this module only decides who may write.
 """
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ from markupsafe import Markup
 from intercept.audio import AudioError, extract_clip
 from intercept.scoring import DEFAULT_THRESHOLD
 from intercept.store import VERDICTS, is_store_connection, write_verdict
+
+from .doors import doors_of, write_route
+from .ranges import ranged_response
 
 PLUGIN_NAME = "intercept"
 WRITE_VERDICT = "intercept-write-verdict"  # the permission a reviewer needs to record verdicts
@@ -247,6 +250,7 @@ def extra_body_script(request, datasette):
             "linesUrl": datasette.urls.path("/-/intercept/lines.json"),
             "contextUrl": datasette.urls.path("/-/intercept/context/"),
             "bundleUrl": datasette.urls.path("/-/intercept/bundle.zip"),
+            "bundleMaxLines": doors_of(datasette).bundle_max_lines,
         }
         # "</" would end the <script> element early.
         return "window.interceptReview = {};".format(json.dumps(settings).replace("</", "<\\/"))
@@ -337,14 +341,11 @@ async def audio_clip(request, datasette):
     except AudioError as error:
         # 410: the store knows the line but its recording can no longer be read.
         return _error(f"line {line_id}: {error}", 410)
-    return Response(
-        clip,
-        content_type="audio/wav",
-        headers={
-            "content-disposition": f'inline; filename="line-{line_id}.wav"',
-            "cache-control": "private, max-age=3600",
-        },
-    )
+    # Browsers ask for byte ranges to show the length and to seek.
+    return ranged_response(request, clip, "audio/wav", {
+        "content-disposition": f'inline; filename="line-{line_id}.wav"',
+        "cache-control": "private, max-age=3600",
+    })
 
 
 def _local_path(candidate: str) -> Optional[str]:
@@ -354,6 +355,7 @@ def _local_path(candidate: str) -> Optional[str]:
     return None
 
 
+@write_route(refusal="only logged-in reviewers may record verdicts: log in at /-/login")
 async def record_verdict(request, datasette):
     """Store one reviewer's verdict on a line (optionally on one of its flags).
 

@@ -7,7 +7,7 @@ What it adds:
   audio, text and concepts ("other transmissions of this voice");
 - POST `/-/intercept/voices/{id}/name`, `/merge`, `/split`: a reviewer names a voice, merges
   it into another, or splits chosen transmissions off to a new voice. Logged-in reviewers only
-  (the verdict permission), behind Datasette's CSRF check; written through intercept.voices and
+  (the verdict permission), with their CSRF token (doors.write_route); written through intercept.voices and
   the Store, which logs each decision in voice_decisions. Runs never undo them;
 - a `voice` facet and `?_voice=ID` filter on flagged_lines;
 - on pages with line audio players (flagged lines, timelines), a link from each line to its
@@ -30,6 +30,7 @@ from datasette.filters import FilterArguments
 from datasette.utils import path_with_added_args, path_with_removed_args
 from datasette.utils.asgi import Response
 
+from intercept.review.doors import write_route
 from intercept.review.plugin import STATIC_DIR, WRITE_VERDICT, store_database
 from intercept.store import Store
 
@@ -170,6 +171,7 @@ async def voice_page(request, datasette):
     return await _page(datasette, request, _voice_label(voice_id, voice["name"]), body)
 
 
+@write_route(refusal="only logged-in reviewers may change voices: log in at /-/login")
 async def voice_action(request, datasette):
     """name | merge | split, from a logged-in reviewer; the reviewer comes from the login."""
     from intercept.voices import merge_voices, split_voice

@@ -80,8 +80,12 @@ document.addEventListener("DOMContentLoaded", function () {
     var anchor = document.querySelector("details.intercept-keys");
     var download = document.createElement("p");
     download.className = "intercept-bundle";
+    // The server cuts at most bundleMaxLines lines a request: offer the first ones, and say so.
+    var most = settings.bundleMaxLines || items.length;
+    var bundled = items.slice(0, most);
     download.innerHTML = '<a class="intercept-bundle-link" href="' + settings.bundleUrl + "?ids=" +
-      items.map(function (item) { return item.dataset.lineId; }).join(",") + '">Download the evidence bundle of the ' +
+      bundled.map(function (item) { return item.dataset.lineId; }).join(",") + '">Download the evidence bundle of the ' +
+      (bundled.length < items.length ? "first " + bundled.length + " of the " : "") +
       items.length + " lines on screen</a> (ZIP: each line's audio from the original, manifest.json; " +
       "check it with <code>intercept verify --bundle</code>)";
     anchor.parentNode.insertBefore(download, anchor.nextSibling);
