@@ -461,6 +461,10 @@ def _acoustic_margin(db: sqlite_utils.Database) -> None:
         db["flags"].add_column("acoustic_margin", float)
 
 
+# Reviewers' corrections: migration 0011_revisions and their SQL live in a module of their own.
+from . import revisions  # noqa: E402
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
@@ -1079,10 +1083,12 @@ class Store:
         )
 
     def save_derived(self, derived: Iterable[tuple[int, Line, Sequence[Flag]]], lexicon_version: str,
-                     translator: Optional[tuple[str, Optional[str]]] = None) -> int:
+                     translator: Optional[tuple[str, Optional[str]]] = None, english_from_text: bool = True) -> int:
         """Write what the post-recognition step derived again for stored lines, in one
         transaction: (line_id, Line, flags) gives the normalised Farsi, the suspect marks and
-        the flags; with `translator` (name, model) also the English and who made it.
+        the flags; with `translator` (name, model) also the English and who made it
+        (`english_from_text`: from the Farsi text, not the audio; a corrected line's English is
+        kept unless a text translator made it from the corrected Farsi, store/revisions.py).
         Verdicts are keyed by line and never touched. Returns the number of lines."""
         count = 0
         with self._writing():
@@ -1091,11 +1097,22 @@ class Store:
                 if translator is not None:
                     values.update(text_en=line.text_en or None, translator=translator[0],
                                   translator_model=translator[1])
+                if translator is not None:
+                    values.update(revisions.derived_english(self.db, line_id, english_from_text))
                 self.db["lines"].update(line_id, values)
-                self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
-                self._insert_flags(line_id, flags, lexicon_version)
+                # A correction's superseded flags are kept; only the current ones are derived again.
+                self.db.execute("DELETE FROM flags WHERE line_id = ? AND superseded_by_revision IS NULL", [line_id])
+                revisions.insert_flags(self.db, line_id, flags, lexicon_version,
+                                       **revisions.flag_provenance(self.db, line_id))
                 count += 1
         return count
+
+    def save_correction(self, correction: "revisions.Correction") -> int:
+        """Write one reviewer's correction of a line (intercept.corrections derives it), all in
+        one transaction: the revision, the line's current text, its earlier flags marked
+        superseded and the flags derived from the reviewer's text. Returns the revision id."""
+        with self._writing():
+            return revisions.insert_correction(self.db, correction)
 
     def add_verdict(
         self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
@@ -1123,7 +1140,8 @@ class Store:
         )
         for row in self.db.query(sql, params):
             row["flags"] = list(
-                self.db.query("SELECT * FROM flags WHERE line_id = ? ORDER BY span_start, id", [row["id"]])
+                self.db.query("SELECT * FROM flags WHERE line_id = ? AND superseded_by_revision IS NULL "
+                              "ORDER BY span_start, id", [row["id"]])
             )
             yield row
 
