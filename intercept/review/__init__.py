@@ -14,7 +14,7 @@ import threading
 import webbrowser
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import yaml
 from datasette_auth_passwords.utils import hash_password
@@ -62,6 +62,12 @@ class ReviewOptions:
     secret: Optional[str] = None
     # extra Datasette settings, e.g. {"sql_time_limit_ms": 3000}; they override DEFAULT_SETTINGS
     settings: Mapping[str, object] = field(default_factory=dict)
+    # what a reviewer's correction is derived with (intercept.review.corrections): lexicon files
+    # or folders (default: the shipped lexicons), and a text translator for the English of a
+    # corrected line when the reviewer types none ("transformers" with mt_model; default: none)
+    lexicons: Sequence[str] = ()
+    translator: Optional[str] = None
+    mt_model: Optional[str] = None
 
 
 def _check_accounts(accounts: Mapping[str, str], source: str) -> dict:
@@ -133,6 +139,8 @@ def metadata_for(database_name: str, options: ReviewOptions, read_only: bool = F
             "context_s": float(options.context_s),
             "start_page": True,
             "read_only": read_only,
+            "corrections": {"lexicons": [str(p) for p in options.lexicons], "translator": options.translator,
+                            "mt_model": options.mt_model},
         },
         "datasette-auth-passwords": {f"{name}_password_hash": h for name, h in accounts.items()},
     }
@@ -152,6 +160,10 @@ def _register_plugin() -> None:
 
     if not pm.is_registered(voices_plugin):
         pm.register(voices_plugin, name="intercept_voices")
+    from . import corrections as corrections_plugin  # editing lines (entry point intercept_corrections)
+
+    if not pm.is_registered(corrections_plugin):
+        pm.register(corrections_plugin, name="intercept_corrections")
 
 
 def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] = None) -> "Datasette":

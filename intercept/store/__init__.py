@@ -846,20 +846,7 @@ class Store:
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
         """Record the terms of a lexicon version once, so every flag's version is explained."""
         with self._writing():
-            if self.db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
-                return
-            self.db["lexicon_terms"].insert_all(
-                {
-                    "concept": t.concept,
-                    "category": t.category,
-                    "severity": t.severity,
-                    "form": t.form,
-                    "lang": t.lang,
-                    "notes": getattr(t, "notes", None) or None,
-                    "lexicon_version": version,
-                }
-                for t in terms
-            )
+            insert_lexicon_terms(self.db, version, terms)
 
     # -- recordings -----------------------------------------------------------------------
     def done_recording(self, sha256: str) -> Optional[dict]:
@@ -1359,6 +1346,24 @@ class Store:
 
     def voice_decisions(self) -> list[dict]:
         return self.rows("SELECT * FROM voice_decisions ORDER BY id")
+
+
+def insert_lexicon_terms(db: sqlite_utils.Database, version: str, terms: Iterable[Any]) -> None:
+    """The terms of a lexicon version, unless stored already; the caller holds the write transaction."""
+    if db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
+        return
+    db["lexicon_terms"].insert_all(
+        {
+            "concept": t.concept,
+            "category": t.category,
+            "severity": t.severity,
+            "form": t.form,
+            "lang": t.lang,
+            "notes": getattr(t, "notes", None) or None,
+            "lexicon_version": version,
+        }
+        for t in terms
+    )
 
 
 def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, reviewer: str, note: str = "",

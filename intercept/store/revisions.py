@@ -185,12 +185,15 @@ def derived_english(db: sqlite_utils.Database, line_id: int, from_text: bool) ->
     return {"text_en_from": CORRECTED_FA}
 
 
-def write_correction(conn: sqlite3.Connection, correction: Correction) -> int:
+def write_correction(conn: sqlite3.Connection, correction: Correction, lexicon_terms: Sequence[Any] = ()) -> int:
     """A correction written on a connection someone else opened (the review desk, in Datasette's
-    write queue), one transaction."""
+    write queue), one transaction; with the terms of its lexicon version when not stored yet."""
     conn.execute(f"PRAGMA busy_timeout = {int(_store.BUSY_TIMEOUT_S * 1000)}")
     with _store.immediate_transaction(conn):
-        return insert_correction(sqlite_utils.Database(conn), correction)
+        db = sqlite_utils.Database(conn)
+        if lexicon_terms:
+            _store.insert_lexicon_terms(db, correction.lexicon_version, lexicon_terms)
+        return insert_correction(db, correction)
 
 
 # -- reads -----------------------------------------------------------------------------------
@@ -297,3 +300,29 @@ def correct_next(db: sqlite_utils.Database, threshold: float, band: float, weak_
            f"FROM ({sql}) WHERE near_threshold + low_confidence + confirmed_near > 0 "
            "ORDER BY priority DESC, score DESC, line_id LIMIT :limit")
     return list(db.query(sql, params))
+
+
+def lines_for_editing(db: sqlite_utils.Database, line_ids: Sequence[int]) -> dict[int, dict]:
+    """For the desk's editor: each line's current and machine text, its revision, where its
+    English came from, its revisions (oldest first) and how many of its flags are superseded."""
+    ids = sorted({int(i) for i in line_ids})
+    found: dict[int, dict] = {}
+    history = revisions_of_lines(db, ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db.query(
+                "SELECT id, text_fa_raw, text_fa, text_en, text_fa_machine, text_en_machine, revision_id, text_en_from, "
+                "(SELECT count(*) FROM flags f WHERE f.line_id = lines.id AND f.superseded_by_revision IS NOT NULL) "
+                f"AS superseded_flags FROM lines WHERE id IN ({marks})", chunk):
+            corrected = row["revision_id"] is not None
+            found[row["id"]] = {
+                "line_id": row["id"], "text_fa": row["text_fa"], "text_en": row["text_en"],
+                "text_fa_machine": row["text_fa_machine"] if corrected else row["text_fa"],
+                "text_en_machine": row["text_en_machine"] if corrected else row["text_en"],
+                "text_fa_raw": row["text_fa_raw"], "revision_id": row["revision_id"],
+                "text_en_from": row["text_en_from"], "superseded_flags": row["superseded_flags"],
+                "history": [{key: r[key] for key in ("id", "text_fa", "text_en", "reviewer", "at", "replaces", "note")}
+                            for r in history.get(row["id"], [])],
+            }
+    return found
