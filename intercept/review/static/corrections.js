@@ -181,7 +181,10 @@ function start() {
           "); flags now: " + (saved.flags.map(function (f) { return f.concept; }).join(", ") || "none"));
         return refresh(item, saved);
       })
-      .catch(function (error) { shown.textContent = "not saved: " + error.message; });
+      .catch(function (error) {
+        if (document.body.contains(shown)) shown.textContent = "not saved: " + error.message;
+        else status("line " + item.dataset.lineId + ": " + error.message);
+      });
   }
 
   function open(item) {
