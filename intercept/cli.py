@@ -315,7 +315,11 @@ def _program() -> str:
 @click.option("--context", "context_s", default=2.0, show_default=True, type=click.FloatRange(0, 30),
               help="Seconds of audio either side of a line offered by its '±' link.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the start page in a web browser.")
-def review(db_path, port, host, accounts_path, context_s, open_browser):
+@lexicon_option
+@click.option("--mt-model", default=None, metavar="PATH|ID",
+              help="MT model (transformers) for the English of a corrected line when the reviewer types none.  "
+                   "[default: none: the old English is kept, marked as made from the uncorrected text]")
+def review(db_path, port, host, accounts_path, context_s, open_browser, lexicons, mt_model):
     """Open the store FILE in Datasette for review.
 
     The start page lists flagged lines awaiting review, Farsi right to left, each with a
@@ -327,7 +331,11 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
     INTERCEPT_REVIEWER_<NAME>=<password hash>. Set DATASETTE_SECRET to keep logins valid
     across restarts. Stop with Ctrl+C.
 
-    FILE is only read, except for the verdicts reviewers record. A store that cannot be
+    Logged-in reviewers also correct lines' text (key e; docs/review.md, "Corrections"): the
+    corrected line is flagged again by --lexicon, and its English is the reviewer's, else
+    --mt-model's translation of the corrected Farsi, else the old English marked unreliable.
+
+    FILE is only read, except for the verdicts and corrections reviewers record. A store that cannot be
     written (read-only file or directory) is served read-only. A FILE that is not an intercept
     store, or is of another schema version, is refused with one line (exit 2).
     """
@@ -342,7 +350,9 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
         accounts = accounts_from_environ(os.environ)
         if accounts_path:
             accounts.update(load_accounts(accounts_path))
-        options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"))
+        options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"),
+                                lexicons=[str(p) for p in lexicons], translator="transformers" if mt_model else None,
+                                mt_model=mt_model)  # what reviewers' corrections are derived with
         if not accounts and not read_only:
             click.echo("No reviewer accounts: the review is read-only (see --accounts).", err=True)
         serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)

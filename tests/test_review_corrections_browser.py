@@ -57,6 +57,7 @@ def test_a_reviewers_correction_changes_flags_english_search_and_exports(server,
     wait = WebDriverWait(browser, 60)
     log_in(browser, server, wait)
     browser.execute_script("window.interceptNotReloaded = true")
+    assert "edit the line's text" in browser.find_element(By.CSS_SELECTOR, "details.intercept-keys").text
     current = browser.find_element(By.CSS_SELECTOR, "tr.intercept-current")
     assert current.get_attribute("data-line-id") == "1"  # the queue's first line: fox and bird
 

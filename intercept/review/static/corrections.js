@@ -247,6 +247,16 @@ function start() {
     return document.querySelector(".intercept-item.intercept-current") || items()[0];
   }
 
+  // The key, in the keyboard help above the lines.
+  var help = document.querySelector("details.intercept-keys p");
+  if (help && !/\bedit\b/.test(help.textContent)) {
+    var key = el("span", {"class": "intercept-edit-key"});
+    key.appendChild(el("kbd", {}, "e"));
+    key.appendChild(document.createTextNode(" edit the line's text (Ctrl+Enter saves, Esc cancels)."));
+    help.appendChild(document.createTextNode(" "));
+    help.appendChild(key);
+  }
+
   all.forEach(function (item) {
     if (!settings.canWrite) return;
     var button = el("button", {type: "button", "class": "intercept-edit-button", title: "correct this line's text (e)"}, "edit");
