@@ -7,12 +7,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sqlite3
+import zipfile
 
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
+from test_bundle import store  # noqa: F401 (a fixture: a store with real audio)
+
+from intercept.bundle import MANIFEST, BundleOptions, verify_bundle, write_bundle
 from intercept.cli import cli
 from intercept.corrections import CorrectionConflict, Corrector
 from intercept.export import ExportOptions, export_text
@@ -377,3 +382,20 @@ def test_intercept_correct_cli(store_path):
         assert result.exit_code == 2 and message in result.output, result.output
     with Store(store_path, READ) as store:
         assert store.count("line_revisions") == 2
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed")
+def test_an_evidence_bundle_holds_each_lines_revisions_and_machine_text(store, tmp_path, corrector):
+    # `store`: test_bundle's store with real audio (line 1: fox and bird, line 2: hello)
+    with Store(store, WRITE) as opened:
+        result = corrector.correct_line(opened, 1, CORRECTED, "The fox comes tonight", reviewer="maryam", note="n")
+        write_bundle(opened, tmp_path / "evidence.zip", BundleOptions(line_ids=[1, 2]))
+    with zipfile.ZipFile(tmp_path / "evidence.zip") as bundle:
+        manifest = json.loads(bundle.read(MANIFEST))
+    entries = {entry["line_id"]: entry for entry in manifest["lines"]}
+    assert [(r["id"], r["reviewer"], r["text_fa"], r["text_en"], r["note"]) for r in entries[1]["revisions"]] == [
+        (result.revision_id, "maryam", CORRECTED, "The fox comes tonight", "n")]
+    assert entries[1]["text_fa"] == result.text_fa and entries[1]["text_fa_machine"].startswith("امشب برویم")
+    assert entries[1]["text_en_from"] == "reviewer"
+    assert entries[2]["revisions"] == [] and entries[2]["text_fa_machine"] == entries[2]["text_fa"]
+    assert verify_bundle(tmp_path / "evidence.zip").ok
