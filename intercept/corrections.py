@@ -20,7 +20,8 @@ The English, in this order:
    not flagged again: the flags it had are kept, superseded.
 
 Only the corrected line's rows change: a neighbour whose co-occurrence pattern flag depended on
-the old text keeps it until `intercept flag` re-derives the recording.
+the old text keeps it until `intercept flag` re-derives the recording. The corrected line's own
+patterns see the neighbours (within the widest pattern window) that hold a flag now.
 """
 from __future__ import annotations
 

@@ -399,3 +399,16 @@ def test_an_evidence_bundle_holds_each_lines_revisions_and_machine_text(store, t
     assert entries[1]["text_en_from"] == "reviewer"
     assert entries[2]["revisions"] == [] and entries[2]["text_fa_machine"] == entries[2]["text_fa"]
     assert verify_bundle(tmp_path / "evidence.zip").ok
+
+
+def test_a_corrected_lines_patterns_see_its_flagged_neighbours(store_path, corrector):
+    with Store(store_path, WRITE) as store:
+        line_id = _line_id(store, "گرگ آنجاست")  # transmission 1; transmission 0 says "tonight"
+        result = corrector.correct_line(store, line_id, "روباه آنجاست", reviewer="maryam")
+        neighbour = _line_id(store, "امشب برویم ببینیم پرنده است یا روباه")
+        neighbour_flags = _flags(store, neighbour)
+    kinds = {(f.concept, f.kind) for f in result.flags}
+    assert ("fox", "exact") in kinds and ("animal_with_time", "pattern") in kinds, kinds
+    # the neighbour's own flags are not rewritten (only the corrected line is derived again)
+    assert {f["superseded_by_revision"] for f in neighbour_flags} == {None}
+    assert all(f["source"] is None for f in neighbour_flags)

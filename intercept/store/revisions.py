@@ -209,17 +209,21 @@ def line_for_correction(db: sqlite_utils.Database, line_id: int) -> Optional[dic
 
 
 def lines_near(db: sqlite_utils.Database, line: dict, window: int) -> list[dict]:
-    """The lines of the same recording within `window` transmissions of `line` (itself among
-    them), in time order: what a co-occurrence pattern can see."""
+    """`line` and the lines of its recording within `window` transmissions of it that hold a
+    current flag, in time order: what a co-occurrence pattern can see. A neighbour without a flag
+    matched nothing of the lexicon, so it cannot complete a pattern (and matching the ~200 lines of
+    a full window again took most of a correction's time)."""
     if line.get("transmission_idx") is None:
         return [line]
     return list(db.query(
         "SELECT lines.*, transmissions.idx AS transmission_idx FROM lines "
         "JOIN transmissions ON transmissions.id = lines.transmission_id "
         "WHERE lines.recording_id = ? AND transmissions.recording_id = ? AND transmissions.idx BETWEEN ? AND ? "
+        "AND (lines.id = ? OR EXISTS (SELECT 1 FROM flags f WHERE f.line_id = lines.id "
+        "AND f.superseded_by_revision IS NULL)) "
         "ORDER BY lines.start_s, lines.id",
         [line["recording_id"], line["recording_id"], line["transmission_idx"] - window,
-         line["transmission_idx"] + window]))
+         line["transmission_idx"] + window, line["id"]]))
 
 
 def revisions_of(db: sqlite_utils.Database, line_id: int) -> list[dict]:
