@@ -323,8 +323,9 @@ def time_corrections(db_path: Path, count: int, seed: int) -> dict:
         store.save_lexicon_terms(lexicon.version, lexicon.terms)
         for n, line_id in enumerate(chosen):
             text = store.rows("select text_fa from lines where id = ?", [line_id])[0]["text_fa"]
-            # A word no other line holds, to search for (letters: the normaliser makes digits Persian).
-            marker = "بنچ" + "".join("ابپتثجچحخد"[int(d)] for d in f"{n:03d}")
+            # A word no other line holds (nor an earlier run's correction), to search for: letters,
+            # since the normaliser makes digits Persian.
+            marker = "بنچ" + "".join(rng.choices("ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهی", k=6))
             corrected = f"{text} گرگ {marker}"
             neighbours.append(len(revisions.lines_near(store.db, revisions.line_for_correction(store.db, line_id),
                                                        PATTERN_WINDOW)))
