@@ -291,18 +291,21 @@ def _dump(path) -> dict[str, list[tuple]]:
     return dump
 
 
-def test_nothing_in_the_store_changes_but_the_derived_rows_of_the_line(store_path, corrector):
+@pytest.mark.parametrize("raw", [FOX_LINE, "امشب برویم ببینیم پرنده است یا روباه"])  # without flags, with
+def test_nothing_in_the_store_changes_but_the_derived_rows_of_the_line(store_path, corrector, raw):
+    with Store(store_path, READ) as store:
+        line_id = _line_id(store, raw)
     before = _dump(store_path)
     with Store(store_path, WRITE) as store:
-        line_id = _line_id(store, FOX_LINE)
-        neighbour = _line_id(store, "گرگ آنجاست")
         result = corrector.correct_line(store, line_id, CORRECTED, "The fox comes tonight", reviewer="maryam")
     after = _dump(store_path)
     assert set(after) == set(before)
     changed = {table for table in before if before[table] != after[table]}
     assert changed == {"lines", "flags", "line_review", "lines_fts", "line_revisions"}
-    columns = [row[1] for row in sqlite3.connect(store_path).execute("PRAGMA table_info(lines)")]
-    idx = {name: n for n, name in enumerate(columns)}
+    conn = sqlite3.connect(store_path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(lines)")]
+    flag_columns = [row[1] for row in conn.execute("PRAGMA table_info(flags)")]
+    conn.close()
 
     def others(rows, key=0):
         return [row for row in rows if row[key] != line_id]
@@ -311,16 +314,19 @@ def test_nothing_in_the_store_changes_but_the_derived_rows_of_the_line(store_pat
     line_before = next(row for row in before["lines"] if row[0] == line_id)
     line_after = next(row for row in after["lines"] if row[0] == line_id)
     derived = {"text_fa", "text_en", "suspect", "revision_id", "text_fa_machine", "text_en_machine", "text_en_from"}
-    assert {name for name in columns if line_before[idx[name]] != line_after[idx[name]]} <= derived
-    flag_columns = [row[1] for row in sqlite3.connect(store_path).execute("PRAGMA table_info(flags)")]
-    line_col = flag_columns.index("line_id")
+    assert {name for n, name in enumerate(columns) if line_before[n] != line_after[n]} <= derived
+    line_col, superseded_col = flag_columns.index("line_id"), flag_columns.index("superseded_by_revision")
     assert others(after["flags"], line_col) == others(before["flags"], line_col)
-    assert [row for row in after["flags"] if row[line_col] == line_id and row[0] <= max(r[0] for r in before["flags"])] \
-        == [row for row in before["flags"] if row[line_col] == line_id]  # (none: it had no flags)
+    old_flags = [row for row in before["flags"] if row[line_col] == line_id]
+    kept = [row for row in after["flags"] if row[line_col] == line_id and row[0] in {r[0] for r in old_flags}]
+    # the line's old flags: the same rows, but for the mark
+    assert [row[:superseded_col] + row[superseded_col + 1:] for row in kept] == \
+        [row[:superseded_col] + row[superseded_col + 1:] for row in old_flags]
+    assert {row[superseded_col] for row in kept} <= {result.revision_id}
+    assert bool(old_flags) == (raw != FOX_LINE)
     assert others(after["line_review"]) == others(before["line_review"])
     assert others(after["lines_fts"]) == others(before["lines_fts"])
     assert [row[0] for row in after["line_revisions"]] == [result.revision_id]
-    assert neighbour != line_id
 
 
 def test_migration_0011_on_a_store_of_the_previous_schema(tmp_path, normalizer, lexicon):
