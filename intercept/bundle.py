@@ -14,7 +14,8 @@ A bundle is a ZIP holding
 - `manifest.json`: per line the recording's path, SHA-256 and time, the clip's name, SHA-256,
   sample rate and start/end in the original, the Farsi (raw and normalised), the English with
   its reliability (intercept.reliability), the flags with their evidence, the verdicts with
-  reviewer and time, engine, model, translator and lexicon version;
+  reviewer and time, engine, model, translator and lexicon version; a corrected line's machine
+  text beside its current text, and its revisions (intercept.corrections);
 - `manifest.json.sha256`: the manifest's own SHA-256, so an edited manifest is reported.
 
 The manifest also lists under `missing` every chosen line whose clip could not be cut (its
@@ -52,6 +53,7 @@ from .audio import AudioError, extract_clip, probe_sample_rate, sha256_file, wav
 from .export import ExportError, line_row, opened_for_export
 from .recorded_at import absolute_time
 from .store import Store
+from .store.revisions import revisions_of
 
 MANIFEST = "manifest.json"
 MANIFEST_HASH = MANIFEST + ".sha256"
@@ -123,6 +125,12 @@ def _manifest_entry(store: Store, line: dict, recording: dict, clip: dict) -> di
         "flags": row["flags"],
         "verdicts": [{key: v[key] for key in ("verdict", "reviewer", "at", "note", "flag_id")}
                      for v in store.verdicts_of(line["id"])],
+        # Reviewers' corrections: the machine's text, where the English came from, every revision.
+        "text_fa_machine": row["text_fa_machine"],
+        "text_en_machine": row["text_en_machine"],
+        "text_en_from": line.get("text_en_from"),
+        "revisions": [{key: r[key] for key in ("id", "text_fa", "text_en", "reviewer", "at", "replaces", "note")}
+                      for r in revisions_of(store.db, line["id"])],
         "engine": line.get("engine"),
         "model": line.get("model"),
         "translator": line.get("translator"),

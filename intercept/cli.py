@@ -326,8 +326,12 @@ def _program() -> str:
 @click.option("--context", "context_s", default=2.0, show_default=True, type=click.FloatRange(0, 30),
               help="Seconds of audio either side of a line offered by its '±' link.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the start page in a web browser.")
+@lexicon_option
+@click.option("--mt-model", default=None, metavar="PATH|ID",
+              help="MT model (transformers) for the English of a corrected line when the reviewer types none.  "
+                   "[default: none: the old English is kept, marked as made from the uncorrected text]")
 def review(db_path, port, host, accounts_path, public_read, session_hours, behind_https, bundle_max_lines,
-           context_s, open_browser):
+           context_s, open_browser, lexicons, mt_model):
     """Open the store FILE in Datasette for review.
 
     The start page lists flagged lines awaiting review, Farsi right to left, each with a
@@ -342,7 +346,11 @@ def review(db_path, port, host, accounts_path, public_read, session_hours, behin
     Reviewer accounts come from --accounts and from environment variables
     INTERCEPT_REVIEWER_<NAME>=<password hash>. Stop with Ctrl+C.
 
-    FILE is only read, except for the verdicts reviewers record. A store that cannot be
+    Logged-in reviewers also correct lines' text (key e; docs/review.md, "Corrections"): the
+    corrected line is flagged again by --lexicon, and its English is the reviewer's, else
+    --mt-model's translation of the corrected Farsi, else the old English marked unreliable.
+
+    FILE is only read, except for the verdicts and corrections reviewers record. A store that cannot be
     written (read-only file or directory) is served read-only. A FILE that is not an intercept
     store, or is of another schema version, is refused with one line (exit 2).
     """
@@ -360,7 +368,10 @@ def review(db_path, port, host, accounts_path, public_read, session_hours, behin
         options = review_ui.ReviewOptions(
             accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"),
             public_read=public_read, session_hours=session_hours, https=behind_https,
-            bundle_max_lines=bundle_max_lines)
+            bundle_max_lines=bundle_max_lines,
+            # what reviewers' corrections are derived with
+            lexicons=[str(p) for p in lexicons], translator="transformers" if mt_model else None,
+            mt_model=mt_model)
         review_ui.check_binding(host, options)
         # Who can reach what, said once at start (stdout: it is what the command does).
         where = f"http://{host}:{port}/"
@@ -868,6 +879,84 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
         click.echo(f"{len(result['missing'])} chosen lines have no clip (listed as missing in the manifest): "
                    + ", ".join(str(m["line_id"]) for m in result["missing"]), err=True)
         sys.exit(1)
+
+
+@cli.command("correct")
+@click.argument("db_path", metavar="STORE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("line_id", type=int)
+@click.option("--fa", "text_fa", required=True, metavar="TEXT", help="The line's Farsi as it was said.")
+@click.option("--en", "text_en", default=None, metavar="TEXT",
+              help="Your English for the line.  [default: the text translator's on the corrected Farsi, else the "
+                   "old English, marked as made from the uncorrected text]")
+@click.option("--reviewer", required=True, metavar="NAME", help="Who made the correction (kept with the revision).")
+@click.option("--note", default=None, metavar="TEXT", help="Why, for the line's history.")
+@click.option("--translator", type=click.Choice(["transformers", "none"]), default="none", show_default=True,
+              help="Text translator for the English when --en is not given (Whisper's translate task hears the "
+                   "audio, not the correction, so it is not offered).")
+@click.option("--mt-model", default=None, metavar="PATH|ID", help="MT model for --translator transformers.")
+@lexicon_option
+@click.option("--json", "as_json", is_flag=True, help="Print the revision and the line's new flags as JSON.")
+def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_model, lexicons, as_json):
+    """Correct a line's text: a new revision of line LINE_ID (lines.id) of STORE.
+
+    The recogniser's text stays as it was; the line's current text becomes yours, and what
+    follows from it is derived again (docs/review.md, "Corrections"): the Farsi normalised,
+    flagged and scored by --lexicon with no recogniser doubt (your words are certain), the
+    line's earlier flags kept but marked superseded and out of the queue, the English yours
+    (--en), else the text translator's on your Farsi, else the old one marked as made from the
+    uncorrected text. Search and exports then read the corrected text, with the machine's beside
+    it. The review desk does the same (key e).
+
+    \b
+      intercept correct traffic.db 42 --fa "امشب روباه می‌آید" --reviewer maryam
+      intercept correct traffic.db 42 --fa "..." --en "The fox comes tonight" --reviewer maryam
+
+    \b
+    Exit status:
+      0  the correction is stored
+      2  bad input (no such line, empty text, nothing changed, no store): nothing was written
+    """
+    from .corrections import CorrectionConflict, Corrector, check_text
+    from .lexicon import Lexicon, LexiconError, default_lexicon_path
+    from .store import WRITE
+    from .text import PersianNormalizer
+    from .translate import MTModelError, make_translator
+
+    def bad(message: str) -> None:
+        click.echo(f"Error: {db_path}: {message}", err=True)
+        sys.exit(2)
+
+    try:
+        check_text(text_fa, text_en, reviewer)
+    except ValueError as exc:
+        bad(str(exc))
+    _open_store(db_path, WRITE).close()
+    normalizer = PersianNormalizer()
+    try:
+        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
+    except LexiconError as exc:
+        raise click.UsageError(str(exc))
+    chosen = None
+    if translator == "transformers" and text_en is None:
+        try:
+            chosen = make_translator("transformers", mt_model=mt_model, fallback="error")
+        except MTModelError as exc:
+            raise click.UsageError(str(exc))
+    corrector = Corrector.build(lexicon, normalizer, chosen)
+    with _open_store(db_path, WRITE) as store:
+        try:
+            result = corrector.correct_line(store, line_id, text_fa, text_en, reviewer=reviewer, note=note)
+        except (ValueError, CorrectionConflict) as exc:
+            bad(str(exc))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+        return
+    flags = ", ".join(f"{f.concept} ({f.kind} {f.score:.2f})" for f in result.flags) or "none"
+    click.echo(f"line {result.line_id}: revision {result.revision_id} by {result.reviewer}; "
+               f"{result.superseded} earlier flags superseded; flags now: {flags}")
+    english = {"reviewer": "yours", "corrected_fa": "translated from your Farsi",
+               "uncorrected_fa": "the old English, made from the uncorrected text (not reliable)"}[result.en_from]
+    click.echo(f"English: {english}: {result.text_en or '(none)'}")
 
 
 def main():

@@ -11,16 +11,17 @@ old one.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
-from .acoustic import AcousticCheck, EngineMargins, MarginSource, StoredMargins
+from .acoustic import FIXED_MARGIN_KINDS, AcousticCheck, EngineMargins, MarginSource, StoredMargins
 from .guards import GuardOptions, Guards
 from .lexicon import Lexicon
 from .scoring import FlagScorer, default_scorer, score_flags
 from .store import Store, line_evidence
+from .store.revisions import REVIEWER, UNCORRECTED_FA
 from .text import PersianNormalizer
-from .types import Flag, Line
+from .types import Flag, Hypothesis, Line, Word
 
 # A line stored without a transmission gets a transmission index of its own, this far from any
 # other, so that no co-occurrence window (at most 100 either side) joins it with a neighbour it
@@ -47,15 +48,20 @@ class PostRecognition:
         self.guards = Guards(guard_options, normalize=normalizer.normalize)
 
     def derive(self, lines: Sequence[Line], samples=None, sample_rate: int = 16000,
-               translate: bool = True, stored: Optional[MarginSource] = None) -> list[list[Flag]]:
+               translate: bool = True, stored: Optional[MarginSource] = None,
+               reviewer_english: Optional[Sequence[bool]] = None) -> list[list[Flag]]:
         """Fill text_fa, text_en (when `translate` and there is a translator) and suspect on
         `lines` in place; return each line's flags. The acoustic check runs on `samples` with
-        the engine when both are there, else on the `stored` margins."""
+        the engine when both are there, else on the `stored` margins. Lines marked in
+        `reviewer_english` keep their English (a reviewer typed it): it is never translated over."""
         self.normalise(lines)
         if translate and self.translator is not None:
-            for line in lines:
+            keep = list(reviewer_english or [False] * len(lines))
+            todo = [line for line, kept in zip(lines, keep) if not kept]
+            for line in todo:
                 line.text_en = ""  # English from an earlier translator must not outlive it
-            self.translator.translate(lines, samples, sample_rate)
+            if todo:
+                self.translator.translate(todo, samples, sample_rate)
         self.guards.mark(lines)
         flags = self.lexicon.flag_lines(list(lines))
         if self.acoustic is not None:
@@ -63,6 +69,25 @@ class PostRecognition:
                 samples is not None else stored
             flags = self.acoustic.check(lines, flags, source)
         return self.score(lines, flags)
+
+    def derive_line(self, lines: Sequence[Line], target: int, translate: bool = True) -> list[Flag]:
+        """The step for one line among its stored neighbours (a reviewer's correction): only
+        `lines[target]` is normalised, translated (a text translator, when `translate`), marked
+        and flagged again; its neighbours (their stored text) count only for co-occurrence
+        patterns, and keep their own flags. No acoustic check: a reviewer's text is not the
+        recogniser's guess. Returns the target's flags."""
+        line = lines[target]
+        self.normalise([line])
+        if translate and self.translator is not None and not getattr(self.translator, "needs_audio", False):
+            line.text_en = ""
+            self.translator.translate([line], None)
+        self.guards.mark([line])
+        per_line = self.lexicon.flag_lines(list(lines))
+        # As the acoustic check sets them (intercept.acoustic): a form as written has margin 0 by
+        # definition; a fuzzy match's margin stays unknown (None), as when re-flagging.
+        flags = [replace(flag, acoustic_margin=0.0) if flag.kind in FIXED_MARGIN_KINDS else flag
+                 for flag in per_line[target]]
+        return self.score([line], [flags])[0]
 
     def normalise(self, lines: Sequence[Line]) -> None:
         for line in lines:
@@ -103,11 +128,26 @@ class RederiveResult:
     fuzzy_unchecked: int = 0
 
 
+def reviewer_line(text_fa: str, text_en: str, start: float, end: float, transmission_idx: int) -> Line:
+    """A line whose text a reviewer wrote. Its flags carry no recogniser doubt: every word is
+    certain (probability 1), the text is the only hypothesis (N-best share 1), confidence 1,
+    and there are no recogniser scores for the guards (compression ratio, no-speech)."""
+    tokens = text_fa.split()
+    return Line(start=start, end=end, text=text_fa, transmission_idx=transmission_idx, text_fa=text_fa,
+                text_en=text_en, words=[Word(token, start, end, 1.0) for token in tokens],
+                alternatives=[Hypothesis(text_fa, 0.0, max(1, len(tokens)))], confidence=1.0)
+
+
 def line_from_row(row: dict, n: int) -> Line:
-    """A stored line (`Store.iter_lines` row) as the Line the pipeline made."""
+    """A stored line (`Store.iter_lines` row) as the Line the pipeline made; a corrected line
+    (revision_id set) as its reviewer's text (`reviewer_line`), with no English to flag when
+    its English was made from the uncorrected text."""
     transmission_idx = row.get("transmission_idx")
     if transmission_idx is None:
         transmission_idx = -_LONE_TRANSMISSION_GAP * (n + 1)
+    if row.get("revision_id") is not None:
+        english = "" if row.get("text_en_from") == UNCORRECTED_FA else row.get("text_en") or ""
+        return reviewer_line(row.get("text_fa") or "", english, row["start_s"], row["end_s"], transmission_idx)
     return Line(start=row["start_s"], end=row["end_s"], text=row.get("text_fa_raw") or "",
                 transmission_idx=transmission_idx, avg_logprob=row.get("avg_logprob"),
                 no_speech_prob=row.get("no_speech_prob"), compression_ratio=row.get("compression_ratio"),
@@ -148,11 +188,15 @@ def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = 
         samples, rate = _audio(recording_rows[0]["recording_path"], clean_radio) if needs_audio else (None, 16000)
         stored = StoredMargins([row["flags"] for row in recording_rows], stored_fa)
         per_line = post.derive(lines, samples if needs_audio else None, rate, translate=translator is not None,
-                               stored=stored)
+                               stored=stored,
+                               reviewer_english=[row.get("text_en_from") == REVIEWER or
+                                                 (needs_audio and row.get("revision_id") is not None)
+                                                 for row in recording_rows])
         store.save_derived(
             ((row["id"], line, flags) for row, line, flags in zip(recording_rows, lines, per_line)),
             post.lexicon.version,
             translator=(translator.name, translator.model) if translator is not None else None,
+            english_from_text=not needs_audio,
         )
         result.recordings += 1
         result.lines += len(lines)

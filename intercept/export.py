@@ -59,6 +59,10 @@ ROW_COLUMNS = (
     "text_fa", "text_en", "en_reliability", "en_reliability_reason", "text_fa_raw", "concepts", "categories", "kinds", "score",
     "confidence", "avg_logprob", "no_speech_prob", "compression_ratio", "suspect",
     "engine", "model", "translator", "translator_model", "flags",
+    # Reviewers' corrections (intercept.corrections): text_fa/text_en above are the current text;
+    # these are the machine's (the same as the current text on a line nobody corrected), which
+    # revision the current text is (empty: the machine's) and where its English came from.
+    "text_fa_machine", "text_en_machine", "revision_id", "text_en_from",
 )
 # score is the calibrated chance a listener agrees; match_score, prior, word_prob, nbest_share and
 # acoustic_margin the evidence behind it (None: unknown); hypothesis the N-best text an `alternative` flag's
@@ -109,6 +113,11 @@ def line_row(line: dict) -> dict:
         confidence=line.get("confidence"),
         en_reliability=reliability.label if reliability else None,
         en_reliability_reason=reliability.reason if reliability else None,
+    )
+    corrected = line.get("revision_id") is not None
+    row.update(
+        text_fa_machine=line.get("text_fa_machine") if corrected else line.get("text_fa"),
+        text_en_machine=line.get("text_en_machine") if corrected else line.get("text_en"),
     )
     row.update(
         line_id=line["id"],

@@ -21,6 +21,10 @@ exp(-1) = 0.37, caught only one in ten. A line stored without word probabilities
 exp(avg_logprob) (the window's mean token log-probability) against Whisper's own
 `log_prob_threshold`, WEAK_LOGPROB = -1. With neither score nor a guard mark the English is
 **unknown**; a line without English has no reliability (None).
+
+A corrected line's English (`lines.text_en_from`, intercept.corrections) is **reliable** when a
+reviewer typed it or a text translator made it from the reviewer's Farsi (unless a guard marked
+it), and **unreliable** when it is the old English, made from the uncorrected text.
 """
 from __future__ import annotations
 
@@ -63,9 +67,17 @@ def english_reliability(line: Mapping[str, Any]) -> Optional[Reliability]:
     if not (line.get("text_en") or "").strip():
         return None
     confidence = line_confidence(line)
+    # A corrected line (intercept.corrections): its English's source decides first.
+    made_from = line.get("text_en_from")
+    if made_from == "reviewer":
+        return Reliability("reliable", "typed by a reviewer", confidence)
+    if made_from == "uncorrected_fa":
+        return Reliability("unreliable", "made from the uncorrected text: the Farsi was corrected since", confidence)
     suspect = (line.get("suspect") or "").strip()
     if suspect:
         return Reliability("unreliable", f"a guard marked the line: {suspect}", confidence)
+    if made_from == "corrected_fa":
+        return Reliability("reliable", "translated from a reviewer's Farsi", confidence)
     if confidence is None:
         return Reliability("unknown", "no recognition score stored", None)
     # Word probabilities and exp(avg_logprob) are on different scales: each has its own level.

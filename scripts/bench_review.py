@@ -15,7 +15,10 @@ migration 0004); --no-review-sql times a copy with the old GROUP BY view, for co
 The generated store is kept at --db; --reuse times an existing one without regenerating.
 With --desk (the default) it also times the review desk: the flagged page together with the one
 request that marks its flagged words, and a flagged line's context view (target < 300 ms
-each); --activity adds the traffic chart.
+each); --activity adds the traffic chart; --corrections N times N reviewers' corrections of
+flagged lines (target < 1 s each):
+
+    .venv/bin/python scripts/bench_review.py --db /tmp/bench-review.db --reuse --no-desk --corrections 20
 """
 from __future__ import annotations
 
@@ -274,6 +277,71 @@ def time_desk(db_path: Path, repeats: int, with_activity: bool) -> dict:
         return {"failed": str(failure)}
 
 
+def time_corrections(db_path: Path, count: int, seed: int) -> dict:
+    """Reviewers' corrections (issue 24): `count` flagged lines of different recordings corrected
+    through intercept.corrections (the library call behind `intercept correct` and the desk):
+    the line read with its neighbours (a co-occurrence window of transmissions), normalised,
+    flagged and scored again, and written in one transaction (the revision, its earlier flags
+    marked superseded, the new flags, the line's text, and with them the FTS index and the
+    queue's line_review row through their triggers). English from the reviewer. Target < 1 s each.
+    The generated store has no transmissions: the recordings corrected get one per line first
+    (setup, not timed), so each correction reads its real neighbourhood."""
+    import sqlite3
+
+    from intercept.corrections import PATTERN_WINDOW, Corrector
+    from intercept.lexicon import Lexicon, default_lexicon_path
+    from intercept.store import WRITE, revisions
+    from intercept.text import PersianNormalizer
+
+    rng = random.Random(seed)
+    conn = sqlite3.connect(db_path)
+    n_lines = conn.execute("select max(id) from lines").fetchone()[0]
+    flagged = [row[0] for row in conn.execute(
+        "select line_id from line_review where line_id in (%s)" % ",".join(
+            str(rng.randint(1, n_lines)) for _ in range(count * 40)))]
+    chosen = list(dict.fromkeys(flagged))[:count]
+    recordings = sorted({conn.execute("select recording_id from lines where id = ?", [i]).fetchone()[0] for i in chosen})
+    with conn:
+        for rid in recordings:
+            if conn.execute("select count(*) from transmissions where recording_id = ?", [rid]).fetchone()[0]:
+                continue
+            rows = conn.execute("select id, idx, start_s, end_s from lines where recording_id = ? order by idx",
+                                [rid]).fetchall()
+            for line_id, idx, start, end in rows:
+                tid = conn.execute("insert into transmissions (recording_id, idx, start_s, end_s) values (?, ?, ?, ?)",
+                                   [rid, idx, start, end]).lastrowid
+                conn.execute("update lines set transmission_id = ? where id = ?", [tid, line_id])
+    conn.close()
+
+    started = time.perf_counter()
+    normalizer = PersianNormalizer()
+    lexicon = Lexicon.load(default_lexicon_path(), normalizer=normalizer)
+    corrector = Corrector.build(lexicon, normalizer)
+    build_s = time.perf_counter() - started
+    times, found, flags_after, neighbours = [], 0, [], []
+    with Store(db_path, WRITE) as store:
+        store.save_lexicon_terms(lexicon.version, lexicon.terms)
+        for n, line_id in enumerate(chosen):
+            text = store.rows("select text_fa from lines where id = ?", [line_id])[0]["text_fa"]
+            # A word no other line holds (nor an earlier run's correction), to search for: letters,
+            # since the normaliser makes digits Persian.
+            marker = "بنچ" + "".join(rng.choices("ابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهی", k=6))
+            corrected = f"{text} گرگ {marker}"
+            neighbours.append(len(revisions.lines_near(store.db, revisions.line_for_correction(store.db, line_id),
+                                                       PATTERN_WINDOW)))
+            began = time.perf_counter()
+            result = corrector.correct_line(store, line_id, corrected, f"bench correction {n}", reviewer="bench")
+            times.append(time.perf_counter() - began)
+            flags_after.append(len(result.flags))
+            # searched as the review's search box does: normalised like the stored text
+            hits = store.rows("select rowid from lines_fts where lines_fts match ?", [normalizer.normalize(marker)])
+            found += [row["rowid"] for row in hits] == [line_id]
+    return {"corrections": len(times), "correct_line": _stats(times),
+            "corrector_build_s": round(build_s, 2), "found_by_search": found,
+            "neighbour_lines_median": statistics.median(neighbours),
+            "flags_per_corrected_line_median": statistics.median(flags_after)}
+
+
 def set_recorded_at(db_path: Path) -> None:
     """Give every generated recording a start time (one recording every 20 minutes from
     2024-01-01), so that the activity chart has something to count."""
@@ -301,6 +369,8 @@ def main() -> None:
     parser.add_argument("--desk", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the review desk: flagged page with its marks, context view")
     parser.add_argument("--activity", action="store_true", help="also time the traffic-over-time chart (a full scan)")
+    parser.add_argument("--corrections", type=int, default=0, metavar="N",
+                        help="also time N reviewers' corrections (intercept.corrections; target < 1 s each)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -326,6 +396,8 @@ def main() -> None:
         if args.activity:
             set_recorded_at(timed)
         result["desk"] = time_desk(timed, args.repeats, args.activity)
+    if args.corrections and args.review_sql:
+        result["corrections"] = time_corrections(timed, args.corrections, args.seed)
     if args.json:
         print(json.dumps(result))
     else:

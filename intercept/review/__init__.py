@@ -16,7 +16,7 @@ import threading
 import webbrowser
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import yaml
 from datasette_auth_passwords.utils import hash_password
@@ -77,6 +77,12 @@ class ReviewOptions:
     https: bool = False
     # most lines one evidence bundle request may ask for
     bundle_max_lines: int = review_doors.DEFAULT_BUNDLE_MAX_LINES
+    # what a reviewer's correction is derived with (intercept.review.corrections): lexicon files
+    # or folders (default: the shipped lexicons), and a text translator for the English of a
+    # corrected line when the reviewer types none ("transformers" with mt_model; default: none)
+    lexicons: Sequence[str] = ()
+    translator: Optional[str] = None
+    mt_model: Optional[str] = None
 
 
 def _check_accounts(accounts: Mapping[str, str], source: str) -> dict:
@@ -157,6 +163,8 @@ def metadata_for(database_name: str, options: ReviewOptions, read_only: bool = F
                 "https": bool(options.https),
                 "bundle_max_lines": int(options.bundle_max_lines),
             },
+            "corrections": {"lexicons": [str(p) for p in options.lexicons], "translator": options.translator,
+                            "mt_model": options.mt_model},
         },
     }
     return metadata
@@ -177,6 +185,10 @@ def _register_plugin() -> None:
         pm.register(voices_plugin, name="intercept_voices")
     if not pm.is_registered(review_doors):
         pm.register(review_doors, name="intercept_doors")
+    from . import corrections as corrections_plugin  # editing lines (entry point intercept_corrections)
+
+    if not pm.is_registered(corrections_plugin):
+        pm.register(corrections_plugin, name="intercept_corrections")
 
 
 def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] = None) -> "Datasette":

@@ -221,6 +221,8 @@ async def describe_lines(database, line_ids: list[int]) -> dict[int, dict]:
     flag_columns = await _columns(database, "flags")
     lexicon = await _lexicon_notes(database, flags)
     by_line: dict[int, list[dict]] = {}
+    # A correction's superseded flags are kept in the store but marked on no text (intercept.corrections).
+    flags = [flag for flag in flags if flag.get("superseded_by_revision") is None]
     for flag in flags:
         flag.update(lexicon.get((flag.get("concept"), flag.get("lexicon_version")), {}))
         by_line.setdefault(flag["line_id"], []).append(flag)

@@ -499,7 +499,8 @@ def _flag_filters(request, line_id_column: str):
         for value in request.args.getlist(FLAG_FILTER_PREFIX + column):
             name = f"intercept_flag_{len(params)}"
             # Every chosen value must be among the line's flags (as Datasette's own filters: and).
-            where.append(f"{line_id_column} in (select line_id from flags where {column} = :{name})")
+            where.append(f"{line_id_column} in (select line_id from flags where {column} = :{name} "
+                         "and superseded_by_revision is null)")
             params[name] = value
             described.append(f'a flag with {column} "{value}"')
     return FilterArguments(where, params, described) if where else None

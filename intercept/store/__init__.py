@@ -475,6 +475,10 @@ def _seal(db: sqlite_utils.Database) -> None:
     seal.seal_all(db.conn, "migrated")
 
 
+# Reviewers' corrections: migration 0011_revisions and their SQL live in a module of their own.
+from . import revisions  # noqa: E402
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
@@ -969,20 +973,7 @@ class Store:
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
         """Record the terms of a lexicon version once, so every flag's version is explained."""
         with self._writing():
-            if self.db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
-                return
-            self.db["lexicon_terms"].insert_all(
-                {
-                    "concept": t.concept,
-                    "category": t.category,
-                    "severity": t.severity,
-                    "form": t.form,
-                    "lang": t.lang,
-                    "notes": getattr(t, "notes", None) or None,
-                    "lexicon_version": version,
-                }
-                for t in terms
-            )
+            insert_lexicon_terms(self.db, version, terms)
 
     # -- recordings -----------------------------------------------------------------------
     def done_recording(self, sha256: str) -> Optional[dict]:
@@ -1207,10 +1198,12 @@ class Store:
         )
 
     def save_derived(self, derived: Iterable[tuple[int, Line, Sequence[Flag]]], lexicon_version: str,
-                     translator: Optional[tuple[str, Optional[str]]] = None) -> int:
+                     translator: Optional[tuple[str, Optional[str]]] = None, english_from_text: bool = True) -> int:
         """Write what the post-recognition step derived again for stored lines, in one
         transaction: (line_id, Line, flags) gives the normalised Farsi, the suspect marks and
-        the flags; with `translator` (name, model) also the English and who made it.
+        the flags; with `translator` (name, model) also the English and who made it
+        (`english_from_text`: from the Farsi text, not the audio; a corrected line's English is
+        kept unless a text translator made it from the corrected Farsi, store/revisions.py).
         Verdicts are keyed by line and never touched. Returns the number of lines."""
         count = 0
         with self._writing():
@@ -1220,9 +1213,13 @@ class Store:
                 if translator is not None:
                     values.update(text_en=line.text_en or None, translator=translator[0],
                                   translator_model=translator[1])
+                if translator is not None:
+                    values.update(revisions.derived_english(self.db, line_id, english_from_text))
                 self.db["lines"].update(line_id, values)
-                self.db.execute("DELETE FROM flags WHERE line_id = ?", [line_id])
-                self._insert_flags(line_id, flags, lexicon_version)
+                # A correction's superseded flags are kept; only the current ones are derived again.
+                self.db.execute("DELETE FROM flags WHERE line_id = ? AND superseded_by_revision IS NULL", [line_id])
+                revisions.insert_flags(self.db, line_id, flags, lexicon_version,
+                                       **revisions.flag_provenance(self.db, line_id))
                 touched.append(line_id)
                 count += 1
             self._reseal(self._recordings_of_lines(touched), "translated" if translator is not None else "reflagged")
@@ -1235,6 +1232,13 @@ class Store:
             found.update(row[0] for row in self.db.execute(
                 f"SELECT DISTINCT recording_id FROM lines WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
         return found
+
+    def save_correction(self, correction: "revisions.Correction") -> int:
+        """Write one reviewer's correction of a line (intercept.corrections derives it), all in
+        one transaction: the revision, the line's current text, its earlier flags marked
+        superseded and the flags derived from the reviewer's text. Returns the revision id."""
+        with self._writing():
+            return revisions.insert_correction(self.db, correction)
 
     def add_verdict(
         self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
@@ -1262,7 +1266,8 @@ class Store:
         )
         for row in self.db.query(sql, params):
             row["flags"] = list(
-                self.db.query("SELECT * FROM flags WHERE line_id = ? ORDER BY span_start, id", [row["id"]])
+                self.db.query("SELECT * FROM flags WHERE line_id = ? AND superseded_by_revision IS NULL "
+                              "ORDER BY span_start, id", [row["id"]])
             )
             yield row
 
@@ -1487,6 +1492,24 @@ class Store:
 
     def voice_decisions(self) -> list[dict]:
         return self.rows("SELECT * FROM voice_decisions ORDER BY id")
+
+
+def insert_lexicon_terms(db: sqlite_utils.Database, version: str, terms: Iterable[Any]) -> None:
+    """The terms of a lexicon version, unless stored already; the caller holds the write transaction."""
+    if db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
+        return
+    db["lexicon_terms"].insert_all(
+        {
+            "concept": t.concept,
+            "category": t.category,
+            "severity": t.severity,
+            "form": t.form,
+            "lang": t.lang,
+            "notes": getattr(t, "notes", None) or None,
+            "lexicon_version": version,
+        }
+        for t in terms
+    )
 
 
 def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, reviewer: str, note: str = "",
