@@ -301,7 +301,10 @@ def test_nothing_in_the_store_changes_but_the_derived_rows_of_the_line(store_pat
     after = _dump(store_path)
     assert set(after) == set(before)
     changed = {table for table in before if before[table] != after[table]}
-    assert changed == {"lines", "flags", "line_review", "lines_fts", "line_revisions"}
+    # seals: one seal appended for the line's recording, the chain before it untouched
+    assert changed == {"lines", "flags", "line_review", "lines_fts", "line_revisions", "seals"}
+    assert after["seals"][:len(before["seals"])] == before["seals"]
+    assert len(after["seals"]) == len(before["seals"]) + 1
     conn = sqlite3.connect(store_path)
     columns = [row[1] for row in conn.execute("PRAGMA table_info(lines)")]
     flag_columns = [row[1] for row in conn.execute("PRAGMA table_info(flags)")]
@@ -418,3 +421,28 @@ def test_a_corrected_lines_patterns_see_its_flagged_neighbours(store_path, corre
     # the neighbour's own flags are not rewritten (only the corrected line is derived again)
     assert {f["superseded_by_revision"] for f in neighbour_flags} == {None}
     assert all(f["source"] is None for f in neighbour_flags)
+
+
+def test_a_correction_is_sealed_and_an_edit_of_it_from_outside_is_named(store_path, corrector):
+    """The correction re-seals its recording (verify stays clean); editing the revision, the
+    line's machine text or a flag's superseded mark with sqlite3 afterwards is named."""
+    from intercept.store import seal
+
+    with Store(store_path, READ) as store:
+        line_id = _line_id(store, FOX_LINE)
+    with Store(store_path, WRITE) as store:
+        result = corrector.correct_line(store, line_id, CORRECTED, "The fox comes tonight", reviewer="maryam")
+    conn = sqlite3.connect(store_path)
+    assert seal.verify_store(conn) == []
+    for edit, named in [
+        ("UPDATE line_revisions SET text_fa = 'x' WHERE id = ?", "line revision"),
+        ("UPDATE lines SET text_fa_machine = 'x' WHERE revision_id = ?", "line"),
+    ]:
+        conn.execute("SAVEPOINT edit")
+        conn.execute(edit, [result.revision_id])
+        problems = seal.verify_store(conn)
+        assert problems and any(named in p for p in problems), problems
+        conn.execute("ROLLBACK TO edit")
+        conn.execute("RELEASE edit")
+    assert seal.verify_store(conn) == []
+    conn.close()
