@@ -311,7 +311,8 @@ def _program() -> str:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; keep 127.0.0.1 unless reviewers connect from elsewhere.")
 @click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML or JSON file of reviewer: password-hash (make hashes with `datasette hash-password`).")
+              help="YAML or JSON file of reviewer: password-hash (make hashes with `datasette hash-password`), "
+                   "or reviewer: {password_hash: ..., role: lead} for a lead, who decides disputed flags.")
 @click.option("--context", "context_s", default=2.0, show_default=True, type=click.FloatRange(0, 30),
               help="Seconds of audio either side of a line offered by its '±' link.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the start page in a web browser.")
@@ -333,16 +334,19 @@ def review(db_path, port, host, accounts_path, context_s, open_browser):
     """
     import os
 
-    from .review import ReviewError, ReviewOptions, accounts_from_environ, check_store, load_accounts, serve
+    from .review import ReviewError, ReviewOptions, accounts_from_environ, check_store, load_accounts, load_leads, serve
 
     try:
         read_only = check_store(db_path)
         if read_only:
             click.echo(f"{db_path}: {read_only}: the review is read-only (no verdicts can be recorded).", err=True)
         accounts = accounts_from_environ(os.environ)
+        leads = frozenset()
         if accounts_path:
             accounts.update(load_accounts(accounts_path))
-        options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"))
+            leads = load_leads(accounts_path)
+        options = ReviewOptions(accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"),
+                                leads=leads)
         if not accounts and not read_only:
             click.echo("No reviewer accounts: the review is read-only (see --accounts).", err=True)
         serve(str(db_path), port=port, host=host, open_browser=open_browser, options=options)
