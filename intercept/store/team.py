@@ -411,7 +411,8 @@ def review_of_lines(conn, line_ids: Sequence[int]) -> dict[int, dict]:
     """Per line: every verdict row (oldest first) and each concept's outcome, decision and
     whether reviewers differ."""
     ids = sorted({int(i) for i in line_ids})
-    found: dict[int, dict] = {i: {"verdicts": [], "concepts": {}, "notes": []} for i in ids}
+    found: dict[int, dict] = {i: {"verdict": None, "confirmed": False, "verdicts": [], "concepts": {}, "notes": []}
+                              for i in ids}
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
@@ -421,10 +422,29 @@ def review_of_lines(conn, line_ids: Sequence[int]) -> dict[int, dict]:
         for row in _dicts(conn, f"SELECT line_id, concept, outcome, decision, reviewers, differ FROM concept_outcomes "
                                 f"WHERE line_id IN ({marks})", chunk):
             found[row["line_id"]]["concepts"][row["concept"]] = row
+        for row in _dicts(conn, f"SELECT line_id, verdict, confirmed FROM line_review WHERE line_id IN ({marks})", chunk):
+            found[row["line_id"]].update(verdict=row["verdict"], confirmed=bool(row["confirmed"]))
         for row in _dicts(conn, f"SELECT id, line_id, note, reviewer, at FROM line_notes WHERE line_id IN ({marks}) "
                                 "ORDER BY id", chunk):
             found[row["line_id"]]["notes"].append(row)
     return found
+
+
+def review_record(review: dict) -> dict:
+    """A line's review (review_of_lines) as exports and bundles carry it: the line's verdict
+    (confirmed, false_positive, unsure, disputed, or None awaiting review), and per concept its
+    outcome, whether reviewers differed, the lead's decision, and every verdict in order."""
+    verdicts = review.get("verdicts", [])
+    concepts = {}
+    for concept, outcome in sorted(review.get("concepts", {}).items()):
+        concepts[concept] = {
+            "outcome": outcome["outcome"], "reviewers_differ": bool(outcome["differ"]),
+            "decision": outcome["decision"],
+            "verdicts": [{"verdict": v["verdict"], "reviewer": v["reviewer"], "at": v["at"], "note": v["note"],
+                          "lead_decision": bool(v["decision"])}
+                         for v in verdicts if v["concept"] in (concept, None)]}
+    return {"verdict": review.get("verdict"), "confirmed": bool(review.get("confirmed")), "concepts": concepts,
+            "notes": [{"reviewer": n["reviewer"], "at": n["at"], "note": n["note"]} for n in review.get("notes", [])]}
 
 
 def lexicon_suggestions(conn, status: Optional[str] = "open") -> list[dict]:
