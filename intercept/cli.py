@@ -794,6 +794,40 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
     click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}", err=True)
 
 
+@cli.group()
+def lexicon():
+    """The lexicon as reviewers see it: forms they proposed."""
+
+
+@lexicon.command("suggestions")
+@click.argument("db_path", metavar="STORE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--all", "every", is_flag=True, help="Every suggestion, not only the open ones.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True,
+              help="A table to read, or JSON Lines to process.")
+def lexicon_suggestions(db_path, every, fmt):
+    """List the forms reviewers heard and proposed for the lexicon in STORE.
+
+    A reviewer who flags a line by ear ("mark as coded" on the review desk) may propose the word
+    as heard as a new form of a concept. Nothing is applied: the lexicon's editor reads this list
+    and adds a form to the lexicon file by hand, then `intercept flag STORE` re-flags.
+    The same list is on the review desk at /-/intercept/suggestions.
+    """
+    import json
+
+    from .store import READ
+
+    with _open_store(db_path, READ) as store:
+        rows = store.lexicon_suggestions(None if every else "open")
+    for row in rows:
+        if fmt == "jsonl":
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{row['concept']}\t{row['form']}\tline {row['line_id']}\t{row['suggested_by']} "
+                       f"{row['suggested_at']}\t{row['status']}\t{row.get('note') or ''}")
+    if not rows:
+        click.echo("No suggestions." if every else "No open suggestions.", err=True)
+
+
 def main():
     cli()
 

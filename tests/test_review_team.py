@@ -340,3 +340,42 @@ def test_every_intercept_page_has_the_top_menu(store):
         labels = re.findall(r">([^<]+)</a>", menu.group(1))
         assert labels == ["Queue", "Disputed", "Timeline", "Activity", "Voices", "Verdicts", "Progress", "Exports",
                           "Table"], url
+
+
+def test_lexicon_suggestions_command_lists_what_reviewers_proposed(store):
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+
+    with Store(store) as opened:
+        opened.add_reviewer_flag(2, "fox", REVIEWER, note="heard twice", heard_form="روبا", suggest=True)
+        opened.add_reviewer_flag(2, "wolf", REVIEWER, heard_form="گرگه")  # heard, not proposed
+    result = CliRunner().invoke(cli, ["lexicon", "suggestions", str(store), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["concept"], r["form"], r["suggested_by"], r["line_id"]) for r in rows] == [("fox", "روبا", REVIEWER, 2)]
+    with Store(store, READ) as opened:
+        assert opened.count("lexicon_terms", "form = ?", ["روبا"]) == 0, "never applied"
+
+
+def test_flag_evaluation_counts_reviewer_flags_in_recall(store):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("eval_flags_store", Path(__file__).parent.parent / "scripts" / "eval_flags_store.py")
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules["eval_flags_store"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    # Truth: line 2 ("سلام" at 4.0 s) is coded talk about wolf; line 4 about bird.
+    truth = {("radio.wav", 4.0): {"wolf"}, ("gone.wav", 0.5): {"bird"}}
+    with Store(store, READ) as opened:
+        before = module.evaluate(opened, truth)
+    assert (before["lexicon"].wanted, before["lexicon"].found) == (2, 1)
+    with Store(store) as opened:
+        opened.add_reviewer_flag(2, "wolf", REVIEWER)
+    with Store(store, READ) as opened:
+        after = module.evaluate(opened, truth)
+    assert (after["lexicon"].found, after["lexicon and reviewers"].found) == (1, 2)
+    assert after["lexicon and reviewers"].recall == 1.0
