@@ -379,3 +379,31 @@ def test_flag_evaluation_counts_reviewer_flags_in_recall(store):
         after = module.evaluate(opened, truth)
     assert (after["lexicon"].found, after["lexicon and reviewers"].found) == (1, 2)
     assert after["lexicon and reviewers"].recall == 1.0
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_search_finds_inflected_forms_accepts_or_and_plays_audio(store):
+    db = sqlite_utils.Database(store)
+    db["lines"].update(2, {"text_fa": "پرنده‌ها آمدند"})  # plural, with ZWNJ
+    db["lines"].update(3, {"text_fa": "کتابم را آوردی"})  # attached pronoun
+    db.conn.close()
+    ds = datasette(store)
+
+    def found(query):
+        page = asyncio.run(ds.client.get("/-/intercept/search", params={"q": query}))
+        assert page.status_code == 200
+        return sorted(int(i) for i in re.findall(r'<div class="intercept-item[^"]*" data-line-id="(\d+)"', page.text)), page
+
+    assert found("پرنده‌ها")[0] == [1, 2, 4], "the plural finds the singular (lines 1, 4) and itself (2)"
+    assert found("پرنده ها")[0] == [1, 2, 4], "a space instead of the ZWNJ"
+    assert found("پرنده‌ی")[0] == [1, 2, 4], "ezafe"
+    assert found("كتاب")[0] == [3], "Arabic kaf typed; کتابم (my book) found"
+    assert found("روباه OR کتاب")[0] == [1, 3]
+    assert found("روباه پرنده")[0] == [1], "both words"
+    assert found("fox | hello")[0] == [1, 2, 3]
+    ids, page = found("پرنده")
+    assert 'src="/-/intercept/audio/2.wav"' in page.text, "results play their audio"
+    assert 'name="q" dir="auto"' in page.text
+    assert found('"; drop table lines; --')[0] == []

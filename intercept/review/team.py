@@ -60,6 +60,7 @@ def routes() -> list:
         (r"^/-/intercept/exports$", exports_page),
         (r"^/-/intercept/timeline$", timeline_page),
         (r"^/-/intercept/review\.json$", review_json),
+        (r"^/-/intercept/search$", search_page),
         (r"^/-/intercept/table/(?P<table>verdicts|flagged_lines)$", table_redirect),
         (r"^/-/intercept/note$", post_note),
         (r"^/-/intercept/reviewer-flag$", post_reviewer_flag),
@@ -277,6 +278,7 @@ async def queue_page(request, datasette):
                   for key, label, url in tabs)
         + f' <span class="intercept-counts">{counts[0]} awaiting · {counts[1]} disputed</span>'
         + (f' <span class="intercept-filters">{filters}</span>' if filters else "")
+        + search_box(datasette)
         + f' <a class="intercept-facets-link" href="{_e(table)}?{_e(urlencode([("verdict__isnull", "1"), ("score__gte", str(DEFAULT_THRESHOLD))]))}">filters and facets</a>'
         + (f' <span class="intercept-claimed" title="left out of your queue">claimed by others: '
            + ", ".join(_e(f"{c['reviewer']}: " + (f"recording {c['recording_id']}" if c["recording_id"] else f"hour {c['hour']}"))
@@ -430,6 +432,66 @@ async def timeline_page(request, datasette):
         "title": "Timelines of the recordings", "page_title": "Timelines", "lines": [], "focus_id": None,
         "whole": False, "recording_name": None, "other_view": None, "desk": desk, "header": Markup(body),
         "no_keys": True, "empty": ""})
+
+
+_TEXT_TOOLS = "_intercept_text_tools"
+
+
+async def _farsi_forms(datasette):
+    """intercept.text.search_forms with the project's normaliser and lemmatiser, built once
+    per Datasette in a thread (hazm takes seconds to load)."""
+    import asyncio
+
+    tools = getattr(datasette, _TEXT_TOOLS, None)
+    if tools is None:
+        def build():
+            from intercept.text import PersianLemmatizer, PersianNormalizer
+
+            return PersianNormalizer(), PersianLemmatizer()
+
+        tools = await asyncio.to_thread(build)
+        setattr(datasette, _TEXT_TOOLS, tools)
+    from intercept.text import search_forms
+
+    normalizer, lemmatizer = tools
+    return normalizer, lambda word: search_forms(word, normalizer, lemmatizer)
+
+
+def search_box(datasette, query: str = "") -> str:
+    return (f'<form class="intercept-search" method="get" action="{_e(datasette.urls.path("/-/intercept/search"))}">'
+            f'<input type="search" name="q" dir="auto" value="{_e(query)}" '
+            'placeholder="search Farsi or English (پرنده‌ها finds پرنده; a OR b)" size="34">'
+            '<button type="submit">search</button></form>')
+
+
+async def search_page(request, datasette):
+    """Lines whose Farsi or English holds the query's words, Farsi words in any inflection, each
+    with its player and review block."""
+    from intercept.store.search import ARABIC_SCRIPT, fts_expression, search_line_ids
+
+    query = (request.args.get("q") or "").strip()
+    database = await store_database(datasette)
+    if database is None:
+        return Response.text("no intercept store is open\n", status=404)
+    ids: list[int] = []
+    expression = None
+    if query:
+        normalizer, forms = await _farsi_forms(datasette)
+        # The whole query first, so that a word typed with a space before ها joins as stored.
+        expression = fts_expression(normalizer.normalize(query) if ARABIC_SCRIPT.search(query) else query, forms)
+        if expression:
+            ids = await database.execute_fn(lambda conn: search_line_ids(conn, expression, 200))
+    described = await desk.describe_lines(database, ids)
+    lines = [described[i] for i in ids if i in described]
+    title = f"Search: {query}" if query else "Search"
+    found = (f"<p>{len(lines)} line{'s' if len(lines) != 1 else ''}{' (the best 200)' if len(lines) == 200 else ''}. "
+             f'<span class="intercept-expression" title="the full-text query">{_e(expression)}</span></p>'
+             if query else "")
+    return await _render(datasette, request, {
+        "title": title, "page_title": title, "lines": lines, "focus_id": None, "whole": False,
+        "recording_name": None, "other_view": None, "desk": desk,
+        "header": Markup(search_box(datasette, query) + found), "empty": "No line holds these words." if query else "",
+    })
 
 
 # ---------------------------------------------------------------- writes
