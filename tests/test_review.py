@@ -155,7 +155,7 @@ def test_start_page_is_the_queue_of_lines_awaiting_review(ds):
     # Lines 1 and 4 are flagged and unjudged; line 3 has a verdict, line 2 no flag.
     items = re.findall(r'<div class="intercept-item[^"]*" data-line-id="(\d+)"', body)
     assert items == ["1", "4"], "highest score first, judged and unflagged lines left out"
-    for shown in ("tonight let", FARSI_LINE, "radio.wav", "/-/intercept/audio/1.wav"):
+    for shown in ("tonight let", "برویم ببینیم", "radio.wav", "/-/intercept/audio/1.wav"):
         assert shown in body, shown
 
 

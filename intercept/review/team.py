@@ -157,6 +157,14 @@ def review_html(datasette, who: dict, line: dict, review: dict, concepts_known: 
     notes = "".join(f'<li><b>{_e(n["reviewer"])}</b> · <time>{_e(_time(n["at"]))}</time>: '
                     f'<span dir="auto">{_e(n["note"])}</span></li>' for n in review.get("notes", []))
     parts = [f'<div class="intercept-review" data-line-id="{line_id}">', *rows]
+    if who["can_write"] and line.get("recording_id") is not None:
+        # Claim the line's recording (or its hour of traffic) so that others' queues leave it.
+        claims = _form(datasette, who, "/-/intercept/claim", {"recording_id": line["recording_id"]},
+                       [("claim", "recording", "claim this recording")], "intercept-claim")
+        if line.get("at"):
+            claims += _form(datasette, who, "/-/intercept/claim", {"hour": str(line["at"])[:13]},
+                            [("claim", "hour", f"claim {str(line['at'])[11:13]}:00 UTC")], "intercept-claim")
+        parts.append(f'<div class="intercept-claims-line">{claims}</div>')
     if notes:
         parts.append(f'<ul class="intercept-line-notes">{notes}</ul>')
     if who["can_write"]:

@@ -55,9 +55,10 @@ def _standing(v: str, line: str, concept: str, kind: int) -> str:
     return _STANDING.format(v=v, l=line, c=concept, k=kind)
 
 
-# Per line and flagged concept: the lead's decision, the reviewers' standing verdicts, the outcome.
-CONCEPT_OUTCOMES_VIEW = f"""
-CREATE VIEW concept_outcomes AS
+def _concept_rows(where: str = "") -> str:
+    """Per line and flagged concept (of the flags `where` selects): the lead's decision, the
+    reviewers' standing verdicts, the outcome, whether reviewers differ."""
+    return f"""
 SELECT line_id, concept, decision, reviewers,
   CASE WHEN decision IS NOT NULL THEN decision WHEN n_values = 0 THEN NULL WHEN n_values = 1 THEN one_value
        ELSE '{DISPUTED}' END AS outcome,
@@ -72,9 +73,15 @@ FROM (
        WHERE {_standing('v', 'f.line_id', 'f.concept', 0)} AND v.verdict != '{WITHDRAWN}') AS one_value,
     (SELECT count(DISTINCT v.reviewer) FROM verdicts v
        WHERE {_standing('v', 'f.line_id', 'f.concept', 0)} AND v.verdict != '{WITHDRAWN}') AS reviewers
-  FROM flags f GROUP BY f.line_id, f.concept
-)
-"""
+  FROM (SELECT DISTINCT line_id, concept FROM flags {where}) f
+)"""
+
+
+CONCEPT_OUTCOMES_VIEW = "CREATE VIEW concept_outcomes AS " + _concept_rows()
+# For one line inside LINE_REVIEW_SELECT: a FROM subquery on that line's flags only (the view,
+# correlated, would scan every flag: quadratic when a batch inserts flags).
+_LINE_CONCEPTS = "(" + _concept_rows("WHERE line_id = lines.id") + ")"
+
 
 # line_review's row for a line (same columns as migration 0004's, then confirmed and reviewers).
 LINE_REVIEW_SELECT = f"""
@@ -99,10 +106,10 @@ SELECT
                WHEN sum(o.outcome = 'confirmed') > 0 THEN 'confirmed'
                WHEN sum(o.outcome = 'unsure') > 0 THEN 'unsure'
                ELSE 'false_positive' END
-     FROM concept_outcomes o WHERE o.line_id = lines.id) AS verdict,
+     FROM {_LINE_CONCEPTS} o) AS verdict,
   (SELECT v.reviewer FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.id DESC LIMIT 1) AS reviewer,
   (SELECT v.at FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.id DESC LIMIT 1) AS verdict_at,
-  (SELECT count(*) > 0 FROM concept_outcomes o WHERE o.line_id = lines.id AND o.outcome = 'confirmed') AS confirmed,
+  (SELECT count(*) > 0 FROM {_LINE_CONCEPTS} o WHERE o.outcome = 'confirmed') AS confirmed,
   (SELECT count(DISTINCT v.reviewer) FROM verdicts v WHERE v.line_id = lines.id AND v.decision = 0) AS reviewers
 FROM lines
 JOIN flags ON flags.line_id = lines.id
