@@ -50,6 +50,7 @@ async def _page(datasette, request, name: str, context: dict) -> Response:
     context = {**context, "can_write": can_write, "keys": KEYS, "reviews": reviews,
                "context_s": float(_config(datasette).get("context_s", 2.0)),
                "verdict_url": datasette.urls.path("/-/intercept/verdict"),
+               "bundle_url": datasette.urls.path("/-/intercept/bundle.zip"),
                "audio_url": lambda line_id, context_s=0.0: _audio_url(datasette, line_id, context_s),
                "context_url": lambda line_id, whole=False: datasette.urls.path(
                    f"/-/intercept/context/{int(line_id)}" + ("?whole=1" if whole else ""))}

@@ -325,6 +325,12 @@ async def progress_page(request, datasette):
         return Response.text("no intercept store is open\n", status=404)
     reviewer = request.args.get("reviewer") or None
     figures = await database.execute_fn(lambda conn: store_team.progress(conn, reviewer))
+    from pathlib import Path
+
+    for row in figures["by_recording"]:
+        row["recording"] = Path(str(row["recording"])).name  # the file name reviewers know
+    for row in figures["by_hour"]:
+        row["hour"] = str(row["hour"]).replace("T", " ") + ":00"
     claims = await database.execute_fn(store_team.open_claims)
     who = await viewer(datasette, request)
     queue = datasette.urls.path("/-/intercept/queue")

@@ -78,7 +78,7 @@ document.addEventListener("DOMContentLoaded", function () {
   }
 
   // An evidence bundle (audio cut from the originals, manifest) of the lines on screen.
-  if (settings.bundleUrl) {
+  if (settings.bundleUrl && !document.querySelector(".intercept-bundle")) {
     var anchor = document.querySelector("details.intercept-keys");
     var download = document.createElement("p");
     download.className = "intercept-bundle";
