@@ -201,7 +201,7 @@ def test_two_reviewers_a_dispute_and_the_leads_decision(server, browser, sample_
     # 8. Progress: the figures the store gives, per reviewer and for the queue.
     browser.find_element(By.LINK_TEXT, "Progress").click()
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "dl.intercept-summary")))
-    figures = team.progress(db.conn)
+    figures = team.progress(db.conn, threshold=0.5)
     shown = {e.get_attribute("data-figure"): e.find_element(By.TAG_NAME, "dd").text
              for e in browser.find_elements(By.CSS_SELECTOR, "dl.intercept-summary > div")}
     assert shown["reviewed in all"] == str(figures["reviewed"]) and shown["disputed"] == "0"

@@ -324,7 +324,7 @@ async def progress_page(request, datasette):
     if database is None:
         return Response.text("no intercept store is open\n", status=404)
     reviewer = request.args.get("reviewer") or None
-    figures = await database.execute_fn(lambda conn: store_team.progress(conn, reviewer))
+    figures = await database.execute_fn(lambda conn: store_team.progress(conn, reviewer, threshold=DEFAULT_THRESHOLD))
     from pathlib import Path
 
     for row in figures["by_recording"]:
@@ -336,7 +336,7 @@ async def progress_page(request, datasette):
     queue = datasette.urls.path("/-/intercept/queue")
     progress_url = datasette.urls.path("/-/intercept/progress")
     summary = [("reviewed today", figures["reviewed_today"]), ("reviewed in all", figures["reviewed"]),
-               ("remaining (flagged, no verdict)", figures["remaining"]), ("disputed", figures["disputed"]),
+               ("remaining (in the queue)", figures["remaining"]), ("disputed", figures["disputed"]),
                ("confirmed", figures["confirmed"]), ("flagged lines", figures["flagged"])]
     html_parts = ['<dl class="intercept-summary">'
                   + "".join(f'<div data-figure="{_e(label.split(" (")[0])}"><dt>{_e(label)}</dt><dd>{value}</dd></div>'

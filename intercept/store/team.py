@@ -460,8 +460,9 @@ def lexicon_suggestions(conn, status: Optional[str] = "open") -> list[dict]:
                         f"{where} ORDER BY s.concept, s.form, s.id", [status] if status else [])
 
 
-def progress(conn, reviewer: Optional[str] = None, today: Optional[str] = None) -> dict:
-    """The queue's (or one reviewer's) progress: lines judged today and in all, what remains,
+def progress(conn, reviewer: Optional[str] = None, today: Optional[str] = None, threshold: float = 0.0) -> dict:
+    """The queue's (or one reviewer's) progress: lines judged today and in all, what remains
+    (flagged lines awaiting a verdict whose best flag scores at least `threshold`: the queue),
     what is disputed, by recording and by hour of the verdicts."""
     today = today or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
     who = "AND reviewer = ?" if reviewer else ""
@@ -470,14 +471,14 @@ def progress(conn, reviewer: Optional[str] = None, today: Optional[str] = None) 
     on_day = conn.execute(f"SELECT count(DISTINCT line_id) FROM verdicts WHERE decision = 0 AND substr(at, 1, 10) = ? "
                           f"{who}", [today] + args).fetchone()[0]
     flagged, remaining, disputed, confirmed = conn.execute(
-        "SELECT count(*), coalesce(sum(verdict IS NULL), 0), coalesce(sum(verdict = ?), 0), "
-        "coalesce(sum(confirmed), 0) FROM line_review", [DISPUTED]).fetchone()
+        "SELECT count(*), coalesce(sum(verdict IS NULL AND score >= ?), 0), coalesce(sum(verdict = ?), 0), "
+        "coalesce(sum(confirmed), 0) FROM line_review", [threshold, DISPUTED]).fetchone()
     by_recording = _dicts(conn,
-        "SELECT r.recording_id, r.recording, count(*) AS flagged, sum(r.verdict IS NULL) AS remaining, "
+        "SELECT r.recording_id, r.recording, count(*) AS flagged, sum(r.verdict IS NULL AND r.score >= ?) AS remaining, "
         f"sum(r.verdict = '{DISPUTED}') AS disputed, sum(r.confirmed) AS confirmed, "
         "(SELECT count(DISTINCT v.line_id) FROM verdicts v JOIN lines l ON l.id = v.line_id "
         f" WHERE l.recording_id = r.recording_id AND v.decision = 0 {who.replace('reviewer', 'v.reviewer')}) AS reviewed "
-        "FROM line_review r GROUP BY r.recording_id ORDER BY r.recording", args)
+        "FROM line_review r GROUP BY r.recording_id ORDER BY r.recording", [threshold] + args)
     by_hour = _dicts(conn,
         "SELECT substr(at, 1, 13) AS hour, count(*) AS verdicts, count(DISTINCT line_id) AS lines, "
         f"count(DISTINCT reviewer) AS reviewers FROM verdicts WHERE 1 = 1 {who} GROUP BY hour ORDER BY hour DESC "
