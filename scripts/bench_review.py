@@ -66,9 +66,11 @@ def generate(db_path: Path, n_lines: int, flagged_fraction: float, judged_fracti
     store = Store(db_path)  # the real schema, view and FTS triggers
     db = store.db
     conn = db.conn
-    # Bulk load: FTS triggers off during the load, one rebuild at the end (much faster).
-    triggers = [row[0] for row in conn.execute("select sql from sqlite_master where type='trigger' and tbl_name='lines'")]
-    for (name,) in conn.execute("select name from sqlite_master where type='trigger' and tbl_name='lines'").fetchall():
+    # Bulk load: FTS triggers and the line_review triggers on flags and verdicts off during the
+    # load, one rebuild of each at the end (much faster; the same rows as the triggers make).
+    where = "type='trigger' and (tbl_name='lines' or name like 'line_review_flag%' or name like 'line_review_verdict%')"
+    triggers = [row[0] for row in conn.execute(f"select sql from sqlite_master where {where}")]
+    for (name,) in conn.execute(f"select name from sqlite_master where {where}").fetchall():
         conn.execute(f"drop trigger {name}")
     conn.execute("PRAGMA synchronous = OFF")
     n_recordings = max(1, n_lines // lines_per_recording)
@@ -110,6 +112,7 @@ def generate(db_path: Path, n_lines: int, flagged_fraction: float, judged_fracti
         for sql in triggers:
             conn.execute(sql)
         conn.execute("insert into lines_fts(lines_fts) values('rebuild')")
+        conn.execute("insert or replace into line_review select * from line_review_source")
     conn.execute("ANALYZE")
     store.close()
 
