@@ -50,7 +50,7 @@ import numpy as np
 
 from . import __version__
 from .audio import AudioError, extract_clip, probe_sample_rate, sha256_file, wav_samples
-from .export import ExportError, line_row, opened_for_export
+from .export import ExportError, _with_review, line_row, opened_for_export
 from .recorded_at import absolute_time
 from .store import Store
 from .store.revisions import revisions_of
@@ -105,7 +105,7 @@ def _chosen_lines(store: Store, options: BundleOptions) -> list[dict]:
 
 
 def _manifest_entry(store: Store, line: dict, recording: dict, clip: dict) -> dict:
-    row = line_row(line)
+    row = _with_review(store, line_row(line))
     return {
         "line_id": line["id"],
         "recording": {"id": recording["id"], "path": recording["path"], "sha256": recording["sha256"],
@@ -123,7 +123,7 @@ def _manifest_entry(store: Store, line: dict, recording: dict, clip: dict) -> di
         "avg_logprob": line.get("avg_logprob"),
         "suspect": line.get("suspect"),
         "flags": row["flags"],
-        "verdicts": [{key: v[key] for key in ("verdict", "reviewer", "at", "note", "flag_id")}
+        "verdicts": [{key: v.get(key) for key in ("verdict", "reviewer", "at", "note", "flag_id", "concept", "decision")}
                      for v in store.verdicts_of(line["id"])],
         # Reviewers' corrections: the machine's text, where the English came from, every revision.
         "text_fa_machine": row["text_fa_machine"],
@@ -131,6 +131,8 @@ def _manifest_entry(store: Store, line: dict, recording: dict, clip: dict) -> di
         "text_en_from": line.get("text_en_from"),
         "revisions": [{key: r[key] for key in ("id", "text_fa", "text_en", "reviewer", "at", "replaces", "note")}
                       for r in revisions_of(store.db, line["id"])],
+        # The line's verdict, each flag concept's outcome, disagreement and a lead's decision.
+        "review": row.get("review"),
         "engine": line.get("engine"),
         "model": line.get("model"),
         "translator": line.get("translator"),

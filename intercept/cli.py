@@ -312,7 +312,8 @@ def _program() -> str:
               help="Interface to listen on; keep 127.0.0.1 unless reviewers connect from elsewhere. "
                    "Another interface needs --accounts (or --public-read).")
 @click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML or JSON file of reviewer: password-hash (make hashes with `datasette hash-password`). "
+              help="YAML or JSON file of reviewer: password-hash (make hashes with `datasette hash-password`), "
+                   "or reviewer: {password_hash: ..., role: lead} for a lead, who decides disputed flags. "
                    "With accounts, reading needs a login too.")
 @click.option("--public-read", is_flag=True,
               help="Let anyone who reaches the server read lines, audio and bundles without a login "
@@ -363,15 +364,17 @@ def review(db_path, port, host, accounts_path, public_read, session_hours, behin
         if read_only:
             click.echo(f"{db_path}: {read_only}: the review is read-only (no verdicts can be recorded).", err=True)
         accounts = review_ui.accounts_from_environ(os.environ)
+        leads = frozenset()
         if accounts_path:
             accounts.update(review_ui.load_accounts(accounts_path))
+            leads = review_ui.load_leads(accounts_path)
         options = review_ui.ReviewOptions(
             accounts=accounts, context_s=context_s, secret=os.environ.get("DATASETTE_SECRET"),
             public_read=public_read, session_hours=session_hours, https=behind_https,
             bundle_max_lines=bundle_max_lines,
             # what reviewers' corrections are derived with
             lexicons=[str(p) for p in lexicons], translator="transformers" if mt_model else None,
-            mt_model=mt_model)
+            mt_model=mt_model, leads=leads)
         review_ui.check_binding(host, options)
         # Who can reach what, said once at start (stdout: it is what the command does).
         where = f"http://{host}:{port}/"
@@ -957,6 +960,40 @@ def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_m
     english = {"reviewer": "yours", "corrected_fa": "translated from your Farsi",
                "uncorrected_fa": "the old English, made from the uncorrected text (not reliable)"}[result.en_from]
     click.echo(f"English: {english}: {result.text_en or '(none)'}")
+
+
+@cli.group()
+def lexicon():
+    """The lexicon as reviewers see it: forms they proposed."""
+
+
+@lexicon.command("suggestions")
+@click.argument("db_path", metavar="STORE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--all", "every", is_flag=True, help="Every suggestion, not only the open ones.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True,
+              help="A table to read, or JSON Lines to process.")
+def lexicon_suggestions(db_path, every, fmt):
+    """List the forms reviewers heard and proposed for the lexicon in STORE.
+
+    A reviewer who flags a line by ear ("mark as coded" on the review desk) may propose the word
+    as heard as a new form of a concept. Nothing is applied: the lexicon's editor reads this list
+    and adds a form to the lexicon file by hand, then `intercept flag STORE` re-flags.
+    The same list is on the review desk at /-/intercept/suggestions.
+    """
+    import json
+
+    from .store import READ
+
+    with _open_store(db_path, READ) as store:
+        rows = store.lexicon_suggestions(None if every else "open")
+    for row in rows:
+        if fmt == "jsonl":
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{row['concept']}\t{row['form']}\tline {row['line_id']}\t{row['suggested_by']} "
+                       f"{row['suggested_at']}\t{row['status']}\t{row.get('note') or ''}")
+    if not rows:
+        click.echo("No suggestions." if every else "No open suggestions.", err=True)
 
 
 def main():

@@ -58,7 +58,7 @@ ROW_COLUMNS = (
     "line_id", "recording_id", "recording_path", "transmission_idx", "idx", "start_s", "end_s",
     "text_fa", "text_en", "en_reliability", "en_reliability_reason", "text_fa_raw", "concepts", "categories", "kinds", "score",
     "confidence", "avg_logprob", "no_speech_prob", "compression_ratio", "suspect",
-    "engine", "model", "translator", "translator_model", "flags",
+    "engine", "model", "translator", "translator_model", "flags", "review",
     # Reviewers' corrections (intercept.corrections): text_fa/text_en above are the current text;
     # these are the machine's (the same as the current text on a line nobody corrected), which
     # revision the current text is (empty: the machine's) and where its English came from.
@@ -71,7 +71,7 @@ FLAG_COLUMNS = ("id", "concept", "category", "severity", "kind", "score", "span_
                 "matched", "term", "lexicon_version")
 # Flag evidence (the flag-trust migration); exported when the store has it.
 FLAG_EVIDENCE_COLUMNS = ("match_score", "word_prob", "nbest_share", "acoustic_margin", "prior", "prior_reason",
-                         "hypothesis", "scorer_version")
+                         "hypothesis", "scorer_version", "flagged_by", "flagged_at", "note")
 
 
 class ExportError(ValueError):
@@ -127,6 +127,16 @@ def line_row(line: dict) -> dict:
         score=max(scores) if scores else None,
         flags=flags,
     )
+    return row
+
+
+def _with_review(store: Store, row: dict) -> dict:
+    """The row with its review (intercept.store.team.review_record): the line's verdict, each
+    concept's outcome, disagreement, a lead's decision and every verdict; None when unflagged."""
+    if row["flags"] and hasattr(store, "review_of_lines"):
+        from .store.team import review_record
+
+        row["review"] = review_record(store.review_of_lines([row["line_id"]])[row["line_id"]])
     return row
 
 
@@ -200,6 +210,8 @@ def neutralise_cell(value):
 def _csv_value(column: str, value):
     if column == "flags":
         value = json.dumps(value, ensure_ascii=False)
+    elif column == "review":
+        value = "" if value is None else json.dumps(value, ensure_ascii=False)
     elif column in ("concepts", "categories", "kinds"):
         value = ";".join(value)
     return neutralise_cell(value)
@@ -301,7 +313,7 @@ def export(
              if confirmed is None or line["id"] in confirmed)
     if options.flagged_only and not options.all_flags:
         lines = (line for line in map(lambda row: queued(row, options.threshold), lines) if line["flags"])
-    rows = (line_row(line) for line in lines)
+    rows = (_with_review(store, line_row(line)) for line in lines)
     if options.format in SUBTITLE_FORMATS:
         # Collected before opening `out`, so that a refusal writes nothing.
         subtitle_rows = _subtitle_rows(rows, options.format)

@@ -25,10 +25,19 @@ exp(avg_logprob) (the window's mean token log-probability) against Whisper's own
 A corrected line's English (`lines.text_en_from`, intercept.corrections) is **reliable** when a
 reviewer typed it or a text translator made it from the reviewer's Farsi (unless a guard marked
 it), and **unreliable** when it is the old English, made from the uncorrected text.
+
+Whisper sometimes "translates" by writing the Farsi in Latin letters ("Begoo Shambhya Begoo"):
+that English is never **reliable**. A transliteration is English of at least two words of which
+at least half are not English words (ROMANISED_SHARE): not among the words that occur at least
+ENGLISH_MIN_FREQUENCY times in pyspellchecker's English word frequencies (OpenSubtitles counts;
+romanised Farsi such as "begoo", "khoda", "salam", "agha" falls well below it). Such English is
+unreliable whatever the confidence.
 """
 from __future__ import annotations
 
+import functools
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -36,6 +45,9 @@ WEAK_LOGPROB = -1.0  # Whisper's log_prob_threshold, for lines without word prob
 WEAK_CONFIDENCE = 0.51  # mean word probability; fitted by scripts/fit_reliability.py
 LABELS = ("reliable", "unreliable", "unknown")
 UNRELIABLE_MARKER = "[unreliable] "  # put before unreliable English in subtitles
+ROMANISED_SHARE = 0.5  # this share or more of the English words unknown to English: a transliteration
+ENGLISH_MIN_FREQUENCY = 1000  # occurrences in pyspellchecker's English counts to be an English word
+LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,31 @@ def line_confidence(line: Mapping[str, Any]) -> Optional[float]:
     return min(1.0, math.exp(float(avg_logprob)))
 
 
+@functools.lru_cache(maxsize=1)
+def _english_counts():
+    # A spell checker's word counts are a ready English dictionary with frequencies (loaded once,
+    # about a second); only the counts are used, never its corrections.
+    from spellchecker import SpellChecker
+
+    return SpellChecker(language="en", distance=1).word_frequency
+
+
+def romanised_share(text: str) -> Optional[float]:
+    """The share of `text`'s Latin words that are not English words; None under two words."""
+    words = [word.lower() for word in LATIN_WORD.findall(text or "")]
+    if len(words) < 2:
+        return None
+    counts = _english_counts()
+    unknown = sum(1 for word in words if counts[word] < ENGLISH_MIN_FREQUENCY)
+    return unknown / len(words)
+
+
+def is_transliteration(text: str) -> bool:
+    """Whether `text` is Farsi written in Latin letters rather than an English translation."""
+    share = romanised_share(text)
+    return share is not None and share >= ROMANISED_SHARE
+
+
 def english_reliability(line: Mapping[str, Any]) -> Optional[Reliability]:
     """How far to trust the line's English (None when it has none). `line` needs text_en and
     whichever of confidence, avg_logprob and suspect the store has."""
@@ -78,6 +115,8 @@ def english_reliability(line: Mapping[str, Any]) -> Optional[Reliability]:
         return Reliability("unreliable", f"a guard marked the line: {suspect}", confidence)
     if made_from == "corrected_fa":
         return Reliability("reliable", "translated from a reviewer's Farsi", confidence)
+    if is_transliteration(line.get("text_en") or ""):
+        return Reliability("unreliable", "romanised Farsi (a transliteration), not a translation", confidence)
     if confidence is None:
         return Reliability("unknown", "no recognition score stored", None)
     # Word probabilities and exp(avg_logprob) are on different scales: each has its own level.

@@ -177,3 +177,22 @@ def shared_verb_forms(lemma: str) -> dict[str, tuple[str, ...]]:
         for form in own.intersection(hazm.Conjugation().get_all(other)):
             shared.setdefault(form, []).append(other)
     return {form: tuple(others) for form, others in shared.items()}
+
+
+def search_forms(word: str, normalizer: "PersianNormalizer", lemmatizer: "PersianLemmatizer") -> list[tuple[str, bool]]:
+    """The forms a search for `word` should match, as (form, prefix): the word normalised (so
+    ZWNJ variants and Arabic letters agree with the stored text), the word without its ZWNJs,
+    and its lemma as a prefix, so that پرنده‌ها (plural), پرنده‌ی (ezafe), کتابم (attached pronoun)
+    find پرنده / کتاب and every inflection written on them. A verb's lemma (past#present) or a
+    lemma under three letters is not used as a prefix: it would match too much."""
+    normalised = normalizer.normalize(word).strip()
+    if not normalised:
+        return []
+    forms = [(normalised, False)]
+    joined = normalised.replace(ZWNJ, "")
+    if joined != normalised:
+        forms.append((joined, False))
+    lemma = lemmatizer.lemmatize(normalised)
+    if lemma and "#" not in lemma and len(lemma) >= 3:
+        forms.append((lemma, True))
+    return list(dict.fromkeys(forms))

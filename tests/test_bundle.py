@@ -84,7 +84,9 @@ def test_bundle_round_trip_through_the_cli(store, tmp_path):
     assert runner.invoke(cli, ["verify", "--bundle", str(bundle)]).exit_code == 0
 
 
-def test_confirmed_only_takes_the_latest_verdict(store, tmp_path):
+def test_confirmed_only_leaves_out_a_disputed_line(store, tmp_path):
+    # Line 4: ali confirmed, maryam false positive: disputed, so not confirmed (no lead decided).
+    # (It was "the latest verdict counts" before verdicts were kept per reviewer.)
     with Store(store) as opened:
         result = write_bundle(opened, tmp_path / "c.zip", BundleOptions(confirmed_only=True))
     assert result["lines"] == 1

@@ -80,7 +80,9 @@ def test_retranslation_re_derives_english_flags_and_suspect_marks(tmp_path, norm
         # Every English flag's span indexes the English now stored.
         assert all(rows[0]["text_en"][f["span_start"]:f["span_end"]] == f["matched"] for f in english)
         assert {(r["translator"], r["translator_model"]) for r in rows} == {("scripted", "script-2")}
-        assert store.rows("SELECT verdict FROM verdicts") == [{"verdict": "confirmed"}]
+        # The verdict on all of the line's flags is one row per concept (fox and bird), kept.
+        assert store.rows("SELECT concept, verdict FROM verdicts ORDER BY concept") == [
+            {"concept": "bird", "verdict": "confirmed"}, {"concept": "fox", "verdict": "confirmed"}]
         assert store.check_integrity() == []
 
 

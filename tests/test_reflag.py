@@ -98,8 +98,13 @@ def test_reflag_keeps_verdicts_and_is_repeatable(store, lexicon, normalizer):
     assert second.flags_before == second.flags_after == first.flags_after
     assert store.rows("SELECT line_id, concept, kind, score, span_start, span_end FROM flags ORDER BY 1, 2, 3, 5") \
         == snapshot
-    flagged = store.rows("SELECT verdict FROM flagged_lines WHERE line_id = ?", [line_id])
-    assert flagged == [{"verdict": "confirmed"}]
+    # The verdict was on the old lexicon's one flag (bird): it stays confirmed; the new
+    # lexicon's other concepts on the line await review, so the line is back in the queue.
+    flagged = store.rows("SELECT verdict, confirmed FROM flagged_lines WHERE line_id = ?", [line_id])
+    assert flagged == [{"verdict": None, "confirmed": 1}]
+    outcomes = {row["concept"]: row["outcome"] for row in
+                store.rows("SELECT concept, outcome FROM concept_outcomes WHERE line_id = ?", [line_id])}
+    assert outcomes["bird"] == "confirmed" and outcomes["fox"] is None
 
 
 def test_reflag_one_recording_leaves_the_others_alone(store, lexicon):

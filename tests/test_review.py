@@ -143,9 +143,27 @@ def wav_seconds(body: bytes) -> float:
 # ---------------------------------------------------------------- start page and rendering
 
 
-def test_start_page_redirects_to_flagged_lines_awaiting_review(ds):
+def test_start_page_is_the_queue_of_lines_awaiting_review(ds):
     async def scenario():
         start = await ds.client.get("/")
+        assert start.status_code == 302
+        assert start.headers["location"] == "/-/intercept/queue"
+        return await ds.client.get("/-/intercept/queue")
+
+    page = run(scenario())
+    assert page.status_code == 200
+    body = page.text
+    assert "<title>Lines awaiting review · intercept review</title>" in body
+    # Lines 1 and 4 are flagged and unjudged; line 3 has a verdict, line 2 no flag.
+    items = re.findall(r'<div class="intercept-item[^"]*" data-line-id="(\d+)"', body)
+    assert items == ["1", "4"], "highest score first, judged and unflagged lines left out"
+    for shown in ("tonight let", "برویم ببینیم", "radio.wav", "/-/intercept/audio/1.wav"):
+        assert shown in body, shown
+
+
+def test_table_view_of_the_queue_stays_for_analysts(ds):
+    async def scenario():
+        start = await ds.client.get("/-/intercept/table/flagged_lines")
         assert start.status_code == 302
         location = start.headers["location"]
         assert location.startswith("/store/flagged_lines?")
@@ -254,16 +272,11 @@ def test_english_search_is_left_alone(ds):
     assert sorted(row["line_id"] for row in found.json()) == [1, 3]
 
 
-def _review_sql() -> str:
-    from intercept.store import LINE_REVIEW_SQL
-
-    return LINE_REVIEW_SQL
-
-
 def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
     """The store's line_review summary table (migration 0004): flagged_lines over it equals
     the GROUP BY view, before and after verdicts, re-flags and translations."""
-    from intercept.store import FLAGGED_LINES_VIEW, RecordingFacts
+    from intercept.store import RecordingFacts
+    from intercept.store.team import LINE_REVIEW_SELECT
     from intercept.types import Flag, Line, Transmission
 
     store = Store(tmp_path / "s.db")
@@ -275,16 +288,15 @@ def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
     store.save_recording(RecordingFacts(path="/r/a.wav", sha256="a" * 64), [Transmission(0, 0.0, 7.0)], lines, flags,
                          run_id=None, engine="e", model="m", translator="t", lexicon_version="v1")
     columns = ("line_id, recording_id, recording, start_s, end_s, text_fa, text_en, concepts, categories, kinds, "
-               "score, avg_logprob, no_speech_prob, suspect, verdict, reviewer, verdict_at")
+               "score, avg_logprob, no_speech_prob, suspect, verdict, reviewer, verdict_at, confirmed, reviewers")
 
     def expected():
-        return store.rows(f"select {columns} from ({FLAGGED_LINES_VIEW}) order by line_id")
+        return store.rows(f"select {columns} from ({LINE_REVIEW_SELECT}) order by line_id")
 
     def actual():
         return store.rows(f"select {columns} from flagged_lines order by line_id")
 
     before = expected()
-    store.db.conn.executescript(_review_sql())
     assert actual() == before and len(before) == 2
     line_ids = [row["id"] for row in store.iter_lines()]
     store.add_verdict(line_ids[0], "confirmed", "maryam")
@@ -295,8 +307,9 @@ def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
     store.save_derived([(line_ids[0], lines[0], flags[0])], "v1", translator=("whisper", None))
     after = actual()
     assert after == expected()
-    assert [(row["line_id"], row["concepts"], row["verdict"]) for row in after] == [
-        (line_ids[0], "bird,fox", "unsure"), (line_ids[1], "dog", None)]
+    # maryam confirmed the line's flags, ali is unsure of them: disputed (no lead has decided).
+    assert [(row["line_id"], row["concepts"], row["verdict"], row["reviewers"]) for row in after] == [
+        (line_ids[0], "bird,fox", "disputed", 2), (line_ids[1], "dog", None, 0)]
     assert after[0]["text_en"] == "a bird and a fox"
     store.close()
 
@@ -406,6 +419,8 @@ def test_logged_in_verdict_accepted_and_shown(ds, store):
         assert '"canWrite": true' in page.text
         forms = re.findall(r'<form class="intercept-verdict".*?</form>', page.text, re.S)
         assert len(forms) == 3, "one verdict form per flagged line, judged or not"
+        # Enter in the note submits the form's default button: a disabled one, so nothing.
+        assert all(re.match(r'<form[^>]*><button type="submit" disabled', form) for form in forms)
         assert any('name="line_id" value="1"' in form and 'value="confirmed"' in form for form in forms)
         response = await ds.client.post(
             "/-/intercept/verdict",
@@ -419,9 +434,11 @@ def test_logged_in_verdict_accepted_and_shown(ds, store):
         return await ds.client.get("/store/flagged_lines.json", params={"_shape": "array"})
 
     rows = {row["line_id"]: row for row in run(scenario()).json()}
-    assert rows[1]["verdict"] == "confirmed" and rows[1]["reviewer"] == REVIEWER
+    # The verdict is on flag 10 (fox); bird awaits review, so the line stays in the queue.
+    assert rows[1]["verdict"] is None and rows[1]["confirmed"] == 1 and rows[1]["reviewer"] == REVIEWER
     written = verdict_rows(store)[-1]
     assert written["line_id"] == 1 and written["flag_id"] == 10 and written["note"] == "fox = courier"
+    assert written["concept"] == "fox"
     assert written["reviewer"] == REVIEWER, "the reviewer comes from the login, never the form"
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$", written["at"])
 

@@ -102,7 +102,8 @@ def row_of_line(browser, line_id: int):
 
 def test_review_in_a_real_browser(server, browser, tmp_path):
     wait = WebDriverWait(browser, 20)
-    browser.get(server + "/")
+    # The analysts' table of the queue (the start page is the reviewer's queue: test_review_team_browser).
+    browser.get(server + "/-/intercept/table/flagged_lines")
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.rows-and-columns")))
     assert "/store/flagged_lines" in browser.current_url
 
@@ -137,6 +138,8 @@ def test_review_in_a_real_browser(server, browser, tmp_path):
     browser.find_element(By.NAME, "username").send_keys(REVIEWER)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body.intercept-queue")))
+    browser.get(server + "/-/intercept/table/flagged_lines")
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "form.intercept-verdict")))
     assert "/store/flagged_lines" in browser.current_url
 

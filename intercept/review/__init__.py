@@ -37,6 +37,7 @@ __all__ = [
     "hash_password",
     "is_loopback",
     "load_accounts",
+    "load_leads",
     "make_datasette",
     "metadata_for",
     "serve",
@@ -83,11 +84,33 @@ class ReviewOptions:
     lexicons: Sequence[str] = ()
     translator: Optional[str] = None
     mt_model: Optional[str] = None
+    # reviewers who may decide a flag reviewers disagree on (role `lead` in the accounts file)
+    leads: frozenset = frozenset()
+    # a claim on a recording or hour lapses this long after its holder's last verdict or note
+    claim_idle_s: float = 30 * 60
+
+
+ROLES = ("reviewer", "lead")
+
+
+def _entry(name, value, source: str) -> tuple[object, str]:
+    """(password hash, role) of one accounts entry: `name: HASH` or `name: {password_hash: HASH, role: lead}`."""
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"password_hash", "role"})
+        if unknown:
+            raise ReviewError(f"{source}: reviewer {name!r}: unknown key(s) {', '.join(map(str, unknown))} "
+                              "(give password_hash and role)")
+        role = value.get("role", "reviewer")
+        if role not in ROLES:
+            raise ReviewError(f"{source}: reviewer {name!r}: role must be one of {', '.join(ROLES)}, not {role!r}")
+        return value.get("password_hash"), role
+    return value, "reviewer"
 
 
 def _check_accounts(accounts: Mapping[str, str], source: str) -> dict:
     checked = {}
-    for name, password_hash in accounts.items():
+    for name, entry in accounts.items():
+        password_hash, _role = _entry(name, entry, source)
         if not ACCOUNT_NAME.match(str(name)):
             raise ReviewError(f"{source}: reviewer name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
         if not isinstance(password_hash, str) or not HASH_FORMAT.match(password_hash.strip()):
@@ -99,8 +122,7 @@ def _check_accounts(accounts: Mapping[str, str], source: str) -> dict:
     return checked
 
 
-def load_accounts(path: str | os.PathLike) -> dict:
-    """Reviewer accounts from a YAML or JSON file mapping name -> password hash."""
+def _read_accounts(path: Path):
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -110,7 +132,20 @@ def load_accounts(path: str | os.PathLike) -> dict:
         raise ReviewError(f"{path}: not valid YAML/JSON: {error}") from error
     if not isinstance(data, dict):
         raise ReviewError(f"{path}: expected a mapping of reviewer name to password hash")
-    return _check_accounts(data, str(path))
+    return data
+
+
+def load_accounts(path: str | os.PathLike) -> dict:
+    """Reviewer accounts from a YAML or JSON file mapping name -> password hash, or name ->
+    {password_hash: ..., role: reviewer|lead}."""
+    return _check_accounts(_read_accounts(Path(path)), str(path))
+
+
+def load_leads(path: str | os.PathLike) -> frozenset:
+    """The names whose role is `lead` in an accounts file (they decide disputed flags)."""
+    data = _read_accounts(Path(path))
+    _check_accounts(data, str(path))
+    return frozenset(str(name) for name, entry in data.items() if _entry(name, entry, str(path))[1] == "lead")
 
 
 def accounts_from_environ(environ: Mapping[str, str]) -> dict:
@@ -165,6 +200,8 @@ def metadata_for(database_name: str, options: ReviewOptions, read_only: bool = F
             },
             "corrections": {"lexicons": [str(p) for p in options.lexicons], "translator": options.translator,
                             "mt_model": options.mt_model},
+            "leads": sorted(set(options.leads) & set(accounts)),
+            "claim_idle_s": float(options.claim_idle_s),
         },
     }
     return metadata
@@ -215,6 +252,8 @@ def make_datasette(db_path: str | os.PathLike, options: Optional[ReviewOptions] 
         metadata=metadata_for(database_name, replace(options, accounts=accounts), read_only),
         settings={**DEFAULT_SETTINGS, **({"force_https_urls": True} if options.https else {}), **options.settings},
         secret=options.secret,
+        # Datasette's _crumbs.html with the desk's top menu (and the desk's own templates).
+        template_dir=str(Path(__file__).parent / "templates"),
     )
     review_doors.doors_of(datasette).accounts = accounts
     return datasette

@@ -35,6 +35,7 @@ from datasette.utils.asgi import Response
 from intercept.review.plugin import WRITE_VERDICT, _audio_url, _config, _local_path, store_database
 from intercept.scoring import DEFAULT_THRESHOLD
 from intercept.store import revisions
+from .doors import write_route
 
 MAX_IDS = 500
 CORRECTOR_ATTRIBUTE = "_intercept_corrector"
@@ -75,6 +76,7 @@ async def corrector(datasette):
     return built
 
 
+@write_route(refusal="only logged-in reviewers may correct lines: log in at /-/login")
 async def record_correction(request, datasette):
     """Store one reviewer's correction of a line and derive the line again."""
     from intercept.corrections import CorrectionConflict, check_text

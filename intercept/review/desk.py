@@ -150,6 +150,10 @@ def flags_html(description: dict) -> Markup:
     for flag in description["flags"]:
         evidence = " · ".join(f"{label} {_number(value)}" for label, value in flag["evidence"].items())
         where = {"en": "in the English", "alt": "heard as alternative", "fa": "in the Farsi"}[_text_of(flag)]
+        if flag.get("kind") == "reviewer":
+            # A reviewer's flag (intercept.store.team): who heard it, when; no evidence was computed.
+            where = f'by {_e(flag.get("flagged_by"))}, {_e(str(flag.get("flagged_at") or "")[:16].replace("T", " "))}'
+            evidence = "heard as: " + str(flag.get("matched")) if flag.get("matched") else "a reviewer's flag"
         gloss = f' · <span class="intercept-gloss">gloss: {_e(flag.get("gloss"))}</span>' if flag.get("gloss") else ""
         notes = f'<div class="intercept-notes">{_e(flag.get("notes"))}</div>' if flag.get("notes") else ""
         items.append(

@@ -25,8 +25,8 @@ from .plugin import WRITE_VERDICT, _audio_url, _config, store_database
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_IDS = 500  # ids one lines.json request may ask for (a page shows at most a few hundred)
 KEYS = (("j / ↓", "next line"), ("k / ↑", "previous line"), ("p / space", "play or replay (from the lead-in)"),
-        ("c", "confirmed"), ("f", "false positive"), ("u", "unsure"), ("n", "next line awaiting a verdict"),
-        ("x", "context of the line"))
+        ("c", "confirmed"), ("f", "false positive"), ("u", "unsure"), ("w", "withdraw my verdicts"),
+        ("e", "write a note"), ("n", "next line awaiting a verdict"), ("x", "context of the line"))
 
 
 def _template(datasette, name: str):
@@ -43,10 +43,16 @@ def _text(message: str, status: int) -> Response:
 
 
 async def _page(datasette, request, name: str, context: dict) -> Response:
+    from . import team
+
     can_write = await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False)
-    context = {**context, "can_write": can_write, "keys": KEYS,
+    database = await store_database(datasette)
+    reviews = (await team.review_blocks(datasette, request, database, context.get("lines") or [])
+               if database is not None else {})
+    context = {**context, "can_write": can_write, "keys": KEYS, "reviews": reviews,
                "context_s": float(_config(datasette).get("context_s", 2.0)),
                "verdict_url": datasette.urls.path("/-/intercept/verdict"),
+               "bundle_url": datasette.urls.path("/-/intercept/bundle.zip"),
                "audio_url": lambda line_id, context_s=0.0: _audio_url(datasette, line_id, context_s),
                "context_url": lambda line_id, whole=False: datasette.urls.path(
                    f"/-/intercept/context/{int(line_id)}" + ("?whole=1" if whole else ""))}

@@ -42,6 +42,7 @@ from .ranges import ranged_response
 
 PLUGIN_NAME = "intercept"
 WRITE_VERDICT = "intercept-write-verdict"  # the permission a reviewer needs to record verdicts
+DECIDE = "intercept-decide"  # a lead's: decide a flag reviewers disagree on
 MAX_CONTEXT_S = 30.0
 MAX_NOTE_CHARS = 4000
 STATIC_DIR = Path(__file__).parent / "static"
@@ -161,12 +162,15 @@ def _verdict_form_markup(datasette, line_id: int) -> Markup:
         f'{v.replace("_", " ")}</button>'
         for v in VERDICTS
     )
+    # The first submit button is the form's default: disabled, so Enter in the note submits
+    # nothing (it used to submit "confirmed"). The buttons judge all of the line's flags.
     return Markup(
         f'<form class="intercept-verdict" method="post" action="{html.escape(str(datasette.urls.path("/-/intercept/verdict")))}">'
+        '<button type="submit" disabled hidden aria-hidden="true" tabindex="-1"></button>'
         '<input type="hidden" name="csrftoken" value="">'
         '<input type="hidden" name="next" value="">'
         f'<input type="hidden" name="line_id" value="{int(line_id)}">'
-        f'<input type="text" name="note" placeholder="note" maxlength="{MAX_NOTE_CHARS}">'
+        f'<input type="text" name="note" dir="auto" placeholder="note" maxlength="{MAX_NOTE_CHARS}">'
         f"{buttons}</form>"
     )
 
@@ -189,21 +193,30 @@ def startup(datasette):
 
 
 @hookimpl
+def prepare_jinja2_environment(env, datasette):
+    from .team import NAV  # the desk's top menu, drawn by templates/_crumbs.html
+
+    env.globals["intercept_nav"] = NAV
+
+
+@hookimpl
 def render_cell(row, value, column, table, database, datasette):
     return _for_stores(datasette, database, lambda: _render_cell(row, value, column, table, database, datasette))
 
 
 def _render_cell(row, value, column, table, database, datasette):
     keys = set(row.keys()) if hasattr(row, "keys") else set()
+    # A line without flags takes no verdict (a timeline lists every line): nothing to judge.
+    flagged = "concepts" not in keys or bool(row["concepts"])
     # Before the None check: a line nobody has judged yet is what the page is for.
     if (table, column) in VERDICT_CELLS and "line_id" in keys and row["line_id"] is not None:
-        return _current_verdict_markup(value)
+        return _current_verdict_markup(value) if flagged else Markup("")
     if value is None:
         return None
     if (table, column) in LINE_ID_CELLS and isinstance(value, int):
         # Player and verdict buttons side by side in the first column, so a reviewer can
         # listen and judge without scrolling across the wide table.
-        form = _verdict_form_markup(datasette, value) if "verdict" in keys else Markup("")
+        form = _verdict_form_markup(datasette, value) if "verdict" in keys and flagged else Markup("")
         return _audio_markup(datasette, database, value, "lines") + form
     if (table, column) in RECORDING_CELLS and "recording_id" in keys and row["recording_id"] is not None:
         url = str(datasette.urls.database(database)) + "/timeline?" + urlencode({"recording_id": row["recording_id"]})
@@ -251,6 +264,8 @@ def extra_body_script(request, datasette):
             "contextUrl": datasette.urls.path("/-/intercept/context/"),
             "bundleUrl": datasette.urls.path("/-/intercept/bundle.zip"),
             "bundleMaxLines": doors_of(datasette).bundle_max_lines,
+            "reviewUrl": datasette.urls.path("/-/intercept/review.json"),
+            "noteUrl": datasette.urls.path("/-/intercept/note"),
         }
         # "</" would end the <script> element early.
         return "window.interceptReview = {};".format(json.dumps(settings).replace("</", "<\\/"))
@@ -260,10 +275,12 @@ def extra_body_script(request, datasette):
 
 @hookimpl
 def permission_allowed(datasette, actor, action):
-    if action != WRITE_VERDICT:
+    if action not in (WRITE_VERDICT, DECIDE):
         return None
     if not actor or not actor.get("id") or _config(datasette).get("read_only"):
         return False
+    if action == DECIDE:
+        return actor["id"] in (_config(datasette).get("leads") or ())
     reviewers = _config(datasette).get("reviewers")
     return reviewers is None or actor["id"] in reviewers
 
@@ -271,6 +288,7 @@ def permission_allowed(datasette, actor, action):
 @hookimpl
 def register_routes(datasette):
     from . import pages  # the desk's pages (pages.py imports this module)
+    from . import team  # the team's queue, progress, notes, reviewer flags, claims
 
     routes = [
         (r"^/-/intercept/audio/(?P<line_id>[0-9]{1,18})\.wav$", audio_clip),
@@ -281,6 +299,8 @@ def register_routes(datasette):
         (r"^/-/intercept/bundle\.zip$", pages.bundle_download),
         (r"^/-/intercept/verdict$", record_verdict),
         (r"^/-/intercept/static/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(str(STATIC_DIR))),
+        (r"^/-/intercept/static/fonts/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(str(STATIC_DIR / "fonts"))),
+        *team.routes(),
     ]
     if _config(datasette).get("start_page", False):
         routes.append((r"^/$", start_page))
@@ -288,18 +308,24 @@ def register_routes(datasette):
 
 
 async def start_page(request, datasette):
-    """The review queue: flagged lines nobody has judged yet whose best flag scores at least the
-    default threshold, highest score first."""
+    """The review queue (intercept.review.team): flagged lines nobody has judged yet whose best
+    flag scores at least the default threshold, highest score first. The same lines in
+    Datasette's table (for analysts: facets, SQL) are `table_queue_url`."""
     database = await store_database(datasette)
     if database is None:
         return Response.text("No intercept store is open in this Datasette.", status=404)
+    return Response.redirect(datasette.urls.path("/-/intercept/queue"))
+
+
+def table_queue_url(datasette, database) -> str:
+    """The review queue as Datasette's table view of flagged_lines."""
     url = datasette.urls.table(database.name, "flagged_lines")
     # reviewer and verdict_at are empty on lines nobody has judged: leave them out. The queue
     # hides lines whose best flag scores under the default threshold (removing that filter
     # shows them: nothing is deleted).
     query = [("verdict__isnull", "1"), ("score__gte", str(DEFAULT_THRESHOLD)), ("_sort_desc", "score"),
              ("_nocol", "reviewer"), ("_nocol", "verdict_at")]
-    return Response.redirect(url + "?" + urlencode(query))
+    return url + "?" + urlencode(query)
 
 
 def _error(message: str, status: int) -> Response:
@@ -357,11 +383,15 @@ def _local_path(candidate: str) -> Optional[str]:
 
 @write_route(refusal="only logged-in reviewers may record verdicts: log in at /-/login")
 async def record_verdict(request, datasette):
-    """Store one reviewer's verdict on a line (optionally on one of its flags).
+    """Store one reviewer's verdict on a flag's concept, or on all of a flagged line's concepts
+    (intercept.store.team says what a verdict means).
 
-    Form fields: line_id, verdict (confirmed|false_positive|unsure), note, flag_id, next.
+    Form fields: line_id, verdict (confirmed|false_positive|unsure|withdrawn), note, flag_id or
+    concept (else every concept of the line), decision=1 (a lead's decision), next.
     The reviewer and the time come from the login and the clock, never from the form.
     """
+    from intercept.store import team
+
     if request.method != "POST":
         return _error("POST a verdict here; see docs/review.md", 405)
     if _config(datasette).get("read_only"):
@@ -370,13 +400,17 @@ async def record_verdict(request, datasette):
         return _error("only logged-in reviewers may record verdicts: log in at /-/login", 403)
     form = await request.post_vars()
     verdict = form.get("verdict", "")
-    if verdict not in VERDICTS:
-        return _error(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", 400)
+    if verdict not in VERDICTS + (team.WITHDRAWN,):
+        return _error(f"verdict must be one of {', '.join(VERDICTS + (team.WITHDRAWN,))}, got {verdict!r}", 400)
     try:
         line_id = int(form.get("line_id", ""))
         flag_id = int(form["flag_id"]) if form.get("flag_id") else None
     except ValueError:
         return _error("line_id and flag_id must be integers", 400)
+    concept = form.get("concept") or None
+    decision = form.get("decision") == "1"
+    if decision and not await datasette.permission_allowed(request.actor, DECIDE, default=False):
+        return _error("only a lead may decide a disputed flag", 403)
     note = form.get("note", "").strip()
     if len(note) > MAX_NOTE_CHARS:
         return _error(f"note is longer than {MAX_NOTE_CHARS} characters", 400)
@@ -387,21 +421,24 @@ async def record_verdict(request, datasette):
         return _error(f"the store {database.path} has no verdicts table", 500)
     if (await database.execute("select 1 from lines where id = ?", [line_id])).first() is None:
         return _error(f"no line {line_id} in the store", 404)
-    if flag_id is not None:
-        found = await database.execute("select 1 from flags where id = ? and line_id = ?", [flag_id, line_id])
-        if found.first() is None:
-            return _error(f"flag {flag_id} is not a flag of line {line_id}", 400)
     reviewer = request.actor["id"]
     # Datasette's write queue: one writer thread per database, so verdicts never race each
     # other; store.write_verdict takes SQLite's write lock (busy timeout) against a batch.
-    verdict_id = await database.execute_write_fn(
-        lambda conn: write_verdict(conn, line_id, verdict, reviewer, note, flag_id))
+    try:
+        verdict_ids = await database.execute_write_fn(
+            lambda conn: write_verdict(conn, line_id, verdict, reviewer, note, flag_id, concept, decision))
+    except team.TeamError as error:
+        return _error(str(error), 400)
     next_path = _local_path(form.get("next", ""))
     if next_path:
         datasette.add_message(request, f"Line {line_id}: {verdict.replace('_', ' ')}", datasette.INFO)
         return Response.redirect(next_path)
-    return Response.json({"ok": True, "verdict_id": verdict_id, "line_id": line_id, "flag_id": flag_id,
-                          "verdict": verdict, "note": note or None, "reviewer": reviewer})
+    state = (await database.execute("select verdict, confirmed from line_review where line_id = ?", [line_id])).first()
+    return Response.json({"ok": True, "verdict_id": verdict_ids[0], "verdict_ids": verdict_ids, "line_id": line_id,
+                          "flag_id": flag_id, "concept": concept, "decision": decision, "verdict": verdict,
+                          "note": note or None, "reviewer": reviewer,
+                          "line_verdict": state["verdict"] if state else None,
+                          "confirmed": bool(state["confirmed"]) if state else False})
 
 
 # ---------------------------------------------------------------- per-concept facets and filters

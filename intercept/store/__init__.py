@@ -479,6 +479,15 @@ def _seal(db: sqlite_utils.Database) -> None:
 from . import revisions  # noqa: E402
 
 
+@_migration("0012_team_desk")
+def _team_desk(db: sqlite_utils.Database) -> None:
+    """Verdicts on flags' concepts, their withdrawal and a lead's decision; reviewer flags;
+    lexicon suggestions; claims (intercept.store.team)."""
+    from . import team
+
+    team.migrate(db)
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)
@@ -1216,8 +1225,11 @@ class Store:
                 if translator is not None:
                     values.update(revisions.derived_english(self.db, line_id, english_from_text))
                 self.db["lines"].update(line_id, values)
-                # A correction's superseded flags are kept; only the current ones are derived again.
-                self.db.execute("DELETE FROM flags WHERE line_id = ? AND superseded_by_revision IS NULL", [line_id])
+                # A correction's superseded flags are kept, and reviewers' flags are people's
+                # findings, never the lexicon's to take back: only the current lexicon flags are
+                # derived again.
+                self.db.execute("DELETE FROM flags WHERE line_id = ? AND superseded_by_revision IS NULL "
+                                "AND kind IS NOT 'reviewer'", [line_id])
                 revisions.insert_flags(self.db, line_id, flags, lexicon_version,
                                        **revisions.flag_provenance(self.db, line_id))
                 touched.append(line_id)
@@ -1241,10 +1253,36 @@ class Store:
             return revisions.insert_correction(self.db, correction)
 
     def add_verdict(
-        self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None
+        self, line_id: int, verdict: str, reviewer: str, note: str = "", flag_id: Optional[int] = None,
+        concept: Optional[str] = None, decision: bool = False,
     ) -> int:
+        """Append a verdict on one flag's concept (flag_id), one concept, or every concept of a
+        flagged line; `verdict="withdrawn"` withdraws the reviewer's standing one; `decision`: a
+        lead's decision. Returns the first new row's id (intercept.store.team.add_verdicts)."""
+        from . import team
+
         with self._writing():
-            return insert_verdict(self.db, line_id, verdict, reviewer, note, flag_id)
+            return team.add_verdicts(self.db, line_id, verdict, reviewer, note, flag_id, concept, decision)[0]
+
+    def add_reviewer_flag(self, line_id: int, concept: str, reviewer: str, note: str = "",
+                          heard_form: Optional[str] = None, suggest: bool = False) -> dict:
+        """A reviewer marks a line as coded (intercept.store.team.add_reviewer_flag)."""
+        from . import team
+
+        with self._writing():
+            return team.add_reviewer_flag(self.db, line_id, concept, reviewer, note, heard_form=heard_form,
+                                          suggest=suggest)
+
+    def review_of_lines(self, line_ids: Sequence[int]) -> dict[int, dict]:
+        """Each line's verdict rows and per-concept outcomes (intercept.store.team.review_of_lines)."""
+        from . import team
+
+        return team.review_of_lines(self.db.conn, line_ids)
+
+    def lexicon_suggestions(self, status: Optional[str] = "open") -> list[dict]:
+        from . import team
+
+        return team.lexicon_suggestions(self.db.conn, status)
 
     # -- reads ----------------------------------------------------------------------------
     def iter_lines(
@@ -1288,13 +1326,11 @@ class Store:
         return self.rows("SELECT * FROM verdicts WHERE line_id = ? ORDER BY at, id", [line_id])
 
     def confirmed_line_ids(self) -> set[int]:
-        """Lines whose latest verdict is 'confirmed'."""
-        return {
-            row["line_id"] for row in self.db.query(
-                "SELECT v.line_id FROM verdicts v WHERE v.id = (SELECT v2.id FROM verdicts v2 "
-                "WHERE v2.line_id = v.line_id ORDER BY v2.at DESC, v2.id DESC LIMIT 1) AND v.verdict = 'confirmed'"
-            )
-        }
+        """The confirmed lines: a flag's concept whose outcome is confirmed (view confirmed_lines;
+        the meaning is in intercept.store.team)."""
+        from . import team
+
+        return team.confirmed_line_ids(self.db.conn)
 
     def count(self, table: str, where: Optional[str] = None, params: Sequence[Any] = ()) -> int:
         return self.db[table].count_where(where, params) if where else self.db[table].count
@@ -1534,9 +1570,10 @@ def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, review
 
 
 def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer: str, note: str = "",
-                  flag_id: Optional[int] = None) -> int:
+                  flag_id: Optional[int] = None, concept: Optional[str] = None, decision: bool = False) -> list[int]:
     """A verdict written on a connection someone else opened: the review plugin calls it in
-    Datasette's write queue (`execute_write_fn`), one transaction per verdict."""
-    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    with immediate_transaction(conn):
-        return insert_verdict(sqlite_utils.Database(conn), line_id, verdict, reviewer, note, flag_id)
+    Datasette's write queue (`execute_write_fn`), one transaction per verdict (one row per
+    concept it covers; intercept.store.team.add_verdicts). Returns the new rows' ids."""
+    from . import team
+
+    return team.write_team(conn, team.add_verdicts, line_id, verdict, reviewer, note, flag_id, concept, decision)

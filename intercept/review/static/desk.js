@@ -5,8 +5,8 @@
 document.addEventListener("DOMContentLoaded", function () {
   var settings = window.interceptReview || {};
   var KEYS = [["j / \u2193", "next line"], ["k / \u2191", "previous line"], ["p / space", "play or replay (from the lead-in)"],
-    ["c", "confirmed"], ["f", "false positive"], ["u", "unsure"], ["n", "next line awaiting a verdict"],
-    ["x", "context of the line"]];
+    ["c", "confirmed"], ["f", "false positive"], ["u", "unsure"], ["w", "withdraw my verdicts"],
+    ["e", "write a note"], ["n", "next line awaiting a verdict"], ["x", "context of the line"]];
   var VERDICT_KEYS = {c: "confirmed", f: "false_positive", u: "unsure"};
 
   // Rows of Datasette tables holding a line player become review items.
@@ -17,6 +17,8 @@ document.addEventListener("DOMContentLoaded", function () {
     row.dataset.lineId = audio.dataset.lineId;
     var shown = row.querySelector(".intercept-verdict-current");
     if (shown && !shown.classList.contains("intercept-v-none")) row.dataset.verdict = shown.textContent.trim();
+    // Only a flagged line takes a verdict: its row has the verdict form.
+    if (row.querySelector("form.intercept-verdict")) row.dataset.flagged = "1";
     tableRows.push(row);
   });
   var items = Array.prototype.slice.call(document.querySelectorAll(".intercept-item"));
@@ -76,7 +78,7 @@ document.addEventListener("DOMContentLoaded", function () {
   }
 
   // An evidence bundle (audio cut from the originals, manifest) of the lines on screen.
-  if (settings.bundleUrl) {
+  if (settings.bundleUrl && !document.querySelector(".intercept-bundle")) {
     var anchor = document.querySelector("details.intercept-keys");
     var download = document.createElement("p");
     download.className = "intercept-bundle";
@@ -92,14 +94,15 @@ document.addEventListener("DOMContentLoaded", function () {
   }
 
   var current = Math.max(0, items.findIndex(function (item) { return item.classList.contains("intercept-focus"); }));
-  function select(index) {
+  function select(index, scroll) {
     if (index < 0 || index >= items.length) return;
     items[current].classList.remove("intercept-current");
     current = index;
     items[current].classList.add("intercept-current");
-    items[current].scrollIntoView({block: "nearest"});
+    if (scroll !== false) items[current].scrollIntoView({block: "nearest"});
   }
-  select(current);
+  // No scrolling on load: the page opens where it starts (the menu and login stay in view).
+  select(current, false);
 
   function leadInUrl(item) {
     var link = item.querySelector("a.intercept-context");
@@ -114,33 +117,109 @@ document.addEventListener("DOMContentLoaded", function () {
     audio.play().catch(function (error) { status("cannot play line " + item.dataset.lineId + ": " + error); });
   }
 
+  function post(url, body) {
+    return fetch(url, {method: "POST", body: body, credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) {
+        if (!response.ok) return response.text().then(function (text) { throw new Error(text.trim()); });
+        return response.json();
+      });
+  }
+
+  // The line's review block (verdicts per flag, notes, reviewer flag) drawn again after a write.
+  function refresh(item) {
+    if (!settings.reviewUrl) return Promise.resolve();
+    return fetch(settings.reviewUrl + "?ids=" + item.dataset.lineId, {credentials: "same-origin"})
+      .then(function (response) { return response.ok ? response.json() : {}; })
+      .then(function (lines) {
+        var line = lines[item.dataset.lineId];
+        var block = item.querySelector(".intercept-review");
+        if (!line) return;
+        if (block) block.outerHTML = line.review;
+        if (line.flagged) item.dataset.flagged = "1";
+        showVerdict(item, line.verdict);
+      });
+  }
+
+  function showVerdict(item, verdict) {
+    if (verdict) item.dataset.verdict = verdict; else delete item.dataset.verdict;
+    item.classList.toggle("intercept-judged", !!verdict && verdict !== "disputed");
+    item.querySelectorAll(".intercept-verdict-current").forEach(function (shown) {
+      shown.textContent = (verdict || "awaiting review").replace("_", " ");
+      shown.className = "intercept-verdict-current intercept-v-" + (verdict || "none");
+    });
+  }
+
   function judge(item, verdict) {
     if (!settings.canWrite) { status("Log in to record verdicts."); return; }
+    if (!item.dataset.flagged) {
+      status("line " + item.dataset.lineId + " has no flag: no verdict. Mark it as coded, or leave a note.");
+      return;
+    }
     var body = new URLSearchParams();
     body.set("line_id", item.dataset.lineId);
     body.set("verdict", verdict);
     body.set("csrftoken", settings.csrftoken);
-    var note = item.querySelector('form.intercept-verdict input[name="note"]');
+    var note = item.querySelector('form.intercept-verdict input[name="note"], form.intercept-note-form textarea');
     if (note && note.value) body.set("note", note.value);
     status("line " + item.dataset.lineId + ": saving " + verdict.replace("_", " ") + "\u2026");
-    fetch(settings.verdictUrl, {method: "POST", body: body, credentials: "same-origin",
-                                headers: {"Accept": "application/json"}})
-      .then(function (response) {
-        if (!response.ok) return response.text().then(function (text) { throw new Error(text.trim()); });
-        return response.json();
-      })
+    post(settings.verdictUrl, body)
       .then(function (saved) {
-        item.classList.add("intercept-judged");
-        item.dataset.verdict = saved.verdict;
-        item.querySelectorAll(".intercept-verdict-current").forEach(function (shown) {
-          shown.textContent = saved.verdict.replace("_", " ");
-          shown.className = "intercept-verdict-current intercept-v-" + saved.verdict;
-        });
-        status("line " + saved.line_id + ": " + saved.verdict.replace("_", " ") + " (saved as " + saved.reviewer + ")");
-        select(current + 1);
+        if (note) note.value = "";
+        showVerdict(item, saved.line_verdict);
+        status("line " + saved.line_id + ": " + saved.verdict.replace("_", " ") + " (saved as " + saved.reviewer + ")" +
+               (saved.line_verdict === "disputed" ? ": reviewers differ, the line goes to a lead" : ""));
+        return refresh(item).then(function () { if (verdict !== "withdrawn") select(current + 1); });
       })
       .catch(function (error) { status("line " + item.dataset.lineId + ": not saved: " + error.message); });
   }
+
+  function saveNote(item, field) {
+    if (!field.value.trim()) return;
+    var body = new URLSearchParams();
+    body.set("line_id", item.dataset.lineId);
+    body.set("note", field.value);
+    body.set("csrftoken", settings.csrftoken);
+    post(settings.noteUrl, body)
+      .then(function () { field.value = ""; status("line " + item.dataset.lineId + ": note saved"); return refresh(item); })
+      .catch(function (error) { status("line " + item.dataset.lineId + ": note not saved: " + error.message); });
+  }
+
+  // The review block's forms (verdict per flag, withdrawal, decision, note, reviewer flag,
+  // claims) go by fetch; the block is drawn again from the server.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.classList || !form.classList.contains("intercept-action")) return;
+    event.preventDefault();
+    var body = new URLSearchParams(new FormData(form));
+    if (event.submitter && event.submitter.name) body.set(event.submitter.name, event.submitter.value);
+    var item = form.closest(".intercept-item");
+    post(form.action, body)
+      .then(function (saved) {
+        status((item ? "line " + item.dataset.lineId + ": " : "") + "saved" + (saved.reviewer ? " as " + saved.reviewer : ""));
+        if (item) return refresh(item);
+        window.location.reload();
+      })
+      .catch(function (error) { status("not saved: " + error.message); window.alert(error.message); });
+  });
+
+  // In a note: Enter never submits a verdict; Ctrl+Enter saves the note; Esc returns to the keys.
+  document.addEventListener("keydown", function (event) {
+    var field = event.target;
+    if (!field || !field.closest) return;
+    var item = field.closest(".intercept-item");
+    var isNote = field.name === "note" && (field.tagName === "TEXTAREA" || field.tagName === "INPUT");
+    if (!isNote) return;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      if (item) saveNote(item, field);
+    } else if (event.key === "Enter" && field.tagName === "INPUT") {
+      event.preventDefault();  // a one-line note field: Enter does nothing
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      field.blur();
+      if (item) item.focus();
+    }
+  }, true);
 
   document.addEventListener("keydown", function (event) {
     var target = event.target;
@@ -152,9 +231,14 @@ document.addEventListener("DOMContentLoaded", function () {
     else if (key === "k" || key === "ArrowUp") select(current - 1);
     else if (key === "p" || key === " ") play(item);
     else if (VERDICT_KEYS[key]) judge(item, VERDICT_KEYS[key]);
+    else if (key === "w") judge(item, "withdrawn");
+    else if (key === "e") {
+      var field = item.querySelector('form.intercept-note-form textarea, form.intercept-verdict input[name="note"]');
+      if (field) field.focus();
+    }
     else if (key === "n") {
       for (var i = current + 1; i < items.length; i++) {
-        if (!items[i].dataset.verdict) { select(i); break; }
+        if (items[i].dataset.flagged && !items[i].dataset.verdict) { select(i); break; }
       }
     } else if (key === "x" && settings.contextUrl) window.location.href = settings.contextUrl + item.dataset.lineId;
     else return;

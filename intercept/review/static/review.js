@@ -27,3 +27,8 @@ document.addEventListener("DOMContentLoaded", function () {
     }
   });
 });
+// Search boxes take Farsi as well as English: each sets its direction from what is typed.
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll('input[name="_search"], input[name^="_search_"], input[type="search"], textarea')
+    .forEach(function (field) { if (!field.getAttribute("dir")) field.setAttribute("dir", "auto"); });
+});
