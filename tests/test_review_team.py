@@ -142,8 +142,9 @@ def _export_ids(store_path, **options) -> set[int]:
 
 
 def test_confirmed_set_is_one_definition_for_store_page_and_export(store):
+    # public_read: the page is read anonymously here (the doors are tests/test_hostile_server.py's)
     ds = make_datasette(store, ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)},
-                                             secret="x"))
+                                             secret="x", public_read=True))
     rng = random.Random(27)
     actions = [(line, flag) for line, flags in ((1, [10, 11, None]), (3, [12, None]), (4, [13, None]))
                for flag in flags]
@@ -197,7 +198,10 @@ def test_accounts_file_gives_a_lead_role(tmp_path):
 
 
 def datasette(store_path, **options):
+    """A review with three accounts. Reading is public here (these tests are about the team's
+    desk; who may read is tests/test_hostile_server.py's), writing needs a login as always."""
     accounts = {name: hash_password(PASSWORD, iterations=1000) for name in (REVIEWER, OTHER, LEAD)}
+    options.setdefault("public_read", True)
     return make_datasette(store_path, ReviewOptions(accounts=accounts, secret="team", leads=frozenset({LEAD}),
                                                     **options))
 
