@@ -790,6 +790,75 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
     click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}", err=True)
 
 
+@cli.command()
+@click.argument("corpora", nargs=-1, required=True, metavar="CORPUS...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the adapted model (CTranslate2), its model_card.json and checkpoints/.")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Passes over the training windows.")
+@click.option("--force", is_flag=True, help="Write the model even when it scores worse than its base on the held-out part.")
+@click.option("--train", "train_part", type=click.Choice(["decoder", "encoder"]), default="decoder", show_default=True,
+              help="decoder: encoder frozen, its outputs computed once (CPU); encoder: train the whole model (GPU).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--augment-radio", is_flag=True,
+              help="Also train on every window as received through the radio channel (hiss, band limit, "
+                   "squelch; intercept/channel.py): one more encoder pass per window, no more training time.")
+@click.option("--base", default="base", show_default=True, metavar="base|PATH",
+              help="Model to adapt: the embedded Whisper base or a CTranslate2 Whisper directory.")
+@click.option("--held-out", "held_out", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Corpus to score on instead of holding out speakers/recordings of CORPUS (repeatable).")
+@click.option("--held-out-fraction", type=click.FloatRange(0.01, 0.9), default=0.15, show_default=True,
+              help="Share of clips held out, as whole speakers or recordings.")
+@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Windows per step.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, base, held_out, held_out_fraction,
+          learning_rate, batch_size, seed):
+    """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.
+
+    Each CORPUS is a folder with metadata.tsv (path, duration_s, transcript, and speaker,
+    voice or recording columns), as `intercept export STORE --format corpus` writes it.
+    Whole speakers or recordings are held out (never single clips, and no sentence in
+    both parts); WER and CER on them before and after are printed and kept in
+    OUT/model_card.json. A model worse than its base is not written (exit 1) unless --force.
+    Ctrl-C leaves the last complete epoch in OUT/checkpoints/. See docs/adapt.md.
+
+    \b
+      intercept export traffic.db --format corpus -o corrected/
+      intercept adapt corrected/ --out models/ours --augment-radio
+      intercept run recordings/ --db traffic.db --model models/ours
+    """
+    from .adapt import AdaptError, AdaptInterrupted, AdaptOptions, ModelWorseError
+    from .adapt import adapt as run_adapt
+    from .evaluate import CorpusError
+    from .models import ModelError
+
+    options = AdaptOptions(out=out_dir, epochs=epochs, force=force, train=train_part, device=device,
+                           augment_radio=augment_radio, base=base, held_out=[str(p) for p in held_out],
+                           held_out_fraction=held_out_fraction, learning_rate=learning_rate,
+                           batch_size=batch_size, seed=seed)
+    if device == "cuda":
+        from .engines import resolve_device
+
+        try:
+            resolve_device("cuda", "transformers", "torch", what="adapt")
+        except (RuntimeError, ValueError) as exc:
+            _fail(str(exc))
+    try:
+        card = run_adapt([str(c) for c in corpora], options, log=lambda m: click.echo(m, err=True))
+    except AdaptInterrupted as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(130)
+    except ModelWorseError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except (AdaptError, CorpusError, ModelError) as exc:
+        _fail(str(exc))
+    click.echo(f"model written to {out_dir} (card: {out_dir / 'model_card.json'}): held-out WER "
+               f"{card['wer_before']:.3f} -> {card['wer_after']:.3f}, CER {card['cer_before']:.3f} -> "
+               f"{card['cer_after']:.3f}", err=True)
+
+
 def main():
     cli()
 
