@@ -371,6 +371,20 @@ def _padded(label_lists: Sequence[list[int]], eot: int):
     return inputs, targets
 
 
+def window_loss(model, processor, windows: Sequence[Window]) -> float:
+    """Mean cross-entropy of the model on the windows' labels (teacher forcing), no training."""
+    import torch
+
+    eot = processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model.eval()
+    with torch.no_grad():
+        features = torch.cat([_features(processor, w.audio) for w in windows])
+        inputs, targets = _padded([w.labels for w in windows], eot)
+        device = next(model.parameters()).device
+        out = model(input_features=features.to(device), decoder_input_ids=inputs.to(device), labels=targets.to(device))
+    return float(out.loss)
+
+
 def save_checkpoint(model, processor, folder: Path, epoch: int) -> Path:
     """Write epoch N's model beside the previous one, then drop the previous: a Ctrl-C or a
     crash at any moment leaves one complete checkpoint."""
@@ -626,9 +640,3 @@ def adapt(corpora: Sequence[str | os.PathLike], options: AdaptOptions,
     partial.write_text(json.dumps(card, ensure_ascii=False, indent=1), encoding="utf-8")
     os.replace(partial, card_path)
     return card
-
-
-def card_sha256(model_dir: str | os.PathLike) -> Optional[str]:
-    """SHA-256 of MODEL_DIR/model_card.json, or None when the model has no card."""
-    card = Path(model_dir).expanduser() / CARD
-    return sha256_of(card) if card.is_file() else None

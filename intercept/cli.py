@@ -726,10 +726,11 @@ def models_convert(model, target, out_dir):
 
 @cli.command()
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl", "bundle"]), default="csv",
+@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl", "bundle", "corpus"]), default="csv",
               show_default=True,
               help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags; "
-                   "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest).")
+                   "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest); "
+                   "corpus: a folder of the lines reviewers corrected (clips + metadata.tsv) for intercept adapt.")
 @click.option("--flagged-only", is_flag=True,
               help="Exactly the review queue: lines with a flag scored at or above the default threshold "
                    "(intercept.scoring.DEFAULT_THRESHOLD), each with those flags.")
@@ -740,8 +741,8 @@ def models_convert(model, target, out_dir):
               help="bundle: seconds of audio kept either side of each line.")
 @click.option("--recording", "recording_id", type=int,
               help="Only this recording (recordings.id); needed for srt/vtt when the store holds several.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write.  [default: standard output]")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="File to write (a folder for --format corpus).  [default: standard output]")
 def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, recording_id, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
@@ -754,6 +755,7 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
       intercept export traffic.db --format jsonl --flagged-only -o queue.jsonl
       intercept export traffic.db --format csv --flagged-only --all-flags -o flagged.csv
       intercept export traffic.db --format srt --recording 3 -o night.srt
+      intercept export traffic.db --format corpus -o corrected/   # then: intercept adapt corrected/
     """
     from .export import ExportError, ExportOptions
     from .export import export as write_export
@@ -762,6 +764,11 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
     if fmt == "bundle":
         _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id)
         return
+    if fmt == "corpus":
+        _export_corpus(db_path, output)
+        return
+    if output is not None and output.is_dir():
+        raise click.BadParameter(f"{output} is a folder; --format {fmt} writes a file", param_hint="-o")
     with _open_store(db_path, READ) as store:
         try:
             count = write_export(store, output or sys.stdout,
@@ -771,6 +778,22 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
             _fail(str(exc))
     if output:
         click.echo(f"{count} lines written to {output}", err=True)
+
+
+def _export_corpus(db_path, output):
+    from .corpus import write_corpus
+    from .export import ExportError
+    from .store import READ
+
+    if output is None:
+        raise click.UsageError("--format corpus writes a folder of clips and metadata.tsv: give -o DIR")
+    with _open_store(db_path, READ) as store:
+        try:
+            result = write_corpus(store, output, warn=lambda message: click.echo(message, err=True))
+        except ExportError as exc:
+            _fail(str(exc))
+    click.echo(f"{result['lines']} corrected lines ({result['seconds']:.1f} s) written to {output}/metadata.tsv",
+               err=True)
 
 
 def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id):
