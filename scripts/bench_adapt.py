@@ -68,6 +68,35 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def markdown(results: dict) -> str:
+    """The results as the table of docs/benchmarks.md."""
+    rows = ["| held-out speech | clips | WER base | WER adapted | drop | CER base | CER adapted |",
+            "|---|---|---|---|---|---|---|"]
+    card = results.get("card")
+    if card:
+        rows.append(f"| cv_fa, 40 other speakers | {card['held_out_split']['held_out_clips']} | {card['wer_before']:.3f} "
+                    f"| {card['wer_after']:.3f} | {card['wer_before'] - card['wer_after']:.3f} | "
+                    f"{card['cer_before']:.3f} | {card['cer_after']:.3f} |")
+    for name, label in (("fa_virgool", "fa_virgool"), ("cv_fa_other_speakers_radio", "cv_fa, 40 other speakers, radio channel"),
+                        ("fa_virgool_radio", "fa_virgool, radio channel")):
+        if name in results:
+            r = results[name]
+            rows.append(f"| {label} | {r['base']['utterances']} | {r['base']['wer']:.3f} | {r['adapted']['wer']:.3f} | "
+                        f"{r['wer_drop']:.3f} | {r['base']['cer']:.3f} | {r['adapted']['cer']:.3f} |")
+    lines = ["\n".join(rows)]
+    if card:
+        t = card["training"]
+        lines.append(f"Training: {t['windows']} windows, {t['steps']} steps, losses {t['epoch_losses']}; encoder pass "
+                     f"{t['encode_s']} s wall / {t['encode_cpu_s']} s CPU, training {t['train_s']} s wall / "
+                     f"{t['train_cpu_s']} s CPU.")
+    speed = results.get("speed_audio_samples")
+    if speed:
+        lines.append(f"`run audio_samples/`: base {[r['wall_s'] for r in speed['base']]} s, adapted "
+                     f"{[r['wall_s'] for r in speed['adapted']]} s wall; adapted/base wall "
+                     f"{speed['adapted_over_base_wall']}, CPU {speed['adapted_over_base_cpu']}.")
+    return "\n\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="/work/wt/_models/adapted-cvfa", help="where the adapted model goes")
@@ -77,7 +106,11 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-train", action="store_true", help="score an already adapted --out")
     parser.add_argument("--speed-rounds", type=int, default=1)
     parser.add_argument("--radio-seed", type=int, default=7)
+    parser.add_argument("--report", action="store_true", help="only print --results as markdown")
     args = parser.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(Path(args.results).read_text(encoding="utf-8"))))
+        return 0
 
     from intercept.adapt import read_labelled, score_model
     from intercept.models import resolve_model
@@ -144,6 +177,7 @@ def main(argv=None) -> int:
     results["uptime_end"] = uptime()
     save()
     print(json.dumps(results, ensure_ascii=False, indent=1))
+    print(markdown(results))
     return 0
 
 

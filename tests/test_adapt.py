@@ -233,3 +233,29 @@ def test_embedded_base_loss_falls_after_one_step(embedded_model_dir, tmp_path):
     after = window_loss(model, processor, windows)
     assert summary["steps"] == 1
     assert after < before - 0.05, (before, after)
+
+
+def test_ctrl_c_leaves_the_last_complete_epoch(tiny_base, tmp_path, monkeypatch):
+    from intercept import adapt as adapt_module
+    from intercept.adapt import AdaptInterrupted, AdaptOptions, Window, load_base, train
+
+    model, processor, _, _ = load_base(str(tiny_base))
+    eot = processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    sot = processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    windows = [Window(np.zeros(16000, dtype=np.float32), [sot, sot + 1, sot + 2, 400, eot], [])]
+    batches = adapt_module._batches
+    calls = []
+
+    def interrupt_in_epoch_two(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return batches(*args)
+
+    monkeypatch.setattr(adapt_module, "_batches", interrupt_in_epoch_two)
+    with pytest.raises(AdaptInterrupted) as caught:
+        train(model, processor, windows, AdaptOptions(epochs=3, progress=False), tmp_path / "ckpt", log=lambda m: None)
+    assert caught.value.checkpoint == tmp_path / "ckpt" / "epoch-1"
+    assert "last good checkpoint is" in str(caught.value) and str(tmp_path / "ckpt" / "epoch-1") in str(caught.value)
+    assert (caught.value.checkpoint / "config.json").is_file()
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["epoch-1"], "no half-written checkpoint"
