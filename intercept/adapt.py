@@ -591,6 +591,12 @@ def adapt(corpora: Sequence[str | os.PathLike], options: AdaptOptions,
     out = Path(options.out).expanduser()
     if not corpora:
         raise AdaptError("no corpus given")
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise AdaptError(f"intercept adapt trains with transformers and torch ({exc}): "
+                         f"pip install 'intercept[transformers]'") from None
     clips = [c for folder in corpora for c in read_labelled(folder)]
     held = [c for folder in options.held_out for c in read_labelled(folder)]
     split = split_held_out(clips, options.held_out_fraction, options.seed, held)

@@ -259,3 +259,28 @@ def test_ctrl_c_leaves_the_last_complete_epoch(tiny_base, tmp_path, monkeypatch)
     assert "last good checkpoint is" in str(caught.value) and str(tmp_path / "ckpt" / "epoch-1") in str(caught.value)
     assert (caught.value.checkpoint / "config.json").is_file()
     assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["epoch-1"], "no half-written checkpoint"
+
+
+def test_train_encoder_trains_the_whole_model(tiny_base, tmp_path):
+    import torch
+
+    from intercept.adapt import AdaptOptions, Window, load_base, train
+
+    model, processor, _, _ = load_base(str(tiny_base))
+    eot = processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    sot = processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    audio = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1
+    windows = [Window(audio, [sot, sot + 1, sot + 2, 400, 401, eot], [])]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    train(model, processor, windows, AdaptOptions(epochs=1, train="encoder", warmup_fraction=0.0, progress=False),
+          tmp_path / "ckpt", log=lambda m: None)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    assert any(name.startswith("model.encoder.layers") for name in changed)
+    assert any(name.startswith("model.decoder.layers") for name in changed)
+
+    model, processor, _, _ = load_base(str(tiny_base))
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    train(model, processor, windows, AdaptOptions(epochs=1, warmup_fraction=0.0, progress=False),
+          tmp_path / "ckpt2", log=lambda m: None)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    assert changed and not any(name.startswith("model.encoder.") for name in changed), "decoder only by default"
