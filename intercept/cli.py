@@ -822,7 +822,8 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
 @click.option("--force", is_flag=True, help="Write the model even when it scores worse than its base on the held-out part.")
 @click.option("--train", "train_part", type=click.Choice(["decoder", "encoder"]), default="decoder", show_default=True,
               help="decoder: encoder frozen, its outputs computed once (CPU); encoder: train the whole model (GPU).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where to train: cuda needs a CUDA build of torch and a GPU (then --train encoder pays off).")
 @click.option("--augment-radio", is_flag=True,
               help="Also train on every window as received through the radio channel (hiss, band limit, "
                    "squelch; intercept/channel.py): one more encoder pass per window, no more training time.")
