@@ -761,14 +761,14 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
     from .export import export as write_export
     from .store import READ
 
-    if fmt == "bundle":
-        _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id)
-        return
     if fmt == "corpus":
         _export_corpus(db_path, output)
         return
     if output is not None and output.is_dir():
         raise click.BadParameter(f"{output} is a folder; --format {fmt} writes a file", param_hint="-o")
+    if fmt == "bundle":
+        _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id)
+        return
     with _open_store(db_path, READ) as store:
         try:
             count = write_export(store, output or sys.stdout,
