@@ -797,10 +797,11 @@ def models_convert(model, target, out_dir):
 
 @cli.command()
 @click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl", "bundle"]), default="csv",
+@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl", "bundle", "corpus"]), default="csv",
               show_default=True,
               help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags; "
-                   "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest).")
+                   "bundle: a ZIP of evidence (each line's audio cut from the original, and a manifest); "
+                   "corpus: a folder of the lines reviewers corrected (clips + metadata.tsv) for intercept adapt.")
 @click.option("--flagged-only", is_flag=True,
               help="Exactly the review queue: lines with a flag scored at or above the default threshold "
                    "(intercept.scoring.DEFAULT_THRESHOLD), each with those flags.")
@@ -814,8 +815,8 @@ def models_convert(model, target, out_dir):
 @click.option("--bom", is_flag=True,
               help="csv/srt/vtt: start the file with a UTF-8 byte order mark, so that spreadsheets "
                    "(Excel) read the Farsi as UTF-8 rather than a local code page.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write.  [default: standard output]")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="File to write (a folder for --format corpus).  [default: standard output]")
 def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, recording_id, bom, output):
     """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
 
@@ -834,6 +835,7 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
       intercept export traffic.db --format jsonl --flagged-only -o queue.jsonl
       intercept export traffic.db --format csv --flagged-only --all-flags --bom -o flagged.csv
       intercept export traffic.db --format srt --recording 3 -o night.srt
+      intercept export traffic.db --format corpus -o corrected/   # then: intercept adapt corrected/
 
     --format bundle writes an evidence bundle (ZIP: clips cut from the originals, a manifest,
     the store's seal). A chosen line whose clip cannot be cut (original missing or changed,
@@ -844,6 +846,11 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
     from .export import export as write_export
     from .store import READ
 
+    if fmt == "corpus":
+        _export_corpus(db_path, output)
+        return
+    if output is not None and output.is_dir():
+        raise click.BadParameter(f"{output} is a folder; --format {fmt} writes a file", param_hint="-o")
     if fmt == "bundle":
         if bom:
             raise click.UsageError("--bom is for csv, srt and vtt; a bundle is a ZIP")
@@ -858,6 +865,22 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
             _fail(str(exc))
     if output:
         click.echo(f"{count} lines written to {output}", err=True)
+
+
+def _export_corpus(db_path, output):
+    from .corpus import write_corpus
+    from .export import ExportError
+    from .store import READ
+
+    if output is None:
+        raise click.UsageError("--format corpus writes a folder of clips and metadata.tsv: give -o DIR")
+    with _open_store(db_path, READ) as store:
+        try:
+            result = write_corpus(store, output, warn=lambda message: click.echo(message, err=True))
+        except ExportError as exc:
+            _fail(str(exc))
+    click.echo(f"{result['lines']} corrected lines ({result['seconds']:.1f} s) written to {output}/metadata.tsv",
+               err=True)
 
 
 def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, recording_id):
@@ -994,6 +1017,76 @@ def lexicon_suggestions(db_path, every, fmt):
                        f"{row['suggested_at']}\t{row['status']}\t{row.get('note') or ''}")
     if not rows:
         click.echo("No suggestions." if every else "No open suggestions.", err=True)
+
+
+@cli.command()
+@click.argument("corpora", nargs=-1, required=True, metavar="CORPUS...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the adapted model (CTranslate2), its model_card.json and checkpoints/.")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Passes over the training windows.")
+@click.option("--force", is_flag=True, help="Write the model even when it scores worse than its base on the held-out part.")
+@click.option("--train", "train_part", type=click.Choice(["decoder", "encoder"]), default="decoder", show_default=True,
+              help="decoder: encoder frozen, its outputs computed once (CPU); encoder: train the whole model (GPU).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where to train: cuda needs a CUDA build of torch and a GPU (then --train encoder pays off).")
+@click.option("--augment-radio", is_flag=True,
+              help="Also train on every window as received through the radio channel (hiss, band limit, "
+                   "squelch; intercept/channel.py): one more encoder pass per window, no more training time.")
+@click.option("--base", default="base", show_default=True, metavar="base|PATH",
+              help="Model to adapt: the embedded Whisper base or a CTranslate2 Whisper directory.")
+@click.option("--held-out", "held_out", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Corpus to score on instead of holding out speakers/recordings of CORPUS (repeatable).")
+@click.option("--held-out-fraction", type=click.FloatRange(0.01, 0.9), default=0.15, show_default=True,
+              help="Share of clips held out, as whole speakers or recordings.")
+@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Windows per step.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, base, held_out, held_out_fraction,
+          learning_rate, batch_size, seed):
+    """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.
+
+    Each CORPUS is a folder with metadata.tsv (path, duration_s, transcript, and speaker,
+    voice or recording columns), as `intercept export STORE --format corpus` writes it.
+    Whole speakers or recordings are held out (never single clips, and no sentence in
+    both parts); WER and CER on them before and after are printed and kept in
+    OUT/model_card.json. A model worse than its base is not written (exit 1) unless --force.
+    Ctrl-C leaves the last complete epoch in OUT/checkpoints/. See docs/adapt.md.
+
+    \b
+      intercept export traffic.db --format corpus -o corrected/
+      intercept adapt corrected/ --out models/ours --augment-radio
+      intercept run recordings/ --db traffic.db --model models/ours
+    """
+    from .adapt import AdaptError, AdaptInterrupted, AdaptOptions, ModelWorseError
+    from .adapt import adapt as run_adapt
+    from .evaluate import CorpusError
+    from .models import ModelError
+
+    options = AdaptOptions(out=out_dir, epochs=epochs, force=force, train=train_part, device=device,
+                           augment_radio=augment_radio, base=base, held_out=[str(p) for p in held_out],
+                           held_out_fraction=held_out_fraction, learning_rate=learning_rate,
+                           batch_size=batch_size, seed=seed)
+    if device == "cuda":
+        from .engines import resolve_device
+
+        try:
+            resolve_device("cuda", "transformers", "torch", what="adapt")
+        except (RuntimeError, ValueError) as exc:
+            _fail(str(exc))
+    try:
+        card = run_adapt([str(c) for c in corpora], options, log=lambda m: click.echo(m, err=True))
+    except AdaptInterrupted as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(130)
+    except ModelWorseError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except (AdaptError, CorpusError, ModelError) as exc:
+        _fail(str(exc))
+    click.echo(f"model written to {out_dir} (card: {out_dir / 'model_card.json'}): held-out WER "
+               f"{card['wer_before']:.3f} -> {card['wer_after']:.3f}, CER {card['cer_before']:.3f} -> "
+               f"{card['cer_after']:.3f}", err=True)
 
 
 def main():

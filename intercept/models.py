@@ -174,3 +174,10 @@ def resolve_model(name_or_path: str = EMBEDDED_NAME, allow_download: bool = True
             f"model '{name_or_path}' is not available offline and could not be downloaded "
             f"({type(exc).__name__}: {reason[:160]}); pass --model PATH to a local CTranslate2 model"
         ) from None
+
+
+def model_card_sha256(model_dir) -> Optional[str]:
+    """SHA-256 of MODEL_DIR/model_card.json (written by `intercept adapt`), or None when the
+    model is not a directory with a card; runs record it so a transcript names its model."""
+    card = Path(model_dir).expanduser() / "model_card.json"
+    return sha256_of(card) if card.is_file() else None

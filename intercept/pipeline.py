@@ -21,7 +21,7 @@ from .audio import AudioError, CleanupOptions, clean_radio, decode, sha256_file
 from .config import RunOptions
 from .engines import load_engine
 from .lexicon import Lexicon, default_lexicon_path
-from .models import resolve_model
+from .models import model_card_sha256, resolve_model
 from .acoustic import AcousticCheck, AcousticOptions
 from .derive import PostRecognition
 from .packing import PackOptions, RecordingPool, join_recordings, split_lines
@@ -248,6 +248,7 @@ class Pipeline:
         self.store = store
         self.model_name, model_path = _engine_model(options.engine, options.model)
         self.engine = load_engine(options.engine, model_path, self.model_name, options.transcribe)
+        self.model_card_sha256 = model_card_sha256(model_path)  # an adapted model's card (intercept adapt)
         self.translator = make_translator(
             options.translator, self.engine, mt_model=options.mt_model, fallback=options.mt_fallback,
             # MT follows the recogniser onto the GPU unless its own device is set.
@@ -279,7 +280,10 @@ class Pipeline:
     def start_run(self) -> int:
         store = self._store()
         store.save_lexicon_terms(self.lexicon.version, self.lexicon.terms)
-        self.run_id = store.start_run(self.options.engine, self.model_name, self.options.to_dict(), versions())
+        found = versions()
+        if self.model_card_sha256:
+            found["model_card_sha256"] = self.model_card_sha256
+        self.run_id = store.start_run(self.options.engine, self.model_name, self.options.to_dict(), found)
         return self.run_id
 
     def process(

@@ -38,7 +38,10 @@ from dataclasses import dataclass, field
 from math import gcd
 
 import numpy as np
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import resample_poly
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from intercept import channel  # noqa: E402
 
 WORK_RATE = 16000  # the channel is simulated at 16 kHz; files may be written at 8 kHz
 
@@ -237,47 +240,13 @@ def read_trimmed(wav_path: str) -> np.ndarray:
 
 
 def band_noise(rng: np.random.Generator, count: int, low_hz=300.0, high_hz=3400.0) -> np.ndarray:
-    sos = butter(4, [low_hz, high_hz], btype="bandpass", fs=WORK_RATE, output="sos")
-    noise = sosfilt(sos, rng.standard_normal(count))
-    return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
-
-
-def click(rng: np.random.Generator, amplitude: float) -> np.ndarray:
-    """A key-up/key-down transient: a few ms of decaying broadband impulse."""
-    length = int(0.006 * WORK_RATE)
-    envelope = np.exp(-np.arange(length) / (0.0012 * WORK_RATE))
-    return amplitude * envelope * np.sign(rng.standard_normal(length))
+    return channel.band_noise(rng, count, low_hz, high_hz, sample_rate=WORK_RATE)
 
 
 def radio_transmission(speech: np.ndarray, utterance: Utterance, rng: np.random.Generator):
-    """One keyed transmission. Returns (audio, speech_offset_in_audio, speech_length)."""
-    speech_band = butter(4, [300.0, 3400.0], btype="bandpass", fs=WORK_RATE, output="sos")
-    voiced = sosfilt(speech_band, speech)
-    voiced = voiced / (np.max(np.abs(voiced)) + 1e-12) * 0.7
-    # Transmitter compression and over-deviation clipping.
-    drive = rng.uniform(2.0, 3.5)
-    voiced = np.tanh(drive * voiced) / np.tanh(drive) * 0.7
-
-    pre_roll = int(rng.uniform(0.2, 0.4) * WORK_RATE)  # keyed before the speaker starts
-    post_roll = int(rng.uniform(0.1, 0.2) * WORK_RATE)  # keyed after the last word
-    keyed_len = pre_roll + voiced.size + post_roll
-    speech_rms = np.sqrt(np.mean(voiced ** 2))
-    hiss_rms = speech_rms / (10 ** (utterance.snr_db / 20.0))
-    keyed = band_noise(rng, keyed_len) * hiss_rms
-    # Slow fading of the hiss level, as on a real link.
-    fade = 1.0 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * np.arange(keyed_len) / WORK_RATE)
-    keyed *= fade
-    keyed[pre_roll: pre_roll + voiced.size] += voiced
-
-    squelch_len = int(rng.uniform(0.1, 0.2) * WORK_RATE)
-    # The squelch tail is wideband and louder than the keyed hiss, decaying quickly.
-    squelch = rng.standard_normal(squelch_len) * hiss_rms * 3.0
-    squelch *= np.linspace(1.0, 0.2, squelch_len)
-
-    up = click(rng, 0.5)
-    down = click(rng, 0.4)
-    audio = np.concatenate([up, keyed, down, squelch])
-    return audio, up.size + pre_roll, voiced.size
+    """One keyed transmission (intercept.channel, the channel `intercept adapt --augment-radio`
+    trains on). Returns (audio, speech_offset_in_audio, speech_length)."""
+    return channel.radio_transmission(speech, utterance.snr_db, rng, sample_rate=WORK_RATE)
 
 
 def near_silence(rng: np.random.Generator, seconds: float) -> np.ndarray:
