@@ -304,8 +304,9 @@ SELECT l.id AS line_id, l.recording_id, r.path AS recording, l.start_s, l.end_s,
   coalesce(d.near, 0.0) AS near_threshold,
   CASE WHEN l.confidence IS NULL THEN 0.0 WHEN l.confidence < :weak THEN (:weak - l.confidence) / :weak ELSE 0.0 END
     AS low_confidence,
-  (SELECT count(*) FROM confirmed c WHERE c.recording_id = l.recording_id AND c.line_id != l.id
-     AND c.start_s BETWEEN l.start_s - :neighbour_s AND l.start_s + :neighbour_s) AS confirmed_near,
+  (SELECT count(*) FROM line_review c WHERE c.recording_id = l.recording_id
+     AND c.start_s BETWEEN l.start_s - :neighbour_s AND l.start_s + :neighbour_s
+     AND c.verdict = 'confirmed' AND c.line_id != l.id) AS confirmed_near,
   lr.concepts, lr.kinds, lr.score, lr.verdict
 FROM candidates k
 JOIN lines l ON l.id = k.line_id
