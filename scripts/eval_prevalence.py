@@ -173,16 +173,338 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
             recognise(group)
 
 
+# ---------------------------------------------------------------- the evaluation lexicon
+
+# Held back: coded-sounding concepts that no calibration reference holds (checked on the
+# calibration references only, by prefix), so their priors are the calibration's base rates,
+# as a new analyst's term would be. Chosen by that rule from military words before any result.
+HELD_BACK = (
+    ("hb_battery", "weapon", "آتشبار", "artillery battery"),
+    ("hb_night_raid", "operation", "شبیخون", "night raid"),
+    ("hb_trench", "place", "سنگر", "trench"),
+    ("hb_garrison", "place", "پادگان", "garrison"),
+    ("hb_spy", "operation", "جاسوس", "spy"),
+    ("hb_hostage", "operation", "گروگان", "hostage"),
+)
+
+
+def held_back_file(folder: Path) -> Path:
+    import yaml
+
+    path = folder / "held_back.yaml"
+    path.write_text(yaml.safe_dump({"name": "held_back", "concepts": [
+        {"id": cid, "category": category, "severity": "medium", "fa": [form], "en": [gloss]}
+        for cid, category, form, gloss in HELD_BACK]}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def lexicons(normalizer, calibration) -> dict:
+    """{"shipped": the shipped lexicon, "evaluation": shipped + held-back terms}, with
+    `calibration` attached (None: the hand-set priors alone)."""
+    import tempfile
+
+    from intercept.lexicon import Lexicon, default_lexicon_path
+
+    folder = Path(tempfile.mkdtemp(prefix="eval_prevalence_"))
+    shipped = Lexicon.load(default_lexicon_path(), normalizer=normalizer, calibrated=False)
+    evaluation = Lexicon.load(default_lexicon_path(), held_back_file(folder), normalizer=normalizer, calibrated=False)
+    return {"shipped": shipped.with_calibration(calibration), "evaluation": evaluation.with_calibration(calibration)}
+
+
+# ---------------------------------------------------------------- margins (acoustic check), cached
+
+
+class CachedMargins:
+    """intercept.acoustic's margins through the product's engine on each clip's audio (as
+    recorded or re-created through the radio channel, seeded as when it was transcribed),
+    cached in CACHE/margins.jsonl by (condition, model, clip, span, text)."""
+
+    def __init__(self, cache: Path, model: str = "base"):
+        self.path = cache / "margins.jsonl"
+        self.model = model
+        self.known: dict[tuple, Optional[list]] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    item = json.loads(line)
+                    self.known[tuple(item["key"])] = item["score"]
+        self.engine = None
+        self.clips = {c.source: c for c in all_clips()}
+        self.offline = False  # True: never decode, unknown margins stay None
+
+    def for_row(self, row: dict):
+        from intercept.acoustic import EngineMargins
+
+        self.row, self.samples = row, None
+        return EngineMargins(self, _Length(row), 16000)
+
+    def score_texts(self, _samples, start, end, texts, sample_rate=16000):
+        from intercept.types import Hypothesis
+
+        tag = ("radio" if self.row.get("radio") else "clean", self.row.get("model", "base"), self.row["source"])
+        keys = [tag + (round(start, 3), round(end, 3), text) for text in texts]
+        missing = [(key, text) for key, text in zip(keys, texts) if key not in self.known]
+        if missing and not self.offline:
+            if self.samples is None:
+                self.samples, _ = heard(self.clips[self.row["source"]], bool(self.row.get("radio")))
+            found = self._engine().score_texts(self.samples, start, end, [t for _, t in missing], sample_rate)
+            with self.path.open("a", encoding="utf-8") as out:
+                for (key, _), hyp in zip(missing, found):
+                    self.known[key] = None if hyp is None else [hyp.avg_logprob, hyp.tokens]
+                    out.write(json.dumps({"key": list(key), "score": self.known[key]}, ensure_ascii=False) + "\n")
+        return [None if self.known.get(key) is None else Hypothesis(text, *self.known[key])
+                for key, text in zip(keys, texts)]
+
+    def _engine(self):
+        if self.engine is None:
+            from intercept.engines import TranscribeOptions, load_engine
+            from intercept.models import resolve_model
+
+            path = str(resolve_model(self.model).path) if self.model == "base" else self.model
+            self.engine = load_engine("faster-whisper", path, model_label(self.model), TranscribeOptions(cpu_threads=2))
+        return self.engine
+
+
+class _Length:
+    """All EngineMargins reads of the samples is their length: the audio is made only when a
+    text is not cached."""
+
+    def __init__(self, row: dict):
+        self.n = int(round((row["duration_s"] + (2.6 if row.get("radio") else 0.0)) * 16000))
+
+    def __len__(self):
+        return self.n
+
+
+# ---------------------------------------------------------------- candidates and scores
+
+
+@dataclass
+class Found:
+    """One clip: its truth and every candidate flag with evidence."""
+
+    source: str
+    seconds: float
+    truth: set
+    candidates: list
+
+
+def candidates_of(rows: list[dict], lexicon, normalizer, margins: Optional[CachedMargins]) -> list[Found]:
+    from eval_flags_real import cached_lines
+
+    from intercept.acoustic import AcousticCheck
+    from intercept.calibration import reference_concepts
+    from intercept.scoring import flag_evidence
+
+    check = AcousticCheck(lexicon)
+    out = []
+    for row in rows:
+        lines = cached_lines(row, normalizer)
+        per_line = lexicon.flag_lines(lines)
+        if margins is not None:
+            per_line = check.check(lines, per_line, margins.for_row(row))
+        candidates = [c for line in flag_evidence(lines, per_line, lexicon, normalizer) for c in line]
+        out.append(Found(row["source"], row["duration_s"], reference_concepts(lexicon, row["reference"], normalizer),
+                         candidates))
+    return out
+
+
+def queue(found: list[Found], score, threshold: float) -> list[tuple]:
+    """(clip, concept, score, right, best candidate) per (clip, concept) at or above the threshold."""
+    out = []
+    for clip in found:
+        best = {}
+        for c in clip.candidates:
+            value = score(c)
+            if c.flag.concept not in best or value > best[c.flag.concept][0]:
+                best[c.flag.concept] = (value, c)
+        out += [(clip.source, concept, value, concept in clip.truth, c)
+                for concept, (value, c) in best.items() if value >= threshold]
+    return out
+
+
+def summary(found: list[Found], shown: list[tuple]) -> dict:
+    minutes = sum(f.seconds for f in found) / 60.0
+    wanted = sum(len(f.truth) for f in found)
+    right = sum(1 for q in shown if q[3])
+    false = len(shown) - right
+    return {"clips": len(found), "minutes": minutes, "wanted": wanted, "shown": len(shown), "right": right,
+            "false": false, "false_per_10min": 10.0 * false / minutes if minutes else float("nan"),
+            "recall": right / wanted if wanted else float("nan"),
+            "precision": right / len(shown) if shown else float("nan")}
+
+
+def _form_of(c) -> str:
+    return c.flag.term if c.flag.kind != "pattern" else c.flag.concept
+
+
+# ---------------------------------------------------------------- calibration and fit
+
+
+def calibration_rows(cache: Path, radio: bool = False) -> list[dict]:
+    return read_cache(cache_path(cache, "calibration", radio, "base"))
+
+
+def calibrate_action(args, normalizer) -> int:
+    from intercept.calibration import Calibration, count_confusions, default_calibration_path, model_identity
+
+    from eval_flags_real import cached_lines
+
+    rows = calibration_rows(args.cache)
+    lexicon = lexicons(normalizer, None)["shipped"]
+    counts = count_confusions(((r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows),
+                              lexicon, normalizer)
+    identity = model_identity("base")
+    command = "python scripts/eval_prevalence.py calibrate"
+    calibration = Calibration.from_counts(counts, identity, lexicon.version,
+                                          [f"cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}: {len(rows)} clips, as "
+                                           "recorded (scripts/eval_prevalence.py, calibration part)"], command)
+    path = calibration.save(args.out or default_calibration_path(lexicon.files, identity))
+    worst = sorted(calibration.forms.values(), key=lambda c: (-c.written_wrong, c.prior))[:15]
+    print(f"{len(rows)} clips, {counts.seconds / 60:.1f} min; base rates {calibration.base}; wrote {path}")
+    for c in worst:
+        print(f"  {c.concept:14} {c.form:10} {c.kind:7} wrong {c.written_wrong:3} right {c.written_right:3} "
+              f"prior {c.prior:.3f}{'  invented' if c.invented else ''}")
+    return 0
+
+
+def _leave_one_out(total, clip_counts):
+    """The calibration without one clip's counts (the fit must not see a prior that counted its own flag)."""
+    from intercept.calibration import Calibration, Confusions, FormCounts
+
+    rest = Confusions()
+    for key, c in total.forms.items():
+        own = clip_counts.forms.get(key)
+        wrong = c.written_wrong - (own.written_wrong if own else 0)
+        right = c.written_right - (own.written_right if own else 0)
+        if wrong + right:
+            rest.forms[key] = FormCounts(c.concept, c.form, c.kind, wrong, right)
+    rest.clips = total.clips - 1
+    return Calibration.from_counts(rest, {"name": "leave-one-out"}, "")
+
+
+def fit_action(args, normalizer) -> int:
+    """Refit the flag scorer on the calibration part at its own (real) prevalence, each flag's
+    prior leave-one-clip-out, short and invented forms without support left out (capped anyway)."""
+    from intercept.calibration import count_confusions
+    from intercept.scoring import DEFAULT_SCORER_PATH, FlagScorer, fit
+
+    from eval_flags_real import cached_lines
+
+    rows = calibration_rows(args.cache)
+    shipped = lexicons(normalizer, None)["shipped"]
+    clip_input = [(r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows]
+    total = count_confusions(clip_input, shipped, normalizer)
+    margins = CachedMargins(args.cache)
+    margins.offline = args.offline_margins
+    evidence, agreed = [], []
+    for row, one in zip(rows, clip_input):
+        own = count_confusions([one], shipped, normalizer)
+        lexicon = shipped.with_calibration(_leave_one_out(total, own))
+        for clip in candidates_of([row], lexicon, normalizer, margins):
+            for c in clip.candidates:
+                if not c.unsupported:
+                    evidence.append(c.evidence)
+                    agreed.append(c.flag.concept in clip.truth)
+    command = "python scripts/eval_prevalence.py fit"
+    minutes = sum(r["duration_s"] for r in rows) / 60.0
+    fitted = fit(evidence, agreed, version="", fitted_on="", command=command)
+    scorer = FlagScorer(version=args.version, bias=fitted.bias, weights=fitted.weights, command=command,
+                        fitted_on=(f"scripts/eval_prevalence.py calibration part: {len(rows)} real clips "
+                                   f"({minutes:.1f} min; cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}) as "
+                                   f"recorded, embedded Whisper base, shipped lexicon at the speech's own "
+                                   f"prevalence ({sum(agreed)} right of {len(agreed)} candidate flags); priors "
+                                   f"calibrated leave-one-clip-out; unsupported short/invented forms left out"))
+    out = args.out or DEFAULT_SCORER_PATH
+    Path(out).write_text(json.dumps(scorer.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(agreed)} candidates ({sum(agreed)} right); wrote {out} ({scorer.version})")
+    print("weights: " + ", ".join(f"{k} {v:+.2f}" for k, v in scorer.to_dict()["weights"].items())
+          + f", bias {scorer.bias:+.2f}")
+    return 0
+
+
+# ---------------------------------------------------------------- the report
+
+
+def report_action(args, normalizer) -> int:
+    from collections import Counter
+
+    from intercept.calibration import Calibration, default_calibration_path, model_identity
+    from intercept.scoring import DEFAULT_SCORER_PATH, DEFAULT_THRESHOLD, FlagScorer
+
+    threshold = DEFAULT_THRESHOLD
+    identity = model_identity("base")
+    lex_plain = lexicons(normalizer, None)
+    cal_path = default_calibration_path(lex_plain["shipped"].files, identity)
+    calibration = Calibration.load(cal_path)
+    lex_cal = lexicons(normalizer, calibration)
+    new = FlagScorer.load(args.scorer or DEFAULT_SCORER_PATH)
+    old = FlagScorer.from_dict(json.loads(args.before.read_text(encoding="utf-8"))) if args.before else None
+    margins = CachedMargins(args.cache)
+    margins.offline = args.offline_margins
+    print(f"Threshold {threshold}; scorer {new.version}; calibration {cal_path.name} ({calibration.clips} clips); "
+          f"lexicon = shipped + {len(HELD_BACK)} held-back terms ({', '.join(h[2] for h in HELD_BACK)})\n")
+    conditions = [(part, radio, model) for part in args.parts for radio in (False, True) for model in args.models]
+    for part, radio, model in conditions:
+        rows = read_cache(cache_path(args.cache, part, radio, model))
+        if not rows:
+            continue
+        where = f"{part}, {'radio channel' if radio else 'as recorded'}, {model_label(model)}"
+        plain = candidates_of(rows, lex_plain["evaluation"], normalizer, margins)
+        calib = candidates_of(rows, lex_cal["evaluation"], normalizer, margins)
+        variants = []
+        if old is not None:
+            variants.append((f"before: scorer {old.version}, hand-set priors, no support rule",
+                             plain, lambda c, s=old: s.score(c.evidence)))
+        variants += [
+            (f"scorer {new.version}, hand-set priors, no support rule", plain, lambda c: new.score(c.evidence)),
+            (f"scorer {new.version}, calibrated priors, no support rule", calib, lambda c: new.score(c.evidence)),
+            (f"scorer {new.version}, hand-set priors + support rule", plain, lambda c: c.score(new)),
+            (f"**shipped now: scorer {new.version}, calibrated priors + support rule**", calib, lambda c: c.score(new)),
+        ]
+        print(f"### {where}: {len(rows)} clips, {sum(r['duration_s'] for r in rows) / 60:.1f} min, "
+              f"{sum(len(f.truth) for f in calib)} coded mentions in the references\n")
+        print("| variant | in queue | right | false | false / 10 min | recall | precision |")
+        print("|---|---|---|---|---|---|---|")
+        for name, found, score in variants:
+            m = summary(found, queue(found, score, threshold))
+            print(f"| {name} | {m['shown']} | {m['right']} | {m['false']} | {m['false_per_10min']:.1f} | "
+                  f"{m['recall']:.2f} | {m['precision']:.2f} |")
+        shown = queue(calib, lambda c: c.score(new), threshold)
+        false_by = Counter((q[4].flag.kind, _form_of(q[4])) for q in shown if not q[3])
+        kinds = Counter(q[4].flag.kind for q in shown if not q[3])
+        print("\nFalse flags in the queue (shipped now) by kind: " + (", ".join(f"{k} {n}" for k, n in kinds.most_common()) or "none")
+              + "; by form: " + (", ".join(f"{f} ({k}) {n}" for (k, f), n in false_by.most_common()) or "none"))
+        wanted = Counter(c for f in calib for c in f.truth)
+        got = Counter(q[1] for q in shown if q[3])
+        print("Coded mentions (found/present): " + ", ".join(f"{c} {got[c]}/{n}" for c, n in wanted.most_common()) + "\n")
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("transcribe", "list"))
+    parser.add_argument("action", choices=("transcribe", "list", "calibrate", "fit", "report"))
     parser.add_argument("--cache", type=Path, default=CACHE, help="folder of the recogniser-output caches")
     parser.add_argument("--part", choices=PARTS + ("both",), default="both")
     parser.add_argument("--radio", action="store_true", help="transcribe: through the simulated radio channel")
     parser.add_argument("--model", default="base", help="transcribe: 'base' (embedded) or a CTranslate2 folder")
     parser.add_argument("--threads", type=int, default=2, help="transcribe: CPU threads of the engine")
     parser.add_argument("--limit", type=int, default=0, help="transcribe: at most this many clips per part (0: all)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="calibrate: the calibration file; fit: the scorer file  [default: the shipped ones]")
+    parser.add_argument("--version", default="2026-12-02-prevalence1", help="fit: the scorer's version")
+    parser.add_argument("--scorer", type=Path, default=None, help="report: the scorer  [default: the shipped one]")
+    parser.add_argument("--before", type=Path, default=None, help="report: an older scorer file to show beside it")
+    parser.add_argument("--parts", nargs="+", default=["held-out"], choices=PARTS, help="report: which parts")
+    parser.add_argument("--models", nargs="+", default=["base"], help="report: models whose caches to report")
+    parser.add_argument("--offline-margins", action="store_true",
+                        help="fit/report: only cached acoustic margins (unknown otherwise), never decode")
     args = parser.parse_args(argv)
+    from intercept.text import PersianNormalizer
+
+    if args.action in ("calibrate", "fit", "report"):
+        normalizer = PersianNormalizer()
+        return {"calibrate": calibrate_action, "fit": fit_action, "report": report_action}[args.action](args, normalizer)
     clips = all_clips()
     parts = PARTS if args.part == "both" else (args.part,)
     if args.action == "list":
