@@ -198,3 +198,19 @@ def test_analyst_prior_wins_over_calibration(tmp_path, normalizer):
     line = _line("مین", normalizer, probability=0.9)
     (c,) = flag_evidence([line], calibrated.flag_lines([line]), calibrated, normalizer)[0]
     assert c.evidence.prior == 0.9 and c.flag.prior_reason == "lexicon prior 0.9"
+
+
+def test_the_desk_shows_why_a_short_form_is_held_back(lexicon, normalizer):
+    from dataclasses import asdict
+
+    from intercept.review.desk import describe_line, flags_html
+
+    line = _line("مین خسته هستم", normalizer, probability=0.3)
+    (flag,) = score_flags([line], lexicon.flag_lines([line]), lexicon, normalizer, _scorer())[0]
+    row = {**asdict(flag), "id": 1}
+    described = describe_line({"id": 1, "text_fa": line.text_fa, "text_en": ""}, [row], has_trust=True)
+    assert '<div class="intercept-support">needs support (3-letter form): none</div>' in str(flags_html(described))
+    sure = _line("مین خسته هستم", normalizer, probability=0.95)
+    (flag,) = score_flags([sure], lexicon.flag_lines([sure]), lexicon, normalizer, _scorer())[0]
+    described = describe_line({"id": 1, "text_fa": sure.text_fa, "text_en": ""}, [{**asdict(flag), "id": 1}], True)
+    assert "intercept-support" not in str(flags_html(described))
