@@ -351,3 +351,15 @@ def embedded_calibration(lexicon_files: Sequence[Path]) -> Optional[Calibration]
     from .models import EMBEDDED_SHA256
 
     return find_calibration(lexicon_files, EMBEDDED_SHA256)
+
+
+def calibration_for_model(lexicon_files: Sequence[Path], model_name: str, model_path: str) -> Optional[Calibration]:
+    """The calibration beside the lexicon files for the model a run loads: the embedded one's by
+    its known hash, a CTranslate2 folder's by hashing its model.bin; None for anything else
+    (its flags keep the hand-set priors)."""
+    from .models import EMBEDDED_SHA256, sha256_of
+
+    if model_name in ("base", "whisper-base (embedded)"):
+        return find_calibration(lexicon_files, EMBEDDED_SHA256)
+    weights = Path(model_path) / "model.bin"
+    return find_calibration(lexicon_files, sha256_of(weights)) if weights.is_file() else None
