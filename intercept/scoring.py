@@ -447,15 +447,17 @@ def in_queue(score: Optional[float], threshold: float = DEFAULT_THRESHOLD) -> bo
 
 
 def fit(rows: Sequence[Evidence], agreed: Sequence[bool], version: str, fitted_on: str, command: str,
-        l2: float = 1.0) -> FlagScorer:
+        l2: float = 1.0, sample_weight: Optional[Sequence[float]] = None) -> FlagScorer:
     """A FlagScorer fitted by L2-regularised logistic regression, with the weights of NON_NEGATIVE
     evidence bounded at zero (scipy's L-BFGS-B). Written here rather than with scikit-learn's
-    LogisticRegression because that has no bounds."""
+    LogisticRegression because that has no bounds. `sample_weight` reweights rows (e.g. to the
+    prevalence reviewers meet)."""
     import numpy as np
     from scipy.optimize import minimize
 
     x = np.array([features(e) for e in rows], dtype=float)
     y = np.array([1.0 if a else 0.0 for a in agreed])
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if len(y) == 0 or y.min() == y.max():
         raise ValueError("fitting needs both agreed and rejected flags")
     n_features = x.shape[1]
@@ -464,8 +466,8 @@ def fit(rows: Sequence[Evidence], agreed: Sequence[bool], version: str, fitted_o
         z = theta[0] + x @ theta[1:]
         p = 1.0 / (1.0 + np.exp(-z))
         # log(1 + e^z) - y z, stably
-        value = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(theta[1:] ** 2)
-        grad_z = p - y
+        value = np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * l2 * np.sum(theta[1:] ** 2)
+        grad_z = w * (p - y)
         grad = np.concatenate([[grad_z.sum()], x.T @ grad_z + l2 * theta[1:]])
         return value, grad
 

@@ -383,41 +383,68 @@ def _leave_one_out(total, clip_counts):
     return Calibration.from_counts(rest, {"name": "leave-one-out"}, "")
 
 
-def fit_action(args, normalizer) -> int:
-    """Refit the flag scorer on the calibration part at its own (real) prevalence, each flag's
-    prior leave-one-clip-out, short and invented forms without support left out (capped anyway)."""
+def _loo_candidates(rows, clip_input, lexicon, normalizer, margins):
+    """(evidence, agreed) of every supported candidate of the clips, each clip's priors
+    calibrated on the other clips (leave one clip out), with this lexicon."""
     from intercept.calibration import count_confusions
-    from intercept.scoring import DEFAULT_SCORER_PATH, FlagScorer, fit
 
-    from eval_flags_real import cached_lines
+    total = count_confusions(clip_input, lexicon, normalizer)
+    evidence, agreed = [], []
+    for row, one in zip(rows, clip_input):
+        own = count_confusions([one], lexicon, normalizer)
+        calibrated = lexicon.with_calibration(_leave_one_out(total, own))
+        for clip in candidates_of([row], calibrated, normalizer, margins):
+            for c in clip.candidates:
+                if not c.unsupported:  # capped below the threshold whatever the fit says
+                    evidence.append(c.evidence)
+                    agreed.append(c.flag.concept in clip.truth)
+    return evidence, agreed
+
+
+def fit_action(args, normalizer) -> int:
+    """Refit the flag scorer on the calibration part, reweighted to the prevalence reviewers meet.
+
+    Real coded mentions are too rare in the calibration part to fit on alone, so the rows are the
+    candidates of the shipped lexicon plus STAND_INS stand-in code words drawn from the
+    calibration references (eval_flags_real.stand_in_words: frequent content words), and each
+    row is weighted so that the right share of the weighted rows is the right share of the
+    shipped lexicon's own candidates on the same speech (the real prevalence, Laplace-smoothed).
+    Each candidate's prior is calibrated leave-one-clip-out; unsupported short or invented forms
+    are left out (they are capped below the threshold anyway)."""
+    import tempfile
+
+    from eval_flags_real import build_lexicon, cached_lines, stand_in_words
+
+    from intercept.scoring import DEFAULT_SCORER_PATH, FlagScorer, fit
 
     rows = calibration_rows(args.cache)
     shipped = lexicons(normalizer, None)["shipped"]
     clip_input = [(r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows]
-    total = count_confusions(clip_input, shipped, normalizer)
     margins = CachedMargins(args.cache)
     margins.offline = args.offline_margins
-    evidence, agreed = [], []
-    for row, one in zip(rows, clip_input):
-        own = count_confusions([one], shipped, normalizer)
-        lexicon = shipped.with_calibration(_leave_one_out(total, own))
-        for clip in candidates_of([row], lexicon, normalizer, margins):
-            for c in clip.candidates:
-                if not c.unsupported:
-                    evidence.append(c.evidence)
-                    agreed.append(c.flag.concept in clip.truth)
+    real_evidence, real_agreed = _loo_candidates(rows, clip_input, shipped, normalizer, margins)
+    real_rate = (sum(real_agreed) + 1.0) / (len(real_agreed) + 2.0)
+    known = {t.form.replace("\u200c", "") for t in shipped.terms}
+    words = stand_in_words([r["reference"] for r in rows], normalizer, known)
+    stand_in = build_lexicon(words, Path(tempfile.mkdtemp(prefix="eval_prevalence_")), normalizer, "calibration")
+    evidence, agreed = _loo_candidates(rows, clip_input, stand_in.with_calibration(None), normalizer, margins)
+    rate = sum(agreed) / len(agreed)
+    weights = [real_rate / rate if a else (1.0 - real_rate) / (1.0 - rate) for a in agreed]
     command = "python scripts/eval_prevalence.py fit"
     minutes = sum(r["duration_s"] for r in rows) / 60.0
-    fitted = fit(evidence, agreed, version="", fitted_on="", command=command)
+    fitted = fit(evidence, agreed, version="", fitted_on="", command=command, sample_weight=weights)
     scorer = FlagScorer(version=args.version, bias=fitted.bias, weights=fitted.weights, command=command,
                         fitted_on=(f"scripts/eval_prevalence.py calibration part: {len(rows)} real clips "
                                    f"({minutes:.1f} min; cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}) as "
-                                   f"recorded, embedded Whisper base, shipped lexicon at the speech's own "
-                                   f"prevalence ({sum(agreed)} right of {len(agreed)} candidate flags); priors "
-                                   f"calibrated leave-one-clip-out; unsupported short/invented forms left out"))
+                                   f"recorded, embedded Whisper base; shipped lexicon + {len(words)} stand-in words "
+                                   f"({sum(agreed)} right of {len(agreed)} candidates) reweighted to the shipped "
+                                   f"lexicon's own right share there ({sum(real_agreed)} of {len(real_agreed)}, "
+                                   f"smoothed {real_rate:.3f}); priors calibrated leave-one-clip-out; unsupported "
+                                   f"short/invented forms left out"))
     out = args.out or DEFAULT_SCORER_PATH
     Path(out).write_text(json.dumps(scorer.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(agreed)} candidates ({sum(agreed)} right); wrote {out} ({scorer.version})")
+    print(f"shipped lexicon: {sum(real_agreed)} right of {len(real_agreed)} candidates (rate {real_rate:.3f}); "
+          f"with stand-ins: {sum(agreed)} of {len(agreed)}; wrote {out} ({scorer.version})")
     print("weights: " + ", ".join(f"{k} {v:+.2f}" for k, v in scorer.to_dict()["weights"].items())
           + f", bias {scorer.bias:+.2f}")
     return 0
