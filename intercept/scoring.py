@@ -126,9 +126,21 @@ class FlagScorer:
     weights: tuple[float, ...]
     fitted_on: str = ""
     command: str = ""
+    # Prior shift (optional): the model was fitted where a flag was right at rate r (logit
+    # `prior_shift`), not at the rate reviewers meet. Each flag's calibrated prior is that rate
+    # for its form (intercept.calibration), so its score is the fitted one moved to it:
+    # logit(score) = fitted(evidence without the prior) - prior_shift + logit(prior).
+    # None: the prior is an ordinary feature.
+    prior_shift: Optional[float] = None
 
     def score(self, evidence: Evidence) -> float:
+        if self.prior_shift is not None:
+            prior = evidence.prior
+            evidence = evidence.without("prior")
         z = self.bias + sum(w * x for w, x in zip(self.weights, features(evidence)))
+        if self.prior_shift is not None and prior is not None:
+            p = min(0.999, max(0.001, float(prior)))
+            z += math.log(p / (1.0 - p)) - self.prior_shift
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     @classmethod
@@ -169,14 +181,22 @@ class FlagScorer:
         negative = [name for name in NON_NEGATIVE if weights[name] < 0]
         if negative:
             fail(f"weight(s) {', '.join(negative)} must not be negative (more evidence may never lower the score)")
+        shift = data.get("prior_shift")
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float))
+                                  or not math.isfinite(shift)):
+            fail(f"'prior_shift' must be a finite number or absent, got {shift!r}")
         return cls(version=data["version"], bias=float(data["bias"]),
                    weights=tuple(float(weights[name]) for name in FEATURES),
-                   fitted_on=str(data.get("fitted_on", "")), command=str(data.get("command", "")))
+                   fitted_on=str(data.get("fitted_on", "")), command=str(data.get("command", "")),
+                   prior_shift=None if shift is None else float(shift))
 
     def to_dict(self) -> dict:
-        return {"version": self.version, "bias": self.bias,
-                "weights": dict(zip(FEATURES, self.weights)), "fitted_on": self.fitted_on,
-                "command": self.command}
+        out = {"version": self.version, "bias": self.bias,
+               "weights": dict(zip(FEATURES, self.weights)), "fitted_on": self.fitted_on,
+               "command": self.command}
+        if self.prior_shift is not None:
+            out["prior_shift"] = self.prior_shift
+        return out
 
 
 @lru_cache(maxsize=4)

@@ -402,20 +402,24 @@ def _loo_candidates(rows, clip_input, lexicon, normalizer, margins):
 
 
 def fit_action(args, normalizer) -> int:
-    """Refit the flag scorer on the calibration part, reweighted to the prevalence reviewers meet.
+    """Refit the flag scorer on the calibration part, moved to the prevalence reviewers meet.
 
     Real coded mentions are too rare in the calibration part to fit on alone, so the rows are the
     candidates of the shipped lexicon plus STAND_INS stand-in code words drawn from the
-    calibration references (eval_flags_real.stand_in_words: frequent content words), and each
-    row is weighted so that the right share of the weighted rows is the right share of the
-    shipped lexicon's own candidates on the same speech (the real prevalence, Laplace-smoothed).
-    Each candidate's prior is calibrated leave-one-clip-out; unsupported short or invented forms
-    are left out (they are capped below the threshold anyway)."""
+    calibration references (eval_flags_real.stand_in_words: frequent content words, right far
+    more often than a real code word). The model is fitted there without the prior, and the
+    prevalence is then moved per form (FlagScorer.prior_shift): logit(score) = fitted -
+    logit(right share of the fitting rows) + logit(the form's calibrated prior), the calibrated
+    prior being that form's right share at the speech's own prevalence. Each candidate's prior
+    is calibrated leave-one-clip-out; unsupported short or invented forms are left out (they
+    are capped below the threshold anyway)."""
+    import math
     import tempfile
+    from dataclasses import replace
 
     from eval_flags_real import build_lexicon, cached_lines, stand_in_words
 
-    from intercept.scoring import DEFAULT_SCORER_PATH, FlagScorer, fit
+    from intercept.scoring import DEFAULT_SCORER_PATH, fit
 
     rows = calibration_rows(args.cache)
     shipped = lexicons(normalizer, None)["shipped"]
@@ -423,28 +427,26 @@ def fit_action(args, normalizer) -> int:
     margins = CachedMargins(args.cache)
     margins.offline = args.offline_margins
     real_evidence, real_agreed = _loo_candidates(rows, clip_input, shipped, normalizer, margins)
-    real_rate = (sum(real_agreed) + 1.0) / (len(real_agreed) + 2.0)
     known = {t.form.replace("\u200c", "") for t in shipped.terms}
     words = stand_in_words([r["reference"] for r in rows], normalizer, known)
     stand_in = build_lexicon(words, Path(tempfile.mkdtemp(prefix="eval_prevalence_")), normalizer, "calibration")
     evidence, agreed = _loo_candidates(rows, clip_input, stand_in.with_calibration(None), normalizer, margins)
     rate = sum(agreed) / len(agreed)
-    weights = [real_rate / rate if a else (1.0 - real_rate) / (1.0 - rate) for a in agreed]
     command = "python scripts/eval_prevalence.py fit"
     minutes = sum(r["duration_s"] for r in rows) / 60.0
-    fitted = fit(evidence, agreed, version="", fitted_on="", command=command, sample_weight=weights)
-    scorer = FlagScorer(version=args.version, bias=fitted.bias, weights=fitted.weights, command=command,
-                        fitted_on=(f"scripts/eval_prevalence.py calibration part: {len(rows)} real clips "
-                                   f"({minutes:.1f} min; cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}) as "
-                                   f"recorded, embedded Whisper base; shipped lexicon + {len(words)} stand-in words "
-                                   f"({sum(agreed)} right of {len(agreed)} candidates) reweighted to the shipped "
-                                   f"lexicon's own right share there ({sum(real_agreed)} of {len(real_agreed)}, "
-                                   f"smoothed {real_rate:.3f}); priors calibrated leave-one-clip-out; unsupported "
-                                   f"short/invented forms left out"))
+    fitted = fit([e.without("prior") for e in evidence], agreed, version="", fitted_on="", command=command)
+    scorer = replace(fitted, version=args.version, prior_shift=round(math.log(rate / (1.0 - rate)), 6),
+                     fitted_on=(f"scripts/eval_prevalence.py calibration part: {len(rows)} real clips "
+                                f"({minutes:.1f} min; cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}) as "
+                                f"recorded, embedded Whisper base; shipped lexicon + {len(words)} stand-in words "
+                                f"({sum(agreed)} right of {len(agreed)} candidates; the shipped lexicon's own: "
+                                f"{sum(real_agreed)} of {len(real_agreed)}), fitted without the prior and moved "
+                                f"to each form's calibrated prior (prior_shift); priors leave-one-clip-out; "
+                                f"unsupported short/invented forms left out"))
     out = args.out or DEFAULT_SCORER_PATH
     Path(out).write_text(json.dumps(scorer.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"shipped lexicon: {sum(real_agreed)} right of {len(real_agreed)} candidates (rate {real_rate:.3f}); "
-          f"with stand-ins: {sum(agreed)} of {len(agreed)}; wrote {out} ({scorer.version})")
+    print(f"shipped lexicon: {sum(real_agreed)} right of {len(real_agreed)} candidates; with stand-ins: "
+          f"{sum(agreed)} of {len(agreed)} (prior shift {scorer.prior_shift:+.2f}); wrote {out} ({scorer.version})")
     print("weights: " + ", ".join(f"{k} {v:+.2f}" for k, v in scorer.to_dict()["weights"].items())
           + f", bias {scorer.bias:+.2f}")
     return 0
