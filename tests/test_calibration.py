@@ -214,3 +214,33 @@ def test_the_desk_shows_why_a_short_form_is_held_back(lexicon, normalizer):
     (flag,) = score_flags([sure], lexicon.flag_lines([sure]), lexicon, normalizer, _scorer())[0]
     described = describe_line({"id": 1, "text_fa": sure.text_fa, "text_en": ""}, [{**asdict(flag), "id": 1}], True)
     assert "intercept-support" not in str(flags_html(described))
+
+
+# ---------------------------------------------------------------- the scorer moved to the real prevalence
+
+
+def test_prior_shift_moves_the_score_to_the_forms_prior():
+    import math
+
+    from intercept.scoring import FEATURES, Evidence, ScorerError
+
+    data = {"version": "t", "bias": 1.0, "weights": {name: 0.0 for name in FEATURES}, "prior_shift": 1.0}
+    scorer = FlagScorer.from_dict(data)
+    rare = Evidence("exact", 1.0, False, False, prior=0.1)
+    # logit = bias 1.0 - shift 1.0 + logit(0.1): the fitted odds moved to the form's own rate
+    assert scorer.score(rare) == pytest.approx(0.1)
+    assert scorer.score(Evidence("exact", 1.0, False, False, prior=0.5)) == pytest.approx(0.5)
+    assert scorer.score(Evidence("exact", 1.0, False, False)) == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert FlagScorer.from_dict(scorer.to_dict()) == scorer
+    with pytest.raises(ScorerError, match="prior_shift"):
+        FlagScorer.from_dict({**data, "prior_shift": "high"})
+
+
+def test_fit_sample_weights_move_the_bias():
+    from intercept.scoring import Evidence, fit
+
+    rows = [Evidence("exact", 1.0, False, False)] * 4
+    agreed = [True, True, False, False]
+    even = fit(rows, agreed, "t", "", "")
+    rare = fit(rows, agreed, "t", "", "", sample_weight=[0.1, 0.1, 1.0, 1.0])
+    assert rare.score(rows[0]) < 0.2 < even.score(rows[0]) == pytest.approx(0.5, abs=0.05)
