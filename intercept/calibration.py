@@ -25,7 +25,6 @@ kind): "right" when its concept is in the clip's truth.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -339,11 +338,6 @@ def calibrate(corpora: Sequence[str | Path], lexicon, engine, model: dict, norma
         clips.append((item.transcript, lines, item.duration_s or 0.0))
     counts = count_confusions(clips, lexicon, normalizer)
     return Calibration.from_counts(counts, model, lexicon.version, [str(Path(c)) for c in corpora], command)
-
-
-def identity_digest(calibration: Calibration) -> str:
-    """A short digest of the priors (for a scorer's or a report's provenance)."""
-    return hashlib.sha256(json.dumps(calibration.to_dict()["forms"], sort_keys=True).encode()).hexdigest()[:12]
 
 
 def embedded_calibration(lexicon_files: Sequence[Path]) -> Optional[Calibration]:

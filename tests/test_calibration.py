@@ -244,3 +244,19 @@ def test_fit_sample_weights_move_the_bias():
     even = fit(rows, agreed, "t", "", "")
     rare = fit(rows, agreed, "t", "", "", sample_weight=[0.1, 0.1, 1.0, 1.0])
     assert rare.score(rows[0]) < 0.2 < even.score(rows[0]) == pytest.approx(0.5, abs=0.05)
+
+
+def test_the_queue_on_the_samples_holds_the_coded_bird_line(sample_batch):
+    """audio_samples/bird_or_fox: the coded «پرنده است یا روباه» line stays in the review queue
+    (`export --format jsonl --flagged-only`) with the calibration and scorer shipped now."""
+    from click.testing import CliRunner
+
+    from intercept.cli import cli
+
+    db, _, _ = sample_batch
+    result = CliRunner().invoke(cli, ["export", str(db), "--format", "jsonl", "--flagged-only"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in result.output.splitlines() if x.startswith("{")]
+    coded = [r for r in rows if "bird_or_fox" in str(r.get("recording_path"))
+             and "bird" in json.dumps(r.get("flags"), ensure_ascii=False)]
+    assert coded, [(r.get("recording_path"), r.get("text_fa")) for r in rows]
