@@ -987,7 +987,8 @@ def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_m
 
 @cli.group()
 def lexicon():
-    """The lexicon as reviewers see it: forms they proposed."""
+    """Lexicon upkeep: forms reviewers proposed, and priors calibrated on the recogniser's
+    confusions."""
 
 
 @lexicon.command("suggestions")
@@ -1087,6 +1088,64 @@ def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, ba
     click.echo(f"model written to {out_dir} (card: {out_dir / 'model_card.json'}): held-out WER "
                f"{card['wer_before']:.3f} -> {card['wer_after']:.3f}, CER {card['cer_before']:.3f} -> "
                f"{card['cer_after']:.3f}", err=True)
+
+
+@lexicon.command("calibrate")
+@click.argument("corpora", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@lexicon_option
+@click.option("--model", default="base", show_default=True, metavar="NAME|PATH",
+              help="The recogniser to calibrate for: 'base' (embedded) or a CTranslate2 model folder.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write.  [default: calibration/MODEL-NAME.json beside the (first) lexicon]")
+@click.option("--threads", type=click.IntRange(0), default=0, help="CPU threads for the recogniser (0: all cores).")
+def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
+    """Count how often the recogniser writes each lexicon form where the speech did not say it,
+    and where it did, on CORPORA (folders with metadata.tsv: path, duration_s, transcript), and
+    write each form's calibrated prior with its counts.
+
+    The flag score uses these priors for every kind of match (an analyst's `prior:` on a concept
+    still wins); a form the recogniser invents, or one of three letters or fewer, then needs
+    recogniser evidence or a pattern partner (lexicons/README.md). Run it again after adding a
+    form or changing the model: the file is keyed by the model's hash, and `intercept run` uses
+    the one made with its model.
+
+    \b
+      intercept lexicon calibrate ~/speech/dev-a ~/speech/dev-b
+      intercept lexicon calibrate ~/speech/dev --model ~/models/adapted --lexicon my.yaml
+    """
+    from .calibration import CalibrationError, calibrate, default_calibration_path, model_identity
+    from .engines import TranscribeOptions, load_engine
+    from .evaluate import CorpusError
+    from .lexicon import Lexicon, LexiconError, default_lexicon_path
+    from .models import ModelError, resolve_model
+    from .text import PersianNormalizer
+
+    normalizer = PersianNormalizer()
+    try:
+        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer, calibrated=False)
+        identity = model_identity(model)
+        source = resolve_model(model, allow_download=False)
+    except (LexiconError, CalibrationError, ModelError) as exc:
+        _fail(str(exc))
+    engine = load_engine("faster-whisper", str(source.path), identity["name"], TranscribeOptions(cpu_threads=threads))
+    errors = []
+
+    def heard(n, error):
+        if error:
+            errors.append(error)
+            click.echo(f"skipped {error}", err=True)
+
+    command = "intercept lexicon calibrate " + " ".join(str(c) for c in corpora) + (
+        f" --model {model}" if model != "base" else "")
+    try:
+        result = calibrate(corpora, lexicon, engine, identity, normalizer, command=command, on_clip=heard)
+    except CorpusError as exc:
+        _fail(str(exc))
+    path = result.save(out_path or default_calibration_path(lexicon.files, identity))
+    invented = [c for c in result.forms.values() if c.invented]
+    click.echo(f"{result.clips} clips ({result.seconds / 60:.1f} min), {len(result.forms)} (form, kind) written, "
+               f"{len(invented)} invented by the recogniser"
+               + (f", {len(errors)} clip(s) skipped" if errors else "") + f"; wrote {path}", err=True)
 
 
 def main():

@@ -474,6 +474,10 @@ def _join(stem: str, suffix: str) -> str:
 class Lexicon:
     """A compiled lexicon. Build it with Lexicon.load(); it does not change afterwards."""
 
+    # Priors calibrated on the recogniser's confusions (intercept.calibration), for the flag
+    # score; None: the hand-set priors alone. Load attaches the one made with the embedded model.
+    calibration = None
+
     def __init__(self, concepts: list[_Concept], patterns: list[_Pattern], version: str,
                  options: MatchOptions, files: list[Path], normalizer: PersianNormalizer) -> None:
         self.version = version
@@ -506,10 +510,12 @@ class Lexicon:
 
     @classmethod
     def load(cls, *paths, options: Optional[MatchOptions] = None,
-             normalizer: Optional[PersianNormalizer] = None) -> "Lexicon":
+             normalizer: Optional[PersianNormalizer] = None, calibrated: bool = True) -> "Lexicon":
         """Load one or more lexicon files (a folder means every .yaml in it). Everything is
         validated before anything is compiled; the first problem raises LexiconError.
-        Pass the pipeline's normalizer to save building another (about a second)."""
+        Pass the pipeline's normalizer to save building another (about a second).
+        With `calibrated`, the calibration beside the files (FOLDER/calibration/*.json) made
+        with the embedded recogniser is attached (`with_calibration` for another model)."""
         files = _lexicon_files(paths)
         normalizer = normalizer or PersianNormalizer()
         concepts: list[_Concept] = []
@@ -523,7 +529,15 @@ class Lexicon:
         _check_across(concepts, patterns)
         canonical = json.dumps(contents, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
         version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-        return cls(concepts, patterns, version, options or MatchOptions(), files, normalizer)
+        lexicon = cls(concepts, patterns, version, options or MatchOptions(), files, normalizer)
+        if calibrated:
+            from .calibration import CalibrationError, embedded_calibration
+
+            try:
+                lexicon.calibration = embedded_calibration(files)
+            except CalibrationError as exc:
+                raise LexiconError(str(exc)) from None
+        return lexicon
 
     def with_options(self, options: MatchOptions) -> "Lexicon":
         """The same lexicon with other match options (compiled tables are shared, not rebuilt)."""
@@ -531,6 +545,21 @@ class Lexicon:
         clone.__dict__.update(self.__dict__)
         clone.options = options
         return clone
+
+    def with_calibration(self, calibration) -> "Lexicon":
+        """The same lexicon with other calibrated priors (intercept.calibration; None: none)."""
+        clone = self.with_options(self.options)
+        clone.calibration = calibration
+        return clone
+
+    def analyst_prior(self, concept_id: str) -> Optional[float]:
+        """The prior an analyst set on the concept (`prior:`), which wins over calibration."""
+        concept = self._concepts.get(concept_id)
+        return None if concept is None else concept.prior
+
+    def pattern_partners(self, concept_id: str) -> frozenset[str]:
+        """The concepts some pattern could join this one with (two animals, an animal and a time ...)."""
+        return self._partners.get(concept_id, frozenset())
 
     def _add_surface(self, key: str, surface: _Surface) -> None:
         existing = self._surfaces.get(key)

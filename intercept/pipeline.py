@@ -256,6 +256,11 @@ class Pipeline:
         )
         self.normalizer = PersianNormalizer()
         self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
+        if self.model_name != "whisper-base (embedded)":  # priors calibrated for this model's weights, or none
+            from .calibration import calibration_for_model
+
+            self.lexicon = self.lexicon.with_calibration(
+                calibration_for_model(self.lexicon.files, self.model_name, model_path))
         self.scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
         self.post = PostRecognition(self.normalizer, self.lexicon, self.translator, options.guards,
                                     scorer=self.scorer, engine=self.engine,

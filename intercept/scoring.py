@@ -68,6 +68,16 @@ FEATURES = (
 NON_NEGATIVE = ("match_score", "prior", "word_prob", "nbest_share", "confidence", "acoustic_margin")
 # Forms shorter than this (in letters) are easily spelt by pieces of garbled words (مین in ببینیم).
 SHORT_FORM_LETTERS = 4
+# Short and invented forms need support (lexicons/README.md, "Short and shared forms"): a form of
+# fewer than SHORT_FORM_LETTERS letters, or one the calibration shows the recogniser writes for
+# other words (intercept.calibration.INVENTED_MIN_WRONG), counts only with recogniser evidence
+# or a pattern partner on its line; without, its score is capped below the queue's threshold.
+# The levels were chosen on the calibration part of the development speech only
+# (scripts/eval_prevalence.py, docs/benchmarks.md).
+SUPPORT_WORD_PROB = 0.6  # the recogniser's probability of the matched words
+SUPPORT_NBEST_SHARE = 1.01  # N-best share (beam 5 nearly always repeats a word: off, see docs)
+SUPPORT_MARGIN = -2.0  # the acoustic check's margin (nats), for fuzzy matches
+UNSUPPORTED_CAP = 0.3
 
 
 class ScorerError(ValueError):
@@ -116,9 +126,21 @@ class FlagScorer:
     weights: tuple[float, ...]
     fitted_on: str = ""
     command: str = ""
+    # Prior shift (optional): the model was fitted where a flag was right at rate r (logit
+    # `prior_shift`), not at the rate reviewers meet. Each flag's calibrated prior is that rate
+    # for its form (intercept.calibration), so its score is the fitted one moved to it:
+    # logit(score) = fitted(evidence without the prior) - prior_shift + logit(prior).
+    # None: the prior is an ordinary feature.
+    prior_shift: Optional[float] = None
 
     def score(self, evidence: Evidence) -> float:
+        if self.prior_shift is not None:
+            prior = evidence.prior
+            evidence = evidence.without("prior")
         z = self.bias + sum(w * x for w, x in zip(self.weights, features(evidence)))
+        if self.prior_shift is not None and prior is not None:
+            p = min(0.999, max(0.001, float(prior)))
+            z += math.log(p / (1.0 - p)) - self.prior_shift
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     @classmethod
@@ -159,14 +181,22 @@ class FlagScorer:
         negative = [name for name in NON_NEGATIVE if weights[name] < 0]
         if negative:
             fail(f"weight(s) {', '.join(negative)} must not be negative (more evidence may never lower the score)")
+        shift = data.get("prior_shift")
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float))
+                                  or not math.isfinite(shift)):
+            fail(f"'prior_shift' must be a finite number or absent, got {shift!r}")
         return cls(version=data["version"], bias=float(data["bias"]),
                    weights=tuple(float(weights[name]) for name in FEATURES),
-                   fitted_on=str(data.get("fitted_on", "")), command=str(data.get("command", "")))
+                   fitted_on=str(data.get("fitted_on", "")), command=str(data.get("command", "")),
+                   prior_shift=None if shift is None else float(shift))
 
     def to_dict(self) -> dict:
-        return {"version": self.version, "bias": self.bias,
-                "weights": dict(zip(FEATURES, self.weights)), "fitted_on": self.fitted_on,
-                "command": self.command}
+        out = {"version": self.version, "bias": self.bias,
+               "weights": dict(zip(FEATURES, self.weights)), "fitted_on": self.fitted_on,
+               "command": self.command}
+        if self.prior_shift is not None:
+            out["prior_shift"] = self.prior_shift
+        return out
 
 
 @lru_cache(maxsize=4)
@@ -274,6 +304,15 @@ class Candidate:
     flag: Flag
     evidence: Evidence
     hypothesis: Optional[str] = None
+    # Why a short or invented form lacks the support it needs ("" when it needs none or has it).
+    unsupported: str = ""
+    match_kind: str = ""  # the lexicon's kind of the match (an alternative flag's on its hypothesis)
+
+    def score(self, scorer: "FlagScorer", ablate: Iterable[str] = ()) -> float:
+        """The scorer's score, capped below the threshold when the form lacks needed support."""
+        ablate = tuple(ablate)
+        value = scorer.score(self.evidence.without(*ablate) if ablate else self.evidence)
+        return min(value, UNSUPPORTED_CAP) if self.unsupported else value
 
 
 def flag_evidence(lines: Sequence[Line], per_line: Sequence[Sequence[Flag]], lexicon, normalizer,
@@ -281,8 +320,64 @@ def flag_evidence(lines: Sequence[Line], per_line: Sequence[Sequence[Flag]], lex
     """Per line, its Farsi flags and (with `alternatives`) the N-best's alternative flags, each
     with its evidence. English flags are left out: they are scored from the Farsi ones."""
     form_facts = _FormFacts(normalizer)
-    return [_line_candidates(line, list(flags), lexicon, normalizer, alternatives, form_facts)
+    return [_supported(_line_candidates(line, list(flags), lexicon, normalizer, alternatives, form_facts), lexicon)
             for line, flags in zip(lines, per_line)]
+
+
+def _calibrated_prior(flag: Flag, lexicon) -> tuple[Optional[float], Optional[str]]:
+    """The flag's prior: calibrated on the recogniser's confusions when the lexicon carries a
+    calibration (intercept.calibration), except where the analyst set the concept's prior."""
+    calibration = getattr(lexicon, "calibration", None)
+    if calibration is None or flag.kind not in ("exact", "morph", "fuzzy", "pattern") or (
+            hasattr(lexicon, "analyst_prior") and lexicon.analyst_prior(flag.concept) is not None):
+        return _prior(flag), flag.prior_reason
+    value, reason = calibration.prior(flag.concept, flag.term, flag.kind, _prior(flag))
+    if flag.prior_reason:
+        reason = f"{reason}; {flag.prior_reason}"
+    return value, reason
+
+
+def _form_letters(flag: Flag) -> int:
+    """Letters of the lexicon form (of the written verb form, for a verb's flag)."""
+    form = flag.matched if "#" in (flag.term or "") or not flag.term else flag.term
+    return len(form.replace("\u200c", "").replace(" ", ""))
+
+
+def needs_support(flag: Flag, lexicon) -> str:
+    """Why this flag's form needs recogniser support ("" when it does not): three letters or
+    fewer, or invented by the recogniser on the calibration speech. Patterns carry their own."""
+    if flag.kind not in ("exact", "morph", "fuzzy"):
+        return ""
+    if _form_letters(flag) < SHORT_FORM_LETTERS:
+        return f"{_form_letters(flag)}-letter form"
+    calibration = getattr(lexicon, "calibration", None)
+    if calibration is not None and calibration.invented(flag.concept, flag.term, flag.kind):
+        counts = calibration.counts_for(flag.concept, flag.term, flag.kind)
+        return f"recogniser writes it for other words ({counts.written_wrong} of {counts.written} on calibration)"
+    return ""
+
+
+def _supported(candidates: list[Candidate], lexicon) -> list[Candidate]:
+    """Mark short and invented forms that have neither recogniser evidence nor a pattern partner."""
+    out = []
+    for c in candidates:
+        need = needs_support(replace(c.flag, kind=c.match_kind or c.flag.kind), lexicon)
+        if not need:
+            out.append(c)
+            continue
+        e = c.evidence
+        partners = lexicon.pattern_partners(c.flag.concept) if hasattr(lexicon, "pattern_partners") else frozenset()
+        partnered = any(o.flag.concept in partners for o in candidates if o is not c and o.flag.kind != ALTERNATIVE)
+        evidence = ((e.word_prob is not None and e.word_prob >= SUPPORT_WORD_PROB)
+                    or (e.nbest_share is not None and e.nbest_share >= SUPPORT_NBEST_SHARE)
+                    or (c.flag.kind == "fuzzy" and e.acoustic_margin is not None and e.acoustic_margin >= SUPPORT_MARGIN))
+        if evidence or partnered:
+            out.append(c)
+            continue
+        note = f"needs support ({need}): none"
+        flag = replace(c.flag, prior_reason=f"{c.flag.prior_reason}; {note}" if c.flag.prior_reason else note)
+        out.append(replace(c, flag=flag, unsupported=need))
+    return out
 
 
 def _line_candidates(line: Line, flags: list[Flag], lexicon, normalizer, alternatives: bool,
@@ -294,11 +389,15 @@ def _line_candidates(line: Line, flags: list[Flag], lexicon, normalizer, alterna
 
     def candidate(flag: Flag, kind: str, word_prob, share, hypothesis=None) -> Candidate:
         short, common = form_facts(flag.matched)
+        prior, reason = _calibrated_prior(flag, lexicon)
         evidence = Evidence(kind=kind, match_score=flag.score, form_short=short, form_common=common,
-                            prior=_prior(flag), word_prob=word_prob, nbest_share=share,
+                            prior=prior, word_prob=word_prob, nbest_share=share,
                             confidence=confidence,
                             acoustic_margin=None if kind == ALTERNATIVE else getattr(flag, "acoustic_margin", None))
-        return Candidate(replace(flag, kind=kind) if kind != flag.kind else flag, evidence, hypothesis)
+        if (prior, reason) != (flag.prior, flag.prior_reason):
+            flag = replace(flag, prior=prior, prior_reason=reason)
+        return Candidate(replace(flag, kind=kind) if kind != flag.kind else flag, evidence, hypothesis,
+                         match_kind=flag.kind)
 
     def share(flag: Flag) -> Optional[float]:
         if nbest is None:
@@ -333,7 +432,7 @@ def score_candidates(candidates: Sequence[Candidate], english: Sequence[Flag], s
     result = []
     for c in candidates:
         evidence = c.evidence.without(*ablate) if ablate else c.evidence
-        result.append(replace(c.flag, score=round(scorer.score(evidence), 4), match_score=c.flag.score,
+        result.append(replace(c.flag, score=round(c.score(scorer, ablate), 4), match_score=c.flag.score,
                               prior=evidence.prior, word_prob=evidence.word_prob,
                               nbest_share=evidence.nbest_share, acoustic_margin=evidence.acoustic_margin,
                               hypothesis=c.hypothesis,
@@ -368,15 +467,17 @@ def in_queue(score: Optional[float], threshold: float = DEFAULT_THRESHOLD) -> bo
 
 
 def fit(rows: Sequence[Evidence], agreed: Sequence[bool], version: str, fitted_on: str, command: str,
-        l2: float = 1.0) -> FlagScorer:
+        l2: float = 1.0, sample_weight: Optional[Sequence[float]] = None) -> FlagScorer:
     """A FlagScorer fitted by L2-regularised logistic regression, with the weights of NON_NEGATIVE
     evidence bounded at zero (scipy's L-BFGS-B). Written here rather than with scikit-learn's
-    LogisticRegression because that has no bounds."""
+    LogisticRegression because that has no bounds. `sample_weight` reweights rows (e.g. to the
+    prevalence reviewers meet)."""
     import numpy as np
     from scipy.optimize import minimize
 
     x = np.array([features(e) for e in rows], dtype=float)
     y = np.array([1.0 if a else 0.0 for a in agreed])
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if len(y) == 0 or y.min() == y.max():
         raise ValueError("fitting needs both agreed and rejected flags")
     n_features = x.shape[1]
@@ -385,8 +486,8 @@ def fit(rows: Sequence[Evidence], agreed: Sequence[bool], version: str, fitted_o
         z = theta[0] + x @ theta[1:]
         p = 1.0 / (1.0 + np.exp(-z))
         # log(1 + e^z) - y z, stably
-        value = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(theta[1:] ** 2)
-        grad_z = p - y
+        value = np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * l2 * np.sum(theta[1:] ** 2)
+        grad_z = w * (p - y)
         grad = np.concatenate([[grad_z.sum()], x.T @ grad_z + l2 * theta[1:]])
         return value, grad
 

@@ -156,6 +156,10 @@ def flags_html(description: dict) -> Markup:
             evidence = "heard as: " + str(flag.get("matched")) if flag.get("matched") else "a reviewer's flag"
         gloss = f' · <span class="intercept-gloss">gloss: {_e(flag.get("gloss"))}</span>' if flag.get("gloss") else ""
         notes = f'<div class="intercept-notes">{_e(flag.get("notes"))}</div>' if flag.get("notes") else ""
+        # A short or invented form with no recogniser support (intercept.scoring): why it is held back.
+        support = [p for p in str(flag.get("prior_reason") or "").split("; ") if p.startswith("needs support")]
+        if support:
+            notes += f'<div class="intercept-support">{_e(support[0])}</div>'
         items.append(
             f'<li class="intercept-flag" data-flag-id="{_e(flag.get("id"))}">'
             f'<b>{_e(flag.get("concept"))}</b> {_e(flag.get("category"))} · {_e(flag.get("kind"))} {where}'
