@@ -66,6 +66,47 @@ def generate_lines(lexicon: Lexicon, options: CorpusOptions) -> list[str]:
     return [block[n % len(block)] for n in range(options.lines)]
 
 
+def generate_lexicon(terms: int, out: Path, seed: int = 1) -> Path:
+    """A lexicon folder: the default lexicon plus generated concepts up to `terms` Farsi
+    forms, as an analyst's list of place names and code words grows: rarer hazm nouns
+    (normalised, none a form of the default lexicon), categories cycling over the default
+    ones so that its patterns apply to them, every other one with an English gloss."""
+    import yaml
+
+    from intercept.text import PersianNormalizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    default = default_lexicon_path() / "default.yaml"
+    (out / "default.yaml").write_text(default.read_text(encoding="utf-8"), encoding="utf-8")
+    base = yaml.safe_load(default.read_text(encoding="utf-8"))
+    normalizer = PersianNormalizer()
+    taken = {f.replace(ZWNJ, "") for c in base["concepts"] for f in c.get("fa", []) + c.get("exclude", [])}
+    categories = sorted({c["category"] for c in base["concepts"]})
+    have = sum(len(c.get("fa", [])) for c in base["concepts"])
+    rng = random.Random(seed)
+    pool = sorted(w for w, count, tags in hazm.words_list()
+                  if "N" in tags and 20 <= count <= 20000 and " " not in w and len(w) >= 3)
+    rng.shuffle(pool)
+    concepts = []
+    for word in pool:
+        if have + len(concepts) >= terms:
+            break
+        form = normalizer.normalize(word)
+        key = form.replace(ZWNJ, "")
+        if not form or " " in form or key in taken:
+            continue
+        taken.add(key)
+        n = len(concepts)
+        concept = {"id": f"term_{n:05d}", "category": categories[n % len(categories)], "fa": [form]}
+        if n % 2 == 0:
+            concept["en"] = [f"term {n:05d}"]
+        concepts.append(concept)
+    path = out / "generated.yaml"
+    path.write_text(yaml.safe_dump({"name": "generated", "concepts": concepts}, allow_unicode=True),
+                    encoding="utf-8")
+    return out
+
+
 def run(lexicon: Lexicon, lines: list[str]) -> tuple[float, int]:
     flags = 0
     started = time.perf_counter()
