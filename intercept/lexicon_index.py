@@ -21,6 +21,7 @@ from rapidfuzz import fuzz, process
 
 # Below this many keys one extractOne over all of them is cheaper than the index.
 _INDEX_FROM = 256
+_MEMO_SIZE = 100_000
 
 
 class FuzzyIndex:
@@ -34,6 +35,7 @@ class FuzzyIndex:
 
     def __init__(self, keys: Sequence[str]):
         self.keys = list(keys)
+        self._memo: dict = {}
         self._indexed = len(self.keys) >= _INDEX_FROM
         if not self._indexed:
             return
@@ -62,6 +64,17 @@ class FuzzyIndex:
         return np.flatnonzero(200.0 * bound >= cutoff * (self._lengths + len(query)) - 1e-6)
 
     def best(self, query: str, cutoff: float):
+        """The same (choice, score, index) as extractOne, or None. Answers are remembered per
+        (query, cutoff): recognition output repeats its garbled words line after line."""
+        key = (query, cutoff)
+        if key in self._memo:
+            return self._memo[key]
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo.clear()  # bounded: a long run's memory stays flat
+        found = self._memo[key] = self._best(query, cutoff)
+        return found
+
+    def _best(self, query: str, cutoff: float):
         if not self._indexed:
             return process.extractOne(query, self.keys, scorer=fuzz.ratio, score_cutoff=cutoff)
         chosen = self.candidates(query, cutoff)
