@@ -27,6 +27,7 @@ from typing import Iterable, Optional, Sequence
 
 import yaml
 
+from intercept import lexicon_cache
 from intercept.lexicon_index import EnglishIndex, FuzzyIndex, PartnerIndex
 from intercept.text import ZWNJ, PersianNormalizer, PersianTokenizer, shared_verb_forms, verb_forms
 from intercept.types import Flag, Line
@@ -530,6 +531,9 @@ class Lexicon:
         Pass the pipeline's normalizer to save building another (about a second)."""
         files = _lexicon_files(paths)
         normalizer = normalizer or PersianNormalizer()
+        cached = lexicon_cache.read(files, normalizer)  # compiled before from the same bytes
+        if cached is not None:
+            return cached.with_options(options or MatchOptions())
         concepts: list[_Concept] = []
         patterns: list[_Pattern] = []
         contents = []
@@ -541,7 +545,9 @@ class Lexicon:
         _check_across(concepts, patterns)
         canonical = json.dumps(contents, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
         version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-        return cls(concepts, patterns, version, options or MatchOptions(), files, normalizer)
+        lexicon = cls(concepts, patterns, version, options or MatchOptions(), files, normalizer)
+        lexicon_cache.write(files, lexicon)
+        return lexicon
 
     def with_options(self, options: MatchOptions) -> "Lexicon":
         """The same lexicon with other match options (compiled tables are shared, not rebuilt)."""

@@ -157,3 +157,39 @@ def test_indexed_lexicon_flags_exactly_as_before(which, big_lexicon, normalizer)
 def test_the_fuzzy_index_is_used_only_where_it_pays(monkeypatch):
     assert not FuzzyIndex(["پرنده"] * (lexicon_index._INDEX_FROM - 1))._indexed
     assert FuzzyIndex(["پرنده"] * lexicon_index._INDEX_FROM)._indexed
+
+
+def test_a_compiled_lexicon_is_read_back_from_the_cache_and_recompiled_when_edited(tmp_path, monkeypatch, normalizer):
+    import shutil
+
+    from intercept import lexicon as lexicon_module
+
+    monkeypatch.setenv("INTERCEPT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "lexicon"
+    shutil.copytree(default_lexicon_path(), folder)
+    first = Lexicon.load(folder, normalizer=normalizer)
+    assert len(list((tmp_path / "cache" / "lexicons").glob("*.pickle"))) == 1
+    compiled = []
+    real_init = lexicon_module.Lexicon.__init__
+
+    def counting(self, *args, **kwargs):
+        compiled.append(True)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(lexicon_module.Lexicon, "__init__", counting)
+    options = MatchOptions(fuzzy_threshold=0.75)
+    again = Lexicon.load(folder, normalizer=normalizer, options=options)
+    assert not compiled and again.options == options and again.version == first.version
+    lines = _lines(first, normalizer)[:300]
+    assert [again.match(fa, en) for fa, en in lines] == [first.with_options(options).match(fa, en) for fa, en in lines]
+    assert again.terms == first.terms
+    # An edit is new bytes: compiled again, and the edit is seen.
+    path = folder / "default.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("fa: [گرگ]", "fa: [گرگ, گرگینه]"), encoding="utf-8")
+    edited = Lexicon.load(folder, normalizer=normalizer)
+    assert compiled and [f.concept for f in edited.match("گرگینه آمد")] == ["wolf"]
+    # A torn cache file costs a compile, never the load.
+    for pickled in (tmp_path / "cache" / "lexicons").glob("*.pickle"):
+        pickled.write_bytes(b"torn")
+    compiled.clear()
+    assert Lexicon.load(folder, normalizer=normalizer).version == edited.version and compiled
