@@ -150,14 +150,14 @@ def test_decode_many_batches_first_decodes_and_retries_a_looping_window_alone():
 
 @pytest.fixture(scope="module")
 def both_ways(embedded_model_dir):
-    """Three recordings of audio_samples/ (two of real speech) joined with 2 s of silence
+    """Two recordings of audio_samples/ (one of real speech) joined with 2 s of silence
     between: several packed windows, so the batched engine has windows to batch; transcribed,
-    and six transmissions translated, one window at a time and eight at a time."""
+    and four transmissions translated, one window at a time and eight at a time."""
     from intercept.audio import decode
     from intercept.segment import find_transmissions
 
     parts = []
-    for name in ("real_speech_work.ogg", "bird_or_fox.ogg", "real_speech_hardships.mp3"):
+    for name in ("real_speech_work.ogg", "bird_or_fox.ogg"):
         parts += [decode(str(SAMPLES / name)).samples, np.zeros(32000, np.float32)]
     samples = np.concatenate(parts).astype(np.float32)
     transmissions = find_transmissions(samples, 16000)
@@ -174,7 +174,7 @@ def both_ways(embedded_model_dir):
 
         engine._batching._generate_together = spy
         out[batch] = (engine.transcribe(samples, transmissions, 16000),
-                      engine.translate_spans(samples, transmissions[:6], 16000), sizes)
+                      engine.translate_spans(samples, transmissions[:4], 16000), sizes)
     return out
 
 
@@ -186,7 +186,7 @@ def _line(line):
 
 def test_batched_decoding_gives_the_sequential_lines_and_english(both_ways):
     sequential, batched = both_ways[1], both_ways[8]
-    assert len(sequential[0]) >= 6
+    assert len(sequential[0]) >= 5
     assert max(batched[2]) > 1 and not sequential[2]  # windows were decoded together, and only there
     assert [_line(l) for l in batched[0]] == [_line(l) for l in sequential[0]]
     for a, b in zip(batched[0], sequential[0]):
