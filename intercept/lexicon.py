@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import yaml
-from rapidfuzz import fuzz, process
 
+from intercept import lexicon_cache
+from intercept.lexicon_index import EnglishIndex, FuzzyIndex, PartnerIndex
 from intercept.text import ZWNJ, PersianNormalizer, PersianTokenizer, shared_verb_forms, verb_forms
 from intercept.types import Flag, Line
 
@@ -210,7 +211,7 @@ class _FileReader:
         except OSError as exc:
             raise LexiconError(f"{self.path}:1: cannot read ({exc.strerror})") from exc
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = _compose(text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
@@ -303,6 +304,19 @@ def _read_file(path: Path, normalizer: PersianNormalizer) -> tuple[list[_Concept
             raise reader.error(patterns_node, "'patterns' must be a list")
         patterns = [_read_pattern(reader, node, normalizer) for node in patterns_node.value]
     return concepts, patterns, reader.value(root)
+
+
+def _compose(text: str):
+    """yaml.compose with libyaml when there is one (a 10,000-concept lexicon: seconds instead
+    of a minute); a file libyaml refuses is composed again in Python, whose errors
+    _FileReader turns into "path:line: reason" as before."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.compose(text, Loader=loader)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 def _required(reader: _FileReader, fields: dict, node: yaml.Node, key: str, what: str) -> yaml.Node:
@@ -413,8 +427,13 @@ def _lexicon_files(paths: Sequence) -> list[Path]:
 # ---------------------------------------------------------------- compiling
 
 
+_SPACE = re.compile(r"\s")
+
+
 def _key(surface: str) -> str:
     """Lookup key of a word or words: ZWNJ dropped (joined, ZWNJ and ZWNJ-less spellings agree)."""
+    if not _SPACE.search(surface):  # one word (most keys): the same, without split and join
+        return surface.replace(ZWNJ, "")
     return " ".join(word.replace(ZWNJ, "") for word in surface.split())
 
 
@@ -518,6 +537,9 @@ class Lexicon:
         with the embedded recogniser is attached (`with_calibration` for another model)."""
         files = _lexicon_files(paths)
         normalizer = normalizer or PersianNormalizer()
+        cached = lexicon_cache.read(files, normalizer)  # compiled before from the same bytes
+        if cached is not None:
+            return cls._calibrated(cached.with_options(options or MatchOptions()), files, calibrated)
         concepts: list[_Concept] = []
         patterns: list[_Pattern] = []
         contents = []
@@ -530,6 +552,12 @@ class Lexicon:
         canonical = json.dumps(contents, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
         version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
         lexicon = cls(concepts, patterns, version, options or MatchOptions(), files, normalizer)
+        # Cached without its calibration: that is read afresh, since it is a file of its own.
+        lexicon_cache.write(files, lexicon)
+        return cls._calibrated(lexicon, files, calibrated)
+
+    @staticmethod
+    def _calibrated(lexicon: "Lexicon", files, calibrated: bool) -> "Lexicon":
         if calibrated:
             from .calibration import CalibrationError, embedded_calibration
 
@@ -557,9 +585,13 @@ class Lexicon:
         concept = self._concepts.get(concept_id)
         return None if concept is None else concept.prior
 
-    def pattern_partners(self, concept_id: str) -> frozenset[str]:
-        """The concepts some pattern could join this one with (two animals, an animal and a time ...)."""
-        return self._partners.get(concept_id, frozenset())
+    def pattern_partners(self, concept_id: str):
+        """The concepts some pattern could join this one with (two animals, an animal and a time ...):
+        answers `in` and `isdisjoint` as a frozenset does (lexicon_index.PartnerIndex)."""
+        try:
+            return self._partners[concept_id]
+        except KeyError:
+            return frozenset()
 
     def _add_surface(self, key: str, surface: _Surface) -> None:
         existing = self._surfaces.get(key)
@@ -568,8 +600,8 @@ class Lexicon:
         if key in self._excluded:
             return
         self._surfaces[key] = surface
-        words = key.split(" ")
-        if len(words) > 1:
+        if " " in key:  # checked first: most keys are one word, and split() costs at 10,000 terms
+            words = key.split(" ")
             self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
             self._multi_first.add(words[0])
 
@@ -643,11 +675,12 @@ class Lexicon:
                         keys.append(key)
                         owners.append((concept, form))
         self._fuzzy_keys = keys
+        self._fuzzy_index = FuzzyIndex(keys)
         self._fuzzy_owners = owners
         self._fuzzy_max_len = max((len(k) for k in keys), default=0)
         self._fuzzy_floor: dict[MatchOptions, float] = {}
-        self._partners = _pattern_partners(concepts, self._patterns)
-        self._either_partners = _pattern_partners(concepts, [p for p in self._patterns if p.type == "either"])
+        self._partners = PartnerIndex(concepts, self._patterns)
+        self._either_partners = PartnerIndex(concepts, [p for p in self._patterns if p.type == "either"])
 
     def _compile_english(self, concepts: list[_Concept]) -> None:
         self._english: dict[str, tuple[_Concept, str]] = {}
@@ -657,9 +690,8 @@ class Lexicon:
                     self._english.setdefault(variant.lower(), (concept, gloss))
         alternatives = sorted(self._english, key=len, reverse=True)
         if alternatives:
-            body = "|".join(r"\s+".join(re.escape(w) for w in a.split()) for a in alternatives)
-            self._english_regex = re.compile(
-                rf"(?<!{_ENGLISH_WORD_CHARS})(?:{body})(?!{_ENGLISH_WORD_CHARS})", re.IGNORECASE)
+            self._english_regex = _english_regex(alternatives)
+            self._english_index = EnglishIndex(alternatives, self._english_regex, _english_regex)
         else:
             self._english_regex = None
 
@@ -785,7 +817,7 @@ class Lexicon:
                     continue
                 result = None
                 for key in _sound_keys(merged):  # with and without a final ه: پرامده ~ پرنده
-                    hit = process.extractOne(key, self._fuzzy_keys, scorer=fuzz.ratio, score_cutoff=cutoff)
+                    hit = self._fuzzy_index.best(key, cutoff)  # process.extractOne over the keys
                     if hit is not None and (result is None or hit[1] > result[1]):
                         result = hit
                 if result is None:
@@ -855,7 +887,7 @@ class Lexicon:
 
     def _match_english(self, text: str) -> list[Flag]:
         flags = []
-        for m in self._english_regex.finditer(text):
+        for m in self._english_index.finditer(text):  # self._english_regex.finditer(text), indexed
             concept, gloss = self._english[" ".join(m.group().lower().split())]
             flags.append(_flag(concept, "english", SCORE_ENGLISH, m.start(), m.end(), text, gloss,
                                _override(concept) or (PRIOR_PLAIN, None)))
@@ -942,21 +974,9 @@ def _sound_keys(text: str) -> tuple[str, ...]:
     return (folded, folded[:-1]) if folded.endswith("ه") and len(folded) > 3 else (folded,)
 
 
-def _pattern_partners(concepts: list[_Concept], patterns: list[_Pattern]) -> dict[str, frozenset[str]]:
-    """For each concept, the concepts a pattern could join it with (two animals for an 'either'
-    pattern; an animal and a time for animal_with_time ...): their presence in a line is what
-    lets a loose fuzzy hit stand."""
-    partners: dict[str, set[str]] = {c.id: set() for c in concepts}
-    for pattern in patterns:
-        items = list(pattern.categories) + list(pattern.concepts)
-        fits = {c.id: {n for n, item in enumerate(items) if item in (c.category, c.id)} for c in concepts}
-        for a in concepts:
-            for b in concepts:
-                if a.id == b.id or not fits[a.id] or not fits[b.id]:
-                    continue
-                if pattern.type == "either" or any(x != y for x in fits[a.id] for y in fits[b.id]):
-                    partners[a.id].add(b.id)
-    return {concept: frozenset(found) for concept, found in partners.items()}
+def _english_regex(alternatives: Sequence[str]) -> "re.Pattern":
+    body = "|".join(r"\s+".join(re.escape(w) for w in a.split()) for a in alternatives)
+    return re.compile(rf"(?<!{_ENGLISH_WORD_CHARS})(?:{body})(?!{_ENGLISH_WORD_CHARS})", re.IGNORECASE)
 
 
 def _english_variants(gloss: str) -> list[str]:

@@ -57,9 +57,11 @@ sys.path.insert(0, str(ROOT))
 
 VIRGOOL = Path(os.environ.get("INTERCEPT_EVAL_CORPUS", "/work/shared/eval/fa_virgool"))
 CV_FA = Path(os.environ.get("INTERCEPT_EVAL_CV", "/work/shared/eval/cv_fa"))
-SYSTEMS = ("openai-whisper", "fw-raw", "intercept", "intercept-alone", "intercept-cli", "intercept-translate",
+SYSTEMS = ("openai-whisper", "fw-raw", "fw-batched", "intercept", "intercept-sequential", "intercept-alone",
+           "intercept-cli", "intercept-translate", "intercept-translate-sequential",
            "intercept-packed", "intercept-cleaned", "intercept-raw", "intercept-drop-silence")
 WORK = Path(tempfile.gettempdir()) / "intercept-bench"
+BASELINE = "openai-whisper"  # --baseline
 
 
 def peak_rss_mb() -> float:
@@ -114,6 +116,27 @@ def _worker_fw_raw(files, args):
     return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts, "segments": timed}
 
 
+def _worker_fw_batched(files, args):
+    """faster-whisper's BatchedInferencePipeline, batch 8, its defaults (Silero VAD on)."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    from intercept.models import resolve_model
+
+    started = time.perf_counter()
+    model = WhisperModel(str(resolve_model(args.model).path), device="cpu", compute_type=args.compute_type,
+                         cpu_threads=args.threads)
+    pipeline = BatchedInferencePipeline(model)
+    load_s = time.perf_counter() - started
+    texts, timed = [], []
+    started = time.perf_counter()
+    for item in files:
+        segments, _ = pipeline.transcribe(item["path"], language="fa", batch_size=8)
+        segments = list(segments)
+        texts.append(" ".join(s.text.strip() for s in segments))
+        timed.append([(s.start, s.end, s.text) for s in segments])
+    return {"load_s": load_s, "wall_s": time.perf_counter() - started, "texts": texts, "segments": timed}
+
+
 def _run_options(args, pack: bool, clean_radio=None):
     from intercept.config import RunOptions
 
@@ -126,7 +149,8 @@ def _run_options(args, pack: bool, clean_radio=None):
     return options
 
 
-def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=True, translator="none"):
+def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=True, translator="none",
+                      decode_batch=None):
     """What `intercept run` does once started: run_batch over the files into a new store."""
     from intercept.pipeline import run_batch
     from intercept.store import Store
@@ -134,6 +158,8 @@ def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=Tr
     with tempfile.TemporaryDirectory() as tmp:
         options = _run_options(args, pack=True, clean_radio=clean_radio)
         options.translator = translator
+        if decode_batch is not None:
+            options.transcribe.decode_batch = decode_batch
         if drop_silence:
             options.transcribe.no_speech_threshold, options.transcribe.log_prob_threshold = 0.6, -1.0
         if not pool:
@@ -239,7 +265,11 @@ def _worker_long(files, args):
             "marks": {k: {"at_s": round(t, 1), "peak_rss_mb": round(m, 1)} for k, (t, m) in marks.items()}}
 
 
-WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "intercept": _worker_intercept,
+WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "fw-batched": _worker_fw_batched,
+           "intercept": _worker_intercept,
+           "intercept-sequential": lambda files, args: _worker_intercept(files, args, decode_batch=1),
+           "intercept-translate-sequential": lambda files, args: _worker_intercept(
+               files, args, translator="whisper", decode_batch=1),
            "intercept-packed": _worker_intercept_packed, "long": _worker_long,
            # the pipeline with the recogniser given the radio-cleaned or the decoded samples
            # (segmentation cleans its own copy either way)
@@ -448,13 +478,13 @@ def paired_bootstrap(pairs_a: list, pairs_b: list, rounds: int = 2000, seed: int
 
 def report(title: str, results: list[dict]) -> None:
     print(f"\n### {title}\n")
-    base = next((r for r in results if r["system"] == "openai-whisper" and "wall_s" in r), None)
+    base = next((r for r in results if r["system"] == BASELINE and "wall_s" in r), None)
     # wall s: transcribing after the model is loaded (intercept-cli: the whole command);
     # process s: the system's whole process (Python start-up, imports, model load, scoring).
     # CPU s: the worker process's CPU seconds (model load included): on a shared machine the
     # figure the other jobs' load moves least.
-    print("| system | load s | wall s | RTF | x openai-whisper | process s | x openai-whisper (process) "
-          "| CPU s | x openai-whisper (CPU) | peak RSS MB | WER | CER |")
+    print(f"| system | load s | wall s | RTF | x {BASELINE} | process s | x {BASELINE} (process) "
+          f"| CPU s | x {BASELINE} (CPU) | peak RSS MB | WER | CER |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         if "wall_s" not in r:
@@ -492,7 +522,7 @@ def report(title: str, results: list[dict]) -> None:
         total = len(timed[0]["transmissions"]["pairs"])
         print(f"\nBy transmission ({total} in the references; each system's timed segments assigned by overlap):\n")
         print("| system | WER over transmissions | missed (no words) | words written in silence "
-              "| WER minus openai-whisper's, 95% interval |")
+              f"| WER minus {BASELINE}'s, 95% interval |")
         print("|---|---|---|---|---|")
         for r in timed:
             t = r["transmissions"]
@@ -504,7 +534,7 @@ def report(title: str, results: list[dict]) -> None:
         names = sorted(set(timed[0]["transmissions"]["corpora"]))
         if base_pairs is not None:
             print("\nWER over transmissions by corpus; in brackets the 95% paired-bootstrap interval of the "
-                  "difference to openai-whisper's (below zero: better):\n")
+                  f"difference to {BASELINE}'s (below zero: better):\n")
             print("| system | " + " | ".join(f"{name} ({timed[0]['transmissions']['corpora'].count(name)})"
                                            for name in names) + " |")
             print("|---" * (len(names) + 1) + "|")
@@ -545,12 +575,16 @@ def main(argv=None) -> int:
                         help="CTranslate2 type for fw-raw and intercept (float32: the weights openai-whisper runs)")
     parser.add_argument("--model", default="base")
     parser.add_argument("--json", help="also write all results to this file")
+    parser.add_argument("--baseline", default="openai-whisper",
+                        help="the system the ratios and WER intervals compare with (default: openai-whisper)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args)
+    global BASELINE
+    BASELINE = args.baseline
 
     print(f"threads {args.threads}, compute type {args.compute_type}, model {args.model}; "
           f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")

@@ -7,6 +7,13 @@ Lines are made from hazm's most frequent words, with lexicon forms (plain, infle
 the way a weak recogniser garbles them) dropped into some of them, so every code path runs.
 Prints one markdown row per mode for docs/benchmarks.md, with the command that produced it.
 Targets (issue 4): >= 50k lines/s exact+morph, >= 5k lines/s with fuzzy on.
+
+    .venv/bin/python scripts/bench_lexicon.py --terms 10000 --lines 100000
+
+Scale (issue 25): the default lexicon and one grown to --terms Farsi forms (generate_lexicon),
+side by side in one run: load time, a `match` answer's time (one line, lexicon loaded), and
+lines/s with fuzzy off and on. Targets: 10,000 terms load in under 10 s, a match answers in
+under 1 s, and lines/s is at least half the default lexicon's.
 """
 from __future__ import annotations
 
@@ -66,6 +73,47 @@ def generate_lines(lexicon: Lexicon, options: CorpusOptions) -> list[str]:
     return [block[n % len(block)] for n in range(options.lines)]
 
 
+def generate_lexicon(terms: int, out: Path, seed: int = 1) -> Path:
+    """A lexicon folder: the default lexicon plus generated concepts up to `terms` Farsi
+    forms, as an analyst's list of place names and code words grows: hazm nouns no commoner than 20,000 uses
+    (normalised, none a form of the default lexicon), categories cycling over the default
+    ones so that its patterns apply to them, every other one with an English gloss."""
+    import yaml
+
+    from intercept.text import PersianNormalizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    default = default_lexicon_path() / "default.yaml"
+    (out / "default.yaml").write_text(default.read_text(encoding="utf-8"), encoding="utf-8")
+    base = yaml.safe_load(default.read_text(encoding="utf-8"))
+    normalizer = PersianNormalizer()
+    taken = {f.replace(ZWNJ, "") for c in base["concepts"] for f in c.get("fa", []) + c.get("exclude", [])}
+    categories = sorted({c["category"] for c in base["concepts"]})
+    have = sum(len(c.get("fa", [])) for c in base["concepts"])
+    rng = random.Random(seed)
+    pool = sorted(w for w, count, tags in hazm.words_list()
+                  if "N" in tags and count <= 20000 and " " not in w and len(w) >= 3)
+    rng.shuffle(pool)
+    concepts = []
+    for word in pool:
+        if have + len(concepts) >= terms:
+            break
+        form = normalizer.normalize(word)
+        key = form.replace(ZWNJ, "")
+        if not form or " " in form or key in taken:
+            continue
+        taken.add(key)
+        n = len(concepts)
+        concept = {"id": f"term_{n:05d}", "category": categories[n % len(categories)], "fa": [form]}
+        if n % 2 == 0:
+            concept["en"] = [f"term {n:05d}"]
+        concepts.append(concept)
+    path = out / "generated.yaml"
+    path.write_text(yaml.safe_dump({"name": "generated", "concepts": concepts}, allow_unicode=True),
+                    encoding="utf-8")
+    return out
+
+
 def run(lexicon: Lexicon, lines: list[str]) -> tuple[float, int]:
     flags = 0
     started = time.perf_counter()
@@ -79,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--mode", choices=("exact", "fuzzy", "both"), default="both")
     parser.add_argument("--lexicon", type=Path, default=None, help="lexicon file or folder (default: lexicons/)")
+    parser.add_argument("--terms", type=int, default=0,
+                        help="also a lexicon grown to this many Farsi forms, side by side with the default one")
     args = parser.parse_args(argv)
+    if args.terms:
+        return scale(args, argv)
     if args.lines < 1:
         parser.error("--lines must be at least 1")
 
@@ -99,6 +151,54 @@ def main(argv: list[str] | None = None) -> int:
         label = "lexicon exact+morph+patterns" if mode == "exact" else "lexicon exact+morph+fuzzy+patterns"
         print(f"| {label} | {len(lines):,} | {seconds:.1f} | {len(lines) / seconds:,.0f} | {flags:,} | "
               f"{machine} | `{command.strip()}` |")
+    return 0
+
+
+def scale(args, argv) -> int:
+    """The default lexicon against one of args.terms forms, on the same lines."""
+    import os
+    import tempfile
+
+    from intercept.text import PersianNormalizer
+
+    command = "python scripts/bench_lexicon.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    normalizer = PersianNormalizer()
+    with tempfile.TemporaryDirectory() as tmp:
+        grown = generate_lexicon(args.terms, Path(tmp) / "grown")
+        rows = []
+        lines = None
+        for label, path in (("default", default_lexicon_path()), (f"{args.terms:,} forms", grown)):
+            started = time.perf_counter()
+            lexicon = Lexicon.load(path, normalizer=normalizer)
+            load_s = time.perf_counter() - started
+            started = time.perf_counter()  # again: compiled tables read back (lexicon_cache)
+            lexicon = Lexicon.load(path, normalizer=normalizer)
+            cached_s = time.perf_counter() - started
+            if lines is None:  # the default lexicon's forms: the same lines for both
+                lines = generate_lines(lexicon, CorpusOptions(lines=args.lines))
+            started = time.perf_counter()
+            lexicon.match(normalizer.normalize("امشب برویم ببینیم پرنده است یا روباه"), "a bird or a fox tonight")
+            first_s = time.perf_counter() - started  # includes the lazily built word tables
+            started = time.perf_counter()
+            lexicon.match(normalizer.normalize("امشب پرنده پرامده رو گا"), "")
+            match_s = time.perf_counter() - started
+            speeds = {}
+            for mode, options in (("exact", MatchOptions(fuzzy=False, english=False)),
+                                  ("fuzzy", MatchOptions(fuzzy=True, english=False))):
+                seconds, flags = run(lexicon.with_options(options), lines)
+                speeds[mode] = (len(lines) / seconds, flags)
+            rows.append((label, sum(t.lang == "fa" for t in lexicon.terms), (load_s, cached_s), first_s, match_s, speeds))
+    print(f"load average {os.getloadavg()[0]:.1f}; command: `{command.strip()}`\n")
+    print("| lexicon | Farsi terms | load s (compiled, cached) | first match s | a match s | exact+morph lines/s | flags "
+          "| with fuzzy lines/s | flags |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, terms, load_s, first_s, match_s, speeds in rows:
+        print(f"| {label} | {terms:,} | {load_s[0]:.2f}, {load_s[1]:.2f} | {first_s:.3f} | {match_s:.4f} | {speeds['exact'][0]:,.0f} | "
+              f"{speeds['exact'][1]:,} | {speeds['fuzzy'][0]:,.0f} | {speeds['fuzzy'][1]:,} |")
+    base, big = rows
+    print(f"\n{big[0]} against default, lines/s: exact+morph {big[5]['exact'][0] / base[5]['exact'][0]:.2f}x, "
+          f"with fuzzy {big[5]['fuzzy'][0] / base[5]['fuzzy'][0]:.2f}x (target >= 0.5); load {big[2][0]:.1f} s compiled, "
+          f"{big[2][1]:.1f} s cached (target < 10); a match {big[4] * 1000:.1f} ms (target < 1 s)")
     return 0
 
 

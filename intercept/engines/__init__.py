@@ -83,6 +83,11 @@ class TranscribeOptions:
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).
     batch_size: int = 0
+    # Windows (packs, or transmissions alone) whose encoder and first decoder passes run
+    # together (core.Decoder.decode_many; faster-whisper only): each window still goes
+    # through faster-whisper's own decode loop and intercept's loop guard, alone where it
+    # loops. 1: one window at a time. Measured in docs/benchmarks.md (issue 25).
+    decode_batch: int = 8
     # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
     # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
     # probability from a cross-attention alignment of the text (word_evidence). Cost: the

@@ -92,6 +92,12 @@ class WindowModel(Protocol):
         (options.loop_retry_penalty)."""
         ...
 
+    # Optional (absent: one window at a time): window_batch, how many windows the model
+    # decodes together, and decode_batch(windows, stop_above) -> [Decoded], the same as
+    # decode(audio, task, max_new_tokens, stop_above=stop_above) of each (audio, task,
+    # max_new_tokens) but with their encoder and decoder passes made together. Retries
+    # (loop_retry, the whole decode after an early stop) always go through decode(), alone.
+
     def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
         """For each text, (the log-probability the model gives its tokens as the transcript of
         this window, their number); the end-of-text token is left out (CTranslate2's align()
@@ -161,23 +167,49 @@ class Decoder:
         rate = opts.tokens_per_second if task == "transcribe" else opts.translate_tokens_per_second
         return min(self.model.token_room, int(rate * speech_s) + 20 * pieces)
 
-    def decode(self, audio: np.ndarray, task: str, max_new_tokens: Optional[int] = None) -> Decoded:
+    def _retries(self) -> bool:
         opts = self.options
-        if max_new_tokens is None:
-            max_new_tokens = self.max_new_tokens(len(audio) / SAMPLE_RATE, 1, task)
-        threshold = opts.compression_ratio_threshold
-        retry = threshold is not None and (opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0)
-        if not retry:
-            return self.model.decode(audio, task, max_new_tokens)
+        return opts.compression_ratio_threshold is not None and (opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0)
+
+    def _stop_above(self) -> Optional[float]:
         # A window that loops is decoded again below, so decoding on past its looping segment
         # is wasted: the library then seeks to the loop's last timestamp and decodes the rest
         # of the window afresh, up to the token cap, often looping again (two of the three
         # loops of the 10-minute real-speech session: 3.5 of its 21 s).
-        early = getattr(self.model, "stops_early", False)
-        if early:
-            decoded = self.model.decode(audio, task, max_new_tokens, stop_above=threshold)
-        else:
-            decoded = self.model.decode(audio, task, max_new_tokens)
+        if self._retries() and getattr(self.model, "stops_early", False):
+            return self.options.compression_ratio_threshold
+        return None
+
+    def decode(self, audio: np.ndarray, task: str, max_new_tokens: Optional[int] = None) -> Decoded:
+        return self.decode_many([(audio, task, max_new_tokens)])[0]
+
+    def decode_many(self, windows: Sequence[tuple[np.ndarray, str, Optional[int]]]) -> list[Decoded]:
+        """Each (audio, task, max_new_tokens) window decoded with the loop guard, in order.
+        A model with decode_batch (WindowModel.window_batch > 1) makes the first decode of up to
+        window_batch windows together; every window whose decode loops is then retried alone,
+        exactly as a window decoded on its own."""
+        windows = [(audio, task, self.max_new_tokens(len(audio) / SAMPLE_RATE, 1, task) if cap is None else cap)
+                   for audio, task, cap in windows]
+        size = max(1, int(getattr(self.model, "window_batch", 1) or 1))
+        batch = getattr(self.model, "decode_batch", None) if size > 1 else None
+        stop_above = self._stop_above()
+        out: list[Decoded] = []
+        for first in range(0, len(windows), size if batch is not None else 1):
+            chunk = windows[first: first + (size if batch is not None else 1)]
+            if batch is not None and len(chunk) > 1:
+                decoded = batch(chunk, stop_above=stop_above)
+            elif stop_above is not None:
+                decoded = [self.model.decode(audio, task, cap, stop_above=stop_above) for audio, task, cap in chunk]
+            else:
+                decoded = [self.model.decode(audio, task, cap) for audio, task, cap in chunk]
+            out.extend(self._guard(audio, task, cap, d) for (audio, task, cap), d in zip(chunk, decoded))
+        return out
+
+    def _guard(self, audio: np.ndarray, task: str, max_new_tokens: int, decoded: Decoded) -> Decoded:
+        """The loop guard over a window's first decode."""
+        if not self._retries():
+            return decoded
+        threshold = self.options.compression_ratio_threshold
         if worst_ratio(decoded.segments) <= threshold:
             return decoded
         # Still a loop after the configured temperatures: once more, deterministically,
@@ -196,20 +228,67 @@ class Decoder:
 
     def transcribe(self, samples: np.ndarray, transmissions: Sequence[Transmission],
                    sample_rate: int = SAMPLE_RATE) -> list[Line]:
-        """Lines of all `transmissions` (pass them all at once: packing only helps across
-        transmissions), in recording order."""
+        """Lines of all `transmissions` (pass them all at once: packing and batching only help
+        across transmissions), in recording order."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"Whisper engines expect {SAMPLE_RATE} Hz samples")
         transmissions = [tx for tx in transmissions if tx.end > tx.start]
         lines: list[Line] = []
         packs = self.options.pack and getattr(self.model, "packs", False)
         if packs and self.options.language is not None and len(transmissions) > 1:
-            for pack in plan_packs(transmissions, self.pack_options):
-                lines.extend(self._transcribe_pack(samples, pack))
+            units = plan_packs(transmissions, self.pack_options)
         else:
-            for tx in transmissions:
-                lines.extend(self.transcribe_one(samples, tx))
+            units = [self._alone(tx) for tx in transmissions]
+        for chunk in self._chunks(units):
+            lines.extend(self._transcribe_packs(samples, chunk))
         lines.sort(key=lambda line: (line.start, line.transmission_idx))
+        return lines
+
+    def _alone(self, tx: Transmission) -> Pack:
+        return Pack((Placement(tx, 0.0),), self.pack_options.gap_s)
+
+    def _chunks(self, units: Sequence[Pack]) -> list[Sequence[Pack]]:
+        """Windows in groups of the model's batch (one at a time without decode_batch): a
+        group's windows and then their redos are decoded before the next group's audio is cut,
+        so memory holds one batch of windows, however long the recording."""
+        size = max(1, int(getattr(self.model, "window_batch", 1) or 1)) if hasattr(self.model, "decode_batch") else 1
+        return [units[i: i + size] for i in range(0, len(units), size)]
+
+    def _window(self, samples: np.ndarray, pack: Pack, task: str) -> tuple[np.ndarray, str, Optional[int]]:
+        """The audio of a pack's window and its token cap (None: the audio's own)."""
+        if len(pack.placements) == 1:
+            tx = pack.placements[0].transmission
+            return samples[int(round(tx.start * SAMPLE_RATE)): int(round(tx.end * SAMPLE_RATE))], task, None
+        return (pack_samples(samples, pack, SAMPLE_RATE), task,
+                self.max_new_tokens(pack.speech_s, len(pack.placements), task))
+
+    def _decode_windows(self, windows: Sequence[tuple[np.ndarray, str, Optional[int]]]) -> list[Optional[Decoded]]:
+        """decode_many, with None for a window without audio."""
+        real = [i for i, (audio, _task, _cap) in enumerate(windows) if len(audio)]
+        decoded = self.decode_many([windows[i] for i in real])
+        out: list[Optional[Decoded]] = [None] * len(windows)
+        for i, d in zip(real, decoded):
+            out[i] = d
+        return out
+
+    def _transcribe_packs(self, samples: np.ndarray, packs: Sequence[Pack]) -> list[Line]:
+        lines: list[Line] = []
+        redo: list[Transmission] = []
+        decoded_all = self._decode_windows([self._window(samples, pack, "transcribe") for pack in packs])
+        for pack, decoded in zip(packs, decoded_all):
+            if decoded is None:
+                continue
+            if len(pack.placements) == 1:
+                lines.extend(self.lines_in(decoded, pack.placements[0].transmission))
+                continue
+            owners, again = self._split_pack(pack, decoded)
+            owners = [None if owner in again else owner for owner in owners]
+            lines.extend(line for line in self._lines(decoded, pack, owners, packed=True) if line)
+            redo.extend(pack.placements[i].transmission for i in sorted(again))
+        alone = [self._alone(tx) for tx in redo]
+        for pack, decoded in zip(alone, self._decode_windows([self._window(samples, p, "transcribe") for p in alone])):
+            if decoded is not None:
+                lines.extend(self.lines_in(decoded, pack.placements[0].transmission))
         return lines
 
     def translate(self, samples: np.ndarray, start: float, end: float, sample_rate: int = SAMPLE_RATE) -> str:
@@ -218,7 +297,7 @@ class Decoder:
         chunk = samples[int(round(start * sample_rate)): int(round(end * sample_rate))]
         if len(chunk) == 0:
             return ""
-        return " ".join(seg.text.strip() for seg in self.decode(chunk, "translate").segments).strip()
+        return _english(self.decode(chunk, "translate"))
 
     def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission],
                         sample_rate: int = SAMPLE_RATE) -> list[str]:
@@ -226,38 +305,45 @@ class Decoder:
         30 s windows as transcription's transmissions do: one translate decode per window,
         its segments given back to the span they cover (assign_spans). A span touched by a
         segment across two spans, or left without English in its window, is decoded again
-        alone, so every span gets its own English or what it gets alone."""
+        alone, so every span gets its own English or what it gets alone. Windows are decoded
+        in batches as transcription's are (decode_many)."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"Whisper engines expect {SAMPLE_RATE} Hz samples")
         english = [""] * len(spans)
         position = {id(tx): i for i, tx in enumerate(spans)}
         packs = (self.options.pack and self.options.pack_translate and getattr(self.model, "packs", False)
                  and self.options.language is not None and len(spans) > 1)
-        for pack in plan_packs(spans, self.pack_options) if packs else []:
-            texts = self._translate_pack(samples, pack)
-            for placement, text in zip(pack.placements, texts):
-                english[position[id(placement.transmission)]] = text
-        if not packs:
-            for i, tx in enumerate(spans):
-                english[i] = self.translate(samples, tx.start, tx.end, sample_rate)
+        units = plan_packs(spans, self.pack_options) if packs else [self._alone(tx) for tx in spans]
+        for chunk in self._chunks(units):
+            for pack, texts in zip(chunk, self._translate_packs(samples, chunk)):
+                for placement, text in zip(pack.placements, texts):
+                    english[position[id(placement.transmission)]] = text
         return english
 
-    def _translate_pack(self, samples: np.ndarray, pack: Pack) -> list[str]:
-        """The English of each placement of `pack`."""
-        if len(pack.placements) == 1:
-            tx = pack.placements[0].transmission
-            return [self.translate(samples, tx.start, tx.end)]
-        decoded, owners, redo = self._decode_pack(samples, pack, "translate")
-        texts: list[list[str]] = [[] for _ in pack.placements]
-        for seg, owner in zip(decoded.segments, owners):
-            if owner is not None and seg.text.strip():
-                texts[owner].append(seg.text.strip())
-        english = [" ".join(parts) for parts in texts]
-        for i, placement in enumerate(pack.placements):
-            if i in redo or not english[i]:
-                tx = placement.transmission
-                english[i] = self.translate(samples, tx.start, tx.end)
-        return english
+    def _translate_packs(self, samples: np.ndarray, packs: Sequence[Pack]) -> list[list[str]]:
+        """The English of each placement of each pack."""
+        out: list[list[str]] = []
+        redo: list[tuple[int, int]] = []
+        for n, (pack, decoded) in enumerate(zip(packs, self._decode_windows(
+                [self._window(samples, pack, "translate") for pack in packs]))):
+            if decoded is None:
+                out.append([""])
+                continue
+            if len(pack.placements) == 1:
+                out.append([_english(decoded)])
+                continue
+            owners, again = self._split_pack(pack, decoded)
+            texts: list[list[str]] = [[] for _ in pack.placements]
+            for seg, owner in zip(decoded.segments, owners):
+                if owner is not None and seg.text.strip():
+                    texts[owner].append(seg.text.strip())
+            english = [" ".join(parts) for parts in texts]
+            out.append(english)
+            redo.extend((n, i) for i in range(len(pack.placements)) if i in again or not english[i])
+        alone = [self._alone(packs[n].placements[i].transmission) for n, i in redo]
+        for (n, i), decoded in zip(redo, self._decode_windows([self._window(samples, p, "translate") for p in alone])):
+            out[n][i] = "" if decoded is None else _english(decoded)
+        return out
 
     def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
                     sample_rate: int = SAMPLE_RATE) -> list[Optional[Hypothesis]]:
@@ -276,39 +362,23 @@ class Decoder:
                 for text, score in zip(texts, scores)]
 
     def transcribe_one(self, samples: np.ndarray, tx: Transmission) -> list[Line]:
-        chunk = samples[int(round(tx.start * SAMPLE_RATE)): int(round(tx.end * SAMPLE_RATE))]
-        if len(chunk) == 0:
-            return []
-        return self.lines_in(self.decode(chunk, "transcribe"), tx)
+        return self._transcribe_packs(samples, [self._alone(tx)])
 
     def lines_in(self, decoded: Decoded, tx: Transmission, offset_s: float = 0.0) -> list[Line]:
         """Lines of a window that held only `tx`, starting at offset_s in the window."""
         pack = Pack((Placement(tx, offset_s),), self.pack_options.gap_s)
         return [line for line in self._lines(decoded, pack, [0] * len(decoded.segments), packed=False) if line]
 
-    def _decode_pack(self, samples: np.ndarray, pack: Pack, task: str) -> tuple[Decoded, list[Optional[int]], set[int]]:
-        """One decode of the packed window: its segments, each segment's placement
-        (assign_spans), and the placements to decode again alone. A segment across a gap
-        holds text of two transmissions that cannot be split by time: every transmission it
-        touches is decoded again on its own."""
-        window = pack_samples(samples, pack, SAMPLE_RATE)
-        decoded = self.decode(window, task, self.max_new_tokens(pack.speech_s, len(pack.placements), task))
+    def _split_pack(self, pack: Pack, decoded: Decoded) -> tuple[list[Optional[int]], set[int]]:
+        """A packed window's segments' placements (assign_spans), and the placements to decode
+        again alone. A segment across a gap holds text of two transmissions that cannot be
+        split by time: every transmission it touches is decoded again on its own."""
         owners = assign_spans(pack, [(seg.start, seg.end) for seg in decoded.segments], self.pack_options)
         redo: set[int] = set()
         for seg, owner in zip(decoded.segments, owners):
             if owner is None:
                 redo.update(_touched(pack, seg.start, seg.end))
-        return decoded, owners, redo
-
-    def _transcribe_pack(self, samples: np.ndarray, pack: Pack) -> list[Line]:
-        if len(pack.placements) == 1:
-            return self.transcribe_one(samples, pack.placements[0].transmission)
-        decoded, owners, redo = self._decode_pack(samples, pack, "transcribe")
-        owners = [None if owner in redo else owner for owner in owners]
-        lines = [line for line in self._lines(decoded, pack, owners, packed=True) if line]
-        for i in sorted(redo):
-            lines.extend(self.transcribe_one(samples, pack.placements[i].transmission))
-        return lines
+        return owners, redo
 
     def _lines(self, decoded: Decoded, pack: Pack, owners: list[Optional[int]], packed: bool) -> list[Optional[Line]]:
         """One Line (or None: no text, or not this window's to give) per segment, with its
@@ -346,6 +416,10 @@ class Decoder:
             lines.append(line)
         _attach_alternatives(decoded, pack, owners, lines, self.pack_options)
         return lines
+
+
+def _english(decoded: Decoded) -> str:
+    return " ".join(seg.text.strip() for seg in decoded.segments).strip()
 
 
 def _touched(pack: Pack, start: float, end: float) -> set[int]:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -176,6 +177,8 @@ class FasterWhisperEngine(DecoderMethods):
         self.pack_options = PackOptions(gap_s=options.pack_gap_s)
         self._batched = None
         self._room: Optional[int] = None
+        self._batching = _Batching(self.model.model)
+        self.model.model = self._batching
         self._evidence = _Evidence.attach(self.model)
 
     @property
@@ -228,6 +231,21 @@ class FasterWhisperEngine(DecoderMethods):
         decoded = record.decoded(segments)
         decoded.complete = complete
         return decoded
+
+    @property
+    def window_batch(self) -> int:
+        """core.WindowModel: windows decoded together (options.decode_batch)."""
+        return max(1, self.options.decode_batch)
+
+    def decode_batch(self, windows: Sequence[tuple[np.ndarray, str, int]],
+                     stop_above: Optional[float] = None) -> list[Decoded]:
+        """core.WindowModel: decode() of each (audio, task, max_new_tokens) window, each in its
+        own faster-whisper decode loop (a thread), their CTranslate2 calls gathered and run
+        together by _Batching. So every window keeps faster-whisper's fallback, seek and
+        evidence exactly as alone; only the encoder and beam-search passes are shared."""
+        return self._batching.run([
+            (lambda audio=audio, task=task, cap=cap: self.decode(audio, task, cap, stop_above=stop_above))
+            for audio, task, cap in windows])
 
     def transcribe(
         self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
@@ -345,9 +363,18 @@ class _Evidence:
         self.append = defaults["append_punctuations"].default
         self.split = whisper_model._split_segments_by_timestamps  # the bound original
         self.model = whisper_model.model
-        self.current: Optional[_Record] = None
+        # One record per thread: _Batching runs several windows' decode loops at once.
+        self._local = threading.local()
         whisper_model.model = _GenerateWatch(self.model, self)
         whisper_model._split_segments_by_timestamps = self._split
+
+    @property
+    def current(self) -> Optional["_Record"]:
+        return getattr(self._local, "record", None)
+
+    @current.setter
+    def current(self, record: Optional["_Record"]) -> None:
+        self._local.record = record
 
     @classmethod
     def attach(cls, whisper_model) -> Optional["_Evidence"]:
@@ -373,6 +400,161 @@ class _Evidence:
             except Exception:  # evidence is extra: never let it break decoding
                 self.current.failed = True
         return out
+
+
+class _Call:
+    def __init__(self, kind: str, args: tuple, kwargs: dict, order: int):
+        self.kind, self.args, self.kwargs, self.order = kind, args, kwargs, order
+        self.done = False
+        self.result = None
+        self.error: Optional[BaseException] = None
+
+
+class _Batching:
+    """The CTranslate2 Whisper model, with the encode() and generate() calls of several
+    decode loops run together.
+
+    faster-whisper's loop (transcribe -> generate_segments -> generate_with_fallback) decodes
+    one window per call; its batched pipeline re-implements that loop without intercept's
+    guards and evidence. Instead, run() runs one unchanged loop per window, each in a thread,
+    and this wrapper holds each thread's model call until every running loop has made one (or
+    finished), then makes the held calls as one batch: one encoder pass, and one beam search
+    per group of calls with the same options. Threads wait almost all the time, so the GIL
+    costs nothing; which calls meet in a batch depends only on the windows, never on timing,
+    so results are reproducible. Calls that would not decode as they do alone are made
+    alone: sampling (a temperature fallback draws random numbers in call order) and a batch
+    member whose own max_length could have cut it (the group runs at the largest)."""
+
+    def __init__(self, model):
+        self._model = model
+        self._cond = threading.Condition()
+        self._local = threading.local()
+        self._active = 0
+        self._pending: list[_Call] = []
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def run(self, jobs: Sequence) -> list:
+        """Each job's result, its model calls batched with the other jobs'."""
+        if len(jobs) <= 1:
+            return [job() for job in jobs]
+        results: list = [None] * len(jobs)
+        errors: list[Optional[BaseException]] = [None] * len(jobs)
+
+        def work(n: int) -> None:
+            self._local.order = n
+            try:
+                results[n] = jobs[n]()
+            except BaseException as exc:  # given back to the caller below
+                errors[n] = exc
+            finally:
+                self._local.order = None
+                with self._cond:
+                    self._active -= 1
+                    self._flush_if_ready()
+
+        with self._cond:
+            if self._active:
+                raise RuntimeError("one batched decode at a time per engine")
+            self._active = len(jobs)
+        threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(len(jobs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for error in errors:
+            if error is not None:
+                raise error
+        return results
+
+    def encode(self, features, to_cpu: bool = False):
+        return self._held("encode", (features,), {"to_cpu": to_cpu})
+
+    def generate(self, encoder_output, prompts, **kwargs):
+        return self._held("generate", (encoder_output, prompts), kwargs)
+
+    def _held(self, kind: str, args: tuple, kwargs: dict):
+        order = getattr(self._local, "order", None)
+        if order is None:  # not inside run(): a plain call
+            return getattr(self._model, kind)(*args, **kwargs)
+        call = _Call(kind, args, kwargs, order)
+        with self._cond:
+            self._pending.append(call)
+            self._flush_if_ready()
+            while not call.done:
+                self._cond.wait()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _flush_if_ready(self) -> None:
+        """With the lock held: make the held calls once every running loop waits on one."""
+        if not self._pending or len(self._pending) < self._active:
+            return
+        calls = sorted(self._pending, key=lambda call: call.order)
+        self._pending = []
+        try:
+            self._make([c for c in calls if c.kind == "encode"], self._encode_together)
+            generate = [c for c in calls if c.kind == "generate"]
+            groups: dict = {}
+            for call in generate:
+                if "sampling_temperature" in call.kwargs or len(call.args[1]) != 1:
+                    self._make([call], self._alone)
+                    continue
+                key = (len(call.args[1][0]), repr(sorted((k, v) for k, v in call.kwargs.items() if k != "max_length")))
+                groups.setdefault(key, []).append(call)
+            for group in groups.values():
+                self._make(group, self._generate_together)
+        finally:
+            for call in calls:
+                call.done = True
+            self._cond.notify_all()
+
+    @staticmethod
+    def _make(calls: list, how) -> None:
+        if not calls:
+            return
+        try:
+            how(calls)
+        except BaseException as exc:
+            for call in calls:
+                call.error = exc
+
+    def _alone(self, calls: list) -> None:
+        for call in calls:
+            call.result = getattr(self._model, call.kind)(*call.args, **call.kwargs)
+
+    def _encode_together(self, calls: list) -> None:
+        import ctranslate2
+
+        if len(calls) == 1 or self._model.device != "cpu":
+            return self._alone(calls)
+        features = np.concatenate([np.asarray(call.args[0]) for call in calls])
+        encoded = np.asarray(self._model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
+        for n, call in enumerate(calls):
+            call.result = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[n: n + 1]))
+
+    def _generate_together(self, calls: list) -> None:
+        import ctranslate2
+
+        if len(calls) == 1 or self._model.device != "cpu":
+            return self._alone(calls)
+        encoded = ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(np.concatenate([np.asarray(call.args[0]) for call in calls])))
+        prompts = [call.args[1][0] for call in calls]
+        kwargs = dict(calls[0].kwargs)
+        kwargs["max_length"] = max(call.kwargs.get("max_length", 448) for call in calls)
+        results = self._model.generate(encoded, prompts, **kwargs)
+        for call, prompt, result in zip(calls, prompts, results):
+            room = call.kwargs.get("max_length", 448) - len(prompt)
+            # A search that ended (every hypothesis with its end token) before this call's own
+            # max_length took the same steps as it would alone; one that came near it is made
+            # again alone, where the cap stops it as it always did.
+            if all(len(ids) + 1 < room for ids in result.sequences_ids):
+                call.result = [result]
+            else:
+                call.result = self._model.generate(*call.args, **call.kwargs)
 
 
 class _GenerateWatch:

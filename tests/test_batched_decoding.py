@@ -1,0 +1,194 @@
+"""Batched window decoding (issue 25): core.Decoder.decode_many with faster-whisper's
+_Batching, which runs one unchanged faster-whisper decode loop per window and makes their
+CTranslate2 calls together.
+
+The fast tests drive _Batching with a stand-in CTranslate2 model (what is batched, what is made
+alone, errors); the slow ones decode audio_samples/ both ways with the real model and compare
+every line."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from intercept.engines import TranscribeOptions
+from intercept.engines import faster_whisper as fw
+from intercept.engines.core import Decoded, Decoder, Segment, compression_ratio
+
+SAMPLES = Path(__file__).resolve().parent.parent / "audio_samples"
+
+
+class FakeModel:
+    """encode(): the features' first value, repeated; generate(): for each row, `length`
+    tokens, where length is what the row's encoder output says (its first value)."""
+
+    device = "cpu"
+
+    def __init__(self):
+        self.encodes: list[int] = []
+        self.generates: list[tuple[int, dict]] = []
+        self.lock = threading.Lock()
+
+    def encode(self, features, to_cpu=False):
+        import ctranslate2
+
+        array = np.asarray(features)
+        with self.lock:
+            self.encodes.append(array.shape[0])
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[:, :2, :4] * 1.0))
+
+    def generate(self, encoded, prompts, **kwargs):
+        array = np.asarray(encoded)
+        with self.lock:
+            self.generates.append((array.shape[0], dict(kwargs)))
+        out = []
+        for row, prompt in zip(array, prompts):
+            length = int(row[0, 0])
+            if "sampling_temperature" in kwargs:
+                length = 1
+            length = min(length, kwargs["max_length"] - len(prompt))
+            out.append(SimpleNamespace(sequences_ids=[[7] * length], scores=[0.0]))
+        return out
+
+
+def _window_job(batching, value: float, max_length: int, sampled: bool = False):
+    import ctranslate2
+
+    def job():
+        features = ctranslate2.StorageView.from_array(np.full((1, 80, 3000), value, dtype=np.float32))
+        encoded = batching.encode(features, to_cpu=False)
+        kwargs = dict(max_length=max_length, beam_size=5)
+        if sampled:
+            kwargs.update(sampling_temperature=0.5, beam_size=1)
+        result = batching.generate(encoded, [[1, 2, 3]], **kwargs)[0]
+        return len(result.sequences_ids[0])
+
+    return job
+
+
+def test_calls_of_several_loops_are_made_together_and_give_each_its_own_result():
+    model = FakeModel()
+    batching = fw._Batching(model)
+    lengths = [5.0, 9.0, 2.0, 30.0]
+    results = batching.run([_window_job(batching, v, 100) for v in lengths])
+    assert results == [5, 9, 2, 30]
+    assert model.encodes == [4]  # one encoder pass for the four windows
+    assert [size for size, _ in model.generates] == [4]
+
+
+def test_a_member_near_its_own_cap_is_decoded_again_alone_and_sampling_is_never_batched():
+    model = FakeModel()
+    batching = fw._Batching(model)
+    # The group runs at the largest max_length (100); the second window's own is 12 (9 new
+    # tokens after the 3-token prompt), and its 30 tokens run into it: made again alone.
+    jobs = [_window_job(batching, 5.0, 100), _window_job(batching, 30.0, 12), _window_job(batching, 4.0, 100, True)]
+    assert batching.run(jobs) == [5, 9, 1]
+    sizes = [(size, kwargs["max_length"], "sampling_temperature" in kwargs) for size, kwargs in model.generates]
+    assert (2, 100, False) in sizes and (1, 12, False) in sizes and (1, 100, True) in sizes
+    assert len(sizes) == 3
+
+
+def test_an_error_in_one_window_reaches_the_caller_and_the_others_finish():
+    model = FakeModel()
+    batching = fw._Batching(model)
+    finished = []
+
+    def bad():
+        raise ValueError("broken window")
+
+    def good():
+        finished.append(_window_job(batching, 3.0, 100)())
+
+    with pytest.raises(ValueError, match="broken window"):
+        batching.run([good, bad, good])
+    assert finished == [3, 3]
+    # Outside run(): plain calls, one at a time.
+    assert _window_job(batching, 6.0, 100)() == 6 and model.encodes[-1] == 1
+
+
+class ScriptedModel:
+    """A WindowModel that batches: decode_batch records the windows it was given together."""
+
+    token_room = 440
+    packs = True
+    stops_early = True
+    window_batch = 3
+
+    def __init__(self, texts):
+        self.texts = texts  # per window length (samples): the text decoded, retry text after "|"
+        self.batches: list[int] = []
+        self.alone: list[tuple[int, bool]] = []
+
+    def _decoded(self, audio, loop_retry=False):
+        text = self.texts[len(audio)]
+        first, _, retry = text.partition("|")
+        chosen = retry if loop_retry and retry else first
+        return Decoded([Segment(0.0, len(audio) / 16000, chosen, compression_ratio=compression_ratio(chosen))])
+
+    def decode(self, audio, task, max_new_tokens, loop_retry=False, stop_above=None):
+        self.alone.append((len(audio), loop_retry))
+        return self._decoded(audio, loop_retry)
+
+    def decode_batch(self, windows, stop_above=None):
+        self.batches.append(len(windows))
+        return [self._decoded(audio) for audio, _task, _cap in windows]
+
+
+def test_decode_many_batches_first_decodes_and_retries_a_looping_window_alone():
+    loop = "که " * 40
+    model = ScriptedModel({16000: "یک", 16001: loop + "|دو", 16002: "سه", 16003: "چهار"})
+    decoder = Decoder(model, TranscribeOptions())
+    windows = [(np.zeros(16000 + n, np.float32), "transcribe", None) for n in range(4)]
+    decoded = decoder.decode_many(windows)
+    assert [d.segments[0].text for d in decoded] == ["یک", "دو", "سه", "چهار"]
+    assert model.batches == [3]  # window_batch 3: three together, the fourth alone
+    assert model.alone == [(16001, True), (16003, False)]
+
+
+@pytest.fixture(scope="module")
+def both_ways(embedded_model_dir):
+    """Two recordings of audio_samples/ (one of real speech) joined with 2 s of silence
+    between: several packed windows, so the batched engine has windows to batch; transcribed,
+    and four transmissions translated, one window at a time and eight at a time."""
+    from intercept.audio import decode
+    from intercept.segment import find_transmissions
+
+    parts = []
+    for name in ("real_speech_work.ogg", "bird_or_fox.ogg"):
+        parts += [decode(str(SAMPLES / name)).samples, np.zeros(32000, np.float32)]
+    samples = np.concatenate(parts).astype(np.float32)
+    transmissions = find_transmissions(samples, 16000)
+    out = {}
+    for batch in (1, 8):
+        engine = fw.FasterWhisperEngine(str(embedded_model_dir), "base",
+                                        TranscribeOptions(compute_type="float32", decode_batch=batch))
+        sizes = []
+        together = engine._batching._generate_together
+
+        def spy(calls, together=together, sizes=sizes):
+            sizes.append(len(calls))
+            return together(calls)
+
+        engine._batching._generate_together = spy
+        out[batch] = (engine.transcribe(samples, transmissions, 16000),
+                      engine.translate_spans(samples, transmissions[:4], 16000), sizes)
+    return out
+
+
+def _line(line):
+    return (line.start, line.end, line.transmission_idx, line.text,
+            [(w.text, w.start, w.end) for w in line.words or []],
+            [h.text for h in line.alternatives or []])
+
+
+def test_batched_decoding_gives_the_sequential_lines_and_english(both_ways):
+    sequential, batched = both_ways[1], both_ways[8]
+    assert len(sequential[0]) >= 5
+    assert max(batched[2]) > 1 and not sequential[2]  # windows were decoded together, and only there
+    assert [_line(l) for l in batched[0]] == [_line(l) for l in sequential[0]]
+    for a, b in zip(batched[0], sequential[0]):
+        assert a.confidence == pytest.approx(b.confidence, abs=0.02)
+    assert batched[1] == sequential[1] and all(batched[1])
