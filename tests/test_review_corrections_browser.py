@@ -49,6 +49,10 @@ def log_in(browser, server, wait) -> None:
     browser.find_element(By.NAME, "username").send_keys(REVIEWER)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body.intercept-queue")))
+    # The start page is the reviewer's queue (issue 27); this test edits from Datasette's table of
+    # the queue (the analysts' view), where the editor works on the table's rows.
+    browser.get(server + "/-/intercept/table/flagged_lines")
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body.intercept-marks-ready")))
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body.intercept-history-ready")))
 
