@@ -107,9 +107,14 @@ def read_cues(text: str, timing: re.Pattern, header: str = "") -> list[list[str]
 
 
 def expected_cue(raw_fa: str, english: str, suspect: str) -> list[str]:
+    from intercept.reliability import is_transliteration
+
     farsi = cue_text(raw_fa) or "…"
+    # A guard's mark makes the English unreliable, and so does Latin text that is not English
+    # words (romanised Farsi: intercept.reliability); random text often is.
+    unreliable = bool(suspect.strip()) or is_transliteration(english)
     english = cue_text(english)
-    if english and suspect.strip():  # a guard's mark makes the English unreliable
+    if english and unreliable:
         english = UNRELIABLE_MARKER + english
     return [farsi] + ([english] if english else [])
 
