@@ -35,11 +35,14 @@ needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="record
 
 
 def write_tones(path: Path, bursts: list[tuple[float, float, int]], seconds: float) -> Path:
-    """A 16 kHz WAV of silence with a sine burst of tone_id x 100 Hz at each (start, end, tone_id)."""
+    """A 16 kHz WAV of silence with a sine burst of tone_id x 100 Hz at each (start, end, tone_id).
+    Each burst's level moves at a syllable rate (about 8 dB): a steady tone is no transmission
+    (intercept.segment's steadiness check), speech never is."""
     samples = np.zeros(int(seconds * RATE), dtype=np.float32)
     for start, end, tone in bursts:
         t = np.arange(int(start * RATE), int(end * RATE))
-        samples[t] = 0.5 * np.sin(2 * np.pi * tone * 100 * t / RATE)
+        envelope = 0.7 + 0.3 * np.sin(2 * np.pi * 4 * t / RATE)
+        samples[t] = 0.5 * envelope * np.sin(2 * np.pi * tone * 100 * t / RATE)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
