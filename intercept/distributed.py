@@ -94,7 +94,8 @@ class RecordingWorker:
         """What a run records about the model and lexicon this worker loaded."""
         lexicon = self.pipeline.lexicon
         return WorkerFacts(self.pipeline.model_name, lexicon.version, list(lexicon.terms), os.getpid(),
-                           os.environ.get("OMP_NUM_THREADS"), self.pipeline.load_s)
+                           os.environ.get("OMP_NUM_THREADS"), self.pipeline.load_s,
+                           self.pipeline.model_card_sha256)
 
     def analyze(self, path: str, facts: RecordingFacts) -> Analysis:
         return self.pipeline.analyze(path, facts)
@@ -119,6 +120,7 @@ class WorkerFacts:
     pid: int
     omp_num_threads: Optional[str]
     load_s: float = 0.0
+    model_card_sha256: Optional[str] = None  # an adapted model's card (intercept adapt), recorded in runs
 
 
 class _Dispatch(Exception):
@@ -140,6 +142,7 @@ class _DriverPipeline(Pipeline):
         self.options = options
         self.store = store
         self.model_name = worker.model_name
+        self.model_card_sha256 = worker.model_card_sha256
         self.lexicon = _LexiconFacts(worker.lexicon_version, worker.lexicon_terms)
         self.run_id = None
 

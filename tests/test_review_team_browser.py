@@ -18,6 +18,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from test_review import PASSWORD
@@ -79,7 +80,8 @@ def in_first_screen(browser, element) -> bool:
 
 
 def test_two_reviewers_a_dispute_and_the_leads_decision(server, browser, sample_store, tmp_path):  # noqa: F811
-    wait = WebDriverWait(browser, 30)
+    # A verdict's form reloads the page: an element read while it reloads is stale, so look again.
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     browser.set_window_size(WIDTH, HEIGHT)
     db = sqlite_utils.Database(sample_store)
     queue = [row["line_id"] for row in db.query(
