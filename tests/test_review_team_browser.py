@@ -114,12 +114,13 @@ def test_two_reviewers_a_dispute_and_the_leads_decision(server, browser, sample_
     press(browser, "c")
     wait.until(lambda d: "saved as maryam" in status(d))
     assert browser.execute_script("return window.interceptNotReloaded") is True
-    assert item(browser, first).get_attribute("data-verdict") == "confirmed"
+    wait.until(lambda d: item(d, first).get_attribute("data-verdict") == "confirmed")
     # w withdraws it: history kept, the line back in the queue.
     press(browser, "k")
     press(browser, "w")
     wait.until(lambda d: "withdrawn" in status(d))
-    assert item(browser, first).get_attribute("data-verdict") is None
+    # The status line and the item's mark are set one after the other: wait for both.
+    wait.until(lambda d: item(d, first).get_attribute("data-verdict") is None)
     with Store(sample_store, READ) as store:
         assert [v["verdict"] for v in store.verdicts_of(first)][-1] == "withdrawn"
         assert first not in store.confirmed_line_ids()
