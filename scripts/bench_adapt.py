@@ -100,7 +100,7 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="/work/wt/_models/adapted-cvfa", help="where the adapted model goes")
-    parser.add_argument("--eval-root", default=str(ROOT.parent.parent / "shared" / "eval"))
+    parser.add_argument("--eval-root", default=str(ROOT.parent / "shared" / "eval"))
     parser.add_argument("--results", default="bench_adapt.json")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--skip-train", action="store_true", help="score an already adapted --out")
