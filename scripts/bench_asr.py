@@ -7,6 +7,8 @@ the intercept pipeline, in ONE run, on the same weights, audio and thread count.
     .venv/bin/python scripts/bench_asr.py --long          # peak RSS on a 2 h mostly-silent file
     .venv/bin/python scripts/bench_asr.py --systems fw-raw,intercept --json results.json
     .venv/bin/python scripts/bench_asr.py --corpora folder,dense,session   # + many one-transmission files
+    .venv/bin/python scripts/bench_asr.py --corpora none --tiny 300:1 --tiny 1000:5 --baseline-sample 60 \
+        --systems openai-whisper,intercept     # scanner folders of tiny files
 
 Systems (each runs in its own subprocess, so its peak RSS is its own):
   openai-whisper  whisper.load_model(converted weights).transcribe(file, language="fa",
@@ -375,6 +377,39 @@ def keyed_through_radio(items, corpus: str, folder: Path, seed: int) -> list[dic
     return files
 
 
+def corpus_tiny(count: int, seconds: float, seed: int = 25) -> list[dict]:
+    """`count` files of exactly `seconds` each, as a scanner folder of key-ups holds them: the
+    speech of cv_fa clips (taken in turn) cut to fit, keyed through the radio channel, with
+    squelched near-silence to the file's length. The cut speech no longer matches its
+    transcript, so these files measure speed and memory only (no WER)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import numpy as np
+    from make_samples import WORK_RATE, Utterance, near_silence, radio_transmission
+    from make_session import clip_speech
+
+    from intercept.audio import wav_bytes
+    from intercept.evaluate import read_corpus
+
+    folder = WORK / f"tiny_{count}x{seconds:g}s_{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = read_corpus(CV_FA)
+    rng = np.random.default_rng(seed)
+    total = int(round(seconds * WORK_RATE))
+    files = []
+    for index in range(count):
+        path = folder / f"{index:05d}.wav"
+        if not path.exists():
+            item = clips[index % len(clips)]
+            speech = clip_speech(item.path)[: max(int((seconds - 0.5) * WORK_RATE), WORK_RATE // 4)]
+            audio, _offset, _length = radio_transmission(speech, Utterance("", "", snr_db=float(rng.uniform(10, 18))), rng)
+            lead = near_silence(rng, 0.2)
+            signal = np.concatenate([lead, audio, near_silence(rng, seconds)])[:total]
+            pcm = (np.clip(signal, -1.0, 1.0) * 32767).astype("<i2")
+            path.write_bytes(wav_bytes(pcm, WORK_RATE))
+        files.append({"path": str(path), "duration": seconds, "corpus": f"{count} x {seconds:g} s"})
+    return files
+
+
 def generated_session(minutes: float, speech_fraction: float, seed: int = 7, speech_corpus=None) -> list[dict]:
     WORK.mkdir(parents=True, exist_ok=True)
     source = "_real" if speech_corpus else ""
@@ -400,6 +435,13 @@ def run_system(system: str, files: list[dict], args) -> dict:
                    "--model", args.model] + (["--long-transcribe"] if args.long_transcribe else []) \
             + (["--long-in-place"] if args.long_in_place else []) + (["--long-no-clean"] if args.long_no_clean else [])
         started = time.perf_counter()
+        sample = args.baseline_sample if system == "openai-whisper" else 0
+        if sample and len(files) > sample:
+            # openai-whisper file by file over thousands of files takes hours here: it runs on an
+            # even sample of them, and its time per file is scaled to the whole folder.
+            step = len(files) / sample
+            files_path.write_text(json.dumps([files[int(i * step)] for i in range(sample)], ensure_ascii=False),
+                                  encoding="utf-8")
         process = subprocess.run(command, capture_output=True, text=True)
         total = time.perf_counter() - started
         if process.returncode != 0:
@@ -410,10 +452,16 @@ def run_system(system: str, files: list[dict], args) -> dict:
     result["process_s"] = total
     if "skipped" in result:
         return result
+    if sample and len(files) > sample:
+        scale = len(files) / sample
+        result.update(sampled=f"{sample} of {len(files)} files, times scaled x{scale:.2f}",
+                      wall_s=result["wall_s"] * scale, cpu_s=result["cpu_s"] * scale,
+                      process_s=result["load_s"] + (total - result["load_s"]) * scale)
+        result.pop("texts", None)
     audio_s = sum(f["duration"] for f in files)
     result["audio_s"] = audio_s
     result["rtf"] = result["wall_s"] / audio_s
-    if all(f.get("reference") for f in files):
+    if "texts" in result and all(f.get("reference") for f in files):
         from intercept.evaluate import ErrorRateScorer
 
         scorer = ErrorRateScorer()
@@ -498,6 +546,8 @@ def report(title: str, results: list[dict]) -> None:
         print(f"| {r['system']} | {r['load_s']:.1f} | {r['wall_s']:.1f} | {r['rtf']:.3f} | {ratio} | "
               f"{r['process_s']:.1f} | {process_ratio} | {r['cpu_s']:.1f} | {cpu_ratio} | "
               f"{r['peak_rss_mb']:.0f} | {wer} | {cer} |")
+        if r.get("sampled"):
+            print(f"|  {r['system']}: {r['sampled']} |||||||||||")
         if r.get("marks"):
             print(f"|  stages: {json.dumps(r['marks'])}; transmissions {r.get('transmissions')} |||||||")
     corpora = sorted({name for r in results for name in r.get("by_corpus", {})})
@@ -567,6 +617,10 @@ def main(argv=None) -> int:
                         help="with --long: no radio clean-up before recognition (the pipeline's default)")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--corpora", default="dense,session", help="any of folder, dense, session (comma-separated)")
+    parser.add_argument("--tiny", action="append", default=[], metavar="COUNT:SECONDS",
+                        help="also a folder of COUNT files of SECONDS each (repeatable), e.g. 300:1 1000:5")
+    parser.add_argument("--baseline-sample", type=int, default=0,
+                        help="openai-whisper only on an even sample of this many files, its times scaled")
     parser.add_argument("--real-session-only", action="store_true",
                         help="of the 10-minute sessions, only the one made of real speech")
     parser.add_argument("--session-minutes", type=float, default=10.0)
@@ -613,6 +667,9 @@ def main(argv=None) -> int:
             if args.real_session_only:
                 corpora = {title: files for title, files in corpora.items() if "radio session" not in title
                            or "real speech" in title}
+        for spec in args.tiny:
+            count, seconds = spec.split(":")
+            corpora[f"(tiny) {count} files of {seconds} s, real speech via radio"] = corpus_tiny(int(count), float(seconds))
         for title, files in corpora.items():
             results = everything[title] = []
             for system in systems:
