@@ -23,8 +23,14 @@ COMMAND_ENDS = {"|", "||", "&&", ";", ">", ">>", "2>", "&"}
 def code_lines(path: Path) -> list[tuple[int, str]]:
     """Lines inside fenced code blocks (continuations joined) and inline `intercept ...`
     spans, with their line numbers."""
-    found, inside, pending, start = [], False, "", 0
+    found, inside, pending, start, generated = [], False, "", 0, False
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        # Generated output (cog) is checked whole by test_generated_pages_match_the_code.
+        if "[[[cog" in line or "[[[end]]]" in line:
+            generated = "[[[cog" in line
+            continue
+        if generated:
+            continue
         if FENCE.match(line):
             inside, pending = not inside, ""
             continue
@@ -113,3 +119,20 @@ def test_each_shown_command_and_option_exists(where, words):
         elif word.startswith("-") and len(word) == 2:
             assert re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", shown), (
                 f"{where}: `intercept {' '.join(names)}` has no option {word}")
+
+
+# -- generated pages ----------------------------------------------------------------------------
+
+GENERATED = sorted(path for path in (ROOT / "docs").glob("*.md") if "[[[cog" in path.read_text(encoding="utf-8"))
+
+
+def test_generated_pages_match_the_code(monkeypatch, capsys):
+    """docs/schema.md and docs/cli.md are what docs/reference.py makes from this checkout (a fresh
+    store, every --help); regenerate with `.venv/bin/python -m cogapp -r -I docs docs/*.md`."""
+    from cogapp import Cog
+
+    assert {p.name for p in GENERATED} >= {"schema.md", "cli.md"}
+    monkeypatch.chdir(ROOT)
+    status = Cog().main(["cog", "--check", "--diff", "-I", "docs", *(str(p.relative_to(ROOT)) for p in GENERATED)])
+    out = capsys.readouterr()
+    assert status == 0, "stale generated docs; run `.venv/bin/python -m cogapp -r -I docs docs/*.md`\n" + out.out + out.err
