@@ -344,3 +344,27 @@ def problems_in(path: Path) -> list[str]:
 def test_names_in_the_docs_exist_in_the_code(path):
     problems = problems_in(path)
     assert not problems, "\n".join(problems)
+
+
+def review_routes() -> list[re.Pattern]:
+    """The review server's routes, as its plugins register them (read from the source)."""
+    found = []
+    for file in sorted((ROOT / "intercept" / "review").glob("*.py")):
+        found.extend(re.findall(r'r"(\^/-/[^"]+\$)"', file.read_text(encoding="utf-8")))
+    return [re.compile(pattern) for pattern in found]
+
+
+def test_review_routes_in_the_docs_exist():
+    routes = review_routes()
+    assert any(r.match("/-/intercept/queue") for r in routes)  # the reading works
+    problems = []
+    for path in ALL_DOCS:
+        text = path.read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), 1):
+            # intercept's own routes (Datasette's, such as /-/metadata.json, are Datasette's business).
+            for shown in re.findall(r"/-/(?:intercept/[\w./{}<>-]*|log\w+)", line):
+                # Placeholders (`{line_id}`, `LINE`, `ID`) stand for a number; a sentence's full stop is not part of it.
+                url = re.sub(r"\{\w+\}|<\w+>|\b[A-Z]+\b", "1", shown).rstrip(".")
+                if not any(r.match(url) for r in routes):
+                    problems.append(f"{path.relative_to(ROOT)}:{number}: no route {shown}")
+    assert not problems, "\n".join(problems)
