@@ -153,6 +153,8 @@ SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 PATH_PREFIXES = ("intercept/", "scripts/", "tests/", "docs/", "lexicons/")
 MIGRATION = re.compile(r"\b(\d{4}_[a-z_]+[a-z])\b")
 DOTTED = re.compile(r"^([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)+)(\(.*\))?$")
+# Options of other tools the docs cite in prose (ct2-transformers-converter's).
+OTHER_TOOLS_OPTIONS = frozenset({"--quantization"})
 FILE_SUFFIXES = {"json", "yaml", "yml", "txt", "tsv", "csv", "bin", "md", "wav", "mp3", "db", "pt", "toml", "html",
                  "js", "css", "png", "jsonl", "srt", "vtt", "sh", "lock", "onnx", "zip", "gz", "ogg", "flac", "m4a"}
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -306,10 +308,26 @@ def problems_in(path: Path) -> list[str]:
                 file = word.rstrip(".,;:)")
                 if not any(ch in file for ch in "*<>") and not (ROOT / file).exists():
                     problems.append(f"{at}: no file {file}")
-        if re.match(r"^--[A-Za-z]", span) and " " not in span:
-            option = span.split("=", 1)[0]
-            if option not in every_option():
-                problems.append(f"{at}: no command has option {option}")
+        words = span.split()
+        if re.match(r"^--[A-Za-z]", span):
+            # `--option`, `--model base|PATH|NAME`, `--clean / --no-clean`
+            for word in words:
+                option = word.split("=", 1)[0]
+                if re.match(r"^--[A-Za-z]", option) and option not in every_option() | OTHER_TOOLS_OPTIONS:
+                    problems.append(f"{at}: no command has option {option}")
+            continue
+        if words[0] in cli.commands and any(w.startswith("--") for w in words[1:]):
+            # `run --acoustic-loose`, `export --format corpus`: checked as `intercept ...` is.
+            try:
+                names, rest = resolve(words)
+            except AssertionError as exc:
+                problems.append(f"{at}: {exc}")
+                continue
+            shown = help_text(*names)
+            for word in rest:
+                option = word.split("=", 1)[0]
+                if option.startswith("--") and not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", shown):
+                    problems.append(f"{at}: `intercept {' '.join(names)}` has no option {option}")
             continue
         if re.match(r"^[\w-]+\.py$", span):
             if not any(ROOT.glob(f"*/**/{span}")):
