@@ -386,3 +386,23 @@ def test_review_routes_in_the_docs_exist():
                 if not any(r.match(url) for r in routes):
                     problems.append(f"{path.relative_to(ROOT)}:{number}: no route {shown}")
     assert not problems, "\n".join(problems)
+
+
+def test_datasette_pages_in_the_docs_exist():
+    """`/store/NAME` pages the docs send reviewers to are tables or views of a fresh store, or
+    canned queries of the review's metadata."""
+    import yaml
+
+    import reference
+
+    metadata = yaml.safe_load((ROOT / "intercept" / "review" / "metadata.yaml").read_text(encoding="utf-8"))
+    queries = {name for database in metadata["databases"].values() for name in (database.get("queries") or {})}
+    assert "timeline" in queries  # the reading works
+    known = queries | set(reference.fresh_schema()["columns"])
+    problems = []
+    for path in ALL_DOCS:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for name in re.findall(r"(?<![\w/.-])/store/(\w+)", line):
+                if name not in known:
+                    problems.append(f"{path.relative_to(ROOT)}:{number}: no table, view or canned query {name}")
+    assert not problems, "\n".join(problems)
