@@ -55,6 +55,14 @@ DEV_SPEAKER = "spk001"
 UNUSED_SPEAKER = "spk003"  # the other big speaker: in neither part
 SEED = 14
 EVIDENCE = ("word_prob", "nbest_share", "prior", "confidence")
+MODEL: Optional[str] = None  # --model: a CTranslate2 folder (an adapted model); None: the embedded base
+
+
+def model_path() -> str:
+    """The recogniser every step uses (transcription and the acoustic check's text scores)."""
+    from intercept.models import embedded_model_dir
+
+    return MODEL or str(embedded_model_dir())
 
 
 @dataclass
@@ -129,7 +137,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool = False) -> None:
 
     done = {row["source"] for row in read_cache(cache)}
     # One thread: several processes (shards) share the machine's cores.
-    engine = load_engine("faster-whisper", str(embedded_model_dir()), "base", TranscribeOptions(cpu_threads=1))
+    engine = load_engine("faster-whisper", model_path(), "base", TranscribeOptions(cpu_threads=1))
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("a", encoding="utf-8") as out:
         for clip in clips:
@@ -289,9 +297,7 @@ class CachedMargins:
     def _engine(self):
         if self.engine is None:
             from intercept.engines import TranscribeOptions, load_engine
-            from intercept.models import embedded_model_dir
-
-            self.engine = load_engine("faster-whisper", str(embedded_model_dir()), "base", TranscribeOptions())
+            self.engine = load_engine("faster-whisper", model_path(), "base", TranscribeOptions())
         return self.engine
 
     def _samples(self):
@@ -428,7 +434,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--write-scorer", action="store_true",
                         help="report: write the dev fit to intercept/data/flag_scorer.json")
     parser.add_argument("--version", default=None, help="the written scorer's version")
+    parser.add_argument("--model", default=None,
+                        help="a CTranslate2 model folder (e.g. from `intercept adapt`) instead of the embedded base; "
+                             "its caches go to out/eval_flags/MODEL_NAME unless --cache is given")
     args = parser.parse_args(argv)
+    global MODEL
+    if args.model:
+        MODEL = str(Path(args.model).resolve())
+        if args.cache == CACHE:
+            args.cache = CACHE / Path(args.model).name
 
     from intercept.text import PersianNormalizer
 
