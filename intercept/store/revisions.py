@@ -289,6 +289,8 @@ def superseded_flags(db: sqlite_utils.Database, line_id: int) -> list[dict]:
 # ids it is given are chosen by upper bounds on the priority (correct_next) so that on a large
 # store only the few hundred candidates that can still reach the list are looked at, not
 # every candidate (tests/test_corrections.py checks the result against the whole-store query).
+# (In CORRECT_NEXT_ROWS_SQL the unary + keeps SQLite from reading all of flags_doubtful for each
+# line: there the line's own flags are few.)
 _DOUBTFUL_WHERE = """f.superseded_by_revision IS NULL AND f.kind IN ('fuzzy', 'alternative')
     AND f.score BETWEEN :threshold - :band AND :threshold + :band"""
 _NEAR = "max(1.0 - abs(f.score - :threshold) / :band)"
@@ -298,7 +300,7 @@ CORRECT_NEXT_ROWS_SQL = f"""
 WITH ids AS (SELECT DISTINCT value AS id FROM json_each(:ids)),
 doubtful AS (
   SELECT f.line_id, {_NEAR} AS near FROM ids CROSS JOIN flags f ON f.line_id = ids.id
-  WHERE {_DOUBTFUL_WHERE}
+  WHERE {_DOUBTFUL_WHERE.replace("f.kind", "+f.kind").replace("f.score BETWEEN", "+f.score BETWEEN")}
   GROUP BY f.line_id
 ),
 parts AS (
@@ -329,16 +331,16 @@ ORDER BY priority DESC, score DESC, line_id LIMIT :limit
 # confidence at once and the weak lines weakest first; flags_doubtful the doubtful flags by kind
 # and score; line_review_confirmed the confirmed lines with their place. On 1M lines they add
 # about 5% to the file.
-CORRECT_NEXT_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS lines_confidence ON lines(confidence)",
-    "CREATE INDEX IF NOT EXISTS flags_doubtful ON flags(kind, score, line_id, superseded_by_revision)",
-    "CREATE INDEX IF NOT EXISTS line_review_confirmed ON line_review(verdict, recording_id, start_s)",
-)
+CORRECT_NEXT_INDEXES = {
+    "lines_confidence": "lines(confidence)",
+    "flags_doubtful": "flags(kind, score, line_id, superseded_by_revision)",
+    "line_review_confirmed": "line_review(verdict, recording_id, start_s)",
+}
 
 
 def create_correct_next_indexes(db: sqlite_utils.Database) -> None:
-    for statement in CORRECT_NEXT_INDEXES:
-        db.execute(statement)
+    for name, on in CORRECT_NEXT_INDEXES.items():
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {on}")
 
 
 # Bounds: every line with a doubtful flag or near a confirmed line, with the largest
