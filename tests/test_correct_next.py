@@ -133,7 +133,7 @@ SETTINGS = [  # threshold, band, weak, neighbour_s
 def test_the_same_rows_in_the_same_order_as_the_whole_store_query(generated, settings, batch, monkeypatch):
     monkeypatch.setattr(revisions, "_BATCH", batch)
     with Store(generated, WRITE) as store:
-        for limit in (1, 3, 10, 50, 1000):
+        for limit in (1, 3, 10, 50, 1000, 0, -1):  # -1: SQL's no limit
             expected = old_correct_next(store.db.conn, *settings, limit=limit)
             assert revisions.correct_next(store.db, *settings, limit=limit) == expected, (settings, limit)
         for recording_id in (1, 3, 99):

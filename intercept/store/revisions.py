@@ -288,7 +288,7 @@ def superseded_flags(db: sqlite_utils.Database, line_id: int) -> list[dict]:
 # CORRECT_NEXT_ROWS_SQL is that definition, evaluated for a given set of line ids only; the
 # ids it is given are chosen by upper bounds on the priority (correct_next) so that on a large
 # store only the few hundred candidates that can still reach the list are looked at, not
-# every candidate (tests/test_corrections.py checks the result against the whole-store query).
+# every candidate (tests/test_correct_next.py checks the result against the whole-store query).
 # (In CORRECT_NEXT_ROWS_SQL the unary + keeps SQLite from reading all of flags_doubtful for each
 # line: there the line's own flags are few.)
 _DOUBTFUL_WHERE = """f.superseded_by_revision IS NULL AND f.kind IN ('fuzzy', 'alternative')
@@ -329,8 +329,8 @@ ORDER BY priority DESC, score DESC, line_id LIMIT :limit
 # Migration 0013_correct_next (registered in intercept/store/__init__.py): the indexes the
 # bounds read instead of the lines themselves. lines_confidence gives the store's weakest
 # confidence at once and the weak lines weakest first; flags_doubtful the doubtful flags by kind
-# and score; line_review_confirmed the confirmed lines with their place. On 1M lines they add
-# about 5% to the file.
+# and score; line_review_confirmed the confirmed lines with their place. On the 1M-line bench
+# store they take 15 MB of 400 MB (docs/benchmarks.md).
 CORRECT_NEXT_INDEXES = {
     "lines_confidence": "lines(confidence)",
     "flags_doubtful": "flags(kind, score, line_id, superseded_by_revision)",
@@ -398,13 +398,14 @@ def correct_next(db: sqlite_utils.Database, threshold: float, band: float, weak_
     limit = int(limit)
     params: dict[str, Any] = {"threshold": threshold, "band": band, "weak": weak_confidence,
                               "neighbour_s": neighbour_s}
-    if limit <= 0:
+    if limit == 0:
         return []
     if recording_id is not None:  # one recording: few lines, each looked at
         ids = [row[0] for row in db.execute("SELECT id FROM lines WHERE recording_id = ?", [int(recording_id)])]
         return _ranked_rows(db, params, ids, limit)
-    if not (weak_confidence > 0 and band > 0 and neighbour_s >= 0):
-        # The bounds assume these (SQL divides by both; x / 0 is NULL): rank every candidate.
+    if limit < 0 or not (weak_confidence > 0 and band > 0 and neighbour_s >= 0):
+        # No limit (SQL's LIMIT -1), or settings the bounds do not hold for (SQL divides by
+        # band and weak; x / 0 is NULL): rank every candidate.
         ids = {row[0] for row in db.execute(_BOUNDS_SQL, {**params, "reach": neighbour_s})}
         ids |= {row[0] for row in db.execute("SELECT l.id FROM line_review lr JOIN lines l ON l.id = lr.line_id "
                                              "WHERE lr.verdict IS NULL AND l.confidence < :weak", params)}
