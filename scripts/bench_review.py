@@ -16,9 +16,12 @@ The generated store is kept at --db; --reuse times an existing one without regen
 With --desk (the default) it also times the review desk: the flagged page together with the one
 request that marks its flagged words, and a flagged line's context view (target < 300 ms
 each); --activity adds the traffic chart; --corrections N times N reviewers' corrections of
-flagged lines (target < 1 s each):
+flagged lines (target < 1 s each); --correct-next times the reviewers' correct-next list (target
+< 300 ms), --correct-next-reference also the whole-store query it replaced:
 
     .venv/bin/python scripts/bench_review.py --db /tmp/bench-review.db --reuse --no-desk --corrections 20
+    .venv/bin/python scripts/bench_review.py --db /tmp/bench-review.db --reuse --no-desk --no-start-page \
+        --correct-next --correct-next-reference --repeats 3
 """
 from __future__ import annotations
 
@@ -349,6 +352,60 @@ def time_corrections(db_path: Path, count: int, seed: int) -> dict:
             "flags_per_corrected_line_median": statistics.median(flags_after)}
 
 
+def time_correct_next(db_path: Path, repeats: int, reference: bool) -> dict:
+    """The reviewers' "correct next" list (issue 24): `intercept.store.revisions.correct_next` with
+    the page's settings (the queue's threshold, its band, the weak confidence, 30 s neighbours,
+    50 lines), warm: one call first, untimed, then `repeats` timed (wall and this process's CPU
+    time: on a shared machine the wall time is mostly the wait for a core). A store made before
+    migration 0013 is given its indexes first, as `intercept migrate` would (timed apart).
+    `reference`: also the whole-store query it replaced (tests/test_correct_next.py keeps it),
+    timed the same way, and the two lists compared."""
+    import os
+    import sqlite3
+
+    import sqlite_utils
+
+    from intercept.reliability import WEAK_CONFIDENCE
+    from intercept.review.corrections import BAND, NEIGHBOUR_S
+    from intercept.scoring import DEFAULT_THRESHOLD
+    from intercept.store import revisions
+
+    settings = (DEFAULT_THRESHOLD, BAND, WEAK_CONFIDENCE, NEIGHBOUR_S, 50)
+    result: dict = {"settings": dict(zip(("threshold", "band", "weak_confidence", "neighbour_s", "limit"), settings))}
+    conn = sqlite3.connect(db_path)
+    have = {row[0] for row in conn.execute("select name from sqlite_master where type = 'index'")}
+    if not set(revisions.CORRECT_NEXT_INDEXES) <= have:
+        started = time.perf_counter()
+        with conn:
+            revisions.create_correct_next_indexes(sqlite_utils.Database(conn))
+        result["indexes_made_s"] = round(time.perf_counter() - started, 1)
+    conn.close()
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    db = sqlite_utils.Database(conn)
+
+    def timed(call) -> tuple[dict, list]:
+        rows = call()
+        walls, cpus = [], []
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            rows = call()
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        return {"rows": len(rows), "wall": _stats(walls), "cpu": _stats(cpus)}, rows
+
+    result["load_before"] = [round(x, 1) for x in os.getloadavg()]
+    result["correct_next"], rows = timed(lambda: revisions.correct_next(db, *settings))
+    if reference:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from test_correct_next import old_correct_next
+
+        result["whole_store_query"], old_rows = timed(lambda: old_correct_next(conn, *settings))
+        result["same_rows"] = rows == old_rows
+    result["load_after"] = [round(x, 1) for x in os.getloadavg()]
+    conn.close()
+    return result
+
+
 def set_recorded_at(db_path: Path) -> None:
     """Give every generated recording a start time (one recording every 20 minutes from
     2024-01-01), so that the activity chart has something to count."""
@@ -378,6 +435,13 @@ def main() -> None:
     parser.add_argument("--activity", action="store_true", help="also time the traffic-over-time chart (a full scan)")
     parser.add_argument("--corrections", type=int, default=0, metavar="N",
                         help="also time N reviewers' corrections (intercept.corrections; target < 1 s each)")
+    parser.add_argument("--start-page", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the start page (--no-start-page: only what else is asked for)")
+    parser.add_argument("--correct-next", action="store_true",
+                        help="also time the reviewers' correct-next list (store.revisions.correct_next, target < 300 ms); "
+                             "a store made before migration 0013 is given its indexes first")
+    parser.add_argument("--correct-next-reference", action="store_true",
+                        help="with --correct-next: also time the whole-store query it replaced and compare the lists")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -398,13 +462,16 @@ def main() -> None:
     result.update(store_counts(timed))
     result["store"] = str(timed)
     result["review_sql"] = args.review_sql
-    result.update(time_start_page(timed, args.repeats))
+    if args.start_page:
+        result.update(time_start_page(timed, args.repeats))
     if args.desk and args.review_sql:
         if args.activity:
             set_recorded_at(timed)
         result["desk"] = time_desk(timed, args.repeats, args.activity)
     if args.corrections and args.review_sql:
         result["corrections"] = time_corrections(timed, args.corrections, args.seed)
+    if args.correct_next and args.review_sql:
+        result["correct_next"] = time_correct_next(timed, args.repeats, args.correct_next_reference)
     if args.json:
         print(json.dumps(result))
     else:

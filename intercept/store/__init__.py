@@ -488,6 +488,12 @@ def _team_desk(db: sqlite_utils.Database) -> None:
     team.migrate(db)
 
 
+@_migration("0013_correct_next")
+def _correct_next(db: sqlite_utils.Database) -> None:
+    """Indexes for the reviewers' "correct next" list (revisions.CORRECT_NEXT_INDEXES)."""
+    revisions.create_correct_next_indexes(db)
+
+
 # The schema version is the number of migrations; PRAGMA user_version mirrors it so that an
 # older intercept (which only knows user_version) also refuses a newer store.
 SCHEMA_VERSION = len(_MIGRATION_NAMES)

@@ -25,6 +25,7 @@ a recording's rows (intercept/store/seal.py) needs to know about.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -279,58 +280,177 @@ def superseded_flags(db: sqlite_utils.Database, line_id: int) -> list[dict]:
 # A flag near the threshold (fuzzy or alternative: the recogniser's doubt decides it), a low
 # confidence, and a confirmed coded line within NEIGHBOUR_S seconds in the same recording each
 # add to the priority; corrected lines and lines judged false positive are left out.
-CORRECT_NEXT_SQL = """
-WITH doubtful AS (
-  SELECT f.line_id, max(1.0 - abs(f.score - :threshold) / :band) AS near
-  FROM flags f
-  WHERE f.superseded_by_revision IS NULL AND f.kind IN ('fuzzy', 'alternative')
-    AND f.score BETWEEN :threshold - :band AND :threshold + :band
+#
+# A line is a candidate when it holds a doubtful flag, or lies within neighbour_s of a
+# confirmed line of its recording, or is a flagged line awaiting review with a weak
+# confidence. Its priority is round(near_threshold + low_confidence + min(confirmed_near, 2) *
+# 0.5, 4); the list is the first `limit` by priority, then flag score (NULL last), then line id.
+# CORRECT_NEXT_ROWS_SQL is that definition, evaluated for a given set of line ids only; the
+# ids it is given are chosen by upper bounds on the priority (correct_next) so that on a large
+# store only the few hundred candidates that can still reach the list are looked at, not
+# every candidate (tests/test_correct_next.py checks the result against the whole-store query).
+# (In CORRECT_NEXT_ROWS_SQL the unary + keeps SQLite from reading all of flags_doubtful for each
+# line: there the line's own flags are few.)
+_DOUBTFUL_WHERE = """f.superseded_by_revision IS NULL AND f.kind IN ('fuzzy', 'alternative')
+    AND f.score BETWEEN :threshold - :band AND :threshold + :band"""
+_NEAR = "max(1.0 - abs(f.score - :threshold) / :band)"
+_LOW_CONFIDENCE = ("CASE WHEN l.confidence IS NULL THEN 0.0 WHEN l.confidence < :weak "
+                   "THEN (:weak - l.confidence) / :weak ELSE 0.0 END")
+CORRECT_NEXT_ROWS_SQL = f"""
+WITH ids AS (SELECT DISTINCT value AS id FROM json_each(:ids)),
+doubtful AS (
+  SELECT f.line_id, {_NEAR} AS near FROM ids CROSS JOIN flags f ON f.line_id = ids.id
+  WHERE {_DOUBTFUL_WHERE.replace("f.kind", "+f.kind").replace("f.score BETWEEN", "+f.score BETWEEN")}
   GROUP BY f.line_id
 ),
-confirmed AS (
-  SELECT lr.line_id, lr.recording_id, lr.start_s FROM line_review lr WHERE lr.verdict = 'confirmed'
-),
-candidates AS (
-  SELECT line_id FROM doubtful
-  UNION
-  SELECT n.id FROM confirmed c JOIN lines n ON n.recording_id = c.recording_id
-    AND n.start_s BETWEEN c.start_s - :neighbour_s AND c.start_s + :neighbour_s AND n.id != c.line_id
-  UNION
-  SELECT lr.line_id FROM line_review lr JOIN lines w ON w.id = lr.line_id
-  WHERE lr.verdict IS NULL AND w.confidence < :weak
+parts AS (
+  SELECT l.id AS line_id, l.recording_id, r.path AS recording, l.start_s, l.end_s, l.text_fa, l.text_en,
+    l.confidence,
+    coalesce(d.near, 0.0) AS near_threshold,
+    {_LOW_CONFIDENCE} AS low_confidence,
+    (SELECT count(*) FROM line_review c WHERE c.recording_id = l.recording_id
+       AND c.start_s BETWEEN l.start_s - :neighbour_s AND l.start_s + :neighbour_s
+       AND c.verdict = 'confirmed' AND c.line_id != l.id) AS confirmed_near,
+    lr.concepts, lr.kinds, lr.score, lr.verdict
+  FROM lines l
+  JOIN recordings r ON r.id = l.recording_id
+  LEFT JOIN doubtful d ON d.line_id = l.id
+  LEFT JOIN line_review lr ON lr.line_id = l.id
+  WHERE l.id IN (SELECT id FROM ids) AND l.revision_id IS NULL AND coalesce(lr.verdict, '') != 'false_positive'
+    AND (d.line_id IS NOT NULL
+      OR EXISTS (SELECT 1 FROM line_review c WHERE c.verdict = 'confirmed' AND c.recording_id = l.recording_id
+        AND l.start_s BETWEEN c.start_s - :neighbour_s AND c.start_s + :neighbour_s AND l.id != c.line_id)
+      OR (lr.line_id IS NOT NULL AND lr.verdict IS NULL AND l.confidence < :weak))
 )
-SELECT l.id AS line_id, l.recording_id, r.path AS recording, l.start_s, l.end_s, l.text_fa, l.text_en,
-  l.confidence,
-  coalesce(d.near, 0.0) AS near_threshold,
-  CASE WHEN l.confidence IS NULL THEN 0.0 WHEN l.confidence < :weak THEN (:weak - l.confidence) / :weak ELSE 0.0 END
-    AS low_confidence,
-  (SELECT count(*) FROM line_review c WHERE c.recording_id = l.recording_id
-     AND c.start_s BETWEEN l.start_s - :neighbour_s AND l.start_s + :neighbour_s
-     AND c.verdict = 'confirmed' AND c.line_id != l.id) AS confirmed_near,
-  lr.concepts, lr.kinds, lr.score, lr.verdict
-FROM candidates k
-JOIN lines l ON l.id = k.line_id
-JOIN recordings r ON r.id = l.recording_id
-LEFT JOIN doubtful d ON d.line_id = l.id
-LEFT JOIN line_review lr ON lr.line_id = l.id
-WHERE l.revision_id IS NULL AND coalesce(lr.verdict, '') != 'false_positive'
+SELECT *, round(near_threshold + low_confidence + min(confirmed_near, 2) * 0.5, 4) AS priority
+FROM parts WHERE near_threshold + low_confidence + confirmed_near > 0
+ORDER BY priority DESC, score DESC, line_id LIMIT :limit
 """
+# Migration 0013_correct_next (registered in intercept/store/__init__.py): the indexes the
+# bounds read instead of the lines themselves. lines_confidence gives the store's weakest
+# confidence at once and the weak lines weakest first; flags_doubtful the doubtful flags by kind
+# and score; line_review_confirmed the confirmed lines with their place. On the 1M-line bench
+# store they take 15 MB of 400 MB (docs/benchmarks.md).
+CORRECT_NEXT_INDEXES = {
+    "lines_confidence": "lines(confidence)",
+    "flags_doubtful": "flags(kind, score, line_id, superseded_by_revision)",
+    "line_review_confirmed": "line_review(verdict, recording_id, start_s)",
+}
+
+
+def create_correct_next_indexes(db: sqlite_utils.Database) -> None:
+    for name, on in CORRECT_NEXT_INDEXES.items():
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {on}")
+
+
+# Bounds: every line with a doubtful flag or near a confirmed line, with the largest
+# near_threshold + min(confirmed_near, 2) * 0.5 it can have, largest first. `reach` is
+# neighbour_s and a little more, so that rounding (a >= b - n is not always b <= a + n in
+# floating point) never hides a neighbour; a count too high only costs a look.
+_BOUNDS_SQL = f"""
+WITH parts AS (
+  SELECT f.line_id, 1.0 - abs(f.score - :threshold) / :band AS near, 0 AS confirmed FROM flags f
+  WHERE {_DOUBTFUL_WHERE}
+  UNION ALL
+  SELECT n.id, NULL, 1 FROM line_review c
+  JOIN lines n ON n.recording_id = c.recording_id AND n.start_s BETWEEN c.start_s - :reach AND c.start_s + :reach
+    AND n.id != c.line_id
+  WHERE c.verdict = 'confirmed'
+)
+SELECT line_id, coalesce(max(near), 0.0) + min(sum(confirmed), 2) * 0.5 AS bound FROM parts
+GROUP BY line_id ORDER BY bound DESC
+"""
+# The highest low_confidence of any line (the weakest line's), through lines_confidence:
+_LOW_CONFIDENCE_MAX_SQL = "SELECT (:weak - min(confidence)) / :weak FROM lines WHERE confidence < :weak"
+# Flagged lines awaiting review, weakest first (lines_confidence read in order; CROSS JOIN keeps it
+# the outer loop), from the last one looked at on.
+_WEAK_SQL = """
+SELECT l.id, l.confidence, (:weak - l.confidence) / :weak FROM lines l CROSS JOIN line_review lr ON lr.line_id = l.id
+WHERE l.confidence < :weak AND lr.verdict IS NULL
+  AND l.confidence >= :after_confidence AND (l.confidence > :after_confidence OR l.id > :after_id)
+ORDER BY l.confidence, l.id LIMIT :batch
+"""
+# A candidate's bound is its exact near_threshold, the store's highest low_confidence and its
+# neighbour count (from above, never below); SLACK covers the rounding of the sum and of round(,4).
+_SLACK = 1e-3
+_BATCH = 256
+
+
+def _ranked_rows(db: sqlite_utils.Database, params: dict[str, Any], ids: Sequence[int], limit: int) -> list[dict]:
+    """CORRECT_NEXT_ROWS_SQL over the candidates among `ids`: their first `limit` rows."""
+    if not ids:
+        return []
+    return list(db.query(CORRECT_NEXT_ROWS_SQL, {**params, "ids": json.dumps([int(i) for i in ids]),
+                                                 "limit": int(limit)}))
 
 
 def correct_next(db: sqlite_utils.Database, threshold: float, band: float, weak_confidence: float,
                  neighbour_s: float, limit: int = 50, recording_id: Optional[int] = None) -> list[dict]:
-    """Lines to correct first, highest priority first (CORRECT_NEXT_SQL), each with the
-    parts of its priority: near_threshold (0-1), low_confidence (0-1), confirmed_near (count)."""
-    sql = CORRECT_NEXT_SQL
+    """Lines to correct first, highest priority first (CORRECT_NEXT_ROWS_SQL), each with the
+    parts of its priority: near_threshold (0-1), low_confidence (0-1), confirmed_near (count).
+
+    The candidates are many on a large store (a 1M-line store has ~50,000), and reading each
+    one's line for its confidence is what took the time. So each is first given an upper bound
+    on its priority from narrow reads (its doubtful flags, its confirmed neighbours, the
+    weakest confidence in the store), and candidates are ranked exactly, best bound first, only
+    until no bound left can reach the list (a threshold algorithm; ties with the last row are
+    still looked at). Lines whose only claim is a weak confidence are read weakest first."""
+    limit = int(limit)
     params: dict[str, Any] = {"threshold": threshold, "band": band, "weak": weak_confidence,
-                              "neighbour_s": neighbour_s, "limit": int(limit)}
-    if recording_id is not None:
-        sql += " AND l.recording_id = :recording_id"
-        params["recording_id"] = int(recording_id)
-    sql = ("SELECT *, round(near_threshold + low_confidence + min(confirmed_near, 2) * 0.5, 4) AS priority "
-           f"FROM ({sql}) WHERE near_threshold + low_confidence + confirmed_near > 0 "
-           "ORDER BY priority DESC, score DESC, line_id LIMIT :limit")
-    return list(db.query(sql, params))
+                              "neighbour_s": neighbour_s}
+    if limit == 0:
+        return []
+    if recording_id is not None:  # one recording: few lines, each looked at
+        ids = [row[0] for row in db.execute("SELECT id FROM lines WHERE recording_id = ?", [int(recording_id)])]
+        return _ranked_rows(db, params, ids, limit)
+    if limit < 0 or not (weak_confidence > 0 and band > 0 and neighbour_s >= 0):
+        # No limit (SQL's LIMIT -1), or settings the bounds do not hold for (SQL divides by
+        # band and weak; x / 0 is NULL): rank every candidate.
+        ids = {row[0] for row in db.execute(_BOUNDS_SQL, {**params, "reach": neighbour_s})}
+        ids |= {row[0] for row in db.execute("SELECT l.id FROM line_review lr JOIN lines l ON l.id = lr.line_id "
+                                             "WHERE lr.verdict IS NULL AND l.confidence < :weak", params)}
+        return _ranked_rows(db, params, sorted(ids), limit)
+    low_max = max(0.0, db.execute(_LOW_CONFIDENCE_MAX_SQL, params).fetchone()[0] or 0.0)
+    priorities: list[float] = []  # of the ranked rows that may still be in the list, highest first
+    kept: dict[int, float] = {}
+
+    def last_priority() -> float:
+        return priorities[limit - 1] if len(priorities) >= limit else float("-inf")
+
+    def rank(ids: Sequence[int]) -> None:
+        for row in _ranked_rows(db, params, ids, len(ids)):
+            kept[row["line_id"]] = row["priority"]
+        priorities[:] = sorted(kept.values(), reverse=True)
+        floor = last_priority()
+        for line_id in [i for i, p in kept.items() if p < floor]:
+            del kept[line_id]
+        del priorities[len(kept):]
+
+    # The store's highest low_confidence stands in for each line's own (read only when ranked).
+    reach = neighbour_s + 1e-3 + abs(neighbour_s) * 1e-9
+    bounds = db.execute(_BOUNDS_SQL, {**params, "reach": reach})
+    try:
+        while True:
+            batch = bounds.fetchmany(_BATCH)
+            if not batch or batch[0][1] + low_max + _SLACK < last_priority():
+                break
+            rank([line_id for line_id, _ in batch])
+    finally:
+        bounds.close()
+    # The rest: lines with no doubtful flag and no confirmed neighbour, so their priority is
+    # their low_confidence alone; weakest first, until that is below the list's last. (Lines
+    # ranked above may come again: ranking is exact, so once more changes nothing.)
+    next_bound = low_max + _SLACK
+    after: tuple[float, int] = (float("-inf"), -1)
+    while next_bound >= last_priority():
+        weakest = db.execute(_WEAK_SQL, {**params, "after_confidence": after[0], "after_id": after[1],
+                                         "batch": _BATCH}).fetchall()
+        if not weakest:
+            break
+        rank([line_id for line_id, _, _ in weakest])
+        line_id, confidence, low = weakest[-1]
+        after, next_bound = (confidence, line_id), low + _SLACK
+    return _ranked_rows(db, params, sorted(kept), limit)
 
 
 def lines_for_editing(db: sqlite_utils.Database, line_ids: Sequence[int]) -> dict[int, dict]:
