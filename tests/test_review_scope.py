@@ -10,7 +10,7 @@ import sqlite_utils
 
 from intercept.review import ReviewOptions, metadata_for
 from intercept.review import _register_plugin as register_plugin
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Flag, Line, Transmission
 
 ARABIC_YEH = "زيرنويس"  # as an Arabic keyboard types it; the normaliser makes it زیرنویس
@@ -23,7 +23,7 @@ def run(coroutine):
 @pytest.fixture
 def databases(tmp_path):
     store = tmp_path / "store.db"
-    with Store(store) as s:
+    with Store(store, CREATE) as s:
         lines = [Line(0.0, 1.0, "پرنده آمد", text_fa="پرنده آمد", text_en="the bird came")]
         s.save_recording(RecordingFacts(path=str(tmp_path / "a.wav"), sha256="a" * 64), [Transmission(0, 0.0, 1.0)],
                          lines, [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")]],

@@ -132,6 +132,12 @@ class Correction:
     note: Optional[str] = None
 
 
+def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    """This module's view of a connection someone else opened (the review's, on Datasette's
+    connections), for the functions here that take a Database."""
+    return sqlite_utils.Database(conn)
+
+
 def _one(db: sqlite_utils.Database, sql: str, params: Sequence[Any]) -> Optional[dict]:
     rows = list(db.query(sql, params))
     return rows[0] if rows else None
