@@ -275,6 +275,11 @@ def revisions_of_lines(db: sqlite_utils.Database, line_ids: Sequence[int]) -> di
     return found
 
 
+def superseded_count(db: sqlite_utils.Database, revision_id: int) -> int:
+    """How many flags the revision `revision_id` superseded."""
+    return db["flags"].count_where("superseded_by_revision = ?", [revision_id])
+
+
 def superseded_flags(db: sqlite_utils.Database, line_id: int) -> list[dict]:
     """A line's flags that a correction superseded, oldest first."""
     return list(db.query("SELECT * FROM flags WHERE line_id = ? AND superseded_by_revision IS NOT NULL "
