@@ -282,3 +282,26 @@ def test_run_with_voices_on_ray_stores_the_voices_of_a_local_run(tmp_path, speec
             assert np.allclose(vector, ray_vector, atol=2e-3), key
         assert renamed.setdefault(voice, ray_voice) == ray_voice, key
     assert len({v for v in renamed if v is not None}) == 2
+
+
+def test_voices_command_never_migrates_an_older_store(tmp_path):
+    """`intercept voices` writes as flag and translate do (WRITE): an older store is refused
+    with the way out, untouched (it used to open the store CREATE and migrate it silently)."""
+    import sqlite3
+
+    from intercept.store import SCHEMA_VERSION
+
+    db = tmp_path / "old.db"
+    Store(db, CREATE).close()
+    conn = sqlite3.connect(db)
+    last = conn.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = ?", [last])
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    conn.commit()
+    conn.close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    result = CliRunner().invoke(cli, ["voices", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "intercept migrate" in result.stderr and str(db) in result.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("old.db.bak")) == []
