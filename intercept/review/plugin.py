@@ -34,7 +34,6 @@ from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
 from intercept.audio import AudioError, extract_clip
-from intercept.scoring import DEFAULT_THRESHOLD
 from intercept.store import VERDICTS, write_verdict
 from intercept.store import review as store_review
 

@@ -17,8 +17,7 @@ What a verdict means is defined once, in intercept.store.team.
 """
 from __future__ import annotations
 
-import html
-from typing import Any, Optional
+from typing import Optional
 from urllib.parse import urlencode
 
 from datasette.utils.asgi import Response
@@ -29,7 +28,7 @@ from intercept.store import review as store_review
 from intercept.store import team as store_team
 
 from . import desk
-from .blocks import VERDICT_LABELS, _e, _form, _time, review_blocks, viewer
+from .blocks import _e, _form, _time, review_blocks, viewer
 from .doors import write_route
 from .render import line_ids, render_page
 from .site import MAX_NOTE_CHARS, config, local_path, store_database
