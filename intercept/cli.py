@@ -588,11 +588,12 @@ def voices_command(db_path, voice_threshold, as_json):
     Exit status: 0 done, 1 some recordings could not be read, 2 bad store or extra missing.
     """
     _require_voices()
-    from .store import Store, StoreError
+    from .store import WRITE, Store, StoreError
     from .voices import DEFAULT_THRESHOLD, voices_for_store
 
     try:
-        with Store(db_path) as store:
+        # WRITE, as flag and translate: an older store is refused (run `intercept migrate`), never migrated here.
+        with Store(db_path, WRITE) as store:
             summary = voices_for_store(store, DEFAULT_THRESHOLD if voice_threshold is None else voice_threshold)
     except StoreError as exc:
         click.echo(f"Error: {exc}", err=True)

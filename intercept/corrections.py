@@ -26,15 +26,16 @@ patterns see the neighbours (within the widest pattern window) that hold a flag 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Optional
 
 from .derive import PostRecognition, line_from_row, reviewer_line
 from .store import Store
 from .store import revisions
 from .store.revisions import CORRECTED_FA, REVIEWER, UNCORRECTED_FA, Correction, CorrectionConflict
 from .types import Flag
+
+if TYPE_CHECKING:  # the store's Database (intercept.store.revisions.database): only the store opens SQLite
+    import sqlite_utils
 
 MAX_TEXT_CHARS = 4000  # as a verdict's note: a line is a transmission, never pages of text
 # Co-occurrence patterns look at most this many transmissions either side (intercept.lexicon).
@@ -150,7 +151,7 @@ class Corrector:
 
 
 def result_of(db: sqlite_utils.Database, correction: Correction, revision_id: int) -> CorrectionResult:
-    superseded = db["flags"].count_where("superseded_by_revision = ?", [revision_id])
+    superseded = revisions.superseded_count(db, revision_id)
     return CorrectionResult(
         revision_id=revision_id, line_id=correction.line_id, text_fa=correction.text_fa_normalised,
         text_en=correction.current_en, en_from=correction.en_from, reviewer=correction.reviewer,

@@ -314,7 +314,7 @@ def export(
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {options.format!r}")
     if options.bom and options.format == "jsonl":
         raise ExportError("a byte order mark is for csv, srt and vtt: JSON Lines must not start with one (RFC 8259)")
-    if options.recording_id is not None and not store.count("recordings", "id = ?", [options.recording_id]):
+    if options.recording_id is not None and store.recording(options.recording_id) is None:
         raise ExportError(f"{store.path}: no recording {options.recording_id} in the store")
     confirmed = store.confirmed_line_ids() if options.confirmed_only else None
     lines = (line for line in store.iter_lines(options.recording_id, options.flagged_only)

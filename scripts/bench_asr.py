@@ -155,7 +155,7 @@ def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=Tr
                       decode_batch=None):
     """What `intercept run` does once started: run_batch over the files into a new store."""
     from intercept.pipeline import run_batch
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
     with tempfile.TemporaryDirectory() as tmp:
         options = _run_options(args, pack=True, clean_radio=clean_radio)
@@ -169,7 +169,7 @@ def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=Tr
         summary = run_batch([item["path"] for item in files], Path(tmp) / "bench.db", options, progress=False)
         if summary.failed:
             raise RuntimeError(f"{summary.failures[0][0]}: {summary.failures[0][1]}")
-        with Store(Path(tmp) / "bench.db") as store:
+        with Store(Path(tmp) / "bench.db", CREATE) as store:
             result = _store_texts(store, files)
     result.update(load_s=summary.load_s, wall_s=summary.wall_s)
     return result
@@ -191,7 +191,7 @@ def _store_texts(store, files) -> dict:
 
 def _worker_intercept_cli(files, args):
     """`intercept run` as a user starts it: a new process, timed from its start to its exit."""
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
@@ -204,7 +204,7 @@ def _worker_intercept_cli(files, args):
         if process.returncode != 0:
             raise RuntimeError(f"intercept run exited {process.returncode}: {process.stderr.strip()[-300:]}")
         summary = json.loads(process.stdout)
-        with Store(db) as store:
+        with Store(db, CREATE) as store:
             result = _store_texts(store, files)
     # The whole command is the wall time here; load_s is the part of it the summary reports.
     result.update(load_s=summary["load_s"], wall_s=wall)

@@ -69,13 +69,13 @@ def _row(name: str, summary, total_s: float) -> dict:
 def bench_writer(recordings: int, lines_per_recording: int, flag_every: int = 5) -> dict:
     """Lines per second the driver can store: Store.save_recording (one transaction per
     recording, FTS triggers, indexes), with lines shaped like real ones."""
-    from intercept.store import RecordingFacts, Store
+    from intercept.store import CREATE, RecordingFacts, Store
     from intercept.types import Flag, Line, Transmission
 
     farsi = "امشب برویم ببینیم پرنده است یا روباه و بعد به خانه برگردیم"
     english = "Tonight let's go and see whether it is a bird or a fox, then come home."
     flag = Flag("bird", "animal-code", "exact", 1.0, 17, 22, "پرنده", "high", "پرنده")
-    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "writer.db") as store:
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "writer.db", CREATE) as store:
         run_id = store.start_run("bench", "bench", {}, {})
         started = time.perf_counter()
         for r in range(recordings):

@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from intercept.store import Store  # noqa: E402
+from intercept.store import CREATE, Store  # noqa: E402
 
 # What store.py should add (schema version 2) so the review pages need no GROUP BY over all
 # lines: one row per flagged line, kept current by triggers whatever writes flags or verdicts.
@@ -69,7 +69,7 @@ def generate(db_path: Path, n_lines: int, flagged_fraction: float, judged_fracti
     rng = random.Random(seed)
     if db_path.exists():
         db_path.unlink()
-    store = Store(db_path)  # the real schema, view and FTS triggers
+    store = Store(db_path, CREATE)  # the real schema, view and FTS triggers
     db = store.db
     conn = db.conn
     # Bulk load: FTS triggers and the line_review triggers on flags and verdicts off during the

@@ -462,7 +462,7 @@ def cost(embedder) -> None:
     from intercept.audio import decode
     from intercept.config import RunOptions
     from intercept.pipeline import run_batch
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
     samples_dir = ROOT / "audio_samples"
     with tempfile.TemporaryDirectory() as tmp:
@@ -470,7 +470,7 @@ def cost(embedder) -> None:
         started = time.perf_counter()
         summary = run_batch([samples_dir], db, RunOptions(), progress=False)
         run_s = time.perf_counter() - started
-        with Store(db) as store:
+        with Store(db, CREATE) as store:
             recordings = store.rows("SELECT id, path FROM recordings WHERE status = 'done'")
             spans = {r["path"]: store.rows("SELECT start_s, end_s FROM transmissions WHERE recording_id = ?",
                                            [r["id"]]) for r in recordings}

@@ -15,7 +15,7 @@ from intercept.acoustic import AcousticCheck, AcousticOptions, EngineMargins, St
 from intercept.derive import PostRecognition
 from intercept.lexicon import Lexicon
 from intercept.reflag import reflag
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.text import PersianNormalizer
 from intercept.types import Hypothesis, Line, Transmission
 
@@ -172,7 +172,7 @@ def test_reflag_keeps_stored_margins_and_checked_loose_flags(tmp_path, lexicon, 
     post = PostRecognition(normalizer, lexicon, engine=engine, acoustic=loose)
     per_line = post.derive(lines, np.zeros(10 * RATE, np.float32))
     assert [f.concept for f in per_line[1]] == ["depot"]  # loose, kept: margin +4
-    with Store(tmp_path / "t.db") as store:
+    with Store(tmp_path / "t.db", CREATE) as store:
         store.save_recording(RecordingFacts(path="/r/a.wav", sha256="a" * 64),
                              [Transmission(0, 0.0, 5.0), Transmission(1, 5.0, 10.0)], lines, per_line,
                              run_id=None, engine="hearing", model="x", translator="none",

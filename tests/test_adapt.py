@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from intercept.cli import cli
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Line, Transmission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def corrected_store(tmp_path):
     every transmission; returns (db path, {(file, n): line id})."""
     db = tmp_path / "store.db"
     ids = {}
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         for name in ("plain_traffic.wav", "session_long.mp3"):
             txs = _manifest()[name]["transmissions"][:3]
             lines = [Line(start=t["start"], end=t["end"], text="متن اشتباه", transmission_idx=i,

@@ -217,8 +217,8 @@ def test_originals_are_never_written(bad_batch):
 
 
 def test_store_is_whole_after_the_bad_batch(bad_batch):
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
     *_, db, _, _ = bad_batch
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert store.check_integrity() == []

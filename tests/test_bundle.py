@@ -16,7 +16,7 @@ from test_review import build_store, write_wav
 from intercept.audio import sha256_file, wav_samples
 from intercept.bundle import MANIFEST, MANIFEST_HASH, BundleOptions, verify_bundle, write_bundle
 from intercept.cli import cli
-from intercept.store import Store
+from intercept.store import CREATE, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed")
@@ -33,12 +33,12 @@ def store(tmp_path):
     shutil.copyfile(ROOT / "audio_samples" / "bird_or_fox.ogg", ogg)
     path = tmp_path / "store.db"
     build_store(path, wav)
-    Store(path).close()
+    Store(path, CREATE).close()
     db = sqlite_utils.Database(path)
     db["recordings"].update(1, {"sha256": sha256_file(str(wav))})
     db["recordings"].update(2, {"path": str(ogg), "sha256": sha256_file(str(ogg))})
     db.conn.close()
-    with Store(path) as opened:
+    with Store(path, CREATE) as opened:
         opened.add_verdict(1, "confirmed", "maryam", note="fox is the courier")
         opened.add_verdict(4, "confirmed", "ali")
         opened.add_verdict(4, "false_positive", "maryam")  # the latest verdict counts
@@ -87,7 +87,7 @@ def test_bundle_round_trip_through_the_cli(store, tmp_path):
 def test_confirmed_only_leaves_out_a_disputed_line(store, tmp_path):
     # Line 4: ali confirmed, maryam false positive: disputed, so not confirmed (no lead decided).
     # (It was "the latest verdict counts" before verdicts were kept per reviewer.)
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         result = write_bundle(opened, tmp_path / "c.zip", BundleOptions(confirmed_only=True))
     assert result["lines"] == 1
     with zipfile.ZipFile(tmp_path / "c.zip") as archive:
@@ -96,7 +96,7 @@ def test_confirmed_only_leaves_out_a_disputed_line(store, tmp_path):
 
 def test_tampered_clip_is_named(store, tmp_path):
     bundle = tmp_path / "e.zip"
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         write_bundle(opened, bundle, BundleOptions(flagged_only=True))
     rewrite(bundle, "clips/line-000003.wav", lambda data: data[:-200] + bytes(200))
     report = verify_bundle(bundle)
@@ -108,7 +108,7 @@ def test_tampered_clip_is_named(store, tmp_path):
 
 def test_tampered_manifest_is_named(store, tmp_path):
     bundle = tmp_path / "e.zip"
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         write_bundle(opened, bundle, BundleOptions(flagged_only=True))
     rewrite(bundle, MANIFEST, lambda data: data.replace("tonight".encode(), b"tomorrow"))
     report = verify_bundle(bundle)
@@ -121,7 +121,7 @@ def test_forged_times_are_caught_against_the_originals(store, tmp_path):
     import hashlib
 
     bundle = tmp_path / "e.zip"
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         write_bundle(opened, bundle, BundleOptions(flagged_only=True))
     with zipfile.ZipFile(bundle) as archive:
         manifest = json.loads(archive.read(MANIFEST))

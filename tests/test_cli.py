@@ -60,10 +60,10 @@ def test_models_path_prints_embedded_dir():
 
 
 def _small_store(path):
-    from intercept.store import RecordingFacts, Store
+    from intercept.store import CREATE, RecordingFacts, Store
     from intercept.types import Flag, Line, Transmission
 
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         for name in ("a", "b"):
             store.save_recording(
                 RecordingFacts(path=f"/r/{name}.wav", sha256=name * 64),

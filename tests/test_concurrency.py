@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from intercept.review import ReviewOptions, hash_password, make_datasette
-from intercept.store import READ, RecordingFacts, Store
+from intercept.store import CREATE, READ, RecordingFacts, Store
 from intercept.types import Flag, Line, Transmission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def _env() -> dict:
 
 def _seed(db: Path) -> int:
     """A store with one flagged line for reviewers to judge; returns its id."""
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         lines = [Line(0.0, 1.0, "پرنده آمد", text_fa="پرنده آمد", text_en="the bird came")]
         store.save_recording(RecordingFacts(path="/seed/a.wav", sha256="0" * 64), [Transmission(0, 0.0, 1.0)], lines,
                              [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")]], run_id=None, engine="e",
@@ -109,11 +109,11 @@ def test_two_real_batches_and_a_reviewer_at_once(tmp_path, embedded_model_dir):
 
 WRITER = textwrap.dedent("""
     import sys
-    from intercept.store import RecordingFacts, Store
+    from intercept.store import CREATE, RecordingFacts, Store
     from intercept.types import Flag, Line, Transmission
 
     db, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         for n in range(count):
             txs = [Transmission(i, i * 2.0, i * 2.0 + 1.5) for i in range(10)]
             lines = [Line(i * 2.0, i * 2.0 + 1.0, "پرنده", text_fa="پرنده", transmission_idx=i) for i in range(10)]

@@ -24,7 +24,7 @@ from intercept.export import ExportOptions, export_text
 from intercept.lexicon import Lexicon, default_lexicon_path
 from intercept.reflag import reflag
 from intercept.reliability import english_reliability
-from intercept.store import MIGRATIONS, READ, WRITE, RecordingFacts, Store
+from intercept.store import CREATE, MIGRATIONS, READ, WRITE, RecordingFacts, Store
 from intercept.store import revisions
 from intercept.text import PersianNormalizer
 from intercept.types import Hypothesis, Line, Transmission, Word
@@ -74,7 +74,7 @@ def _line(normalizer, tx, raw, english, probability=0.3):
 @pytest.fixture
 def store_path(tmp_path, normalizer, lexicon):
     path = tmp_path / "traffic.db"
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         store.save_lexicon_terms(lexicon.version, lexicon.terms)
         for name, sha, texts in [
             ("/r/one.wav", "1" * 64, [(0, "امشب برویم ببینیم پرنده است یا روباه", "tonight bird or fox"),

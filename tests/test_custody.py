@@ -38,7 +38,7 @@ def make_store(path: Path) -> Path:
     """A closed store holding one recording (whose original exists) with a flagged line."""
     original = path.parent / "call.wav"
     original.write_bytes(b"RIFF not really audio, only hashed")
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         lines = [Line(0.0, 1.0, "امشب پرنده آمد", text_fa="امشب پرنده آمد", text_en="tonight the bird came")]
         store.save_recording(
             RecordingFacts(path=str(original), sha256=sha256(original), size_bytes=original.stat().st_size),

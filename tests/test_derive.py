@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from intercept.cli import cli
 from intercept.derive import PostRecognition
 from intercept.lexicon import Lexicon, default_lexicon_path
-from intercept.store import READ, RecordingFacts, Store
+from intercept.store import CREATE, READ, RecordingFacts, Store
 from intercept.text import PersianNormalizer
 from intercept.translate import retranslate
 from intercept.types import Line, Transmission
@@ -47,7 +47,7 @@ def _store_after_a_run(path, normalizer, lexicon):
     post = PostRecognition(normalizer, lexicon, ScriptedTranslator({"سلام": "the fox is a bird", "خداحافظ": LOOP}))
     lines = [Line(0.0, 1.0, "سلام", transmission_idx=0), Line(2.0, 3.0, "خداحافظ", transmission_idx=1)]
     flags = post.derive(lines)
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         store.save_recording(RecordingFacts(path="/r/a.wav", sha256="a" * 64),
                              [Transmission(0, 0.0, 1.5), Transmission(1, 1.5, 3.0)], lines, flags,
                              run_id=None, engine="e", model="m", translator="scripted",

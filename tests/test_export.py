@@ -9,7 +9,7 @@ import re
 import pytest
 
 from intercept.export import ExportError, ExportOptions, export, export_text
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Flag, Line, Transmission
 
 FARSI = "امشب برویم ببینیم پرنده است یا روباه"
@@ -31,7 +31,7 @@ def _save(store, path, sha, lines, flags):
 
 @pytest.fixture
 def store(tmp_path):
-    with Store(tmp_path / "s.db") as opened:
+    with Store(tmp_path / "s.db", CREATE) as opened:
         first = _save(
             opened, "/radio/night.wav", "a" * 64,
             [
@@ -105,7 +105,7 @@ def test_subtitles_refuse_several_recordings_and_write_nothing(store, tmp_path):
 
 
 def test_subtitles_need_no_recording_when_only_one_is_left(tmp_path):
-    with Store(tmp_path / "one.db") as one:
+    with Store(tmp_path / "one.db", CREATE) as one:
         _save(one, "/radio/a.wav", "c" * 64, [_line("پرنده", 0.0, 0.0, "bird")],
               [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")]])
         cues = parse_cues(export_text(one, ExportOptions(format="vtt")), VTT_TIME, header="WEBVTT\n\n")
@@ -150,7 +150,7 @@ def test_unreliable_english_is_marked_in_every_format(tmp_path):
     unreliable; CSV/JSONL say so in a column, subtitles put a marker before it."""
     from intercept.reliability import UNRELIABLE_MARKER, WEAK_LOGPROB
 
-    with Store(tmp_path / "r.db") as opened:
+    with Store(tmp_path / "r.db", CREATE) as opened:
         sure = _line("سلام", 0.0, 1.0, "hello")
         weak = _line("امشن برایم", 2.0, 3.0, "I will not let you down")
         weak.avg_logprob = WEAK_LOGPROB - 0.5

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from intercept.export import ExportOptions, export
 from intercept.reliability import UNRELIABLE_MARKER
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Line, Transmission
 
 # The documented CSV rule: a text cell starting with one of these gets a leading "'".
@@ -51,7 +51,7 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    with Store(tmp_path_factory.mktemp("roundtrip") / "s.db") as opened:
+    with Store(tmp_path_factory.mktemp("roundtrip") / "s.db", CREATE) as opened:
         yield opened
 
 

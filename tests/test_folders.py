@@ -203,7 +203,7 @@ def test_each_recording_gets_exactly_the_lines_it_gets_alone(tmp_path, monkeypat
 @needs_ffmpeg
 def test_a_corrupt_file_and_an_engine_fault_inside_a_pool_fail_alone(tmp_path, monkeypatch):
     from intercept.pipeline import run_batch
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
     folder = tmp_path / "in"
     paths = short_folder(folder, 6)
@@ -218,7 +218,7 @@ def test_a_corrupt_file_and_an_engine_fault_inside_a_pool_fail_alone(tmp_path, m
     reasons = dict((Path(p).name, r) for p, r in summary.failures)
     assert "call-02b.wav" in reasons["call-02b.wav"] and f"engine fault on tone {bad_tone}" in reasons["call-04.wav"]
     assert max(engine.calls) > 2  # the fault hit a pool, whose other recordings went again alone
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         assert store.check_integrity() == []
         rows = {Path(r["path"]).name: r for r in store.rows("SELECT id, path, status FROM recordings")}
         assert {name for name, r in rows.items() if r["status"] == "done"} == {
@@ -259,7 +259,7 @@ def _batch_main(inputs: str, db: str, marker_dir: str) -> None:
 @needs_ffmpeg
 def test_a_kill_mid_pool_then_a_rerun_stores_every_recording_once(tmp_path, monkeypatch):
     from intercept.pipeline import run_batch
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
     folder, markers, db = tmp_path / "in", tmp_path / "markers", tmp_path / "s.db"
     markers.mkdir()
@@ -282,7 +282,7 @@ def test_a_kill_mid_pool_then_a_rerun_stores_every_recording_once(tmp_path, monk
             batch.wait()
     [first_call] = [int(m.name.split("-")[2]) for m in markers.iterdir() if m.name.startswith("call-1-")]
     assert first_call > 2, "the first call was not a pool of several recordings"
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert store.check_integrity() == []
         done_before = {r["path"]: r["id"] for r in store.rows("SELECT id, path FROM recordings WHERE status='done'")}
         assert 2 <= len(done_before) < len(paths), "the kill must land after one pool, before the last"
@@ -290,7 +290,7 @@ def test_a_kill_mid_pool_then_a_rerun_stores_every_recording_once(tmp_path, monk
     use_engine(monkeypatch, ScriptedEngine())
     summary = run_batch([folder], db, scripted_options(), progress=False)
     assert (summary.skipped, summary.done, summary.failed) == (len(done_before), len(paths) - len(done_before), 0)
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert store.check_integrity() == []
         rows = store.rows("SELECT id, path, status FROM recordings ORDER BY id")
         assert sorted(r["path"] for r in rows) == sorted(str(p.absolute()) for p in paths)  # each once

@@ -21,7 +21,7 @@ from intercept.cli import cli
 from intercept.export import ROW_COLUMNS
 from intercept.guards import Guards
 from intercept.segment import SegmentOptions, find_transmissions
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Flag, Line, Transmission
 
 SAMPLE_RATE = 16000
@@ -49,7 +49,7 @@ def hostile_store(tmp_path):
         lines.append(Line(number * 3.0, number * 3.0 + 2.0, "-" + farsi, text_fa=farsi, text_en=english,
                           avg_logprob=-0.3, no_speech_prob=0.1, compression_ratio=1.2))
         flags.append([Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده", "high", "پرنده")])
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         store.save_recording(RecordingFacts(path="/radio/=night.wav", sha256="e" * 64, duration_s=60.0),
                              [Transmission(0, 0.0, 60.0)], lines, flags, run_id=None, engine="e", model="m",
                              translator="t", lexicon_version="v1")
@@ -108,7 +108,7 @@ def _subtitle_store(path):
         ("\r\n", "\u2028\u2029"),
     ]
     lines = [Line(n * 5.0, n * 5.0 + 4.0, fa, text_fa=fa, text_en=en, avg_logprob=-0.3) for n, (fa, en) in enumerate(texts)]
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         store.save_recording(RecordingFacts(path="/radio/s.wav", sha256="f" * 64, duration_s=30.0),
                              [Transmission(0, 0.0, 30.0)], lines, [[] for _ in lines], run_id=None, engine="e",
                              model="m", translator="t", lexicon_version="v1")

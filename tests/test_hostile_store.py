@@ -28,11 +28,11 @@ def _env() -> dict:
 # recordings one transaction each and saying after each commit how many it has committed.
 BATCH = textwrap.dedent("""
     import sys, time
-    from intercept.store import RecordingFacts, Store
+    from intercept.store import CREATE, RecordingFacts, Store
     from intercept.types import Flag, Line, Transmission
 
     db = sys.argv[1]
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         n = 0
         while True:
             txs = [Transmission(i, i * 2.0, i * 2.0 + 1.5) for i in range(3)]
@@ -47,9 +47,9 @@ BATCH = textwrap.dedent("""
 
 
 def _existing_store(path: Path) -> None:
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
-    Store(path).close()
+    Store(path, CREATE).close()
 
 
 def _older_store(path: Path) -> None:
@@ -134,7 +134,7 @@ def test_reading_a_store_header_keeps_the_locks_of_this_process(tmp_path):
     (the review server reads store headers while Datasette's connections are open) drops them
     all. A check with F_GETLK from another process sees the batch's shared lock on the
     database file or not."""
-    from intercept.store import READ, Store, inspect_store
+    from intercept.store import CREATE, READ, Store, inspect_store
 
     db = tmp_path / "traffic.db"
     _existing_store(db)
@@ -178,13 +178,13 @@ def _recording_file(folder: Path, name: str, content: bytes) -> tuple[Path, str]
 def _sealed_store(tmp_path: Path) -> Path:
     """Two recordings (real files, so the originals check passes), flags and a verdict, all
     written by intercept's own code."""
-    from intercept.store import RecordingFacts, Store
+    from intercept.store import CREATE, RecordingFacts, Store
     from intercept.types import Flag, Line, Transmission
 
     db = tmp_path / "traffic.db"
     originals = tmp_path / "originals"
     originals.mkdir()
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         for n in range(2):
             path, sha = _recording_file(originals, f"night-{n}.wav", f"recording {n}".encode())
             lines = [Line(0.5, 2.0, "پرنده آمد", text_fa="پرنده آمد", text_en="the bird came", transmission_idx=0),
@@ -299,7 +299,7 @@ def test_intercepts_own_writes_reseal(tmp_path):
     from click.testing import CliRunner
 
     from intercept.cli import cli
-    from intercept.store import Store, write_verdict
+    from intercept.store import CREATE, Store, write_verdict
     from intercept.types import Line
 
     db = _sealed_store(tmp_path)
@@ -321,11 +321,11 @@ def test_intercepts_own_writes_reseal(tmp_path):
 
 def test_an_older_store_is_sealed_once_by_its_migration(tmp_path):
     """0010_seal seals every done recording as it is (reason 'migrated')."""
-    from intercept.store import Store
+    from intercept.store import CREATE, Store
 
     db = _sealed_store(tmp_path)
     _edit(db, "DROP TABLE seals", "DELETE FROM _sqlite_migrations WHERE name = '0010_seal'", "PRAGMA user_version = 9")
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert [r["reason"] for r in store.rows("SELECT reason FROM seals")] == ["migrated", "migrated"]
     result = _verify(db)
     assert result.exit_code == 0, result.output
@@ -378,7 +378,7 @@ def _store_with_audio(tmp_path: Path, past_end: bool) -> Path:
 
     from test_review import write_wav
 
-    from intercept.store import RecordingFacts, Store
+    from intercept.store import CREATE, RecordingFacts, Store
     from intercept.types import Flag, Line, Transmission
 
     wav = tmp_path / "radio.wav"
@@ -387,7 +387,7 @@ def _store_with_audio(tmp_path: Path, past_end: bool) -> Path:
     lines = [Line(1.0, 3.0, "پرنده آمد", text_fa="پرنده آمد", text_en="the bird came", transmission_idx=0)]
     if past_end:
         lines.append(Line(20.0, 22.0, "روباه رفت", text_fa="روباه رفت", text_en="the fox left", transmission_idx=0))
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         store.save_recording(RecordingFacts(path=str(wav), sha256=hashlib.sha256(wav.read_bytes()).hexdigest(),
                                             duration_s=10.0), [Transmission(0, 0.5, 22.0)], lines,
                              [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")] for _ in lines],
@@ -428,7 +428,7 @@ def test_a_bundle_carries_the_chain_head_and_is_tied_to_its_store(tmp_path):
     from click.testing import CliRunner
 
     from intercept.cli import cli
-    from intercept.store import READ, Store
+    from intercept.store import CREATE, READ, Store
 
     db = _store_with_audio(tmp_path, past_end=False)
     bundle = tmp_path / "evidence.zip"

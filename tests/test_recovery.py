@@ -18,7 +18,7 @@ import pytest
 import sqlite_utils
 
 from intercept.pipeline import examine, verify_originals
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Flag, Line, Transmission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def test_sigkill_mid_batch_leaves_whole_recordings_and_rerun_completes_the_rest(
             batch.wait()
     assert batch.returncode == -signal.SIGKILL and reads >= 1
 
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert store.check_integrity() == []
         done_before = {r["path"]: r["id"] for r in store.rows("SELECT id, path FROM recordings WHERE status='done'")}
         assert 1 <= len(done_before) < count, "the kill must land mid-batch"
@@ -119,7 +119,7 @@ def test_sigkill_mid_batch_leaves_whole_recordings_and_rerun_completes_the_rest(
     summary = json.loads(result.output)
     assert result.exit_code == 0, result.output
     assert (summary["skipped"], summary["done"], summary["failed"]) == (len(done_before), count - len(done_before), 0)
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert store.check_integrity() == []
         rows = store.rows("SELECT id, path, status FROM recordings ORDER BY id")
         assert len(rows) == count and all(r["status"] == "done" for r in rows)
@@ -129,7 +129,7 @@ def test_sigkill_mid_batch_leaves_whole_recordings_and_rerun_completes_the_rest(
 
 
 def test_integrity_check_finds_a_half_stored_recording(tmp_path):
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         rid = save(store, RecordingFacts(path="/r/a.wav", sha256="a" * 64))
         assert store.check_integrity() == []
         store.db.execute("DELETE FROM flags")
@@ -139,7 +139,7 @@ def test_integrity_check_finds_a_half_stored_recording(tmp_path):
 
 
 def test_a_failed_save_leaves_nothing(tmp_path):
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         with pytest.raises(Exception):
             store.save_recording(
                 RecordingFacts(path="/r/a.wav", sha256="a" * 64), [Transmission(0, 0, 1)],
@@ -158,7 +158,7 @@ def test_datasette_reads_while_a_write_transaction_is_open(tmp_path):
     from datasette.app import Datasette
 
     db = tmp_path / "store.db"
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         save(store, RecordingFacts(path="/r/a.wav", sha256="a" * 64))
         ds = Datasette(files=[str(db)])
@@ -193,7 +193,7 @@ def process(pipeline, store, path, force=False):
 @needs_ffmpeg
 def test_same_content_is_processed_once_and_force_redoes_it(tmp_path, pipeline):
     a = silence(tmp_path / "a.wav", 2.0)
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         first = process(pipeline, store, a)
         assert first.status == "done"
         again = process(pipeline, store, a)
@@ -215,7 +215,7 @@ def test_same_content_is_processed_once_and_force_redoes_it(tmp_path, pipeline):
 @needs_ffmpeg
 def test_a_changed_file_becomes_a_new_version_and_old_rows_and_verdicts_stay(tmp_path, pipeline):
     path = silence(tmp_path / "a.wav", 2.0)
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         facts = examine(path)
         old_id = save(store, facts)  # as if the model had found a flagged line in it
         line_id = store.rows("SELECT id FROM lines")[0]["id"]
@@ -243,7 +243,7 @@ def test_verify_reports_missing_and_changed_originals(tmp_path):
     copy = tmp_path / "keep-copy.wav"
     shutil.copy(keep, copy)
     db = tmp_path / "s.db"
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         for path in (keep, change, remove):
             save(store, examine(path))
         store.add_path(store.done_recording(examine(copy).sha256)["id"], examine(copy))

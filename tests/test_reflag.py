@@ -7,7 +7,7 @@ import pytest
 
 from intercept.lexicon import Lexicon, default_lexicon_path
 from intercept.reflag import reflag
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.text import PersianNormalizer
 from intercept.types import Line, Transmission
 
@@ -48,7 +48,7 @@ def _save(store, normalizer, lexicon, path, sha, texts):
 
 @pytest.fixture
 def store(tmp_path, normalizer, old_lexicon):
-    with Store(tmp_path / "traffic.db") as store:
+    with Store(tmp_path / "traffic.db", CREATE) as store:
         store.save_lexicon_terms(old_lexicon.version, old_lexicon.terms)
         _save(store, normalizer, old_lexicon, "/r/one.wav", "1" * 64,
               [(0, "امشب برویم ببینیم پرنده است یا روباه"), (1, "گرگ آنجاست"), (2, "فردا شب می‌آییم"),
@@ -126,7 +126,7 @@ def test_reflag_drops_flags_a_narrower_lexicon_no_longer_finds(store, lexicon, o
 
 
 def test_reflag_normalises_stale_text_again_and_flags_the_new_text(tmp_path, lexicon, normalizer):
-    with Store(tmp_path / "raw.db") as store:
+    with Store(tmp_path / "raw.db", CREATE) as store:
         line = Line(start=0.0, end=1.0, text="پرنده ها", text_fa="پرنده ها")  # stored un-normalised
         store.save_recording(RecordingFacts(path="/r/raw.wav"), [Transmission(0, 0.0, 1.0)], [line], [[]],
                              run_id=None, engine="e", model="m", translator="none", lexicon_version="v0")
@@ -141,7 +141,7 @@ def test_reflag_normalises_stale_text_again_and_flags_the_new_text(tmp_path, lex
 def test_reflag_derives_suspect_marks_again_from_the_normalised_text(tmp_path, lexicon, normalizer):
     """A hallucinated phrase written with Arabic ي is caught like the Persian spelling, and a
     stale suspect mark goes when its reason no longer holds."""
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         arabic = Line(start=0.0, end=1.0, text="زيرنويس", text_fa="زيرنويس")
         stale = Line(start=1.0, end=2.0, text="سلام", text_fa="سلام", suspect="translation loop ('hi' repeated)")
         store.save_recording(RecordingFacts(path="/r/h.wav"), [Transmission(0, 0.0, 2.0)], [arabic, stale], [[], []],

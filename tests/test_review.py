@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from intercept.store import Store
+from intercept.store import CREATE, Store
 from intercept.review import (
     ReviewError,
     ReviewOptions,
@@ -43,7 +43,7 @@ def write_wav(path: Path, seconds: float) -> None:
 
 def build_store(db_path: Path, recording_path: Path) -> None:
     """The real schema (intercept.store.Store), then rows with known ids."""
-    Store(db_path).close()
+    Store(db_path, CREATE).close()
     db = sqlite_utils.Database(db_path)
     db["recordings"].insert(
         {"id": 1, "path": str(recording_path), "sha256": "0" * 64, "duration_s": RECORDING_S, "format": "wav",
@@ -279,7 +279,7 @@ def test_review_summary_sql_keeps_the_view_and_follows_every_write(tmp_path):
     from intercept.store.team import LINE_REVIEW_SELECT
     from intercept.types import Flag, Line, Transmission
 
-    store = Store(tmp_path / "s.db")
+    store = Store(tmp_path / "s.db", CREATE)
     lines = [Line(1.0, 2.0, "پرنده روباه", text_fa="پرنده روباه", text_en="bird fox"),
              Line(3.0, 4.0, "سلام", text_fa="سلام", text_en="hello"),
              Line(5.0, 6.0, "روباه", text_fa="روباه", text_en="fox")]

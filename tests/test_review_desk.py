@@ -15,7 +15,7 @@ from test_review import FARSI_LINE, PASSWORD, RECORDING_S, REVIEWER, build_store
 from intercept.reliability import WEAK_CONFIDENCE, WEAK_LOGPROB, english_reliability, line_confidence
 from intercept.review import ReviewOptions, hash_password, make_datasette
 from intercept.review.desk import describe_line, flags_html, marked_html, trust_html
-from intercept.store import Store
+from intercept.store import CREATE, Store
 
 ENGLISH = "tonight let's go see whether it is a bird or a fox"
 HYPOTHESIS = "امشب برویم ببینیم پرنده است یا روباه"
@@ -28,7 +28,7 @@ def desk_store(tmp_path, evidence: bool = False):
     write_wav(recording, RECORDING_S)
     path = tmp_path / "store.db"
     build_store(path, recording)
-    Store(path).close()  # migrations up to this branch's (recorded_at, lexicon notes)
+    Store(path, CREATE).close()  # migrations up to this branch's (recorded_at, lexicon notes)
     db = sqlite_utils.Database(path)
     fox, bird = FARSI_LINE.index("روباه"), FARSI_LINE.index("پرنده")
     db["flags"].update(10, {"span_start": fox, "span_end": fox + 5})
@@ -194,7 +194,7 @@ def test_context_shows_neighbours_with_audio_and_the_whole_recording(tmp_path):
 
 def test_activity_chart_counts_and_bars_list_their_lines(tmp_path):
     path = desk_store(tmp_path)
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         store.add_verdict(1, "confirmed", "maryam")
     ds = datasette_for(path)
     page = get(ds, "/-/intercept/activity?by=hour")

@@ -15,7 +15,7 @@ from test_review import FARSI_LINE, PASSWORD, RECORDING_S, REVIEWER, build_store
 
 from intercept.export import ExportOptions, export_text
 from intercept.review import ReviewError, ReviewOptions, hash_password, load_accounts, load_leads, make_datasette
-from intercept.store import READ, Store
+from intercept.store import CREATE, READ, Store
 from intercept.store import team
 from intercept.types import Flag, Line
 
@@ -42,7 +42,7 @@ def outcome(store_path, line_id):
 
 
 def test_unflagged_line_takes_no_verdict(store):
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         with pytest.raises(team.TeamError, match="line 2 has no flag"):
             opened.add_verdict(2, "confirmed", REVIEWER)
         with pytest.raises(team.TeamError, match="flag 12 is not a flag of line 1"):
@@ -52,16 +52,16 @@ def test_unflagged_line_takes_no_verdict(store):
 
 
 def test_verdict_on_one_flag_leaves_the_others_in_the_queue(store):
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_verdict(1, "confirmed", REVIEWER, flag_id=10)  # fox; bird still awaits review
     assert outcome(store, 1) == {"verdict": None, "confirmed": 1, "reviewers": 1}
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_verdict(1, "false_positive", REVIEWER, concept="bird")
     assert outcome(store, 1) == {"verdict": "confirmed", "confirmed": 1, "reviewers": 1}
 
 
 def test_withdrawal_is_appended_and_puts_the_line_back_in_the_queue(store):
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_verdict(4, "confirmed", REVIEWER, note="courier")
         assert opened.confirmed_line_ids() == {4}
         opened.add_verdict(4, "withdrawn", REVIEWER)
@@ -78,23 +78,23 @@ def test_withdrawal_is_appended_and_puts_the_line_back_in_the_queue(store):
 
 
 def test_reviewers_who_differ_dispute_the_line_until_a_lead_decides(store):
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_verdict(4, "confirmed", REVIEWER, note="bird = courier")
         opened.add_verdict(4, "false_positive", OTHER, note="a real bird")
     assert outcome(store, 4) == {"verdict": "disputed", "confirmed": 0, "reviewers": 2}
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         review = opened.review_of_lines([4])[4]
         assert review["concepts"]["bird"]["differ"] == 1
         assert [(v["reviewer"], v["verdict"], v["note"]) for v in review["verdicts"]] == [
             (REVIEWER, "confirmed", "bird = courier"), (OTHER, "false_positive", "a real bird")]
         opened.add_verdict(4, "confirmed", LEAD, note="heard it twice", decision=True)
     assert outcome(store, 4)["verdict"] == "confirmed"
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         record = team.review_record(opened.review_of_lines([4])[4])
         assert record["concepts"]["bird"]["reviewers_differ"] and record["concepts"]["bird"]["decision"] == "confirmed"
         opened.add_verdict(4, "withdrawn", LEAD, decision=True)
     assert outcome(store, 4)["verdict"] == "disputed", "the decision withdrawn: disputed again"
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_verdict(4, "confirmed", OTHER)  # the other reviewer comes round
     assert outcome(store, 4) == {"verdict": "confirmed", "confirmed": 1, "reviewers": 2}
 
@@ -112,7 +112,7 @@ def test_a_line_level_verdict_from_before_migration_0012_counts_for_every_flag(s
 
 
 def test_reviewer_flag_survives_re_flagging_and_suggests_a_form(store):
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         made = opened.add_reviewer_flag(2, "fox", REVIEWER, note="said روباه under the noise", heard_form="روبا",
                                         suggest=True)
         flag = opened.rows("select * from flags where id = ?", [made["flag_id"]])[0]
@@ -148,13 +148,13 @@ def test_confirmed_set_is_one_definition_for_store_page_and_export(store):
     rng = random.Random(27)
     actions = [(line, flag) for line, flags in ((1, [10, 11, None]), (3, [12, None]), (4, [13, None]))
                for flag in flags]
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_reviewer_flag(2, "wolf", "ana")
     for step in range(40):
         line, flag = rng.choice(actions)
         who = rng.choice([REVIEWER, OTHER, LEAD])
         verdict = rng.choice(team.VERDICTS + (team.WITHDRAWN,))
-        with Store(store) as opened:
+        with Store(store, CREATE) as opened:
             try:
                 opened.add_verdict(line, verdict, who, flag_id=flag, decision=who == LEAD and rng.random() < 0.5)
             except team.TeamError:
@@ -168,7 +168,7 @@ def test_confirmed_set_is_one_definition_for_store_page_and_export(store):
 
 
 def test_export_and_bundle_carry_the_disagreement(store):
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_verdict(4, "confirmed", REVIEWER, note="courier")
         opened.add_verdict(4, "false_positive", OTHER)
         text = export_text(opened, ExportOptions(format="jsonl", flagged_only=True))
@@ -310,7 +310,7 @@ def test_claims_keep_others_off_a_recording_and_lapse(store):
 
 
 def test_progress_counts_lines_not_rows(store):
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_verdict(1, "confirmed", REVIEWER)  # two rows: fox and bird
         opened.add_verdict(1, "withdrawn", REVIEWER)
         opened.add_verdict(1, "unsure", REVIEWER)
@@ -351,7 +351,7 @@ def test_lexicon_suggestions_command_lists_what_reviewers_proposed(store):
 
     from intercept.cli import cli
 
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_reviewer_flag(2, "fox", REVIEWER, note="heard twice", heard_form="روبا", suggest=True)
         opened.add_reviewer_flag(2, "wolf", REVIEWER, heard_form="گرگه")  # heard, not proposed
     result = CliRunner().invoke(cli, ["lexicon", "suggestions", str(store), "--format", "jsonl"])
@@ -377,7 +377,7 @@ def test_flag_evaluation_counts_reviewer_flags_in_recall(store):
     with Store(store, READ) as opened:
         before = module.evaluate(opened, truth)
     assert (before["lexicon"].wanted, before["lexicon"].found) == (2, 1)
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         opened.add_reviewer_flag(2, "wolf", REVIEWER)
     with Store(store, READ) as opened:
         after = module.evaluate(opened, truth)

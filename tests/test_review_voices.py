@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from intercept.review import ReviewOptions, hash_password, make_datasette
-from intercept.store import Store
+from intercept.store import CREATE, Store
 from intercept.voices import group_voices, to_bytes
 from test_review import PASSWORD, RECORDING_S, REVIEWER, build_store, login, run, write_wav
 
@@ -23,7 +23,7 @@ def store(tmp_path):
     write_wav(recording, RECORDING_S)
     db_path = tmp_path / "store.db"
     build_store(db_path, recording)
-    with Store(db_path) as store:
+    with Store(db_path, CREATE) as store:
         for recording_id, direction in ((1, 0), (2, 1)):
             vector = np.eye(256, dtype=np.float32)[direction]
             store.save_voice_prints(recording_id, {0: ("ok", 2.0, to_bytes(vector))}, *MODEL)
@@ -39,7 +39,7 @@ def ds(store):
 
 
 def voice_of(db_path, transmission_id):
-    with Store(db_path) as store:
+    with Store(db_path, CREATE) as store:
         return store.rows("SELECT voice_id FROM transmissions WHERE id = ?", [transmission_id])[0]["voice_id"]
 
 
@@ -77,7 +77,7 @@ def test_lines_link_to_their_voice(ds, store):
 def test_visitors_cannot_change_voices(ds, store):
     response = run(ds.client.post(f"/-/intercept/voices/{voice_of(store, 1)}/name", data={"name": "x"}))
     assert response.status_code == 403
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         assert opened.voice_decisions() == []
 
 
@@ -102,7 +102,7 @@ def test_reviewer_names_merges_and_splits(ds, store):
     assert named.status_code == merged.status_code == split.status_code == 302
     assert wrong.status_code == 400 and "not of voice" in wrong.text
     assert 'action="/-/intercept/voices/' in page.text and "operator A" in page.text
-    with Store(store) as opened:
+    with Store(store, CREATE) as opened:
         assert opened.voice(first)["name"] == "operator A" and opened.voice(first)["named_by"] == REVIEWER
         assert opened.voice(second)["merged_into"] == first
         new = opened.rows("SELECT voice_id FROM transmissions WHERE id = 2")[0]["voice_id"]

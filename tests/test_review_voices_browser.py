@@ -6,7 +6,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from intercept.review import ReviewOptions, hash_password, make_datasette
-from intercept.store import Store
+from intercept.store import CREATE, Store
 from test_review import PASSWORD, REVIEWER
 from test_review_browser import browser, pytestmark, serving  # noqa: F401 (fixture and skip mark)
 from test_review_voices import store  # noqa: F401 (fixture: two voices in two recordings)
@@ -14,7 +14,7 @@ from test_review_voices import store  # noqa: F401 (fixture: two voices in two r
 
 def test_flagged_lines_link_to_their_voice(store, browser):  # noqa: F811
     db_path = store
-    with Store(db_path) as opened:
+    with Store(db_path, CREATE) as opened:
         opened.name_voice(opened.voices_of_lines([1])[1]["voice_id"], "operator A", REVIEWER)
         voice_of_line_4 = opened.voices_of_lines([4])[4]["voice_id"]
     datasette = make_datasette(

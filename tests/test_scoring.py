@@ -13,7 +13,7 @@ from intercept.lexicon import Lexicon, default_lexicon_path
 from intercept.reflag import reflag
 from intercept.scoring import (DEFAULT_THRESHOLD, FEATURES, ALTERNATIVE, Evidence, FlagScorer, ScorerError,
                                default_scorer, score_flags)
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.text import PersianNormalizer
 from intercept.types import Hypothesis, Line, Transmission, Word
 
@@ -200,7 +200,7 @@ def _scored_store(tmp_path, normalizer, lexicon, scorer):
     ]
     lines[1].start, lines[1].end, lines[1].transmission_idx = 10.0, 15.0, 1
     flags = score_flags(lines, lexicon.flag_lines(lines), lexicon, normalizer, scorer)
-    store = Store(tmp_path / "traffic.db")
+    store = Store(tmp_path / "traffic.db", CREATE)
     store.save_recording(RecordingFacts(path="/r/one.wav", sha256="1" * 64), transmissions, lines, flags,
                          run_id=None, engine="faster-whisper", model="base", translator="none",
                          lexicon_version=lexicon.version)

@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from intercept.store import SCHEMA_VERSION, RecordingFacts, Store, StoreError
+from intercept.store import CREATE, SCHEMA_VERSION, RecordingFacts, Store, StoreError
 from intercept.types import Flag, Line, Transmission
 
 
@@ -27,7 +27,7 @@ def _save(store, path="/r/a.wav", sha="a" * 64, lines=None, flags=None):
 
 @pytest.fixture
 def store(tmp_path):
-    return Store(tmp_path / "s.db")
+    return Store(tmp_path / "s.db", CREATE)
 
 
 def test_schema_tables_view_and_wal(store):
@@ -90,7 +90,7 @@ def test_newer_schema_is_refused(tmp_path):
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(StoreError, match="newer"):
-        Store(path)
+        Store(path, CREATE)
 
 
 def test_lexicon_terms_recorded_once_per_version(store):
@@ -125,7 +125,7 @@ def _store_before_migrations(path):
 def test_old_store_is_migrated_keeping_its_rows(tmp_path):
     path = tmp_path / "old.db"
     _store_before_migrations(path)
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         applied = [r["name"] for r in store.rows("SELECT name FROM _sqlite_migrations ORDER BY id")]
         assert applied[:4] == ["0001_initial", "0002_lines_fts", "0003_custody", "0004_line_review"]
@@ -141,25 +141,25 @@ def test_old_store_is_migrated_keeping_its_rows(tmp_path):
         assert [p["path"] for p in store.paths_of(1)] == ["/r/a.wav"]
         assert store.rows("SELECT verdict FROM verdicts") == [{"verdict": "confirmed"}]
         assert store.check_integrity() == []
-    with Store(path) as store:  # opening again applies nothing twice
+    with Store(path, CREATE) as store:  # opening again applies nothing twice
         assert store.count("_sqlite_migrations") == SCHEMA_VERSION
 
 
 def test_store_with_unknown_migration_is_refused(tmp_path):
     path = tmp_path / "future.db"
-    Store(path).close()
+    Store(path, CREATE).close()
     db = sqlite_utils.Database(path)
     db["_sqlite_migrations"].insert({"migration_set": "intercept", "name": "0099_future", "applied_at": "x"})
     db.close()
     with pytest.raises(StoreError, match="newer.*0099_future"):
-        Store(path)
+        Store(path, CREATE)
 
 
 def test_a_file_that_is_not_a_store_is_refused(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("not sqlite at all " * 100)
     with pytest.raises(StoreError, match="not an intercept store"):
-        Store(path)
+        Store(path, CREATE)
     assert path.read_text().startswith("not sqlite")
 
 
@@ -199,7 +199,7 @@ def test_the_queue_facets_read_one_covering_index_under_the_score_threshold(tmp_
     """The review queue filters on verdict and score (the threshold); each start-page facet then
     needs the score of every queued line: migration 0008's (verdict, column, score) indexes keep
     it a covered index scan (1M lines: 373 ms -> 180 ms, docs/benchmarks.md)."""
-    with Store(tmp_path / "q.db") as store:
+    with Store(tmp_path / "q.db", CREATE) as store:
         plan = store.db.execute(
             f"EXPLAIN QUERY PLAN SELECT {column}, count(*) FROM (SELECT * FROM flagged_lines "
             f"WHERE verdict IS NULL AND score >= 0.5) WHERE {column} IS NOT NULL GROUP BY {column}"

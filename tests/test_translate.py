@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
 
-from intercept.store import RecordingFacts, Store  # noqa: E402
+from intercept.store import CREATE, RecordingFacts, Store  # noqa: E402
 from intercept.translate import (  # noqa: E402
     MTModelError,
     MTOptions,
@@ -226,7 +226,7 @@ def test_make_translator_names(tiny_m2m100):
 
 def _store_with_lines(db: Path, recordings: dict[str, list[tuple[float, float, str]]]) -> list[int]:
     ids = []
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         for path, rows in recordings.items():
             txs = [Transmission(i, start, end) for i, (start, end, _) in enumerate(rows)]
             lines = [Line(start, end, text=text, text_fa=text, transmission_idx=i, text_en="old")
@@ -245,7 +245,7 @@ def test_retranslate_rewrites_stored_lines(tmp_path, torch_translator):
         "/rec/a.wav": [(0.0, 2.0, FARSI[0]), (3.0, 4.0, FARSI[1])],
         "/rec/b.wav": [(1.0, 2.0, FARSI[2])],
     })
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert retranslate(store, torch_translator, recording_id=second) == 1
         rows = {r["text_fa"]: r for r in store.iter_lines()}
         assert rows[FARSI[0]]["text_en"] == "old"  # the other recording is untouched
@@ -277,7 +277,7 @@ def test_whisper_translate_path_on_a_sample(tmp_path, embedded_model_dir, manife
     said: list[str] = []
     translator = make_translator("transformers", engine, mt_model=str(tmp_path / "missing"), warn=said.append)
     assert isinstance(translator, WhisperTranslator) and "'whisper' instead" in said[0]
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert retranslate(store, translator) == 1
         (row,) = list(store.iter_lines())
     english = row["text_en"] or ""
@@ -348,5 +348,5 @@ def test_translate_command_mt_device_cuda_without_a_gpu_exits_2(monkeypatch, tmp
                                       "--mt-backend", "torch", "--mt-device", "cuda"])
     assert result.exit_code == 2
     assert "MT device cuda: the MT model cannot use a GPU here" in result.output
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert [row["text_en"] for row in store.db["lines"].rows] == ["old"]  # nothing rewritten

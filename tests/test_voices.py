@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from intercept.cli import cli
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Transmission
 
 RATE = 16000
@@ -99,7 +99,7 @@ def two_recordings(tmp_path, speech):
     two = tmp_path / "two.wav"
     spans_one = write_recording(one, [speech["A"][0], speech["B"][0], speech["A"][1], speech["B"][1]])
     spans_two = write_recording(two, [speech["B"][2], speech["A"][2], speech["short"]])
-    store = Store(tmp_path / "voices.db")
+    store = Store(tmp_path / "voices.db", CREATE)
     yield store, store_recording(store, one, spans_one), store_recording(store, two, spans_two), tmp_path
     store.close()
 
@@ -201,7 +201,7 @@ def test_voices_command_names_a_missing_original_and_goes_on(two_recordings):
     failures = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(failures) == 1 and str(tmp / "one.wav") in failures[0] and "not found" in failures[0]
     assert "2 transmissions embedded" in result.stdout
-    with Store(db) as reopened:
+    with Store(db, CREATE) as reopened:
         assert voice_ids(reopened, two)[:2] != [None, None]
         assert voice_ids(reopened, one) == [None] * 4
 
@@ -215,7 +215,7 @@ def test_run_with_voices(tmp_path, speech, embedded_model_dir):
     assert result.exit_code == 0, result.output
     voices = json.loads(result.stdout)["voices"]
     assert voices["embedded"] >= 4 and voices["voices"] == 2
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         ids = [t["voice_id"] for t in store.transmissions_of(1) if t["voice_id"] is not None]
         assert len(ids) >= 4 and ids[0] == ids[2] != ids[1] == ids[3]
 
@@ -226,13 +226,13 @@ def test_without_the_extra_voices_says_what_to_install(tmp_path, monkeypatch, co
     wav = tmp_path / "x.wav"
     write_recording(wav, [np.zeros(RATE, dtype=np.float32)])
     db = tmp_path / "x.db"
-    Store(db).close()
+    Store(db, CREATE).close()
     args = [a.format(wav=wav, db=db) for a in command]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "voices" in lines[0] and "resemblyzer" in lines[0]
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         assert store.count("recordings") == 0  # nothing was started
 
 
@@ -250,7 +250,7 @@ def _voices_by_transmission(db: Path) -> dict:
     """(recording file name, transmission idx) -> (embedding status, vector or None, voice id)."""
     from intercept.voices import from_bytes
 
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         rows = store.rows(
             "SELECT r.path, t.idx, t.voice_id, e.status, e.embedding FROM transmissions t "
             "JOIN recordings r ON r.id = t.recording_id "
@@ -282,3 +282,26 @@ def test_run_with_voices_on_ray_stores_the_voices_of_a_local_run(tmp_path, speec
             assert np.allclose(vector, ray_vector, atol=2e-3), key
         assert renamed.setdefault(voice, ray_voice) == ray_voice, key
     assert len({v for v in renamed if v is not None}) == 2
+
+
+def test_voices_command_never_migrates_an_older_store(tmp_path):
+    """`intercept voices` writes as flag and translate do (WRITE): an older store is refused
+    with the way out, untouched (it used to open the store CREATE and migrate it silently)."""
+    import sqlite3
+
+    from intercept.store import SCHEMA_VERSION
+
+    db = tmp_path / "old.db"
+    Store(db, CREATE).close()
+    conn = sqlite3.connect(db)
+    last = conn.execute("SELECT name FROM _sqlite_migrations ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = ?", [last])
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    conn.commit()
+    conn.close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    result = CliRunner().invoke(cli, ["voices", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "intercept migrate" in result.stderr and str(db) in result.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("old.db.bak")) == []

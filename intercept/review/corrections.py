@@ -28,14 +28,14 @@ import asyncio
 import json
 from pathlib import Path
 
-import sqlite_utils
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
-from intercept.review.plugin import WRITE_VERDICT, _audio_url, _config, _local_path, store_database
 from intercept.scoring import DEFAULT_THRESHOLD
 from intercept.store import revisions
+
 from .doors import write_route
+from .site import WRITE_VERDICT, audio_url, config, local_path, on_store_pages, store_database
 
 MAX_IDS = 500
 CORRECTOR_ATTRIBUTE = "_intercept_corrector"
@@ -71,7 +71,7 @@ async def corrector(datasette):
     async with lock:
         built = getattr(datasette, CORRECTOR_ATTRIBUTE, None)
         if built is None:
-            built = await asyncio.to_thread(_build_corrector, _config(datasette).get("corrections") or {})
+            built = await asyncio.to_thread(_build_corrector, config(datasette).get("corrections") or {})
             setattr(datasette, CORRECTOR_ATTRIBUTE, built)
     return built
 
@@ -81,12 +81,7 @@ async def record_correction(request, datasette):
     """Store one reviewer's correction of a line and derive the line again."""
     from intercept.corrections import CorrectionConflict, check_text
 
-    if request.method != "POST":
-        return _error("POST a correction here; see docs/review.md", 405)
-    if _config(datasette).get("read_only"):
-        return _error("the store is read-only here: corrections cannot be recorded", 403)
-    if not await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False):
-        return _error("only logged-in reviewers may correct lines: log in at /-/login", 403)
+    # POST, a writable store and a reviewer's login are write_route's checks.
     form = await request.post_vars()
     try:
         line_id = int(form.get("line_id", ""))
@@ -107,7 +102,7 @@ async def record_correction(request, datasette):
     chosen = await corrector(datasette)
 
     def prepare(conn):
-        return chosen.prepare(sqlite_utils.Database(conn), line_id, fa, en, reviewer, note)
+        return chosen.prepare(revisions.database(conn), line_id, fa, en, reviewer, note)
 
     try:
         correction = await database.execute_fn(prepare)
@@ -124,11 +119,11 @@ async def record_correction(request, datasette):
             lambda conn: revisions.write_correction(conn, correction, terms), block=True)
     except CorrectionConflict as error:
         return _error(str(error), 409)
-    next_path = _local_path(form.get("next", ""))
+    next_path = local_path(form.get("next", ""))
     if next_path:
         datasette.add_message(request, f"Line {line_id}: corrected (revision {revision_id})", datasette.INFO)
         return Response.redirect(next_path)
-    edited = await database.execute_fn(lambda conn: revisions.lines_for_editing(sqlite_utils.Database(conn),
+    edited = await database.execute_fn(lambda conn: revisions.lines_for_editing(revisions.database(conn),
                                                                                  [line_id]))
     return Response.json({"ok": True, "revision_id": revision_id, "reviewer": reviewer,
                           "flags": [{"concept": f.concept, "kind": f.kind, "score": round(f.score, 4),
@@ -152,7 +147,7 @@ async def revisions_json(request, datasette):
     database = await store_database(datasette)
     if database is None:
         return _error("no intercept store is open", 404)
-    found = await database.execute_fn(lambda conn: revisions.lines_for_editing(sqlite_utils.Database(conn), ids))
+    found = await database.execute_fn(lambda conn: revisions.lines_for_editing(revisions.database(conn), ids))
     return Response.json({str(line_id): line for line_id, line in found.items()})
 
 
@@ -169,16 +164,16 @@ async def correct_next_page(request, datasette):
     if database is None:
         return _error("no intercept store is open", 404)
     ranked = await database.execute_fn(lambda conn: revisions.correct_next(
-        sqlite_utils.Database(conn), DEFAULT_THRESHOLD, BAND, WEAK_CONFIDENCE, NEIGHBOUR_S, limit))
+        revisions.database(conn), DEFAULT_THRESHOLD, BAND, WEAK_CONFIDENCE, NEIGHBOUR_S, limit))
     can_write = await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False)
-    context_s = float(_config(datasette).get("context_s", 2.0))
+    context_s = float(config(datasette).get("context_s", 2.0))
     template = datasette.__dict__.setdefault("_intercept_templates", {})
     if TEMPLATE.name not in template:
         template[TEMPLATE.name] = datasette.jinja_env.from_string(TEMPLATE.read_text(encoding="utf-8"))
     return Response.html(await datasette.render_template(template[TEMPLATE.name], {
         "lines": ranked, "can_write": can_write, "threshold": DEFAULT_THRESHOLD, "band": BAND,
         "weak": WEAK_CONFIDENCE, "neighbour_s": NEIGHBOUR_S, "context_s": context_s, "limit": limit,
-        "audio_url": lambda line_id, context=0.0: _audio_url(datasette, line_id, context),
+        "audio_url": lambda line_id, context=0.0: audio_url(datasette, line_id, context),
         "context_url": lambda line_id: datasette.urls.path(f"/-/intercept/context/{int(line_id)}"),
     }, request=request))
 
@@ -192,14 +187,15 @@ def register_routes(datasette):
     ]
 
 
+# Like the review plugin's, only on intercept stores' pages (and pages about no one database).
 @hookimpl
-def extra_js_urls(datasette):
-    return [datasette.urls.path("/-/intercept/static/corrections.js")]
+def extra_js_urls(database, datasette):
+    return on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/corrections.js")])
 
 
 @hookimpl
-def extra_css_urls(datasette):
-    return [datasette.urls.path("/-/intercept/static/corrections.css")]
+def extra_css_urls(database, datasette):
+    return on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/corrections.css")])
 
 
 @hookimpl
@@ -212,7 +208,7 @@ def extra_body_script(request, datasette):
             if can_write and "csrftoken" in request.scope:
                 csrftoken = request.scope["csrftoken"]()
         settings = {
-            "canWrite": bool(can_write) and not _config(datasette).get("read_only"),
+            "canWrite": bool(can_write) and not config(datasette).get("read_only"),
             "csrftoken": csrftoken,
             "correctUrl": datasette.urls.path("/-/intercept/correct"),
             "revisionsUrl": datasette.urls.path("/-/intercept/revisions.json"),

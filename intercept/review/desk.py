@@ -7,9 +7,9 @@
 - traffic over time: lines per hour or day from recordings.recorded_at, as a server-rendered
   SVG chart whose bars list their lines.
 
-Reads go through Datasette's (read-only) connection. Columns added by later migrations
-(flag evidence, recorded_at, lexicon notes) are used when the store has them and shown as
-"unknown" otherwise.
+Reads are intercept.store.review's, run on Datasette's (read-only) connection. Columns added
+by later migrations (flag evidence, recorded_at, lexicon notes) are used when the store has
+them and shown as "unknown" otherwise.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from intercept.recorded_at import absolute_time
 from intercept.reliability import english_reliability, line_confidence
+from intercept.store import review as store_review
 
 CONTEXT_LINES = 3  # transmissions shown before and after a line
 MAX_LINES = 2000  # most lines one page lists (a whole recording, an activity bar)
@@ -201,86 +202,22 @@ def fragments(description: dict) -> dict:
     }
 
 
-# ---------------------------------------------------------------- reads
-
-
-async def _dicts(database, sql: str, params) -> list[dict]:
-    return [dict(row) for row in await database.execute(sql, params)]
-
-
-async def _columns(database, table: str) -> set[str]:
-    return set(await database.table_columns(table))
+# ---------------------------------------------------------------- reads (intercept.store.review)
 
 
 async def describe_lines(database, line_ids: list[int]) -> dict[int, dict]:
-    """describe_line for each id (missing ids are left out), in three queries."""
+    """describe_line for each id (missing ids are left out), read on Datasette's connection."""
     if not line_ids:
         return {}
-    ids = sorted({int(i) for i in line_ids})
-    marks = ",".join("?" * len(ids))
-    recorded = "recordings.recorded_at" if "recorded_at" in await _columns(database, "recordings") else "null"
-    lines = (await _dicts(database,
-        f"select lines.*, recordings.path as recording_path, {recorded} as recorded_at, "
-        "line_review.verdict as verdict "
-        "from lines join recordings on recordings.id = lines.recording_id "
-        f"left join line_review on line_review.line_id = lines.id where lines.id in ({marks})", ids))
-    flags = (await _dicts(database,
-        f"select * from flags where line_id in ({marks}) order by line_id, span_start, id", ids))
-    flag_columns = await _columns(database, "flags")
-    lexicon = await _lexicon_notes(database, flags)
-    by_line: dict[int, list[dict]] = {}
-    # A correction's superseded flags are kept in the store but marked on no text (intercept.corrections).
-    flags = [flag for flag in flags if flag.get("superseded_by_revision") is None]
-    for flag in flags:
-        flag.update(lexicon.get((flag.get("concept"), flag.get("lexicon_version")), {}))
-        by_line.setdefault(flag["line_id"], []).append(flag)
-    has_trust = "match_score" in flag_columns
-    return {line["id"]: describe_line(line, by_line.get(line["id"], []), has_trust) for line in lines}
-
-
-async def _lexicon_notes(database, flags: list[dict]) -> dict[tuple, dict]:
-    """(concept, lexicon version) -> gloss (the concept's English forms) and notes, from the
-    lexicon terms stored with each version."""
-    keys = sorted({(f.get("concept"), f.get("lexicon_version")) for f in flags if f.get("concept")}, key=str)
-    if not keys:
-        return {}
-    notes = "notes" if "notes" in await _columns(database, "lexicon_terms") else "null"
-    concepts = sorted({concept for concept, _ in keys})
-    rows = (await _dicts(database,
-        f"select concept, lexicon_version, lang, form, {notes} as notes from lexicon_terms "
-        f"where concept in ({','.join('?' * len(concepts))}) order by id", concepts))
-    found: dict[tuple, dict] = {}
-    for row in rows:
-        entry = found.setdefault((row["concept"], row["lexicon_version"]), {"gloss": [], "notes": None})
-        if row["lang"] == "en" and row["form"] not in entry["gloss"]:
-            entry["gloss"].append(row["form"])
-        entry["notes"] = entry["notes"] or row["notes"]
-    return {key: {"gloss": ", ".join(value["gloss"]) or None, "notes": value["notes"]} for key, value in found.items()}
+    lines, flags, has_trust = await database.execute_fn(lambda conn: store_review.lines_with_flags(conn, line_ids))
+    return {line["id"]: describe_line(line, flags.get(line["id"], []), has_trust) for line in lines}
 
 
 async def context_ids(database, line_id: int, whole: bool) -> Optional[tuple[dict, list[int]]]:
     """(the line's row, the ids of the lines around it in recording order): CONTEXT_LINES each
     side, or every line of the recording (up to MAX_LINES) when `whole`. None: no such line."""
-    row = (await database.execute(
-        "select id, recording_id, start_s from lines where id = ?", [line_id])).first()
-    if row is None:
-        return None
-    line = dict(row)
-    if whole:
-        ids = [r[0] for r in await database.execute(
-            "select id from lines where recording_id = ? order by start_s, id limit ?",
-            [line["recording_id"], MAX_LINES])]
-        return line, ids
-    # Both directions walk the (recording_id, start_s) index from the line.
-    before = [r[0] for r in await database.execute(
-        "select id from lines where recording_id = :r and (start_s < :s or (start_s = :s and id < :i)) "
-        "order by start_s desc, id desc limit :n",
-        {"r": line["recording_id"], "s": line["start_s"], "i": line_id, "n": CONTEXT_LINES})]
-    after = [r[0] for r in await database.execute(
-        "select id from lines where recording_id = :r and (start_s > :s or (start_s = :s and id > :i)) "
-        "order by start_s, id limit :n",
-        {"r": line["recording_id"], "s": line["start_s"], "i": line_id, "n": CONTEXT_LINES})]
-    return line, before[::-1] + [line_id] + after
+    return await database.execute_fn(
+        lambda conn: store_review.context_ids(conn, line_id, whole, CONTEXT_LINES, MAX_LINES))
 
 
 # ---------------------------------------------------------------- traffic over time
@@ -298,38 +235,11 @@ async def activity(database, by: str) -> Optional[list[dict]]:
     """Per hour or day (UTC) of lines' absolute times: lines (one per transmission, unless a long
     transmission was decoded as several), flagged lines, confirmed lines. None when the store
     records no recording times (before migration 0006)."""
-    if "recorded_at" not in await _columns(database, "recordings"):
-        return None
     size = int(BUCKETS[by].total_seconds())
-
-    def counts(conn) -> dict[int, dict]:
-        # A line's bucket is (its recording's start in Unix seconds + its offset) // size. Per
-        # recording, each bucket it spans is one range of offsets, counted on the
-        # (recording_id, start_s) indexes of lines and line_review: 6x faster on a million
-        # lines than a GROUP BY on the computed bucket (docs/benchmarks.md). execute_fn runs
-        # this on Datasette's read connection without its per-query time limit.
-        found: dict[int, dict] = {}
-        for recording_id, epoch, last in conn.execute(
-                "select id, cast(strftime('%s', recorded_at) as integer), "
-                "(select max(start_s) from lines where recording_id = recordings.id) "
-                "from recordings where recorded_at is not null").fetchall():
-            if epoch is None or last is None:
-                continue
-            for bucket in range(epoch // size, int((epoch + last) // size) + 1):
-                low, high = bucket * size - epoch, (bucket + 1) * size - epoch
-                (lines,) = conn.execute("select count(*) from lines where recording_id = ? and start_s >= ? "
-                                        "and start_s < ?", [recording_id, low, high]).fetchone()
-                flagged, confirmed = conn.execute(
-                    "select count(*), coalesce(sum(verdict = 'confirmed'), 0) from line_review "
-                    "where recording_id = ? and start_s >= ? and start_s < ?", [recording_id, low, high]).fetchone()
-                if lines:
-                    total = found.setdefault(bucket, {"lines": 0, "flagged": 0, "confirmed": 0})
-                    total["lines"] += lines
-                    total["flagged"] += flagged
-                    total["confirmed"] += confirmed
-        return found
-
-    by_bucket = await database.execute_fn(counts)
+    # execute_fn runs the counts on Datasette's read connection without its per-query time limit.
+    by_bucket = await database.execute_fn(lambda conn: store_review.activity_counts(conn, size))
+    if by_bucket is None:
+        return None
     epoch = _dt.datetime(1970, 1, 1)
     return [{"bucket": (epoch + _dt.timedelta(seconds=bucket * size)).isoformat(timespec="seconds"), **values}
             for bucket, values in sorted(by_bucket.items()) if bucket is not None][-MAX_BUCKETS:]
@@ -337,23 +247,8 @@ async def activity(database, by: str) -> Optional[list[dict]]:
 
 async def period_ids(database, start: _dt.datetime, end: _dt.datetime, show: str) -> list[int]:
     """Ids of the lines whose absolute time lies in [start, end): all, flagged or confirmed."""
-    if "recorded_at" not in await _columns(database, "recordings"):
-        return []
-    condition = {"all": "1", "flagged": "line_review.line_id is not null",
-                 "confirmed": "line_review.verdict = 'confirmed'"}[show]
-    # Recordings first (CROSS JOIN keeps that order): only those that overlap the period, then
-    # their lines through the (recording_id, start_s) index.
-    rows = await database.execute(
-        "select lines.id from recordings cross join lines on lines.recording_id = recordings.id "
-        "left join line_review on line_review.line_id = lines.id "
-        "where recordings.recorded_at is not null and datetime(recordings.recorded_at) < :end "
-        "and (recordings.duration_s is null "
-        "     or datetime(recordings.recorded_at, '+' || (recordings.duration_s + 1) || ' seconds') >= :start) "
-        "and datetime(recordings.recorded_at, '+' || lines.start_s || ' seconds') >= :start "
-        "and datetime(recordings.recorded_at, '+' || lines.start_s || ' seconds') < :end "
-        f"and {condition} order by recordings.recorded_at, lines.recording_id, lines.start_s limit :n",
-        {"start": start.strftime("%Y-%m-%d %H:%M:%S"), "end": end.strftime("%Y-%m-%d %H:%M:%S"), "n": MAX_LINES})
-    return [row[0] for row in rows]
+    first, last = start.strftime("%Y-%m-%d %H:%M:%S"), end.strftime("%Y-%m-%d %H:%M:%S")
+    return await database.execute_fn(lambda conn: store_review.period_ids(conn, first, last, show, MAX_LINES))
 
 
 SERIES = (("lines", "all", "#8c8c8c"), ("flagged", "flagged", "#d98c00"), ("confirmed", "confirmed", "#b00000"))

@@ -56,6 +56,8 @@ from datasette.utils import baseconv
 from datasette.utils.asgi import Response
 from itsdangerous import BadSignature
 
+from .site import WRITE_VERDICT, config
+
 SESSION_COOKIE = "ds_actor"  # Datasette's own name: its templates offer "Log out" when it is set
 CSRF_COOKIE = "ds_csrftoken"  # asgi-csrf's cookie as Datasette names it
 CSRF_FIELD, CSRF_HEADER = "csrftoken", "x-csrftoken"
@@ -191,9 +193,7 @@ class Doors:
 
 
 def _door_config(datasette) -> Optional[Mapping]:
-    from .plugin import _config  # plugin.py imports this module's helpers
-
-    return _config(datasette).get("doors")
+    return config(datasette).get("doors")
 
 
 def doors_of(datasette) -> Doors:
@@ -287,11 +287,9 @@ def write_route(handler=None, *, permission: Optional[str] = None,
 
     @functools.wraps(handler)
     async def checked(request, datasette):
-        from .plugin import WRITE_VERDICT, _config
-
         if request.method != "POST":
             return _text("POST here; see docs/review.md", 405)
-        if _config(datasette).get("read_only"):
+        if config(datasette).get("read_only"):
             return _text("the store is read-only here: nothing can be recorded", 403)
         if not await datasette.permission_allowed(request.actor, permission or WRITE_VERDICT, default=False):
             return _text(refusal, 403)

@@ -20,59 +20,17 @@ from datasette.utils.asgi import Response
 
 from . import desk
 from .doors import doors_of, requester
-from .plugin import WRITE_VERDICT, _audio_url, _config, store_database
-
-TEMPLATES = Path(__file__).parent / "templates"
-MAX_IDS = 500  # ids one lines.json request may ask for (a page shows at most a few hundred)
-KEYS = (("j / ↓", "next line"), ("k / ↑", "previous line"), ("p / space", "play or replay (from the lead-in)"),
-        ("c", "confirmed"), ("f", "false positive"), ("u", "unsure"), ("w", "withdraw my verdicts"),
-        ("e", "write a note"), ("n", "next line awaiting a verdict"), ("x", "context of the line"))
-
-
-def _template(datasette, name: str):
-    # Our templates extend Datasette's base.html; they are read once per Datasette instance
-    # (a plugin module, unlike a plugin package, gets no templates folder from Datasette).
-    cache = datasette.__dict__.setdefault("_intercept_templates", {})
-    if name not in cache:
-        cache[name] = datasette.jinja_env.from_string((TEMPLATES / name).read_text(encoding="utf-8"))
-    return cache[name]
+from .render import line_ids, render_page
+from .site import config, store_database
 
 
 def _text(message: str, status: int) -> Response:
     return Response.text(message + "\n", status=status)
 
 
-async def _page(datasette, request, name: str, context: dict) -> Response:
-    from . import team
-
-    can_write = await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False)
-    database = await store_database(datasette)
-    reviews = (await team.review_blocks(datasette, request, database, context.get("lines") or [])
-               if database is not None else {})
-    context = {**context, "can_write": can_write, "keys": KEYS, "reviews": reviews,
-               "context_s": float(_config(datasette).get("context_s", 2.0)),
-               "verdict_url": datasette.urls.path("/-/intercept/verdict"),
-               "bundle_url": datasette.urls.path("/-/intercept/bundle.zip"),
-               "audio_url": lambda line_id, context_s=0.0: _audio_url(datasette, line_id, context_s),
-               "context_url": lambda line_id, whole=False: datasette.urls.path(
-                   f"/-/intercept/context/{int(line_id)}" + ("?whole=1" if whole else ""))}
-    return Response.html(await datasette.render_template(_template(datasette, name), context, request=request))
-
-
-def _ids(request) -> list[int]:
-    """The ?ids=1,2,3 of a request; ValueError with the reason."""
-    try:
-        ids = [int(part) for part in request.args.get("ids", "").split(",") if part.strip()]
-    except ValueError:
-        raise ValueError("ids must be integers separated by commas") from None
-    if len(ids) > MAX_IDS:
-        raise ValueError(f"at most {MAX_IDS} ids at a time")
-    return ids
-
-
 async def lines_json(request, datasette):
     try:
-        ids = _ids(request)
+        ids = line_ids(request)
     except ValueError as error:
         return _text(str(error), 400)
     database = await store_database(datasette)
@@ -97,7 +55,7 @@ async def context_page(request, datasette):
     focus = described[line_id]
     title = (f"Every line of {focus['recording_name']}" if whole
              else f"Line {line_id} in context: {desk.CONTEXT_LINES} transmissions either side")
-    return await _page(datasette, request, "intercept_lines.html", {
+    return await render_page(datasette, request, "intercept_lines.html", {
         "title": title, "lines": lines, "focus_id": line_id, "whole": whole,
         "recording_name": focus["recording_name"], "recording_path": focus["recording_path"],
         "other_view": (datasette.urls.path(f"/-/intercept/context/{line_id}" + ("" if whole else "?whole=1")),
@@ -116,7 +74,7 @@ async def activity_page(request, datasette):
     buckets = await desk.activity(database, by)
     period = datasette.urls.path("/-/intercept/period")
     chart = desk.activity_svg(buckets or [], by, lambda s, e, show: period + "?" + desk.period_query(s, e, show))
-    return await _page(datasette, request, "intercept_activity.html", {
+    return await render_page(datasette, request, "intercept_activity.html", {
         "title": f"Traffic per {by}", "by": by, "buckets": buckets, "chart": chart, "series": desk.SERIES,
         "other": [b for b in desk.BUCKETS if b != by],
     })
@@ -136,7 +94,7 @@ async def period_page(request, datasette):
     ids = await desk.period_ids(database, start, end, show)
     described = await desk.describe_lines(database, ids)
     label = {"all": "Lines", "flagged": "Flagged lines", "confirmed": "Confirmed lines"}[show]
-    return await _page(datasette, request, "intercept_lines.html", {
+    return await render_page(datasette, request, "intercept_lines.html", {
         "title": f"{label} from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
         "lines": [described[i] for i in ids if i in described], "focus_id": None, "whole": False,
         "recording_name": None, "other_view": (datasette.urls.path("/-/intercept/activity"), "back to the chart"),
@@ -159,7 +117,7 @@ async def bundle_download(request, datasette):
     from intercept.bundle import BundleError
 
     try:
-        ids = _ids(request)
+        ids = line_ids(request)
     except ValueError as error:
         return _text(str(error), 400)
     if not ids:
@@ -171,7 +129,7 @@ async def bundle_download(request, datasette):
     database = await store_database(datasette)
     if database is None:
         return _text("no intercept store is open", 404)
-    lead_in_s = float(_config(datasette).get("context_s", 2.0))
+    lead_in_s = float(config(datasette).get("context_s", 2.0))
     # Cutting clips takes seconds of CPU: one bundle at a time per reviewer, in a worker thread.
     claim = doors.claim("bundle", requester(request))
     if claim is None:

@@ -34,18 +34,16 @@ from datasette.utils.asgi import Response, asgi_static
 from markupsafe import Markup
 
 from intercept.audio import AudioError, extract_clip
-from intercept.scoring import DEFAULT_THRESHOLD
-from intercept.store import VERDICTS, is_store_connection, write_verdict
+from intercept.store import VERDICTS, write_verdict
+from intercept.store import review as store_review
 
+from . import pages, team
 from .doors import doors_of, write_route
 from .ranges import ranged_response
+from .site import (DECIDE, MAX_NOTE_CHARS, PLUGIN_NAME, STATIC_DIR, WRITE_VERDICT, audio_url, config, for_stores,
+                   is_store, local_path, on_store_pages, store_database)
 
-PLUGIN_NAME = "intercept"
-WRITE_VERDICT = "intercept-write-verdict"  # the permission a reviewer needs to record verdicts
-DECIDE = "intercept-decide"  # a lead's: decide a flag reviewers disagree on
 MAX_CONTEXT_S = 30.0
-MAX_NOTE_CHARS = 4000
-STATIC_DIR = Path(__file__).parent / "static"
 
 # Columns holding Farsi whatever their content; other text cells are set right to left when
 # they contain Arabic-script letters (lexicon forms, matched spans).
@@ -57,92 +55,16 @@ VERDICT_CELLS = frozenset({("flagged_lines", "verdict"), (None, "verdict")})
 RECORDING_CELLS = frozenset({("flagged_lines", "recording"), (None, "recording")})
 
 
-CONFIG_ATTRIBUTE = "_intercept_review_config"
-STORES_ATTRIBUTE = "_intercept_stores"  # database name -> whether it is an intercept store
-
-
-def _config(datasette) -> dict:
-    # Kept on the Datasette instance: render_cell asks for every cell, and plugin_config
-    # re-resolves the whole metadata each time (most of a large page's rendering time).
-    # The configuration is fixed when the Datasette is made.
-    config = getattr(datasette, CONFIG_ATTRIBUTE, None)
-    if config is None:
-        config = datasette.plugin_config(PLUGIN_NAME) or {}
-        setattr(datasette, CONFIG_ATTRIBUTE, config)
-    return config
-
-
-async def store_database(datasette):
-    """The Datasette database holding the intercept store: the one the plugin configuration
-    names, else the first that is an intercept store; None when there is none."""
-    name = _config(datasette).get("database")
-    if name:
-        return datasette.databases.get(name)
-    for database in list(datasette.databases.values()):
-        if await is_store(datasette, database.name):
-            return database
-    return None
-
-
-# The plugin acts on intercept stores only: any other database in the same Datasette (the
-# plugin is installed for every Datasette on the machine) is served as plain Datasette.
-def _known_store(datasette, database: Optional[str]) -> Optional[bool]:
-    """Whether `database` is an intercept store, when known without a query; None when not."""
-    if database is None:
-        return False
-    name = _config(datasette).get("database")
-    if name is not None and database != name:
-        return False
-    return getattr(datasette, STORES_ATTRIBUTE, {}).get(database)
-
-
-async def is_store(datasette, database: Optional[str]) -> bool:
-    """Whether Datasette's database `database` is an intercept store: asked of the database
-    once (intercept.store.is_store_connection), then remembered."""
-    known = _known_store(datasette, database)
-    if known is not None:
-        return known
-    db = datasette.databases.get(database)
-    found = False
-    if db is not None and database != "_internal" and not db.is_memory:
-        try:
-            found = bool(await db.execute_fn(is_store_connection))
-        except Exception:  # unreadable as SQLite: certainly not a store
-            found = False
-    if not hasattr(datasette, STORES_ATTRIBUTE):
-        setattr(datasette, STORES_ATTRIBUTE, {})
-    getattr(datasette, STORES_ATTRIBUTE)[database] = found
-    return found
-
-
-def _for_stores(datasette, database: Optional[str], result, otherwise=None):
-    """For a hook: result() when `database` is an intercept store, else `otherwise`; an
-    awaitable (Datasette awaits hooks' awaitables) while that is not known yet."""
-    known = _known_store(datasette, database)
-    if known is None:
-        async def checked():
-            return result() if await is_store(datasette, database) else otherwise
-
-        return checked
-    return result() if known else otherwise
-
-
-def _audio_url(datasette, line_id: Any, context: float = 0.0) -> str:
-    # str(): Datasette's URL strings look attributes up slowly, and cells are rendered by the thousand.
-    url = str(datasette.urls.path(f"/-/intercept/audio/{int(line_id)}.wav"))
-    return url + (f"?context={context:g}" if context else "")
-
-
 def _audio_markup(datasette, database: str, line_id: Any, linked_table: str) -> Markup:
     row_url = str(datasette.urls.table(database, linked_table)) + f"/{int(line_id)}"
-    context_s = float(_config(datasette).get("context_s", 2.0))
+    context_s = float(config(datasette).get("context_s", 2.0))
     return Markup(
         '<div class="intercept-line">'
         f'<a href="{html.escape(row_url)}">{int(line_id)}</a> '
         f'<audio class="intercept-audio" controls preload="none" data-line-id="{int(line_id)}" '
-        f'src="{html.escape(_audio_url(datasette, line_id))}"></audio> '
+        f'src="{html.escape(audio_url(datasette, line_id))}"></audio> '
         f'<a class="intercept-context" title="play with {context_s:g} s either side" '
-        f'href="{html.escape(_audio_url(datasette, line_id, context_s))}">&plusmn;{context_s:g}&nbsp;s</a>'
+        f'href="{html.escape(audio_url(datasette, line_id, context_s))}">&plusmn;{context_s:g}&nbsp;s</a>'
         "</div>"
     )
 
@@ -194,14 +116,12 @@ def startup(datasette):
 
 @hookimpl
 def prepare_jinja2_environment(env, datasette):
-    from .team import NAV  # the desk's top menu, drawn by templates/_crumbs.html
-
-    env.globals["intercept_nav"] = NAV
+    env.globals["intercept_nav"] = team.NAV  # the desk's top menu, drawn by templates/_crumbs.html
 
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    return _for_stores(datasette, database, lambda: _render_cell(row, value, column, table, database, datasette))
+    return for_stores(datasette, database, lambda: _render_cell(row, value, column, table, database, datasette))
 
 
 def _render_cell(row, value, column, table, database, datasette):
@@ -231,19 +151,14 @@ def _render_cell(row, value, column, table, database, datasette):
     return None
 
 
-def _on_store_pages(datasette, database: Optional[str], result):
-    # Pages about no one database (the index, /-/ pages) keep the review's look.
-    return result() if database is None else _for_stores(datasette, database, result, [])
-
-
 @hookimpl
 def extra_css_urls(database, datasette):
-    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.css"), datasette.urls.path("/-/intercept/static/desk.css")])
+    return on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.css"), datasette.urls.path("/-/intercept/static/desk.css")])
 
 
 @hookimpl
 def extra_js_urls(database, datasette):
-    return _on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.js"), datasette.urls.path("/-/intercept/static/desk.js")])
+    return on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/review.js"), datasette.urls.path("/-/intercept/static/desk.js")])
 
 
 @hookimpl
@@ -277,19 +192,16 @@ def extra_body_script(request, datasette):
 def permission_allowed(datasette, actor, action):
     if action not in (WRITE_VERDICT, DECIDE):
         return None
-    if not actor or not actor.get("id") or _config(datasette).get("read_only"):
+    if not actor or not actor.get("id") or config(datasette).get("read_only"):
         return False
     if action == DECIDE:
-        return actor["id"] in (_config(datasette).get("leads") or ())
-    reviewers = _config(datasette).get("reviewers")
+        return actor["id"] in (config(datasette).get("leads") or ())
+    reviewers = config(datasette).get("reviewers")
     return reviewers is None or actor["id"] in reviewers
 
 
 @hookimpl
 def register_routes(datasette):
-    from . import pages  # the desk's pages (pages.py imports this module)
-    from . import team  # the team's queue, progress, notes, reviewer flags, claims
-
     routes = [
         (r"^/-/intercept/audio/(?P<line_id>[0-9]{1,18})\.wav$", audio_clip),
         (r"^/-/intercept/lines\.json$", pages.lines_json),
@@ -302,7 +214,7 @@ def register_routes(datasette):
         (r"^/-/intercept/static/fonts/(?P<path>[A-Za-z0-9_.-]+)$", asgi_static(str(STATIC_DIR / "fonts"))),
         *team.routes(),
     ]
-    if _config(datasette).get("start_page", False):
+    if config(datasette).get("start_page", False):
         routes.append((r"^/$", start_page))
     return routes
 
@@ -310,22 +222,11 @@ def register_routes(datasette):
 async def start_page(request, datasette):
     """The review queue (intercept.review.team): flagged lines nobody has judged yet whose best
     flag scores at least the default threshold, highest score first. The same lines in
-    Datasette's table (for analysts: facets, SQL) are `table_queue_url`."""
+    Datasette's table (for analysts: facets, SQL) are `team.table_queue_url`."""
     database = await store_database(datasette)
     if database is None:
         return Response.text("No intercept store is open in this Datasette.", status=404)
     return Response.redirect(datasette.urls.path("/-/intercept/queue"))
-
-
-def table_queue_url(datasette, database) -> str:
-    """The review queue as Datasette's table view of flagged_lines."""
-    url = datasette.urls.table(database.name, "flagged_lines")
-    # reviewer and verdict_at are empty on lines nobody has judged: leave them out. The queue
-    # hides lines whose best flag scores under the default threshold (removing that filter
-    # shows them: nothing is deleted).
-    query = [("verdict__isnull", "1"), ("score__gte", str(DEFAULT_THRESHOLD)), ("_sort_desc", "score"),
-             ("_nocol", "reviewer"), ("_nocol", "verdict_at")]
-    return url + "?" + urlencode(query)
 
 
 def _error(message: str, status: int) -> Response:
@@ -351,12 +252,7 @@ async def audio_clip(request, datasette):
     database = await store_database(datasette)
     if database is None:
         return _error("no intercept store is open", 404)
-    result = await database.execute(
-        "select lines.start_s, lines.end_s, recordings.path from lines "
-        "join recordings on recordings.id = lines.recording_id where lines.id = ?",
-        [line_id],
-    )
-    row = result.first()
+    row = await database.execute_fn(lambda conn: store_review.clip_source(conn, line_id))
     if row is None:
         return _error(f"no line {line_id} in the store", 404)
     start_s, end_s, path = row
@@ -374,13 +270,6 @@ async def audio_clip(request, datasette):
     })
 
 
-def _local_path(candidate: str) -> Optional[str]:
-    """`candidate` if it is a path on this site (so the redirect cannot leave it), else None."""
-    if candidate.startswith("/") and not candidate.startswith("//") and "\\" not in candidate:
-        return candidate
-    return None
-
-
 @write_route(refusal="only logged-in reviewers may record verdicts: log in at /-/login")
 async def record_verdict(request, datasette):
     """Store one reviewer's verdict on a flag's concept, or on all of a flagged line's concepts
@@ -392,12 +281,7 @@ async def record_verdict(request, datasette):
     """
     from intercept.store import team
 
-    if request.method != "POST":
-        return _error("POST a verdict here; see docs/review.md", 405)
-    if _config(datasette).get("read_only"):
-        return _error("the store is read-only here: verdicts cannot be recorded", 403)
-    if not await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False):
-        return _error("only logged-in reviewers may record verdicts: log in at /-/login", 403)
+    # POST, a writable store and a reviewer's login are write_route's checks.
     form = await request.post_vars()
     verdict = form.get("verdict", "")
     if verdict not in VERDICTS + (team.WITHDRAWN,):
@@ -419,7 +303,7 @@ async def record_verdict(request, datasette):
         return _error("no intercept store is open", 404)
     if "verdicts" not in await database.table_names():
         return _error(f"the store {database.path} has no verdicts table", 500)
-    if (await database.execute("select 1 from lines where id = ?", [line_id])).first() is None:
+    if not await database.execute_fn(lambda conn: store_review.line_exists(conn, line_id)):
         return _error(f"no line {line_id} in the store", 404)
     reviewer = request.actor["id"]
     # Datasette's write queue: one writer thread per database, so verdicts never race each
@@ -429,11 +313,11 @@ async def record_verdict(request, datasette):
             lambda conn: write_verdict(conn, line_id, verdict, reviewer, note, flag_id, concept, decision))
     except team.TeamError as error:
         return _error(str(error), 400)
-    next_path = _local_path(form.get("next", ""))
+    next_path = local_path(form.get("next", ""))
     if next_path:
         datasette.add_message(request, f"Line {line_id}: {verdict.replace('_', ' ')}", datasette.INFO)
         return Response.redirect(next_path)
-    state = (await database.execute("select verdict, confirmed from line_review where line_id = ?", [line_id])).first()
+    state = await database.execute_fn(lambda conn: store_review.line_state(conn, line_id))
     return Response.json({"ok": True, "verdict_id": verdict_ids[0], "verdict_ids": verdict_ids, "line_id": line_id,
                           "flag_id": flag_id, "concept": concept, "decision": decision, "verdict": verdict,
                           "note": note or None, "reviewer": reviewer,
@@ -471,16 +355,12 @@ class FlagFacet(Facet):
         facet_size = self.get_facet_size()
         pairs = self.get_querystring_pairs()
         for source_and_config in self.get_configs():
-            config = source_and_config["config"]
-            flag_column = config.get("column") or config.get("simple")
+            facet_config = source_and_config["config"]
+            flag_column = facet_config.get("column") or facet_config.get("simple")
             list_column = FLAG_FACETS.get(flag_column)
             if list_column not in columns:
                 continue
-            # list_column comes from FLAG_FACETS, so formatting it into the SQL is safe.
-            facet_sql = (
-                f"select {list_column} as value, count(*) as count from ({self.sql}) "
-                f"where {list_column} is not null group by {list_column}"
-            )
+            facet_sql = store_review.flag_facet_sql(self.sql, list_column)
             try:
                 rows = await self.ds.execute(
                     self.database, facet_sql, self.params, truncate=False,
@@ -527,7 +407,7 @@ def filters_from_request(request, database, table, datasette):
     line_id_column = LINE_ID_COLUMN.get(table or "")
     if line_id_column is None:
         return None
-    return _for_stores(datasette, database, lambda: _flag_filters(request, line_id_column))
+    return for_stores(datasette, database, lambda: _flag_filters(request, line_id_column))
 
 
 def _flag_filters(request, line_id_column: str):
@@ -536,8 +416,7 @@ def _flag_filters(request, line_id_column: str):
         for value in request.args.getlist(FLAG_FILTER_PREFIX + column):
             name = f"intercept_flag_{len(params)}"
             # Every chosen value must be among the line's flags (as Datasette's own filters: and).
-            where.append(f"{line_id_column} in (select line_id from flags where {column} = :{name} "
-                         "and superseded_by_revision is null)")
+            where.append(store_review.flag_filter_sql(line_id_column, column, name))
             params[name] = value
             described.append(f'a flag with {column} "{value}"')
     return FilterArguments(where, params, described) if where else None

@@ -8,17 +8,18 @@ What it adds:
 - POST `/-/intercept/voices/{id}/name`, `/merge`, `/split`: a reviewer names a voice, merges
   it into another, or splits chosen transmissions off to a new voice. Logged-in reviewers only
   (the verdict permission), with their CSRF token (doors.write_route); written through intercept.voices and
-  the Store, which logs each decision in voice_decisions. Runs never undo them;
+  the Store, in Datasette's write queue (one transaction each; the Store logs each decision in
+  voice_decisions). Runs never undo them;
 - a `voice` facet and `?_voice=ID` filter on flagged_lines;
 - on pages with line audio players (flagged lines, timelines), a link from each line to its
   voice's page, filled in by voices.js from `/-/intercept/voices/lines.json?ids=1,2`.
 
-Pages are built here as plain HTML over Datasette's own stylesheet: a handful of small pages
+Like the review plugin, it acts on intercept stores only: other databases of the same Datasette
+get neither its JavaScript nor its `?_voice=` filter. Pages are built here as plain HTML over Datasette's own stylesheet: a handful of small pages
 did not warrant a template directory and loader.
 """
 from __future__ import annotations
 
-import asyncio
 import html
 from typing import Optional
 from urllib.parse import urlencode
@@ -30,9 +31,11 @@ from datasette.filters import FilterArguments
 from datasette.utils import path_with_added_args, path_with_removed_args
 from datasette.utils.asgi import Response
 
-from intercept.review.doors import write_route
-from intercept.review.plugin import STATIC_DIR, WRITE_VERDICT, store_database
-from intercept.store import Store
+from intercept.store import READ, Store, write_on_connection
+from intercept.store import review as store_review
+
+from .doors import write_route
+from .site import STATIC_DIR, WRITE_VERDICT, for_stores, is_store, on_store_pages, store_database
 
 VOICE_FILTER = "_voice"
 MAX_IDS = 500  # line ids per lines.json request (a page shows at most a few hundred)
@@ -43,17 +46,23 @@ def _error(message: str, status: int) -> Response:
     return Response.text(message + "\n", status=status)
 
 
-def _with_store(path: str, work):
-    # The Store's own connection, in a worker thread: only intercept.store knows the SQL.
-    with Store(path) as store:
-        return work(store)
-
-
-async def _in_store(datasette, work):
+async def _database(datasette):
     database = await store_database(datasette)
     if database is None:
         raise LookupError("no intercept store is open")
-    return await asyncio.to_thread(_with_store, database.path, work)
+    return database
+
+
+async def _read(datasette, work):
+    """work(store) on Datasette's read connection: only intercept.store knows the SQL."""
+    database = await _database(datasette)
+    return await database.execute_fn(lambda conn: work(Store.on_connection(conn, READ)))
+
+
+async def _write(datasette, work):
+    """work(store) in Datasette's write queue, one transaction (intercept.store.write_on_connection)."""
+    database = await _database(datasette)
+    return await database.execute_write_fn(lambda conn: write_on_connection(conn, work), block=True)
 
 
 def _voice_label(voice_id: int, name: Optional[str]) -> str:
@@ -91,7 +100,7 @@ def _form(action: str, token: str, fields: str, button: str) -> str:
 async def voices_page(request, datasette):
     """Every voice of the store, most heard first."""
     try:
-        voices = await _in_store(datasette, lambda s: s.voices_overview())
+        voices = await _read(datasette, lambda s: s.voices_overview())
     except LookupError as error:
         return _error(str(error), 404)
     voices.sort(key=lambda v: (-v["transmissions"], v["id"]))
@@ -118,7 +127,7 @@ async def voice_page(request, datasette):
     """One voice: its transmissions across recordings, and the reviewer's forms."""
     voice_id = int(request.url_vars["voice_id"])
     try:
-        voice, rows, others = await _in_store(datasette, lambda s: (
+        voice, rows, others = await _read(datasette, lambda s: (
             s.voice(voice_id), s.voice_transmissions(voice_id), s.voices_overview()))
     except LookupError as error:
         return _error(str(error), 404)
@@ -176,10 +185,7 @@ async def voice_action(request, datasette):
     """name | merge | split, from a logged-in reviewer; the reviewer comes from the login."""
     from intercept.voices import merge_voices, split_voice
 
-    if request.method != "POST":
-        return _error("POST here; see docs/voices.md", 405)
-    if not await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False):
-        return _error("only logged-in reviewers may change voices: log in at /-/login", 403)
+    # POST, a writable store and a reviewer's login are write_route's checks.
     voice_id, action = int(request.url_vars["voice_id"]), request.url_vars["action"]
     form = await request.post_vars()
     reviewer = request.actor["id"]
@@ -187,16 +193,16 @@ async def voice_action(request, datasette):
     try:
         if action == "name":
             name = form.get("name", "")
-            await _in_store(datasette, lambda s: s.name_voice(voice_id, name, reviewer))
+            await _write(datasette, lambda s: s.name_voice(voice_id, name, reviewer))
             message = f"voice {voice_id} named {name.strip() or '(no name)'}"
         elif action == "merge":
             target = int(form.get("into", ""))
-            await _in_store(datasette, lambda s: merge_voices(s, voice_id, target, reviewer))
+            await _write(datasette, lambda s: merge_voices(s, voice_id, target, reviewer))
             message = f"voice {voice_id} merged into voice {target}"
         else:
             ids = [int(t) for t in request_list(form, "transmission_id")]
             name = form.get("name", "")
-            target = await _in_store(datasette, lambda s: split_voice(s, voice_id, ids, reviewer, name=name))
+            target = await _write(datasette, lambda s: split_voice(s, voice_id, ids, reviewer, name=name))
             message = f"{len(ids)} transmissions of voice {voice_id} split off to voice {target}"
     except ValueError as error:
         return _error(str(error), 400)
@@ -218,7 +224,7 @@ async def voices_of_lines(request, datasette):
     except ValueError:
         return _error("ids must be integers separated by commas", 400)
     try:
-        found = await _in_store(datasette, lambda s: s.voices_of_lines(ids))
+        found = await _read(datasette, lambda s: s.voices_of_lines(ids))
     except LookupError as error:
         return _error(str(error), 404)
     for line_id, voice in found.items():
@@ -238,15 +244,16 @@ def register_routes(datasette):
 
 
 @hookimpl
-def extra_js_urls(datasette):
-    return [datasette.urls.path("/-/intercept/static/voices.js")]
+def extra_js_urls(database, datasette):
+    return on_store_pages(datasette, database, lambda: [datasette.urls.path("/-/intercept/static/voices.js")])
 
 
 # ---------------------------------------------------------------- voice facet and filter
 
 async def _has_voices(datasette, database_name: str) -> bool:
     database = datasette.databases.get(database_name)
-    return database is not None and "voices" in await database.table_names()
+    return (database is not None and await is_store(datasette, database_name)
+            and "voices" in await database.table_names())
 
 
 class VoiceFacet(Facet):
@@ -264,11 +271,7 @@ class VoiceFacet(Facet):
             return results, timed_out
         if "line_id" not in set(await self.get_columns(self.sql, self.params)):
             return results, timed_out
-        facet_sql = (
-            f"select t.voice_id as value, v.name as name, count(*) as count from ({self.sql}) fl "
-            "join lines l on l.id = fl.line_id join transmissions t on t.id = l.transmission_id "
-            "join voices v on v.id = t.voice_id group by t.voice_id order by count(*) desc, t.voice_id"
-        )
+        facet_sql = store_review.voice_facet_sql(self.sql)
         try:
             rows = await self.ds.execute(self.database, facet_sql, self.params, truncate=False,
                                          custom_time_limit=self.ds.setting("facet_time_limit_ms"))
@@ -309,6 +312,10 @@ def filters_from_request(request, database, table, datasette):
     chosen = request.args.getlist(VOICE_FILTER)
     if table != "flagged_lines" or not chosen:
         return None
+    return for_stores(datasette, database, lambda: _voice_filters(chosen))
+
+
+def _voice_filters(chosen: list[str]):
     where, params = [], {}
     for value in chosen:
         try:
@@ -316,8 +323,7 @@ def filters_from_request(request, database, table, datasette):
         except ValueError:
             continue
         name = f"intercept_voice_{len(params)}"
-        where.append(f"line_id in (select l.id from lines l join transmissions t on t.id = l.transmission_id "
-                     f"where t.voice_id = :{name})")
+        where.append(store_review.voice_filter_sql(name))
         params[name] = voice_id
     described = [f"voice {v}" for v in params.values()]
     return FilterArguments(where, params, [f"spoken by {', '.join(described)}"]) if where else None

@@ -824,20 +824,39 @@ class Store:
     WRITE writes rows into an existing store of the current schema (flag, translate,
     verdicts), CREATE (run, migrate) creates a missing store and migrates an older one,
     first copying it aside. Anything that is not an intercept store, or is newer, is refused
-    with StoreError before a byte is written."""
+    with StoreError before a byte is written. READ is the default; every writer names its mode
+    (tests/test_store_rule.py checks that every `Store(` call in the code names one).
 
-    def __init__(self, path: str | Path, mode: str = CREATE, warn: Optional[Callable[[str], None]] = None):
+    `connection`: work on a connection someone else opened and checked (the review, on
+    Datasette's write connection in its write queue: `on_connection`); nothing is opened,
+    checked or migrated, and close() leaves the connection open."""
+
+    def __init__(self, path: str | Path, mode: str = READ, warn: Optional[Callable[[str], None]] = None,
+                 connection: Optional[sqlite3.Connection] = None):
         if mode not in MODES:
             raise ValueError(f"store mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.path = Path(path)
         self.mode = mode
         self.backup_path: Optional[Path] = None
         self._warn = warn
-        if mode == CREATE:
+        self._borrowed = connection is not None
+        if connection is not None:
+            if mode == CREATE:
+                raise ValueError("a borrowed connection is never migrated: open it READ or WRITE")
+            self.db = sqlite_utils.Database(connection)
+        elif mode == CREATE:
             self._open_for_run()
         else:
             self._open_existing()
-        self.db.execute("PRAGMA foreign_keys = ON")
+        if not (self._borrowed and mode == READ):  # a borrowed read connection is left as it is
+            self.db.execute("PRAGMA foreign_keys = ON")
+
+    @classmethod
+    def on_connection(cls, conn: sqlite3.Connection, mode: str = READ) -> "Store":
+        """A Store over `conn`, a connection to a store someone else opened and checked (the
+        review's Datasette, which checked the file when it started)."""
+        path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "") or ""
+        return cls(path, mode, connection=conn)
 
     def _connect(self, **params: str) -> None:
         conn = sqlite3.connect(_uri(self.path, **params), uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
@@ -919,7 +938,8 @@ class Store:
     def close(self) -> None:
         # Closing the last connection checkpoints the WAL into the main file, so the store
         # is one self-contained file again after a batch.
-        self.db.close()
+        if not self._borrowed:
+            self.db.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -1573,6 +1593,16 @@ def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, review
 
     seal_recording(db.conn, found[0], "verdict")
     return verdict_id
+
+
+def write_on_connection(conn: sqlite3.Connection, work: Callable[..., Any], *args, **kwargs):
+    """work(store, *args, **kwargs) in one write transaction on `conn`, a connection someone
+    else opened: the review's writes (voices: name, merge, split) run so in Datasette's write
+    queue (`execute_write_fn`), one writer thread per database."""
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    store = Store.on_connection(conn, WRITE)
+    with immediate_transaction(conn):
+        return work(store, *args, **kwargs)
 
 
 def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer: str, note: str = "",

@@ -133,6 +133,12 @@ class Correction:
     note: Optional[str] = None
 
 
+def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    """This module's view of a connection someone else opened (the review's, on Datasette's
+    connections), for the functions here that take a Database."""
+    return sqlite_utils.Database(conn)
+
+
 def _one(db: sqlite_utils.Database, sql: str, params: Sequence[Any]) -> Optional[dict]:
     rows = list(db.query(sql, params))
     return rows[0] if rows else None
@@ -268,6 +274,11 @@ def revisions_of_lines(db: sqlite_utils.Database, line_ids: Sequence[int]) -> di
         for row in db.query(f"SELECT * FROM line_revisions WHERE line_id IN ({marks}) ORDER BY id", chunk):
             found.setdefault(row["line_id"], []).append(row)
     return found
+
+
+def superseded_count(db: sqlite_utils.Database, revision_id: int) -> int:
+    """How many flags the revision `revision_id` superseded."""
+    return db["flags"].count_where("superseded_by_revision = ?", [revision_id])
 
 
 def superseded_flags(db: sqlite_utils.Database, line_id: int) -> list[dict]:
