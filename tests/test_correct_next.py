@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from intercept.store import MIGRATIONS, SCHEMA_VERSION, Store, WRITE
+from intercept.store import CREATE, MIGRATIONS, SCHEMA_VERSION, Store, WRITE
 from intercept.store import revisions
 
 # The query before the bounds (commit a51caaf), ranking every candidate of the store.
@@ -114,7 +114,7 @@ def _generate(store: Store, seed: int) -> None:
 @pytest.fixture(scope="module", params=[1, 7])
 def generated(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("correct-next") / "traffic.db"
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         _generate(store, request.param)
     return path
 
@@ -184,7 +184,7 @@ def test_only_the_candidates_that_can_reach_the_list_are_ranked(generated, monke
 
 def test_the_indexes_come_with_migration_0013_on_an_older_store(tmp_path):
     path = tmp_path / "old.db"
-    with Store(path) as store:
+    with Store(path, CREATE) as store:
         for name in ("lines_confidence", "flags_doubtful", "line_review_confirmed"):
             assert store.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [name]).fetchone()
         # As a store of the version before: without the indexes nor the record of 0013.
