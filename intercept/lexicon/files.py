@@ -141,6 +141,15 @@ def default_lexicon_path() -> Path:
     raise LexiconError(f"{_CHECKOUT_LEXICON}:1: default lexicon folder not found; pass a lexicon path explicitly")
 
 
+def default_lexicon_file(name: str) -> Path:
+    """A file shipped with the default lexicon (hallucinations.txt, the guards' phrase list), where
+    default_lexicon_path() finds the folder; a path that does not exist when there is none."""
+    for path in (_PACKAGED_LEXICON, _CHECKOUT_LEXICON):
+        if path.is_dir():
+            return path / name
+    return _CHECKOUT_LEXICON / name
+
+
 # ---------------------------------------------------------------- one file
 
 
