@@ -71,7 +71,7 @@ def test_the_reader_refuses_a_bad_file_naming_file_and_line(tmp_path, normalizer
             fa: [پرنده]
             severity: urgent
         """), encoding="utf-8")
-    with pytest.raises(LexiconError, match=r"bad\.yaml:2: concept 'bird': bad severity 'urgent'"):
+    with pytest.raises(LexiconError, match=r"bad\.yaml:5: concept 'bird': bad severity 'urgent'"):
         LexiconReader(normalizer).read(path)
 
 
@@ -120,7 +120,8 @@ def test_the_fuzzy_matcher_alone_finds_a_garbled_form(source, surfaces, words, p
     # what the lexicon finds on a line with no exact or morph hit, patterns off
     alone = lexicon.with_options(MatchOptions(patterns=False, english=False))
     assert dedupe(fuzzy.match(text)) == alone.match(text)
-    assert fuzzy.match(text, MatchOptions(fuzzy_threshold=1.0)) == []
+    assert fuzzy.match(text)[0].score == 0.85  # روبا is روباه less its final ه: similarity 1
+    assert fuzzy.match(normalizer.normalize("پرونده را بستم")) == []  # a real word is never noise
 
 
 def test_the_pattern_matcher_alone_joins_two_flags(surfaces, patterns, normalizer):
