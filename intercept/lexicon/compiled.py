@@ -3,7 +3,6 @@ intercept calls (Lexicon.load, match, flag_lines)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from intercept.text import ZWNJ, PersianNormalizer, PersianTokenizer

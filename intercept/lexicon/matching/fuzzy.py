@@ -15,7 +15,7 @@ extractOne over every key, asked only of the keys that can reach the cut-off.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Sequence
 
 import numpy as np
 from rapidfuzz import fuzz, process
