@@ -1114,7 +1114,8 @@ def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
       intercept lexicon calibrate ~/speech/dev-a ~/speech/dev-b
       intercept lexicon calibrate ~/speech/dev --model ~/models/adapted --lexicon my.yaml
     """
-    from .calibration import CalibrationError, calibrate, default_calibration_path, model_identity
+    from .calibration import CalibrationError, calibrate, model_identity
+    from .lexicon.calibration import default_calibration_path
     from .engines import TranscribeOptions, load_engine
     from .evaluate import CorpusError
     from .lexicon import Lexicon, LexiconError, default_lexicon_path

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from .lexicon.files import default_lexicon_file
 from .types import Line
 
-DEFAULT_PHRASES = Path(__file__).resolve().parent.parent / "lexicons" / "hallucinations.txt"
+DEFAULT_PHRASES = default_lexicon_file("hallucinations.txt")
 
 
 @dataclass

@@ -171,7 +171,7 @@ def scale(args, argv) -> int:
             started = time.perf_counter()
             lexicon = Lexicon.load(path, normalizer=normalizer)
             load_s = time.perf_counter() - started
-            started = time.perf_counter()  # again: compiled tables read back (lexicon_cache)
+            started = time.perf_counter()  # again: compiled tables read back (intercept.lexicon.cache)
             lexicon = Lexicon.load(path, normalizer=normalizer)
             cached_s = time.perf_counter() - started
             if lines is None:  # the default lexicon's forms: the same lines for both

@@ -293,7 +293,7 @@ def candidates_of(rows: list[dict], lexicon, normalizer, margins: Optional[Cache
     from eval_flags_real import cached_lines
 
     from intercept.acoustic import AcousticCheck
-    from intercept.calibration import reference_concepts
+    from intercept.lexicon.calibration import reference_concepts
     from intercept.scoring import flag_evidence
 
     check = AcousticCheck(lexicon)
@@ -346,7 +346,8 @@ def calibration_rows(cache: Path, radio: bool = False) -> list[dict]:
 
 
 def calibrate_action(args, normalizer) -> int:
-    from intercept.calibration import Calibration, count_confusions, default_calibration_path, model_identity
+    from intercept.calibration import model_identity
+    from intercept.lexicon.calibration import Calibration, count_confusions, default_calibration_path
 
     from eval_flags_real import cached_lines
 
@@ -370,7 +371,7 @@ def calibrate_action(args, normalizer) -> int:
 
 def _leave_one_out(total, clip_counts):
     """The calibration without one clip's counts (the fit must not see a prior that counted its own flag)."""
-    from intercept.calibration import Calibration, Confusions, FormCounts
+    from intercept.lexicon.calibration import Calibration, Confusions, FormCounts
 
     rest = Confusions()
     for key, c in total.forms.items():
@@ -386,7 +387,7 @@ def _leave_one_out(total, clip_counts):
 def _loo_candidates(rows, clip_input, lexicon, normalizer, margins):
     """(evidence, agreed) of every supported candidate of the clips, each clip's priors
     calibrated on the other clips (leave one clip out), with this lexicon."""
-    from intercept.calibration import count_confusions
+    from intercept.lexicon.calibration import count_confusions
 
     total = count_confusions(clip_input, lexicon, normalizer)
     evidence, agreed = [], []
@@ -458,7 +459,8 @@ def fit_action(args, normalizer) -> int:
 def report_action(args, normalizer) -> int:
     from collections import Counter
 
-    from intercept.calibration import Calibration, default_calibration_path, model_identity
+    from intercept.calibration import model_identity
+    from intercept.lexicon.calibration import Calibration, default_calibration_path
     from intercept.scoring import DEFAULT_SCORER_PATH, DEFAULT_THRESHOLD, FlagScorer
 
     threshold = DEFAULT_THRESHOLD

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from intercept.calibration import Calibration, CalibrationError, count_confusions, reference_concepts
+from intercept.lexicon.calibration import Calibration, CalibrationError, count_confusions, reference_concepts
 from intercept.lexicon import Lexicon, default_lexicon_path
 from intercept.scoring import DEFAULT_THRESHOLD, UNSUPPORTED_CAP, FlagScorer, flag_evidence, score_flags
 from intercept.text import PersianNormalizer

@@ -1,4 +1,4 @@
-"""intercept.lexicon_index: the indexes give the lexicon's answers unchanged.
+"""The matchers' indexes (intercept.lexicon.matching) give the lexicon's answers unchanged.
 
 Each index is compared with what it replaced (rapidfuzz's extractOne over every fuzzy key, the
 one English regex, the table of every pair of pattern partners), alone on random input and
@@ -7,6 +7,7 @@ the fuzzy index to be used) on the lines of tests/lexicon_cases.py, audio_sample
 generated lines with garbled forms."""
 from __future__ import annotations
 
+import copy
 import json
 import random
 import sys
@@ -15,9 +16,11 @@ from pathlib import Path
 import pytest
 from rapidfuzz import fuzz, process
 
-from intercept import lexicon_index
-from intercept.lexicon import Lexicon, MatchOptions, _english_regex, default_lexicon_path
-from intercept.lexicon_index import EnglishIndex, FuzzyIndex, PartnerIndex
+from intercept.lexicon import Lexicon, MatchOptions, default_lexicon_path
+from intercept.lexicon.matching import fuzzy as fuzzy_matching
+from intercept.lexicon.matching.english import EnglishIndex, gloss_regex
+from intercept.lexicon.matching.fuzzy import FuzzyIndex
+from intercept.lexicon.matching.patterns import PartnerIndex
 from intercept.text import PersianNormalizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,8 +62,8 @@ def test_english_index_finds_what_the_regex_finds():
     rng = random.Random(5)
     glosses = sorted({" ".join(rng.choice(["fox", "bird", "red", "o'clock", "hide-out", "x", "zero", "hour"])
                                for _ in range(rng.randint(1, 3))) for _ in range(200)}, key=len, reverse=True)
-    regex = _english_regex(glosses)
-    index = EnglishIndex(glosses, regex, _english_regex)
+    regex = gloss_regex(glosses)
+    index = EnglishIndex(glosses, regex, gloss_regex)
     vocabulary = ["fox", "Fox", "FOXES", "bird", "red", "o'clock", "hide-out", "x-fox", "zero", "hour", "and",
                   "the", "-", ",", "ſ", "\u212a", "  ", "\t"]
     for _ in range(3000):
@@ -121,17 +124,19 @@ def _lines(lexicon: Lexicon, normalizer: PersianNormalizer) -> list[tuple[str, s
 
 
 def _unindexed(lexicon: Lexicon) -> Lexicon:
-    """The same lexicon matching as before the indexes: extractOne over every key, the one regex."""
+    """The same lexicon matching as before the indexes: extractOne over every key, the one regex,
+    the table of every pair (on copies of its matchers: the compiled ones are shared)."""
     plain = lexicon.with_options(lexicon.options)
-    plain._fuzzy_index = FuzzyIndex.__new__(FuzzyIndex)
-    plain._fuzzy_index.keys, plain._fuzzy_index._indexed = lexicon._fuzzy_keys, False
-    plain._fuzzy_index._memo = {}
-    if lexicon._english_regex is not None:
-        plain._english_index = EnglishIndex.__new__(EnglishIndex)
-        plain._english_index._regex, plain._english_index._groups = lexicon._english_regex, None
-    table = _partner_table(list(lexicon._concepts.values()), lexicon._patterns)
-    plain._partners = table
-    plain._either_partners = _partner_table(list(lexicon._concepts.values()),
+    fuzzy = plain._fuzzy = copy.copy(lexicon._fuzzy)
+    fuzzy._index = FuzzyIndex.__new__(FuzzyIndex)
+    fuzzy._index.keys, fuzzy._index._indexed = fuzzy.keys, False
+    fuzzy._index._memo = {}
+    english = plain._english = copy.copy(lexicon._english)
+    if english.regex is not None:
+        english._index = EnglishIndex.__new__(EnglishIndex)
+        english._index._regex, english._index._groups = english.regex, None
+    fuzzy._partners = _partner_table(list(lexicon._concepts.values()), lexicon._patterns)
+    fuzzy._either_partners = _partner_table(list(lexicon._concepts.values()),
                                             [p for p in lexicon._patterns if p.type == "either"])
     return plain
 
@@ -140,7 +145,7 @@ def _unindexed(lexicon: Lexicon) -> Lexicon:
 def test_indexed_lexicon_flags_exactly_as_before(which, big_lexicon, normalizer):
     lexicon = Lexicon.load(default_lexicon_path(), normalizer=normalizer) if which == "default" else big_lexicon
     if which == "generated":
-        assert lexicon._fuzzy_index._indexed and len(lexicon.terms) >= 1500
+        assert lexicon._fuzzy._index._indexed and len(lexicon.terms) >= 1500
     lines = _lines(lexicon, normalizer)
     for options in (MatchOptions(), MatchOptions(fuzzy_threshold=0.75, fuzzy_context_margin=0.1)):
         indexed, plain = lexicon.with_options(options), _unindexed(lexicon.with_options(options))
@@ -155,8 +160,8 @@ def test_indexed_lexicon_flags_exactly_as_before(which, big_lexicon, normalizer)
 
 
 def test_the_fuzzy_index_is_used_only_where_it_pays(monkeypatch):
-    assert not FuzzyIndex(["پرنده"] * (lexicon_index._INDEX_FROM - 1))._indexed
-    assert FuzzyIndex(["پرنده"] * lexicon_index._INDEX_FROM)._indexed
+    assert not FuzzyIndex(["پرنده"] * (fuzzy_matching._INDEX_FROM - 1))._indexed
+    assert FuzzyIndex(["پرنده"] * fuzzy_matching._INDEX_FROM)._indexed
 
 
 def test_a_compiled_lexicon_is_read_back_from_the_cache_and_recompiled_when_edited(tmp_path, monkeypatch, normalizer):
@@ -180,6 +185,8 @@ def test_a_compiled_lexicon_is_read_back_from_the_cache_and_recompiled_when_edit
     options = MatchOptions(fuzzy_threshold=0.75)
     again = Lexicon.load(folder, normalizer=normalizer, options=options)
     assert not compiled and again.options == options and again.version == first.version
+    # One table of known words, shared by the matchers as after a compile, with the caller's normaliser.
+    assert again._fuzzy._words is again._words and again._words.normalizer is normalizer
     lines = _lines(first, normalizer)[:300]
     assert [again.match(fa, en) for fa, en in lines] == [first.with_options(options).match(fa, en) for fa, en in lines]
     assert again.terms == first.terms

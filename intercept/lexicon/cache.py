@@ -19,9 +19,6 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-# What a cached lexicon must not carry: the normaliser (hazm's, rebuilt per process and not
-# picklable) and the tables that come from it, set again from the caller's normaliser.
-_FROM_NORMALIZER = ("_normalizer", "_frequencies", "_known_words", "_common_words", "_known_verbs")
 _KEEP = 4  # compiled lexicons kept; older ones are removed
 
 
@@ -31,12 +28,13 @@ def _code_version() -> str:
     import rapidfuzz
 
     digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in ("lexicon.py", "lexicon_index.py", "lexicon_cache.py", "text.py", "types.py"):
+    package = Path(__file__).resolve().parent
+    sources = sorted(package.rglob("*.py")) + [package.parent / "text.py", package.parent / "types.py"]
+    for path in sources:
         try:
-            digest.update((here / name).read_bytes())
+            digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0" + path.read_bytes())
         except OSError:
-            digest.update(name.encode())
+            digest.update(path.name.encode())
     digest.update(f"{sys.version_info[:2]} hazm {getattr(hazm, '__version__', '?')} "
                   f"rapidfuzz {rapidfuzz.__version__}".encode())
     return digest.hexdigest()
@@ -57,7 +55,7 @@ def _folder() -> Optional[Path]:
     if os.environ.get("INTERCEPT_LEXICON_CACHE", "1") == "0":
         return None
     try:
-        from .models import cache_dir
+        from intercept.models import cache_dir
 
         return cache_dir() / "lexicons"
     except Exception:  # no platformdirs, no home: no cache
@@ -67,9 +65,22 @@ def _folder() -> Optional[Path]:
 def _plain(normalizer) -> bool:
     """Only lexicons compiled with intercept's own normaliser are cached: another one (a
     subclass, a test's stand-in) may normalise forms differently, which the key cannot see."""
-    from .text import PersianNormalizer
+    from intercept.text import PersianNormalizer
 
     return type(normalizer) is PersianNormalizer
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles a lexicon without what comes from the normaliser (hazm's, rebuilt per process and
+    not picklable, and the word tables made from it): KnownWords keeps only the excluded words,
+    and read() attaches the caller's normaliser."""
+
+    def reducer_override(self, obj):
+        from .words import KnownWords
+
+        if type(obj) is KnownWords:
+            return KnownWords, (None, obj.excluded)
+        return NotImplemented
 
 
 def read(files: Sequence[Path], normalizer):
@@ -86,27 +97,20 @@ def read(files: Sequence[Path], normalizer):
     except Exception:  # missing, torn or from another version: compile instead
         return None
     lexicon.files = list(files)
-    lexicon._normalizer = normalizer
-    lexicon._frequencies = normalizer.word_frequencies()
-    lexicon._known_words = None  # built on first use, as after a compile
-    lexicon._common_words = frozenset()
-    lexicon._known_verbs = frozenset()
+    lexicon._words.attach(normalizer)  # its word tables are built on first use, as after a compile
     return lexicon
 
 
 def write(files: Sequence[Path], lexicon) -> None:
-    folder = _folder() if _plain(getattr(lexicon, "_normalizer", None)) else None
+    folder = _folder() if _plain(lexicon._words.normalizer) else None
     key = cache_key(files) if folder is not None else None
     if key is None:
         return
-    state = {name: value for name, value in lexicon.__dict__.items() if name not in _FROM_NORMALIZER}
-    clone = object.__new__(type(lexicon))
-    clone.__dict__.update(state)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f"{key}.{os.getpid()}.tmp"
         with open(temporary, "wb") as handle:
-            pickle.dump(clone, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            _Pickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(lexicon)
         os.replace(temporary, folder / f"{key}.pickle")  # atomic: readers never see half a file
         kept = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[_KEEP:]:
