@@ -331,7 +331,7 @@ async def record_verdict(request, datasette):
 # facet counts combinations ("bird,fox" apart from "fox"). The `flag` facet counts each value on
 # its own: it groups by the list (an index walk on the summary table) and splits the few
 # distinct lists here, which is exact because each list holds a line's values once. Concept ids
-# and kinds cannot contain commas (lexicon.py); a category with a comma would be split.
+# and kinds cannot contain commas (intercept/lexicon/files.py); a category with a comma would be split.
 # `?_flag_concept=fox` keeps the lines with such a flag.
 FLAG_FACETS = {"concept": "concepts", "category": "categories", "kind": "kinds"}  # flag column -> view column
 FLAG_FILTER_PREFIX = "_flag_"
