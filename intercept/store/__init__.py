@@ -978,6 +978,21 @@ class Store:
                 run_id, {"finished_at": now(), "summary": json.dumps(summary, ensure_ascii=False, default=str)}
             )
 
+    def run_settings(self, recording_id: int) -> Optional[dict]:
+        """The settings (RunOptions.to_dict()) of the run that stored recording `recording_id`,
+        or None when it was stored outside a run or its run kept no settings."""
+        row = self.db.execute(
+            "SELECT runs.settings FROM recordings JOIN runs ON runs.id = recordings.run_id WHERE recordings.id = ?",
+            [recording_id]).fetchall()  # all: no statement left open across the caller's writes
+        row = row[0] if row else None
+        if row is None or not row[0]:
+            return None
+        try:
+            settings = json.loads(row[0])
+        except ValueError:
+            return None
+        return settings if isinstance(settings, dict) else None
+
     # -- lexicon --------------------------------------------------------------------------
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
         """Record the terms of a lexicon version once, so every flag's version is explained."""
