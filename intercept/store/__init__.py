@@ -978,12 +978,16 @@ class Store:
                 run_id, {"finished_at": now(), "summary": json.dumps(summary, ensure_ascii=False, default=str)}
             )
 
-    def run_settings(self, recording_id: int) -> Optional[dict]:
-        """The settings (RunOptions.to_dict()) of the run that stored recording `recording_id`,
-        or None when it was stored outside a run or its run kept no settings."""
-        row = self.db.execute(
-            "SELECT runs.settings FROM recordings JOIN runs ON runs.id = recordings.run_id WHERE recordings.id = ?",
-            [recording_id]).fetchall()  # all: no statement left open across the caller's writes
+    def run_settings(self, recording_id: Optional[int] = None, *, line_id: Optional[int] = None) -> Optional[dict]:
+        """The settings (RunOptions.to_dict()) of the run that stored recording `recording_id`
+        (or line `line_id`), or None when it was stored outside a run or its run kept none."""
+        if line_id is not None:
+            sql = ("SELECT runs.settings FROM lines JOIN recordings ON recordings.id = lines.recording_id "
+                   "JOIN runs ON runs.id = recordings.run_id WHERE lines.id = ?")
+        else:
+            sql = "SELECT runs.settings FROM recordings JOIN runs ON runs.id = recordings.run_id WHERE recordings.id = ?"
+        # fetchall: no statement left open across the caller's writes.
+        row = self.db.execute(sql, [line_id if line_id is not None else recording_id]).fetchall()
         row = row[0] if row else None
         if row is None or not row[0]:
             return None
