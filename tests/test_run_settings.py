@@ -130,3 +130,24 @@ def test_flag_keeps_the_guards_settings_of_the_run_config_file(tmp_path, normali
     with Store(db) as store:
         after = [r["suspect"] for r in store.rows("SELECT suspect FROM lines ORDER BY start_s")]
     assert after == before
+
+
+def test_correct_marks_the_corrected_text_with_the_guards_of_the_lines_run(tmp_path, normalizer, lexicon_path):
+    phrases = tmp_path / "ours.txt"
+    phrases.write_text("پرنده پرید\n", encoding="utf-8")
+    config = tmp_path / "run.toml"
+    config.write_text(f'[guards]\nphrases_path = "{phrases}"\n', encoding="utf-8")
+    options = load_config(config)
+    lexicon = Lexicon.load(lexicon_path, normalizer=normalizer)
+    db = tmp_path / "s.db"
+    _store_run(db, options, PostRecognition(normalizer, lexicon, guard_options=options.guards),
+               _lines(normalizer, ["امشب پرنده را دیدم"]))
+    with Store(db) as store:
+        [line] = store.rows("SELECT id, suspect FROM lines")
+    assert line["suspect"] is None
+    result = CliRunner().invoke(cli, ["correct", str(db), str(line["id"]), "--fa", "پرنده پرید", "--reviewer", "r",
+                                      "--lexicon", str(lexicon_path)])
+    assert result.exit_code == 0, result.output
+    with Store(db) as store:
+        [after] = store.rows("SELECT suspect FROM lines")
+    assert after["suspect"] and "hallucinated" in after["suspect"]
