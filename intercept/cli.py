@@ -11,26 +11,7 @@ import click
 from . import __version__
 
 
-# Shared by run, match and flag, so the three always read lexicons the same way.
-lexicon_option = click.option(
-    "--lexicon", "lexicons", multiple=True, type=click.Path(exists=True, path_type=Path),
-    help="Lexicon file or folder (repeatable).  [default: the shipped lexicons/]",
-)
-
-
-# Shared by run --voices and voices.
-# Shared by run (checks on the audio) and flag (finds the checked ones again from the store).
-acoustic_loose_option = click.option(
-    "--acoustic-loose", type=click.FloatRange(0.3, 1.0), default=None, metavar="SIMILARITY",
-    help="Also check fuzzy matches down to this spelling similarity (e.g. 0.5) and keep those the audio "
-         "supports: more recall, more false flags (lexicons/README.md).  [default: off]",
-)
-voice_threshold_option = click.option(
-    "--voice-threshold", type=click.FloatRange(0, 1), default=None, metavar="COSINE",
-    help="Cosine similarity a transmission needs to join a voice.  [default: DEFAULT_THRESHOLD in "
-         "intercept/voices.py, chosen on real speech: docs/voices.md]",
-)
-
+from .cli_options import apply_settings, fail, lexicon_option, settings_options, store_argument
 
 def _require_voices() -> None:
     """One line and exit 2 when the optional voices extra is missing, before any work."""
@@ -43,8 +24,6 @@ def _require_voices() -> None:
         sys.exit(2)
 
 
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
 
 
 def _warn(message: str) -> None:
@@ -70,72 +49,43 @@ def cli():
 
     \b
     A typical day:
-      intercept run recordings/ --db traffic.db     # transcribe a folder of recordings
+      intercept run traffic.db recordings/          # transcribe a folder of recordings
       intercept review traffic.db                    # reviewers open flagged lines in Datasette
       intercept match "امشب پرنده یا روباه"            # try a lexicon edit without audio
 
     Recordings are split into transmissions, transcribed from Farsi with Whisper, normalised,
     translated to English and checked against the coded-language lexicon. Everything lands in
-    one SQLite file; source recordings are opened read-only and never modified.
+    one SQLite file (STORE, the first argument of every command that reads or writes one);
+    source recordings are opened read-only and never modified.
+
+    \b
+    Exit status, for every command:
+      0  done
+      1  some of the work failed, or a check found a problem (each named on stderr);
+         what could be done was done
+      2  bad input or options (a missing or foreign store, a bad lexicon, model or
+         config file): nothing was processed or changed
     """
 
 
+RUN_SETTINGS = ("--model", "--engine", "--language", "--translator", "--mt-model", "--mt-fallback", "--mt-backend",
+                "--mt-device", "--lexicon", "--segment", "--clean/--no-clean", "--beam-size", "--compute-type",
+                "--device", "--threads")
+RUN_SETTINGS_AFTER_CONFIG = ("--recorded-at", "--force")
+RUN_SETTINGS_CHECKS = ("--acoustic-check/--no-acoustic-check", "--acoustic-loose", "--voices", "--voice-threshold")
+
+
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite file to write (created if missing; re-runs add to it).")
-@click.option("--model", default=None, metavar="NAME|PATH",
-              help="'base' (embedded Whisper base, the default), a local CTranslate2 Whisper directory, "
-                   "or a model name such as large-v3 (downloaded only when online). With --engine "
-                   "openai-whisper also a .pt checkpoint; with --engine transformers also a transformers "
-                   "directory or hub id (docs/models.md).")
-@click.option("--engine", type=click.Choice(["faster-whisper", "openai-whisper", "transformers"]), default=None,
-              help="Recognition engine: faster-whisper (CTranslate2, fastest on CPU), openai-whisper "
-                   "(PyTorch), or transformers (Whisper checkpoints such as Persian fine-tunes, "
-                   "wav2vec2 CTC models). All three run the embedded base.  [default: faster-whisper]")
-@click.option("--language", default=None, metavar="CODE|auto",
-              help="Spoken language; 'auto' detects it per transmission.  [default: fa]")
-@click.option("--translator", type=click.Choice(["whisper", "transformers", "none"]), default=None,
-              help="English translation: Whisper's own translate task, a transformers MT model "
-                   "(--mt-model), or none.  [default: whisper]")
-@click.option("--mt-model", default=None, metavar="PATH|ID",
-              help="MT model for --translator transformers: a local directory (transformers or "
-                   "CTranslate2) or, when online, a hub id such as facebook/m2m100_418M.")
-@click.option("--mt-fallback", type=click.Choice(["whisper", "none", "error"]), default=None,
-              help="What translates when the MT model cannot be loaded (one line says why); "
-                   "error stops with exit 2.  [default: whisper]")
-@click.option("--mt-backend", type=click.Choice(["ctranslate2", "torch"]), default=None,
-              help="CTranslate2 (converted once into the cache; faster) or PyTorch.  [default: ctranslate2]")
-@click.option("--mt-device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
-              help="Where the MT model runs (cpu, cuda, auto), checked at start like --device.  "
-                   "[default: the same as --device]")
-@lexicon_option
-@click.option("--segment", "segment_method", type=click.Choice(["silero", "energy"]), default=None,
-              help="How recordings are split into transmissions: Silero VAD, or pydub's "
-                   "silence split as a fallback.  [default: silero]")
-@click.option("--clean/--no-clean", "clean", default=None,
-              help="Give the recogniser radio-cleaned audio (200 Hz high-pass, peak normalised) instead of "
-                   "the decoded audio. Off by default: it raised the word error rate on real speech. "
-                   "Segmentation always runs on a cleaned copy.  [default: no-clean]")
-@click.option("--beam-size", type=click.IntRange(1, 20), default=None, help="Beam width.  [default: 5]")
-@click.option("--compute-type", default=None,
-              help="CTranslate2 compute type: float32, int8, int8_float32, float16 (GPU), or auto (the "
-                   "fastest on this machine by a short probe, cached). The openai-whisper and transformers "
-                   "engines run float32, or half precision with float16 on --device cuda.  [default: float32]")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
-              help="Where recognition runs: cpu, cuda (an NVIDIA GPU; stops at start with the reason when "
-                   "the engine cannot use one), or auto (cuda when the engine sees a GPU).  [default: cpu]")
-@click.option("--threads", type=click.IntRange(0), default=None, help="CPU threads (0: all cores).")
+@click.argument("store_and_paths", nargs=-1, required=True, metavar="STORE PATHS...",
+                type=click.Path(path_type=Path))
+@click.option("--db", "db_option", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="The older spelling of STORE (then every argument is a PATH).")
+@settings_options(*RUN_SETTINGS, default_help={"--mt-device": "the same as --device"})
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file of options; command-line options override it.")
-@click.option("--recorded-at", "recorded_at", default=None, metavar="ISO",
-              help="When the recording was made (ISO 8601, e.g. 2019-11-12T21:30:45+03:30), for every PATH. "
-                   "Without it each file's sidecar NAME.json, container tags or file-name stamp says.")
-@click.option("--force", is_flag=True,
-              help="Process recordings again even if their content is already stored; the result is stored "
-                   "as a new version, and old rows and verdicts stay.")
+@settings_options(*RUN_SETTINGS_AFTER_CONFIG)
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-              help="Process on Ray workers; this command alone writes --db. No ADDRESS: a private Ray on "
+              help="Process on Ray workers; this command alone writes STORE. No ADDRESS: a private Ray on "
                    "this machine; 'auto': the cluster this machine belongs to; or HEAD:6379 / "
                    "ray://HEAD:10001. Put --ray after the PATHS (or write --ray local).")
 @click.option("--workers", type=click.IntRange(1), default=None,
@@ -144,30 +94,28 @@ def cli():
               help="CPUs (and recognition threads) per Ray worker.  [default: 1]")
 @click.option("--gpus-per-worker", type=click.FloatRange(0), default=None,
               help="GPUs per Ray worker; use with --device cuda.  [default: 0]")
-@click.option("--acoustic-check/--no-acoustic-check", "acoustic_check", default=None,
-              help="Check each fuzzy match against the audio with the recogniser: its margin is part of the "
-                   "flag score (docs/review.md, 'What the score means').  [default: on]")
-@acoustic_loose_option
-@click.option("--voices", is_flag=True, default=None,
-              help="Embed each transmission's voice and group the store's transmissions into voices "
-                   "(needs the extra 'voices'; docs/voices.md).")
-@voice_threshold_option
+@settings_options(*RUN_SETTINGS_CHECKS)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
-def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallback, mt_backend, mt_device, lexicons, segment_method, clean, beam_size,
-        compute_type, device, threads, config_path, recorded_at, force, ray_address, workers, cpus_per_worker, gpus_per_worker,
-        acoustic_check, acoustic_loose, voices, voice_threshold, as_json, no_progress):
-    """Transcribe, translate and flag every recording under PATHS into the store --db.
+def run(store_and_paths, db_option, config_path, ray_address, workers, cpus_per_worker, gpus_per_worker, as_json,
+        no_progress, **settings):
+    """Transcribe, translate and flag every recording under PATHS into STORE.
 
-    PATHS are files or folders. Folders are walked for audio files (wav, mp3, ogg, opus,
-    flac, m4a, amr, ...); a file named directly is always tried. Anything ffmpeg can read
-    works. Recordings shorter than 25 s (scanner recorders write one file per transmission)
-    are recognised several at a time, sharing Whisper's windows; each is still stored on its
-    own ([pool] in a --config file sets this).
+    STORE is the SQLite file written (created if missing; re-runs add to it). PATHS are files
+    or folders. Folders are walked for audio files (wav, mp3, ogg, opus, flac, m4a, amr, ...); a
+    file named directly is always tried. Anything ffmpeg can read works. Recordings shorter
+    than 25 s (scanner recorders write one file per transmission) are recognised several at a
+    time, sharing Whisper's windows; each is still stored on its own ([pool] in a --config
+    file sets this). Options override the --config file, which overrides the defaults; the
+    settings are kept with the run, and `intercept flag` and `intercept translate` reuse them.
 
     A recording whose content (SHA-256) is already stored is skipped unless --force. A file
     that cannot be read or decoded is stored as failed with the reason, and the batch goes
     on.
+
+    \b
+      intercept run traffic.db recordings/
+      intercept run traffic.db night.wav --acoustic-loose 0.5
 
     \b
     Exit status:
@@ -175,90 +123,79 @@ def run(paths, db_path, model, engine, language, translator, mt_model, mt_fallba
       1  at least one recording failed (listed in the summary and in the store)
       2  bad options, lexicon or model: nothing was processed
     """
-    from .config import ConfigError, RunOptions, load_config
-    from .distributed import DistributedError, RayOptions, run_batch_ray
+    from .distributed import DistributedError
     from .lexicon import LexiconError
     from .models import ModelError
-    from .pipeline import run_batch
     from .store import StoreError
     from .translate import MTModelError
 
+    db_path, paths = _store_and_paths(store_and_paths, db_option)
+    options = _run_options(config_path, settings)
+    ray_options = _ray_options(ray_address, workers, cpus_per_worker, gpus_per_worker)
     try:
-        options = load_config(config_path) if config_path else RunOptions()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc))
-    if model is not None:
-        options.model = model
-    if engine is not None:
-        options.engine = engine
-    if translator is not None:
-        options.translator = translator
-    if mt_model is not None:
-        options.mt_model = mt_model
-    if mt_fallback is not None:
-        options.mt_fallback = mt_fallback
-    if mt_backend is not None:
-        options.mt.backend = mt_backend
-    if mt_device is not None:
-        options.mt.device = mt_device
-    if lexicons:
-        options.lexicons = [str(p) for p in lexicons]
-    if segment_method is not None:
-        options.segment_method = segment_method
-    if clean is not None:
-        options.clean_radio = clean
-    if force:
-        options.force = True
-    if recorded_at:
-        from .recorded_at import RecordedAtError, parse_iso
-
-        try:
-            options.recorded_at = parse_iso(recorded_at)
-        except RecordedAtError as exc:
-            raise click.BadParameter(str(exc), param_hint="--recorded-at")
-    if acoustic_check is not None:
-        options.acoustic_check = acoustic_check
-    if acoustic_loose is not None:
-        options.acoustic_loose = acoustic_loose
-    if voices:
-        options.voices = True
-    if voice_threshold is not None:
-        options.voice_threshold = voice_threshold
-    if options.voices:
-        _require_voices()
-    t = options.transcribe
-    if language is not None:
-        t.language = None if language == "auto" else language
-    if beam_size is not None:
-        t.beam_size = beam_size
-    if compute_type is not None:
-        t.compute_type = compute_type
-    if device is not None:
-        t.device = device
-    if threads is not None:
-        t.cpu_threads = threads
-
-    if ray_address is None and any(v is not None for v in (workers, cpus_per_worker, gpus_per_worker)):
-        raise click.UsageError("--workers, --cpus-per-worker and --gpus-per-worker need --ray")
-    try:
-        if ray_address is None:
-            summary = run_batch(paths, db_path, options, progress=not no_progress, warn=_warn)
-        else:
-            ray_options = RayOptions(address=None if ray_address == "local" else ray_address, workers=workers)
-            if cpus_per_worker is not None:
-                ray_options.cpus_per_worker = cpus_per_worker
-            if gpus_per_worker is not None:
-                ray_options.gpus_per_worker = gpus_per_worker
-            summary = run_batch_ray(paths, db_path, options, ray_options, progress=not no_progress, warn=_warn)
+        summary = _run_batch(paths, db_path, options, ray_options, progress=not no_progress)
     except (ModelError, LexiconError, StoreError, MTModelError, DistributedError, ValueError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     else:
         _print_summary(summary, db_path)
     sys.exit(1 if summary.failed else 0)
+
+
+def _store_and_paths(arguments: tuple[Path, ...], db_option):
+    """(STORE, PATHS) from `run`'s arguments: the first is the store unless --db names it."""
+    if db_option is not None:
+        return db_option, list(arguments)
+    store, *paths = arguments
+    from .pipeline import AUDIO_EXTENSIONS
+
+    if store.is_dir() or store.suffix.lower() in AUDIO_EXTENSIONS:
+        raise click.UsageError(f"'{store}' is a recording or a folder, not a store: STORE comes first "
+                               f"(intercept run traffic.db {store} ...)")
+    if not paths:
+        raise click.UsageError("Missing argument 'PATHS...': the recordings to process, after STORE.")
+    return store, paths
+
+
+def _run_options(config_path, settings: dict):
+    """RunOptions: the defaults, then the --config file, then the options given."""
+    from .config import ConfigError, RunOptions, load_config
+
+    try:
+        options = load_config(config_path) if config_path else RunOptions()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc))
+    apply_settings(options, settings)
+    if options.voices:
+        _require_voices()
+    return options
+
+
+def _ray_options(address, workers, cpus_per_worker, gpus_per_worker):
+    """RayOptions with --ray, else None (and no Ray option may be given)."""
+    if address is None:
+        if any(v is not None for v in (workers, cpus_per_worker, gpus_per_worker)):
+            raise click.UsageError("--workers, --cpus-per-worker and --gpus-per-worker need --ray")
+        return None
+    from .distributed import RayOptions
+
+    ray_options = RayOptions(address=None if address == "local" else address, workers=workers)
+    if cpus_per_worker is not None:
+        ray_options.cpus_per_worker = cpus_per_worker
+    if gpus_per_worker is not None:
+        ray_options.gpus_per_worker = gpus_per_worker
+    return ray_options
+
+
+def _run_batch(paths, db_path, options, ray_options, progress: bool):
+    if ray_options is None:
+        from .pipeline import run_batch
+
+        return run_batch(paths, db_path, options, progress=progress, warn=_warn)
+    from .distributed import run_batch_ray
+
+    return run_batch_ray(paths, db_path, options, ray_options, progress=progress, warn=_warn)
 
 
 def _print_summary(summary, db_path: Path) -> None:
@@ -306,7 +243,7 @@ def _program() -> str:
 
 
 @cli.command()
-@click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@store_argument()
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on; keep 127.0.0.1 unless reviewers connect from elsewhere. "
@@ -333,7 +270,7 @@ def _program() -> str:
                    "[default: none: the old English is kept, marked as made from the uncorrected text]")
 def review(db_path, port, host, accounts_path, public_read, session_hours, behind_https, bundle_max_lines,
            context_s, open_browser, lexicons, mt_model):
-    """Open the store FILE in Datasette for review.
+    """Open STORE in Datasette for review.
 
     The start page lists flagged lines awaiting review, Farsi right to left, each with a
     player for exactly its stretch of the original recording. With reviewer accounts every
@@ -351,8 +288,8 @@ def review(db_path, port, host, accounts_path, public_read, session_hours, behin
     corrected line is flagged again by --lexicon, and its English is the reviewer's, else
     --mt-model's translation of the corrected Farsi, else the old English marked unreliable.
 
-    FILE is only read, except for the verdicts and corrections reviewers record. A store that cannot be
-    written (read-only file or directory) is served read-only. A FILE that is not an intercept
+    STORE is only read, except for the verdicts and corrections reviewers record. A store that cannot be
+    written (read-only file or directory) is served read-only. A STORE that is not an intercept
     store, or is of another schema version, is refused with one line (exit 2).
     """
     import os
@@ -414,13 +351,14 @@ def match(texts, lexicons, english, raw):
       intercept match "امشب برویم ببینیم پرنده است یا روباه"
       cat lines.txt | intercept match --lexicon my-lexicon.yaml
     """
-    from .lexicon import Lexicon, LexiconError, default_lexicon_path
+    from .components import load_lexicon
+    from .lexicon import LexiconError
     from .text import PersianNormalizer
 
     # One normaliser for the lexicon and the texts: hazm's takes seconds to build.
     normalizer = PersianNormalizer()
     try:
-        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
+        lexicon = load_lexicon(lexicons, normalizer)
     except LexiconError as exc:
         raise click.UsageError(str(exc))
     source = texts or (line.rstrip("\n") for line in sys.stdin)
@@ -438,88 +376,82 @@ def match(texts, lexicons, english, raw):
         )
 
 
+def _translate_defaults():
+    """`intercept translate`'s own defaults: a text MT model that fails loudly, on the CPU."""
+    from .config import RunOptions
+
+    options = RunOptions(translator="transformers", mt_fallback="error")
+    options.mt.device = "cpu"
+    return options
+
+
 @cli.command()
-@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Store whose lines to translate again.")
-@click.option("--translator", type=click.Choice(["transformers", "whisper", "none"]), default="transformers",
-              show_default=True, help="transformers: an MT model over the stored Farsi text; whisper: "
-                                      "Whisper's translate task over each line's audio (decodes the originals).")
-@click.option("--mt-model", default=None, metavar="PATH|ID",
-              help="MT model for --translator transformers: a local directory or, when online, a hub id.")
-@click.option("--mt-fallback", type=click.Choice(["whisper", "none", "error"]), default="error", show_default=True,
-              help="What translates when the MT model cannot be loaded.")
-@click.option("--mt-backend", type=click.Choice(["ctranslate2", "torch"]), default="ctranslate2", show_default=True,
-              help="Run the MT model with CTranslate2 (converted once into the cache) or PyTorch.")
-@click.option("--mt-batch-size", type=click.IntRange(1), default=16, show_default=True, help="Lines per MT batch.")
-@click.option("--mt-threads", type=click.IntRange(0), default=0, help="CPU threads for MT (0: all cores).")
-@click.option("--mt-device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
-              help="Where the MT model runs: cpu, cuda (stops at start with the reason when it cannot), or auto.")
-@click.option("--model", default="base", show_default=True, metavar="NAME|PATH",
-              help="Whisper model for --translator whisper (or a whisper fallback).")
+@store_argument(db_alias=True)
+@settings_options("--translator", "--mt-model", "--mt-fallback", "--mt-backend", "--mt-batch-size", "--mt-threads",
+                  "--mt-device", defaults=_translate_defaults())
+@settings_options("--model", default_help={"--model": "base"},
+                  help={"--model": "Whisper model for --translator whisper (or a whisper fallback)."})
 @click.option("--recording", "recording_id", type=int, help="Only this recording (recordings.id).")
-@click.option("--clean/--no-clean", "clean", default=False, show_default=True,
-              help="Radio clean-up before Whisper's translate task (as `run --clean`).")
-@lexicon_option
-def translate(db_path, translator, mt_model, mt_fallback, mt_backend, mt_batch_size, mt_threads, mt_device, model,
-              recording_id, clean, lexicons):
-    """Translate the stored lines of --db again, without re-transcribing.
+@settings_options("--clean/--no-clean", "--lexicon", default_help={"--clean/--no-clean": "as the run"},
+                  help={"--clean/--no-clean": "Radio clean-up before Whisper's translate task (as `run --clean`)."})
+def translate(db_path, recording_id, **settings):
+    """Translate the stored lines of STORE again, without re-transcribing.
 
     Each line records the translator and the model id with its version. What depends on the
-    English is derived again with it: the suspect marks and the flags (by --lexicon). Use it
-    when a better MT model becomes available:
+    English is derived again with it, each recording as the run that stored it was set (its
+    guards, acoustic check and --acoustic-loose): the suspect marks and the flags (by
+    --lexicon). Use it when a better MT model becomes available:
 
     \b
-      intercept translate --db traffic.db --mt-model /models/m2m100_418M
+      intercept translate traffic.db --mt-model /models/m2m100_418M
     """
-    from .engines import TranscribeOptions, load_engine
-    from .lexicon import Lexicon, LexiconError, default_lexicon_path
-    from .models import ModelError, resolve_model
+    from .components import build_translator, load_engine, load_lexicon
+    from .lexicon import LexiconError
+    from .models import ModelError
     from .store import WRITE
     from .text import PersianNormalizer
-    from .translate import MTModelError, MTOptions, make_translator, retranslate
+    from .translate import MTModelError, retranslate
 
+    clean = settings.pop("clean_radio")  # None: as each recording's run was
+    options = apply_settings(_translate_defaults(), settings)
     # The store first: a file that cannot be written is refused before a model loads.
     _open_store(db_path, WRITE).close()
     normalizer = PersianNormalizer()
     try:
-        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
+        lexicon = load_lexicon(options.lexicons, normalizer)
     except LexiconError as exc:
         raise click.UsageError(str(exc))
-    needs_whisper = translator == "whisper" or (translator == "transformers" and mt_fallback == "whisper")
+    needs_whisper = options.translator == "whisper" or (
+        options.translator == "transformers" and options.mt_fallback == "whisper")
     try:
         engine = None
-        if needs_whisper:
-            source = resolve_model(model)
-            name = model if source.origin != "embedded" else "whisper-base (embedded)"
-            engine = load_engine("faster-whisper", str(source.path), name, TranscribeOptions())
-        chosen = make_translator(
-            translator, engine, mt_model=mt_model, fallback=mt_fallback,
-            options=MTOptions(backend=mt_backend, batch_size=mt_batch_size, threads=mt_threads, device=mt_device),
-            warn=lambda message: click.echo(message, err=True),
-        )
+        if needs_whisper:  # Whisper's translate task: faster-whisper, with the default decoding options
+            options.engine = "faster-whisper"
+            engine = load_engine(options)[0]
+        chosen = build_translator(options, engine, warn=lambda message: click.echo(message, err=True))
     except (ModelError, MTModelError, ValueError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc))
     with _open_store(db_path, WRITE) as store:
         count = retranslate(store, chosen, recording_id, clean_radio=clean, lexicon=lexicon, normalizer=normalizer)
     click.echo(f"{count} lines translated by {chosen.name} ({chosen.model}); suspect marks and flags derived again")
 
 
 @cli.command("flag")
-@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Store to re-flag.")
+@store_argument(db_alias=True)
 @lexicon_option
 @click.option("--fuzzy-threshold", type=click.FloatRange(0, 1, min_open=True),
               help="Similarity a lone fuzzy hit needs (overrides the lexicon's fuzzy_threshold).")
 @click.option("--no-fuzzy", is_flag=True, help="Exact, morphological, pattern and English matches only.")
 @click.option("--recording", "recording_id", type=int, help="Re-flag only this recording (recordings.id).")
-@acoustic_loose_option
+@settings_options("--acoustic-loose", default_help={"--acoustic-loose": "as the run"})
 @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
 def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, acoustic_loose, as_json):
     """Re-flag stored lines with the current lexicon, without re-transcribing.
 
     Use it after editing a lexicon. The post-recognition step runs again without translating:
-    the Farsi is normalised again from the raw text, the suspect marks and the flags follow it.
+    the Farsi is normalised again from the raw text, the suspect marks and the flags follow it,
+    each recording as the run that stored it was set (its [guards] settings, acoustic check
+    and --acoustic-loose, unless given here).
     Flags are scored again from the recogniser evidence stored with each line (words, N-best),
     without re-recognising; lines stored without it are counted and scored with it unknown.
     Each recording's lines and flags are replaced in one transaction; flags carry the new
@@ -528,9 +460,10 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, acoustic_lo
 
     \b
       intercept match "..." --lexicon lexicons/        # try the edit on text first
-      intercept flag --db traffic.db                    # then apply it to the store
+      intercept flag traffic.db                         # then apply it to the store
     """
-    from .lexicon import Lexicon, LexiconError, MatchOptions, default_lexicon_path
+    from .components import load_lexicon
+    from .lexicon import LexiconError, MatchOptions
     from .reflag import reflag
     from .store import WRITE
     from .text import PersianNormalizer
@@ -538,11 +471,8 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, acoustic_lo
     _open_store(db_path, WRITE).close()
     normalizer = PersianNormalizer()
     try:
-        lexicon = Lexicon.load(
-            *(lexicons or [default_lexicon_path()]),
-            normalizer=normalizer,
-            options=MatchOptions(fuzzy=not no_fuzzy, fuzzy_threshold=fuzzy_threshold),
-        )
+        lexicon = load_lexicon(lexicons, normalizer,
+                               options=MatchOptions(fuzzy=not no_fuzzy, fuzzy_threshold=fuzzy_threshold))
     except LexiconError as exc:
         raise click.UsageError(str(exc))
     with _open_store(db_path, WRITE) as store:
@@ -571,11 +501,11 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, acoustic_lo
                    f"was never checked): scored with it unknown; re-recognise (intercept run --force) to check them")
 
 @cli.command("voices")
-@click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@voice_threshold_option
+@store_argument()
+@settings_options("--voice-threshold")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def voices_command(db_path, voice_threshold, as_json):
-    """Group the transmissions of the store FILE into voices (same speaker across recordings).
+    """Group the transmissions of STORE into voices (same speaker across recordings).
 
     Transmissions without a voice embedding are embedded from their original recording
     (re-decoded from the path the store holds); a recording that cannot be read is named on
@@ -611,16 +541,16 @@ def voices_command(db_path, voice_threshold, as_json):
 
 
 @cli.command()
-@click.argument("db_path", metavar="FILE", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@store_argument(exists=False, required=False)
 @click.option("--bundle", "bundle_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Check an evidence bundle (intercept export --format bundle); with FILE too, also that "
-                   "the bundle's store seal is in FILE's chain.")
+              help="Check an evidence bundle (intercept export --format bundle); with STORE too, also that "
+                   "the bundle's store seal is in STORE's chain.")
 @click.option("--originals", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="With --bundle: folder holding the original recordings (found by file name); each "
                    "clip is then cut again from its original and compared sample by sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def verify(db_path, bundle_path, originals, as_json):
-    """Check the chain of custody of store FILE, or of an evidence bundle (--bundle).
+    """Check the chain of custody of STORE, or of an evidence bundle (--bundle).
 
     Re-hashes every original recording the store holds lines for, at every path its content
     was seen under, against the SHA-256 stored when it was processed, and checks the store's
@@ -632,8 +562,8 @@ def verify(db_path, bundle_path, originals, as_json):
     With --bundle: re-hashes every clip of the bundle against its manifest and the manifest
     against its hash file, lists the lines whose clips could not be cut, and shows the store
     seal the bundle was made at; with --originals, also re-hashes each original and cuts every
-    clip again from it, comparing the samples. Given FILE too, checks that the bundle's seal is
-    in FILE's chain. Each problem names the file.
+    clip again from it, comparing the samples. Given STORE too, checks that the bundle's seal is
+    in STORE's chain. Each problem names the file.
 
     \b
       intercept verify --bundle evidence.zip --originals /recordings
@@ -645,17 +575,17 @@ def verify(db_path, bundle_path, originals, as_json):
          seals (the bundle intact, every line's clip in it)
       1  some original is missing, changed or unreadable, the store has a problem, or a row
          or seal was changed from outside (a clip or the manifest changed, a clip is not its
-         stated slice, a line's clip is missing, the bundle's seal is not in FILE's chain)
-      2  FILE is missing, is not an intercept store (not SQLite, truncated, another database),
-         or is a store of another schema version (older: run `intercept migrate FILE`);
-         with --bundle: FILE is not an evidence bundle
+         stated slice, a line's clip is missing, the bundle's seal is not in STORE's chain)
+      2  STORE is missing, is not an intercept store (not SQLite, truncated, another database),
+         or is a store of another schema version (older: run `intercept migrate STORE`);
+         with --bundle: the bundle is not an evidence bundle
 
-    FILE is opened read-only and left byte for byte as it was.
+    STORE is opened read-only and left byte for byte as it was.
     """
     if bundle_path is not None:
         _verify_bundle(bundle_path, originals, as_json, db_path)
     if db_path is None:
-        raise click.UsageError("give a store FILE, or --bundle FILE.zip")
+        raise click.UsageError("give a STORE, or --bundle FILE.zip")
     from .pipeline import verify_originals
     from .store import StoreError
 
@@ -716,18 +646,18 @@ def _verify_bundle(bundle_path, originals, as_json, db_path=None):
 
 
 @cli.command()
-@click.argument("db_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@store_argument(exists=False)
 def migrate(db_path):
-    """Bring store FILE, made by an older intercept, to this intercept's schema.
+    """Bring STORE, made by an older intercept, to this intercept's schema.
 
     The store as it was is first copied whole (SQLite's backup API, its WAL included) to
-    FILE.bak-N, N being its old schema version; then the migrations run. Only this command
+    STORE.bak-N, N being its old schema version; then the migrations run. Only this command
     and `intercept run` migrate a store; the others refuse an older store and say to run this.
 
     \b
     Exit status:
-      0  FILE was migrated, or was current already
-      2  FILE is not an intercept store, is newer, cannot be written, or FILE.bak-N exists
+      0  STORE was migrated, or was current already
+      2  STORE is not an intercept store, is newer, cannot be written, or STORE.bak-N exists
     """
     from .store import SCHEMA_VERSION, StoreError, migrate_store
 
@@ -754,7 +684,7 @@ def models_path(name):
     try:
         click.echo(resolve_model(name, allow_download=False).path)
     except ModelError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @models.command("verify")
@@ -765,7 +695,7 @@ def models_verify():
     try:
         path = embedded_model_dir(verify=True)
     except ModelError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"ok {path / 'model.bin'} sha256 {EMBEDDED_SHA256}")
 
 
@@ -797,7 +727,7 @@ def models_convert(model, target, out_dir):
 
 
 @cli.command()
-@click.argument("db_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@store_argument()
 @click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "jsonl", "bundle", "corpus"]), default="csv",
               show_default=True,
               help="srt/vtt: subtitles for one recording; csv/jsonl: one row per line with its flags; "
@@ -819,7 +749,7 @@ def models_convert(model, target, out_dir):
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="File to write (a folder for --format corpus).  [default: standard output]")
 def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, recording_id, bom, output):
-    """Export the lines of store FILE as subtitles (srt, vtt) or a table (csv, jsonl).
+    """Export the lines of STORE as subtitles (srt, vtt) or a table (csv, jsonl).
 
     Times are seconds in the original recording. CSV and JSONL carry every line's Farsi,
     English, recognition scores, suspect marks and flags (each with its score, the chance a
@@ -863,7 +793,7 @@ def export(db_path, fmt, flagged_only, all_flags, confirmed_only, lead_in_s, rec
                                  ExportOptions(fmt, flagged_only, recording_id, all_flags=all_flags,
                                                confirmed_only=confirmed_only, bom=bom))
         except ExportError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     if output:
         click.echo(f"{count} lines written to {output}", err=True)
 
@@ -879,7 +809,7 @@ def _export_corpus(db_path, output):
         try:
             result = write_corpus(store, output, warn=lambda message: click.echo(message, err=True))
         except ExportError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     click.echo(f"{result['lines']} corrected lines ({result['seconds']:.1f} s) written to {output}/metadata.tsv",
                err=True)
 
@@ -897,7 +827,7 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
         try:
             result = write_bundle(store, output, options, warn=lambda message: click.echo(message, err=True))
         except ExportError as exc:  # BundleError is one
-            _fail(str(exc))
+            fail(str(exc))
     click.echo(f"{result['lines']} lines written to {output}; bundle SHA-256 {result['sha256']}"
                + (f"; store seal {result['store_seal']['id']} {result['store_seal']['chain']}"
                   if result.get("store_seal") else ""), err=True)
@@ -909,7 +839,7 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
 
 
 @cli.command("correct")
-@click.argument("db_path", metavar="STORE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@store_argument()
 @click.argument("line_id", type=int)
 @click.option("--fa", "text_fa", required=True, metavar="TEXT", help="The line's Farsi as it was said.")
 @click.option("--en", "text_en", default=None, metavar="TEXT",
@@ -920,8 +850,7 @@ def _export_bundle(db_path, output, flagged_only, confirmed_only, lead_in_s, rec
 @click.option("--translator", type=click.Choice(["transformers", "none"]), default="none", show_default=True,
               help="Text translator for the English when --en is not given (Whisper's translate task hears the "
                    "audio, not the correction, so it is not offered).")
-@click.option("--mt-model", default=None, metavar="PATH|ID", help="MT model for --translator transformers.")
-@lexicon_option
+@settings_options("--mt-model", "--lexicon")
 @click.option("--json", "as_json", is_flag=True, help="Print the revision and the line's new flags as JSON.")
 def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_model, lexicons, as_json):
     """Correct a line's text: a new revision of line LINE_ID (lines.id) of STORE.
@@ -943,11 +872,13 @@ def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_m
       0  the correction is stored
       2  bad input (no such line, empty text, nothing changed, no store): nothing was written
     """
+    from .components import build_translator, load_lexicon, run_options_of
+    from .config import RunOptions
     from .corrections import CorrectionConflict, Corrector, check_text
-    from .lexicon import Lexicon, LexiconError, default_lexicon_path
+    from .lexicon import LexiconError
     from .store import WRITE
     from .text import PersianNormalizer
-    from .translate import MTModelError, make_translator
+    from .translate import MTModelError
 
     def bad(message: str) -> None:
         click.echo(f"Error: {db_path}: {message}", err=True)
@@ -957,19 +888,21 @@ def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_m
         check_text(text_fa, text_en, reviewer)
     except ValueError as exc:
         bad(str(exc))
-    _open_store(db_path, WRITE).close()
+    with _open_store(db_path, WRITE) as store:
+        # The guards of the run that stored the line mark the corrected text.
+        run_options = run_options_of(store.run_settings(line_id=line_id))
     normalizer = PersianNormalizer()
     try:
-        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer)
+        lexicon = load_lexicon(lexicons, normalizer)
     except LexiconError as exc:
         raise click.UsageError(str(exc))
     chosen = None
     if translator == "transformers" and text_en is None:
         try:
-            chosen = make_translator("transformers", mt_model=mt_model, fallback="error")
+            chosen = build_translator(RunOptions(translator="transformers", mt_model=mt_model, mt_fallback="error"))
         except MTModelError as exc:
             raise click.UsageError(str(exc))
-    corrector = Corrector.build(lexicon, normalizer, chosen)
+    corrector = Corrector.build(lexicon, normalizer, chosen, options=run_options)
     with _open_store(db_path, WRITE) as store:
         try:
             result = corrector.correct_line(store, line_id, text_fa, text_en, reviewer=reviewer, note=note)
@@ -993,7 +926,7 @@ def lexicon():
 
 
 @lexicon.command("suggestions")
-@click.argument("db_path", metavar="STORE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@store_argument()
 @click.option("--all", "every", is_flag=True, help="Every suggestion, not only the open ones.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True,
               help="A table to read, or JSON Lines to process.")
@@ -1075,7 +1008,7 @@ def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, ba
         try:
             resolve_device("cuda", "transformers", "torch", what="adapt")
         except (RuntimeError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     try:
         card = run_adapt([str(c) for c in corpora], options, log=lambda m: click.echo(m, err=True))
     except AdaptInterrupted as exc:
@@ -1085,7 +1018,7 @@ def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, ba
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except (AdaptError, CorpusError, ModelError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"model written to {out_dir} (card: {out_dir / 'model_card.json'}): held-out WER "
                f"{card['wer_before']:.3f} -> {card['wer_after']:.3f}, CER {card['cer_before']:.3f} -> "
                f"{card['cer_after']:.3f}", err=True)
@@ -1118,17 +1051,18 @@ def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
     from .lexicon.calibration import default_calibration_path
     from .engines import TranscribeOptions, load_engine
     from .evaluate import CorpusError
-    from .lexicon import Lexicon, LexiconError, default_lexicon_path
+    from .components import load_lexicon
+    from .lexicon import LexiconError
     from .models import ModelError, resolve_model
     from .text import PersianNormalizer
 
     normalizer = PersianNormalizer()
     try:
-        lexicon = Lexicon.load(*(lexicons or [default_lexicon_path()]), normalizer=normalizer, calibrated=False)
+        lexicon = load_lexicon(lexicons, normalizer, calibrated=False)
         identity = model_identity(model)
         source = resolve_model(model, allow_download=False)
     except (LexiconError, CalibrationError, ModelError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     engine = load_engine("faster-whisper", str(source.path), identity["name"], TranscribeOptions(cpu_threads=threads))
     errors = []
 
@@ -1142,7 +1076,7 @@ def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
     try:
         result = calibrate(corpora, lexicon, engine, identity, normalizer, command=command, on_clip=heard)
     except CorpusError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     path = result.save(out_path or default_calibration_path(lexicon.files, identity))
     invented = [c for c in result.forms.values() if c.invented]
     click.echo(f"{result.clips} clips ({result.seconds / 60:.1f} min), {len(result.forms)} (form, kind) written, "

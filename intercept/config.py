@@ -65,6 +65,16 @@ def load_config(path: str | Path, base: Optional[RunOptions] = None) -> RunOptio
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return options_from_dict(data, base, strict=True)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def options_from_dict(data: dict[str, Any], base: Optional[RunOptions] = None, strict: bool = False) -> RunOptions:
+    """`data` (a config file's tables, or RunOptions.to_dict() as `runs.settings` keeps it) over
+    `base` or the defaults. With `strict` an unknown key is a ConfigError; without, it is
+    skipped (a run stored by another intercept version may name options this one lacks)."""
     options = base or RunOptions()
     groups = {"transcribe": options.transcribe, "guards": options.guards, "mt": options.mt, "pool": options.pool}
     simple = {f.name for f in dataclasses.fields(RunOptions)} - set(groups)
@@ -73,11 +83,12 @@ def load_config(path: str | Path, base: Optional[RunOptions] = None) -> RunOptio
             target = groups[key]
             names = {f.name for f in dataclasses.fields(target)}
             for sub, subvalue in value.items():
-                if sub not in names:
-                    raise ConfigError(f"{path}: unknown option '{key}.{sub}'")
-                setattr(target, sub, subvalue)
+                if sub in names:
+                    setattr(target, sub, subvalue)
+                elif strict:
+                    raise ConfigError(f"unknown option '{key}.{sub}'")
         elif key in simple:
             setattr(options, key, value)
-        else:
-            raise ConfigError(f"{path}: unknown option '{key}'")
+        elif strict:
+            raise ConfigError(f"unknown option '{key}'")
     return options

@@ -94,12 +94,18 @@ class Corrector:
         self.post = post
 
     @classmethod
-    def build(cls, lexicon, normalizer, translator=None, scorer=None) -> "Corrector":
+    def build(cls, lexicon, normalizer, translator=None, scorer=None, options=None) -> "Corrector":
+        """With `options` (RunOptions): its guards mark the corrected text; else the defaults."""
+        from .components import post_recognition
+        from .config import RunOptions
+
         if translator is not None and getattr(translator, "needs_audio", False):
             translator = None  # it would translate the audio, not the correction
         if translator is not None and getattr(translator, "name", "") == "none":
             translator = None
-        return cls(PostRecognition(normalizer, lexicon, translator=translator, scorer=scorer))
+        # No acoustic check: a reviewer's text is not the recogniser's guess (derive_line).
+        return cls(post_recognition(options or RunOptions(), normalizer, lexicon, translator=translator,
+                                    scorer=scorer, acoustic=False))
 
     @property
     def translator(self):
@@ -162,10 +168,10 @@ def correct_line(store: Store, line_id: int, fa: str, en: Optional[str] = None, 
                  lexicon=None, normalizer=None, translator=None, note: Optional[str] = None) -> CorrectionResult:
     """One correction with the shipped lexicons (or `lexicon`) and no translator unless given:
     `Corrector` when correcting many lines (building the normaliser takes seconds)."""
-    from .lexicon import Lexicon, default_lexicon_path
+    from .components import load_lexicon
     from .text import PersianNormalizer
 
     normalizer = normalizer or PersianNormalizer()
-    lexicon = lexicon or Lexicon.load(default_lexicon_path(), normalizer=normalizer)
+    lexicon = lexicon or load_lexicon((), normalizer)
     return Corrector.build(lexicon, normalizer, translator).correct_line(
         store, line_id, fa, en, reviewer=reviewer, note=note)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from .acoustic import FIXED_MARGIN_KINDS, AcousticCheck, EngineMargins, MarginSource, StoredMargins
 from .guards import GuardOptions, Guards
@@ -166,14 +166,19 @@ def _audio(path: str, clean_radio: bool):
 
 
 def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = None, translate: bool = False,
-             clean_radio: bool = False) -> RederiveResult:
+             clean_radio: bool = False, post_for: Optional[Callable[[int], PostRecognition]] = None,
+             clean_radio_for: Optional[Callable[[int], bool]] = None) -> RederiveResult:
     """Run the post-recognition step again over stored lines (all, or one recording's) and
     write the result one recording per transaction: normalised Farsi, suspect marks and
     flags, and with `translate` the English and the translator that made it. Recognition is
     not redone; verdicts are keyed by line and never touched.
 
     A translator that needs audio (Whisper's translate task) gets each recording decoded
-    again from its stored path (radio-cleaned only with `clean_radio`, as `run --clean`)."""
+    again from its stored path (radio-cleaned only with `clean_radio`, as `run --clean`).
+
+    `post_for` and `clean_radio_for` give them per recording (intercept.components.PostPerRun:
+    as the run that stored it was set); `post` then names the lexicon and scorer, which are
+    the same for every recording."""
     result = RederiveResult(lexicon_version=post.lexicon.version, scorer_version=post.scorer.version)
     store.save_lexicon_terms(post.lexicon.version, post.lexicon.terms)
     translator = post.translator if translate else None
@@ -182,12 +187,14 @@ def rederive(store: Store, post: PostRecognition, recording_id: Optional[int] = 
     # open across a write pins an old snapshot, and in WAL mode BEGIN IMMEDIATE then fails at
     # once ("database is locked") when a batch has committed since.
     for each_id in store.recording_ids_with_lines(recording_id):
+        step = post_for(each_id) if post_for is not None else post
+        clean = clean_radio_for(each_id) if clean_radio_for is not None else clean_radio
         recording_rows = list(store.iter_lines(recording_id=each_id))
         lines = [line_from_row(row, n) for n, row in enumerate(recording_rows)]
         stored_fa = [line.text_fa for line in lines]
-        samples, rate = _audio(recording_rows[0]["recording_path"], clean_radio) if needs_audio else (None, 16000)
+        samples, rate = _audio(recording_rows[0]["recording_path"], clean) if needs_audio else (None, 16000)
         stored = StoredMargins([row["flags"] for row in recording_rows], stored_fa)
-        per_line = post.derive(lines, samples if needs_audio else None, rate, translate=translator is not None,
+        per_line = step.derive(lines, samples if needs_audio else None, rate, translate=translator is not None,
                                stored=stored,
                                reviewer_english=[row.get("text_en_from") == REVIEWER or
                                                  (needs_audio and row.get("revision_id") is not None)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from .config import RunOptions
-from .pipeline import Analysis, Pipeline, RecordingResult, Summary, group_voices_after_run, iter_recordings, safe_text
+from .pipeline import Analysis, Pipeline, Recorder, RecordingResult, Summary, iter_recordings, safe_text
 from .store import CREATE, RecordingFacts, Store
 
 
@@ -123,39 +123,6 @@ class WorkerFacts:
     model_card_sha256: Optional[str] = None  # an adapted model's card (intercept adapt), recorded in runs
 
 
-class _Dispatch(Exception):
-    """Raised by the driver's pipeline where a local run would analyse: the recording goes
-    to a worker instead. Carries the facts the driver's examine() found."""
-
-    def __init__(self, facts: RecordingFacts):
-        super().__init__(facts.path)
-        self.facts = facts
-
-
-class _DriverPipeline(Pipeline):
-    """The store side of `Pipeline` on the driver: examine, skip what is stored, start the
-    run, save. Reusing Pipeline's own process/save keeps skips, failures and summaries those
-    of a local run. Its analyze never runs locally: it hands the recording to a worker."""
-
-    def __init__(self, options: RunOptions, store: Store, worker: WorkerFacts):
-        # Not Pipeline.__init__: that loads the model, which lives in the workers only.
-        self.options = options
-        self.store = store
-        self.model_name = worker.model_name
-        self.model_card_sha256 = worker.model_card_sha256
-        self.lexicon = _LexiconFacts(worker.lexicon_version, worker.lexicon_terms)
-        self.run_id = None
-
-    def analyze(self, path, facts=None, on_transmission=None):
-        raise _Dispatch(facts)
-
-
-@dataclass
-class _LexiconFacts:
-    version: str
-    terms: list
-
-
 @dataclass
 class _Item:
     index: int  # position in the batch
@@ -164,7 +131,6 @@ class _Item:
     attempts: int = 0
     avoid: Optional[int] = None  # the worker that last died on it
     deaths: list[str] = field(default_factory=list)
-    owns_content: bool = False  # analysed while same-content items of the batch wait for it
     alone: bool = False  # sent in no group again: a worker died on a group holding it
 
 
@@ -261,24 +227,21 @@ def run_batch_ray(
                     broken[first] = _reason(exc)
             if facts is None:
                 raise DistributedError(f"Ray workers could not start: {list(broken.values())[-1]}")
-            pipeline = _DriverPipeline(options, store, facts)
-            run_id = pipeline.start_run()
             summary = DistributedSummary(workers=count, ray_address=ray_options.address or "local",
                                          worker_threads=facts.omp_num_threads, load_s=facts.load_s)
-            started = time.perf_counter()
+            # The store side is a local run's (Recorder); the workers only analyse.
+            recorder = Recorder(store, options, summary)
+            recorder.start(facts.model_name, facts.lexicon_version, facts.lexicon_terms, facts.model_card_sha256)
             with tqdm(total=len(files), desc="recordings", unit="file", disable=not progress) as bar:
                 group = ray_options.files_per_task or max(1, min(
                     options.pool.max_recordings, math.ceil(len(files) / (2 * count))))
-                scheduler = _Scheduler(ray, pipeline, actors, ray_options, summary, bar, group)
+                scheduler = _Scheduler(ray, recorder, actors, ray_options, bar, group)
                 scheduler.ready.add(first)
                 scheduler.starting = starting
                 for worker, reason in broken.items():
                     scheduler.retire_broken(worker, reason)
                 scheduler.run(files)
-            group_voices_after_run(pipeline, summary)
-            summary.wall_s = round(time.perf_counter() - started, 2)
-            store.finish_run(run_id, summary.to_dict())
-            return summary
+            return recorder.finish(files)
     finally:
         for actor in actors:
             ray.kill(actor)
@@ -310,10 +273,10 @@ class _Scheduler:
 
     PING_S = 0.5  # how often a restarting worker is asked whether it is back
 
-    def __init__(self, ray, pipeline: _DriverPipeline, actors, ray_options: RayOptions, summary, bar,
-                 group: int = 1):
-        self.ray, self.pipeline, self.actors = ray, pipeline, actors
-        self.ray_options, self.summary, self.bar = ray_options, summary, bar
+    def __init__(self, ray, recorder: Recorder, actors, ray_options: RayOptions, bar, group: int = 1):
+        self.ray, self.recorder, self.actors = ray, recorder, actors
+        self.ray_options, self.summary, self.bar = ray_options, recorder.summary, bar
+        recorder.on_result = self._settled
         self.group = group  # recordings per task
         self.more_coming = False  # files still being examined: wait to fill a group
         self.queue: deque[_Item] = deque()
@@ -326,8 +289,6 @@ class _Scheduler:
         self.collateral: set = set()  # calls lost with a worker death already counted
         self.broken: list[str] = []  # why workers could not start
         self.deaths_of: list[int] = [0] * len(actors)
-        self.busy_sha: dict[str, list[_Item]] = {}  # content being analysed -> same content waiting
-        self.results: list[tuple[int, RecordingResult]] = []
         # A worker dying mid-call shows as ActorUnavailableError (a RayActorError) on the call
         # it was running and on those queued behind it.
         self.deaths = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
@@ -361,29 +322,15 @@ class _Scheduler:
             else:
                 self._collect(ready[0])
             self._fill()
-        index_of = {result.path: index for index, result in self.results}
-        # Failures in input order, as a local run lists them.
-        self.summary.failures.sort(key=lambda failure: index_of.get(failure[0], len(index_of)))
 
     def _examine(self, item: _Item) -> None:
-        """Everything a local run does before analysing, on the driver: a recording that
-        cannot be read fails, stored content is skipped; the rest is queued for a worker."""
-        try:
-            result = self.pipeline.process(item.path)
-        except _Dispatch as dispatch:
-            item.facts = dispatch.facts
-            sha = item.facts.sha256
-            if not self.pipeline.options.force:
-                if sha in self.busy_sha:
-                    # Same content twice in one batch: a local run skips the second copy once
-                    # the first is stored, so the second waits for the first.
-                    self.busy_sha[sha].append(item)
-                    return
-                self.busy_sha[sha] = []
-                item.owns_content = True
+        """Everything a local run does before analysing, on the driver (Recorder.admit): a
+        recording that cannot be read fails, stored content is skipped, a second copy of
+        content being analysed waits for it; the rest is queued for a worker."""
+        admitted = self.recorder.admit(item.path, token=item)
+        if isinstance(admitted, RecordingFacts):
+            item.facts = admitted
             self.queue.append(item)
-            return
-        self._finish(item, result)
 
     def _started(self, ref) -> None:
         worker = self.starting.pop(ref)
@@ -463,7 +410,7 @@ class _Scheduler:
             # is a bug, so the batch stops loudly (what is saved so far stays saved).
             raise DistributedError(f"{items[0].path}: worker error: {_reason(exc)}") from None
         for item, analysis in zip(items, analyses):
-            self._finish(item, self.pipeline.save(analysis, safe_text(str(item.path))))
+            self._record(item, analysis)
 
     def _worker_lost(self, worker: int) -> None:
         """Bookkeeping of a worker that died on the call it was running."""
@@ -497,7 +444,7 @@ class _Scheduler:
         if item.attempts >= self.ray_options.max_attempts:
             error = (f"{safe_text(str(item.path))}: a worker died {item.attempts} times while "
                      f"processing it (last: {item.deaths[-1]})")
-            self._finish(item, self.pipeline.save(Analysis(item.facts, "failed", error=error)))
+            self._record(item, Analysis(item.facts, "failed", error=error))
             return
         if was_running:
             self.summary.retries += 1
@@ -509,19 +456,19 @@ class _Scheduler:
             self.collateral.update(self.per_worker[worker])
         self.queue.appendleft(item)
 
-    def _finish(self, item: _Item, result: RecordingResult) -> None:
-        self.results.append((item.index, result))
-        self.summary.add(result)
+    def _record(self, item: _Item, analysis: Analysis) -> None:
+        """Store a result; same-content copies that waited for it are examined again: now
+        stored, they are skipped as in a local run; if this one failed, the next gets its try."""
+        _, waiting = self.recorder.record(analysis, token=item)
+        for other in waiting:
+            self._examine(other)
+
+    def _settled(self, item: _Item, result: RecordingResult) -> None:
         self.bar.set_postfix_str(safe_text(item.path.name)[-40:])
         self.bar.update(1)
-        if item.owns_content:
-            # Same-content copies that waited are examined again: now stored, they are
-            # skipped as in a local run; if this one failed, the next copy gets its try.
-            for other in self.busy_sha.pop(item.facts.sha256):
-                self._examine(other)
 
     def _give_up(self, reason: str) -> None:
         # Left unstored rather than failed: the recordings are fine, the cluster is not, and a
         # re-run picks them up.
-        left = len(self.queue) + sum(len(w) for w in self.busy_sha.values())
+        left = len(self.queue) + self.recorder.waiting()
         raise DistributedError(f"{reason}: {left} recordings not processed (re-run to resume)")

@@ -12,25 +12,18 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from . import __version__
 from .audio import AudioError, CleanupOptions, clean_radio, decode, sha256_file
 from .config import RunOptions
-from .engines import load_engine
-from .lexicon import Lexicon, default_lexicon_path
-from .models import model_card_sha256, resolve_model
-from .acoustic import AcousticCheck, AcousticOptions
-from .derive import PostRecognition
+from .components import Components
 from .packing import PackOptions, RecordingPool, join_recordings, split_lines
 from .recorded_at import recorded_at_for
-from .scoring import default_scorer
-from .segment import SegmentOptions, find_transmissions, load_detector
+from .segment import SegmentOptions, find_transmissions
 from .store import CREATE, READ, RecordingFacts, Store, StoreError
-from .text import PersianNormalizer
-from .translate import make_translator
 from .types import Flag, Line, Transmission
 
 # Folders are walked for these extensions only, so notes, manifests and images beside the
@@ -219,108 +212,24 @@ def examine(path: str | Path) -> RecordingFacts:
     return facts
 
 
-def _engine_model(engine: str, model: str) -> tuple[str, str]:
-    """(name to record, what the engine loads). faster-whisper and the embedded base need a
-    CTranslate2 directory; the other engines also take their own formats (an openai-whisper
-    .pt file, a transformers directory or hub id), which only they can check."""
-    path = Path(model).expanduser()
-    if engine == "faster-whisper" or model == "base" or (path / "model.bin").is_file():
-        source = resolve_model(model)
-        return (model if source.origin != "embedded" else "whisper-base (embedded)"), str(source.path)
-    return model, model
-
-
 TRANSMISSIONS_PER_CALL = 16
 
 
 class Pipeline:
-    """Loads the model, lexicon and normaliser once; then processes recordings one by one.
+    """The analysis of recordings (decode .. flag), with its components loaded once
+    (intercept.components). It never opens a store: a local run and each Ray worker use it,
+    and a `Recorder` stores what it finds."""
 
-    Processing is split in two so that the heavy part can run in worker processes:
-    `analyze` (decode .. flag, needs no store, returns an Analysis) and `save` (the driver
-    alone writes SQLite). `process` does both, skipping content already stored."""
-
-    voice_summary = None  # with options.voices: what save() saw embedded (voices.GroupingSummary)
-
-    def __init__(self, options: RunOptions, store: Optional[Store] = None):
-        started = time.perf_counter()
+    def __init__(self, options: RunOptions, components: Optional[Components] = None):
         self.options = options
-        self.store = store
-        self.model_name, model_path = _engine_model(options.engine, options.model)
-        self.engine = load_engine(options.engine, model_path, self.model_name, options.transcribe)
-        self.model_card_sha256 = model_card_sha256(model_path)  # an adapted model's card (intercept adapt)
-        self.translator = make_translator(
-            options.translator, self.engine, mt_model=options.mt_model, fallback=options.mt_fallback,
-            # MT follows the recogniser onto the GPU unless its own device is set.
-            options=options.mt if options.mt.device else replace(options.mt, device=options.transcribe.device),
-        )
-        self.normalizer = PersianNormalizer()
-        self.lexicon = Lexicon.load(*(options.lexicons or [default_lexicon_path()]), normalizer=self.normalizer)
-        if self.model_name != "whisper-base (embedded)":  # priors calibrated for this model's weights, or none
-            from .calibration import calibration_for_model
-
-            self.lexicon = self.lexicon.with_calibration(
-                calibration_for_model(self.lexicon.files, self.model_name, model_path))
-        self.scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
-        self.post = PostRecognition(self.normalizer, self.lexicon, self.translator, options.guards,
-                                    scorer=self.scorer, engine=self.engine,
-                                    acoustic=AcousticCheck(self.lexicon, AcousticOptions(loose_threshold=options.acoustic_loose))
-                                    if options.acoustic_check else None)
+        parts = components or Components.build(options)
+        self.components = parts
+        self.engine, self.translator, self.normalizer = parts.engine, parts.translator, parts.normalizer
+        self.lexicon, self.scorer, self.post = parts.lexicon, parts.scorer, parts.post
+        self.model_name, self.model_card_sha256 = parts.model_name, parts.model_card_sha256
+        self.voice_embedder, self.load_s = parts.voice_embedder, parts.load_s
         self.segment_options = SegmentOptions(method=options.segment_method)
         self.cleanup_options = CleanupOptions()
-        load_detector(self.segment_options)  # now, so that its load is counted here, not in the first file
-        self.voice_embedder = None
-        if options.voices:
-            from .voices import VoiceEmbedder
-
-            self.voice_embedder = VoiceEmbedder()
-        self.run_id: Optional[int] = None
-        self.load_s = round(time.perf_counter() - started, 2)
-
-    def _store(self) -> Store:
-        if self.store is None:
-            raise StoreError("this Pipeline was made without a store: it can analyze, not save")
-        return self.store
-
-    def start_run(self) -> int:
-        store = self._store()
-        store.save_lexicon_terms(self.lexicon.version, self.lexicon.terms)
-        found = versions()
-        if self.model_card_sha256:
-            found["model_card_sha256"] = self.model_card_sha256
-        self.run_id = store.start_run(self.options.engine, self.model_name, self.options.to_dict(), found)
-        return self.run_id
-
-    def process(
-        self, path: str | Path, on_transmission: Optional[Callable[[int, int], None]] = None
-    ) -> RecordingResult:
-        """Process one recording and store it; never raises for a bad recording."""
-        admitted = self.admit(path)
-        if isinstance(admitted, RecordingResult):
-            return admitted
-        return self.save(self.analyze(path, admitted, on_transmission), safe_text(str(path)))
-
-    def admit(self, path: str | Path) -> RecordingFacts | RecordingResult:
-        """The facts of a recording to analyse, or the result when there is nothing to analyse:
-        it cannot be read (stored as failed), or its content (SHA-256) is already stored as
-        done and options.force is off (under another name it is recorded as another path of
-        the stored recording)."""
-        shown = safe_text(str(path))
-        try:
-            facts = examine(path)
-        except RecordingError as exc:
-            return self.save(Analysis(exc.facts, "failed", error=str(exc)))
-        if not self.options.force:
-            stored = self._store().done_recording(facts.sha256)
-            if stored is not None:
-                new_path = self._store().add_path(stored["id"], facts, self.run_id)
-                if stored["path"] == facts.path:
-                    note = "already stored"
-                else:
-                    note = (f"{'same content as' if new_path else 'already stored as another path of'} "
-                            f"'{stored['path']}' (recording {stored['id']})")
-                return RecordingResult(shown, "skipped", recording_id=stored["id"], note=note)
-        return facts
 
     def analyze(
         self,
@@ -459,9 +368,112 @@ class Pipeline:
             voice_model=voice_model,
         )
 
-    def save(self, analysis: Analysis, shown_path: Optional[str] = None) -> RecordingResult:
-        """Store one analysis in one transaction and say what was stored."""
-        store = self._store()
+
+class Recorder:
+    """The store side of a batch, the same for a local run and a Ray run: start the run, admit
+    each recording (stored as failed when it cannot be read, skipped when its content is
+    stored, held back while the same content is being analysed), record each analysis in one
+    transaction as soon as it is done, and finish the run (voices grouped, summary stored).
+
+    Whoever analyses (this process's Pipeline, or Ray workers) hands every analysis to
+    `record`; the recordings that waited for its content come back from it, to be admitted
+    again: now skipped as "same content", or analysed if the first copy failed."""
+
+    def __init__(self, store: Store, options: RunOptions, summary: Optional[Summary] = None,
+                 on_result: Optional[Callable[[Any, RecordingResult], None]] = None):
+        self.store = store
+        self.options = options
+        self.summary = summary if summary is not None else Summary()
+        self.on_result = on_result  # (token, result) for every recording settled
+        self.run_id: Optional[int] = None
+        self.voice_summary = None  # with options.voices: what was embedded (voices.GroupingSummary)
+        self._shown: dict[str, str] = {}  # facts.path -> the path as given
+        # Content being analysed -> the tokens of same-content recordings waiting for it.
+        self._busy: dict[str, list] = {}
+        self._started = 0.0
+
+    def start(self, model_name: str, lexicon_version: str, lexicon_terms: Iterable[Any],
+              model_card_sha256: Optional[str] = None) -> int:
+        """Store the terms of the lexicon the analysis uses and open the run (`runs`, with the
+        options as its settings, which `intercept flag` and `translate` reuse)."""
+        self.store.save_lexicon_terms(lexicon_version, lexicon_terms)
+        found = versions()
+        if model_card_sha256:
+            found["model_card_sha256"] = model_card_sha256
+        self.run_id = self.store.start_run(self.options.engine, model_name, self.options.to_dict(), found)
+        self._started = time.perf_counter()
+        return self.run_id
+
+    def admit(self, path: str | Path, token: Any = None) -> RecordingFacts | RecordingResult | None:
+        """The facts of a recording to analyse; or its result when there is nothing to analyse
+        (it cannot be read: stored as failed; its content is stored as done and
+        options.force is off: skipped, and under another name recorded as another path of the
+        stored recording); or None while a recording of the same content is being analysed
+        (`record` of that one gives `token`, default the path, back)."""
+        token = path if token is None else token
+        shown = safe_text(str(path))
+        try:
+            facts = examine(path)
+        except RecordingError as exc:
+            return self._settle(token, self._save(Analysis(exc.facts, "failed", error=str(exc))))
+        if not self.options.force:
+            stored = self.store.done_recording(facts.sha256)
+            if stored is not None:
+                new_path = self.store.add_path(stored["id"], facts, self.run_id)
+                if stored["path"] == facts.path:
+                    note = "already stored"
+                else:
+                    note = (f"{'same content as' if new_path else 'already stored as another path of'} "
+                            f"'{stored['path']}' (recording {stored['id']})")
+                return self._settle(token, RecordingResult(shown, "skipped", recording_id=stored["id"], note=note))
+            if facts.sha256 in self._busy:
+                self._busy[facts.sha256].append(token)
+                return None
+            self._busy[facts.sha256] = []
+        self._shown[facts.path] = shown
+        return facts
+
+    def record(self, analysis: Analysis, token: Any = None) -> tuple[RecordingResult, list]:
+        """Store one analysis in one transaction; (what was stored, the tokens of the
+        recordings that waited for its content, to admit again)."""
+        result = self._settle(token, self._save(analysis, self._shown.pop(analysis.facts.path, None)))
+        return result, self._busy.pop(analysis.facts.sha256, []) if not self.options.force else []
+
+    def process(self, pipeline: "Pipeline", path: str | Path) -> Optional[RecordingResult]:
+        """Admit, analyse and record one recording (None: it waits for the same content)."""
+        admitted = self.admit(path)
+        if not isinstance(admitted, RecordingFacts):
+            return admitted
+        return self.record(pipeline.analyze(path, admitted))[0]
+
+    def waiting(self) -> int:
+        """Recordings held back for content still being analysed."""
+        return sum(len(tokens) for tokens in self._busy.values())
+
+    def finish(self, files: Sequence[Path]) -> Summary:
+        """Failures in input order, voices grouped (with options.voices), the run closed."""
+        order = {safe_text(str(path.absolute())): index for index, path in enumerate(files)}
+        self.summary.failures.sort(key=lambda failure: order.get(failure[0], len(order)))
+        if self.options.voices:
+            from .voices import DEFAULT_THRESHOLD, MODEL_NAME, GroupingSummary, group_voices, model_version
+
+            threshold = self.options.voice_threshold
+            self.summary.voices = group_voices(
+                self.store, MODEL_NAME, model_version(), DEFAULT_THRESHOLD if threshold is None else threshold,
+                self.voice_summary or GroupingSummary(),
+            ).to_dict()
+        self.summary.wall_s = round(time.perf_counter() - self._started, 2)
+        self.store.finish_run(self.run_id, self.summary.to_dict())
+        return self.summary
+
+    def _settle(self, token: Any, result: RecordingResult) -> RecordingResult:
+        self.summary.add(result)
+        if self.on_result is not None:
+            self.on_result(token, result)
+        return result
+
+    def _save(self, analysis: Analysis, shown_path: Optional[str] = None) -> RecordingResult:
+        store = self.store
         facts = analysis.facts
         if analysis.status != "done":
             reason = safe_text(analysis.error or "unknown error")
@@ -516,15 +528,10 @@ def run_batch(
 
     options = options or RunOptions()
     with Store(db_path, CREATE, warn=warn) as store:
-        pipeline = Pipeline(options, store)
-        run_id = pipeline.start_run()
+        pipeline = Pipeline(options)
+        recorder = Recorder(store, options, Summary(load_s=pipeline.load_s))
+        recorder.start(pipeline.model_name, pipeline.lexicon.version, pipeline.lexicon.terms, pipeline.model_card_sha256)
         files = list(iter_recordings(paths))
-        summary = Summary(load_s=pipeline.load_s)
-        started = time.perf_counter()
-        shown: dict[str, str] = {}  # facts.path -> the path as given
-        # Content already in the pool: a second copy waits until the first is stored, then is
-        # skipped as "same content" like in a run without pools.
-        same_content: dict[str, list[Path]] = {}
         with tqdm(files, desc="recordings", unit="file", disable=not progress) as bar, tqdm(
             desc="transmissions", unit="tx", disable=not progress, leave=False
         ) as tx_bar:
@@ -537,38 +544,15 @@ def run_batch(
             def to_analyse() -> Iterator[tuple[Path, RecordingFacts]]:
                 for path in bar:
                     bar.set_postfix_str(safe_text(path.name)[-40:])
-                    admitted = pipeline.admit(path)
-                    if isinstance(admitted, RecordingResult):
-                        summary.add(admitted)
-                    elif not options.force and admitted.sha256 in same_content:
-                        same_content[admitted.sha256].append(path)
-                    else:
-                        same_content.setdefault(admitted.sha256, [])
-                        shown[admitted.path] = safe_text(str(path))
+                    admitted = recorder.admit(path)
+                    if isinstance(admitted, RecordingFacts):
                         yield path, admitted
 
             for analysis in pipeline.analyze_many(to_analyse(), on_transmission):
-                summary.add(pipeline.save(analysis, shown.get(analysis.facts.path)))
-                for waiting in same_content.pop(analysis.facts.sha256, []):
-                    summary.add(pipeline.process(waiting))
-        order = {safe_text(str(path.absolute())): index for index, path in enumerate(files)}
-        summary.failures.sort(key=lambda failure: order.get(failure[0], len(order)))
-        group_voices_after_run(pipeline, summary)
-        summary.wall_s = round(time.perf_counter() - started, 2)
-        store.finish_run(run_id, summary.to_dict())
-    return summary
-
-
-def group_voices_after_run(pipeline: Pipeline, summary: Summary) -> None:
-    """With --voices: group the store's embedded transmissions into voices (all recordings)."""
-    if pipeline.options.voices:
-        from .voices import DEFAULT_THRESHOLD, MODEL_NAME, GroupingSummary, group_voices, model_version
-
-        threshold = pipeline.options.voice_threshold
-        summary.voices = group_voices(
-            pipeline._store(), MODEL_NAME, model_version(), DEFAULT_THRESHOLD if threshold is None else threshold,
-            pipeline.voice_summary or GroupingSummary(),
-        ).to_dict()
+                _, waiting = recorder.record(analysis)
+                for path in waiting:  # same content, waiting for this one: skipped now, or analysed
+                    recorder.process(pipeline, path)
+        return recorder.finish(files)
 
 
 @dataclass

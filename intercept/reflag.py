@@ -8,13 +8,17 @@ re-recognising; lines stored without that evidence are counted, since only a new
 run brings it; each recording's lines and flags are written in one
 transaction. Reviewer verdicts are keyed by line and never touched; the lexicon's terms are
 saved under its version so every new flag's version is explained.
+
+Each recording is re-derived as the run that stored it was set (`runs.settings`): its
+`[guards]` settings, its acoustic check and its `--acoustic-loose` threshold
+(intercept.components.PostPerRun).
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from .acoustic import AcousticCheck, AcousticOptions
-from .derive import PostRecognition, RederiveResult, rederive
+from .components import PostPerRun
+from .derive import RederiveResult, rederive
 from .lexicon import Lexicon
 from .scoring import FlagScorer
 from .store import Store
@@ -28,8 +32,13 @@ def reflag(store: Store, lexicon: Lexicon, normalizer: Optional[PersianNormalize
            acoustic_loose: Optional[float] = None) -> ReflagResult:
     """Replace the flags of every stored line (or of one recording's lines) with what `lexicon`
     finds now, scored from the stored evidence, one transaction per recording. Verdicts stay as
-    they are. Loose fuzzy matches (`acoustic_loose`, as `run --acoustic-loose`) are found again
-    where the store holds their acoustic check."""
+    they are. Loose fuzzy matches (`acoustic_loose`, else the run's `run --acoustic-loose`) are
+    found again where the store holds their acoustic check."""
+
+    def override(options) -> None:
+        if acoustic_loose is not None:
+            options.acoustic_loose = acoustic_loose
+
     # No recogniser here: the acoustic check reuses the margins stored with the flags.
-    post = PostRecognition(normalizer or PersianNormalizer(), lexicon, scorer=scorer, acoustic=AcousticCheck(lexicon, AcousticOptions(loose_threshold=acoustic_loose)))
-    return rederive(store, post, recording_id)
+    per_run = PostPerRun(store, normalizer or PersianNormalizer(), lexicon, override=override, scorer=scorer)
+    return rederive(store, per_run.default, recording_id, post_for=per_run)

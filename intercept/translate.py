@@ -513,24 +513,30 @@ def make_translator(
 # -- re-translation of a store ---------------------------------------------------------------
 
 
-def retranslate(store, translator: Translator, recording_id: Optional[int] = None, clean_radio: bool = False,
-                lexicon=None, normalizer=None) -> int:
+def retranslate(store, translator: Translator, recording_id: Optional[int] = None,
+                clean_radio: Optional[bool] = None, lexicon=None, normalizer=None) -> int:
     """Re-translate stored lines (one recording, or all) without re-transcribing them, and
     derive again what depends on the English (intercept.derive): suspect marks and flags, by
-    `lexicon` (default: the shipped lexicons). Each line records the translator and model
-    that made its English. Returns the number of lines.
+    `lexicon` (default: the shipped lexicons), each recording as the run that stored it was set
+    (its guards and acoustic check, `--acoustic-loose` included: intercept.components). Each
+    line records the translator and model that made its English. Returns the number of lines.
 
     Text translators work on the stored Farsi. The whisper translator needs each line's audio:
-    the recording is decoded again from its stored path (radio-cleaned only when
-    ``clean_radio``, as `intercept run --clean`). Lines are written one recording at a time, each
-    recording atomically."""
+    the recording is decoded again from its stored path (radio-cleaned with ``clean_radio``,
+    else as its run was, `intercept run --clean`). Lines are written one recording at a time,
+    each recording atomically."""
     # Imported here: derive imports the lexicon and the store, which translation alone needs not.
-    from .acoustic import AcousticCheck
-    from .derive import PostRecognition, rederive
-    from .lexicon import Lexicon, default_lexicon_path
+    from .components import PostPerRun, load_lexicon
+    from .derive import rederive
     from .text import PersianNormalizer
 
     normalizer = normalizer or PersianNormalizer()
-    lexicon = lexicon or Lexicon.load(default_lexicon_path(), normalizer=normalizer)
-    post = PostRecognition(normalizer, lexicon, translator=translator, acoustic=AcousticCheck(lexicon))
-    return rederive(store, post, recording_id, translate=True, clean_radio=clean_radio).translated_lines
+    lexicon = lexicon or load_lexicon((), normalizer)
+
+    def override(options) -> None:
+        if clean_radio is not None:
+            options.clean_radio = clean_radio
+
+    per_run = PostPerRun(store, normalizer, lexicon, override=override, translator=translator)
+    return rederive(store, per_run.default, recording_id, translate=True, post_for=per_run,
+                    clean_radio_for=lambda each_id: per_run.options_for(each_id).clean_radio).translated_lines

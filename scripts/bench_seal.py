@@ -42,7 +42,7 @@ def main() -> None:
                         help="as `intercept run --translator` (default: run's default)")
     args = parser.parse_args()
 
-    from intercept.pipeline import Pipeline, RunOptions, iter_recordings
+    from intercept.pipeline import Pipeline, Recorder, RunOptions, iter_recordings
     from intercept.store import CREATE, Store, seal
 
     options = RunOptions() if args.translator is None else replace(RunOptions(), translator=args.translator)
@@ -70,14 +70,14 @@ def main() -> None:
                 seal.seal_recording = real_seal if setting == "sealed" else (lambda *a, **k: None)
                 path = Path(folder) / f"{setting}-{round_}.db"
                 with Store(path, CREATE) as store:
-                    pipeline.store = store
-                    pipeline.start_run()
+                    recorder = Recorder(store, options)
+                    recorder.start(pipeline.model_name, pipeline.lexicon.version, pipeline.lexicon.terms)
                     started = time.perf_counter()
                     for copy in range(args.copies):
                         for analysis in done:
                             facts = replace(analysis.facts, path=f"{analysis.facts.path}#{copy}",
                                             sha256=f"{analysis.facts.sha256}-{copy}")
-                            pipeline.save(replace(analysis, facts=facts))
+                            recorder.record(replace(analysis, facts=facts))
                     times[setting].append(time.perf_counter() - started)
                     if setting == "sealed":
                         started = time.perf_counter()

@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 extras=()
 for option in "$@"; do [ "$option" != --voices ] || extras=(voices); done
 scripts/setup.sh ${extras[@]+"${extras[@]}"}
-.venv/bin/intercept run audio_samples/ --db intercept.db "$@"
+.venv/bin/intercept run intercept.db audio_samples/ "$@"

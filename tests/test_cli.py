@@ -103,3 +103,43 @@ def test_translate_with_missing_mt_model_stops(tmp_path):
     db = _small_store(tmp_path / "s.db")
     result = CliRunner().invoke(cli, ["translate", "--db", str(db), "--mt-model", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "nope" in result.output
+
+
+def test_the_store_is_the_first_argument_and_the_old_db_spelling_still_works(tmp_path):
+    """Issue 26: every command names the store STORE, first; `--db STORE` (hidden) still works."""
+    runner = CliRunner()
+    for command in (["run"], ["translate"], ["flag"], ["review"], ["export"], ["verify"], ["voices"], ["migrate"],
+                    ["correct"], ["lexicon", "suggestions"]):
+        shown = runner.invoke(cli, [*command, "--help"])
+        assert shown.exit_code == 0 and "STORE" in shown.output.splitlines()[0], command
+        assert "--db" not in shown.output, command
+    db = _small_store(tmp_path / "s.db")
+    new = runner.invoke(cli, ["flag", str(db), "--json"])
+    old = runner.invoke(cli, ["flag", "--db", str(db), "--json"])
+    assert new.exit_code == old.exit_code == 0, new.output + old.output
+    assert json.loads(new.output)["lines"] == json.loads(old.output)["lines"] > 0
+    both = runner.invoke(cli, ["flag", str(db), "--db", str(db)])
+    assert both.exit_code == 2 and "once" in both.output
+    # run: the first argument is the store, so a recording or a folder there is refused, untouched.
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"RIFF")
+    for first in (wav, tmp_path):
+        refused = runner.invoke(cli, ["run", str(first), str(wav), "--workers", "2"])
+        assert refused.exit_code == 2 and "STORE comes first" in refused.output, refused.output
+    assert wav.read_bytes() == b"RIFF"
+    alone = runner.invoke(cli, ["run", str(tmp_path / "x.db")])
+    assert alone.exit_code == 2 and "PATHS" in alone.output
+    # The old spelling: every argument is a PATH.
+    old_run = runner.invoke(cli, ["run", str(tmp_path), "--db", str(tmp_path / "x.db"), "--workers", "2"])
+    assert old_run.exit_code == 2 and "need --ray" in old_run.output
+
+
+def test_exit_status_policy_is_stated_once_and_bad_input_exits_2(tmp_path):
+    top = CliRunner().invoke(cli, ["--help"])
+    assert "Exit status, for every command" in top.output and "2  bad input or options" in top.output
+    db = _small_store(tmp_path / "s.db")
+    # Bad options (srt of a store of several recordings needs --recording) were exit 1 before.
+    result = CliRunner().invoke(cli, ["export", str(db), "--format", "srt"])
+    assert result.exit_code == 2, result.output
+    models = CliRunner().invoke(cli, ["models", "path", str(tmp_path / "no-such-model")])
+    assert models.exit_code == 2, models.output

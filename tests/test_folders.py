@@ -110,10 +110,9 @@ def scripted_options(**pool):
 
 def use_engine(monkeypatch, engine) -> None:
     """Pipelines built from here on get `engine` instead of loading a model."""
-    import intercept.pipeline as pipeline_module
+    import intercept.components as components
 
-    monkeypatch.setattr(pipeline_module, "_engine_model", lambda engine, model: ("scripted", "scripted"))
-    monkeypatch.setattr(pipeline_module, "load_engine", lambda *args, **kwargs: engine)
+    monkeypatch.setattr(components, "load_engine", lambda options: (engine, "scripted", "scripted"))
 
 
 def essence(analysis) -> tuple:
@@ -247,11 +246,11 @@ def test_duplicate_content_inside_a_pool_is_stored_once(tmp_path, monkeypatch):
 
 def _batch_main(inputs: str, db: str, marker_dir: str) -> None:
     """The killed batch of the test below, as its own process (python tests/test_folders.py)."""
+    import intercept.components as components
     import intercept.pipeline as pipeline_module
 
     engine = ScriptedEngine(pause_s=1.0, marker_dir=marker_dir)
-    pipeline_module._engine_model = lambda engine, model: ("scripted", "scripted")
-    pipeline_module.load_engine = lambda *args, **kwargs: engine
+    components.load_engine = lambda options: (engine, "scripted", "scripted")
     summary = pipeline_module.run_batch([inputs], db, scripted_options(), progress=False)
     print(json.dumps(summary.to_dict()))
 
@@ -264,7 +263,9 @@ def test_a_kill_mid_pool_then_a_rerun_stores_every_recording_once(tmp_path, monk
     folder, markers, db = tmp_path / "in", tmp_path / "markers", tmp_path / "s.db"
     markers.mkdir()
     paths = short_folder(folder, 12)  # about four recordings per window: three pools
+    # PYTHONPATH: this checkout's intercept, whichever one the virtualenv has installed.
     batch = subprocess.Popen([sys.executable, __file__, str(folder), str(db), str(markers)], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120

@@ -179,15 +179,15 @@ def pipeline(embedded_model_dir):
     from intercept.config import RunOptions
     from intercept.pipeline import Pipeline
 
-    return Pipeline(RunOptions(), store=None)
+    return Pipeline(RunOptions())
 
 
 def process(pipeline, store, path, force=False):
-    pipeline.store, pipeline.options.force = store, force
-    try:
-        return pipeline.process(path)
-    finally:
-        pipeline.store, pipeline.options.force = None, False
+    from dataclasses import replace
+
+    from intercept.pipeline import Recorder
+
+    return Recorder(store, replace(pipeline.options, force=force)).process(pipeline, path)
 
 
 @needs_ffmpeg

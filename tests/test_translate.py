@@ -320,12 +320,12 @@ def test_mt_auto_device_without_a_gpu_translates_on_the_cpu(monkeypatch, tiny_m2
 
 
 def test_mt_follows_the_recogniser_device_unless_set(monkeypatch):
-    from intercept import pipeline
+    from intercept import components, pipeline, translate
     from intercept.config import RunOptions
 
     seen: list[MTOptions] = []
-    monkeypatch.setattr(pipeline, "load_engine", lambda *args, **kwargs: object())
-    monkeypatch.setattr(pipeline, "make_translator",
+    monkeypatch.setattr(components, "load_engine", lambda options: (object(), "scripted", "scripted"))
+    monkeypatch.setattr(translate, "make_translator",
                         lambda name, engine, **kwargs: seen.append(kwargs["options"]) or NoTranslator())
     options = RunOptions(translator="none")
     options.transcribe.device = "cuda"

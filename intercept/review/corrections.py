@@ -51,12 +51,12 @@ def _error(message: str, status: int) -> Response:
 
 
 def _build_corrector(config: dict):
+    from intercept.components import load_lexicon
     from intercept.corrections import Corrector
-    from intercept.lexicon import Lexicon, default_lexicon_path
     from intercept.text import PersianNormalizer
 
     normalizer = PersianNormalizer()
-    lexicon = Lexicon.load(*(config.get("lexicons") or [default_lexicon_path()]), normalizer=normalizer)
+    lexicon = load_lexicon(config.get("lexicons") or (), normalizer)
     translator = None
     if config.get("translator") == "transformers":
         from intercept.translate import make_translator

@@ -1004,6 +1004,25 @@ class Store:
                 run_id, {"finished_at": now(), "summary": json.dumps(summary, ensure_ascii=False, default=str)}
             )
 
+    def run_settings(self, recording_id: Optional[int] = None, *, line_id: Optional[int] = None) -> Optional[dict]:
+        """The settings (RunOptions.to_dict()) of the run that stored recording `recording_id`
+        (or line `line_id`), or None when it was stored outside a run or its run kept none."""
+        if line_id is not None:
+            sql = ("SELECT runs.settings FROM lines JOIN recordings ON recordings.id = lines.recording_id "
+                   "JOIN runs ON runs.id = recordings.run_id WHERE lines.id = ?")
+        else:
+            sql = "SELECT runs.settings FROM recordings JOIN runs ON runs.id = recordings.run_id WHERE recordings.id = ?"
+        # fetchall: no statement left open across the caller's writes.
+        row = self.db.execute(sql, [line_id if line_id is not None else recording_id]).fetchall()
+        row = row[0] if row else None
+        if row is None or not row[0]:
+            return None
+        try:
+            settings = json.loads(row[0])
+        except ValueError:
+            return None
+        return settings if isinstance(settings, dict) else None
+
     # -- lexicon --------------------------------------------------------------------------
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
         """Record the terms of a lexicon version once, so every flag's version is explained."""

@@ -1,0 +1,164 @@
+"""The parts a run is made of, each built in one place from one options object (RunOptions):
+normaliser, lexicon, recogniser engine, translator, scorer and the post-recognition step
+(guards, lexicon flags, acoustic check, score).
+
+`intercept run` builds them all once (`Components.build`); `intercept flag`, `intercept
+translate` and `intercept correct` build the parts they need with the same functions, from the
+settings of the run that stored each recording (`runs.settings`, read back by
+`run_options_of`), so that re-flagging and re-translating give what that run would have given:
+its `[guards]` settings, its acoustic check and `--acoustic-loose` threshold stay.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from .acoustic import AcousticCheck, AcousticOptions
+from .config import RunOptions
+from .derive import PostRecognition
+from .lexicon import Lexicon, MatchOptions, default_lexicon_path
+from .scoring import FlagScorer, default_scorer
+from .text import PersianNormalizer
+
+EMBEDDED_MODEL_NAME = "whisper-base (embedded)"
+
+
+def load_lexicon(paths: Sequence[str | Path] = (), normalizer: Optional[PersianNormalizer] = None, *,
+                 options: Optional[MatchOptions] = None, calibrated: bool = True) -> Lexicon:
+    """The lexicon files or folders `paths`, or the shipped lexicons when there are none: the
+    one place a lexicon is loaded, so every command reads `--lexicon` the same way."""
+    return Lexicon.load(*(paths or [default_lexicon_path()]), normalizer=normalizer, options=options,
+                        calibrated=calibrated)
+
+
+def engine_model(engine: str, model: str) -> tuple[str, str]:
+    """(name to record, what the engine loads). faster-whisper and the embedded base need a
+    CTranslate2 directory; the other engines also take their own formats (an openai-whisper
+    .pt file, a transformers directory or hub id), which only they can check."""
+    from .models import resolve_model
+
+    path = Path(model).expanduser()
+    if engine == "faster-whisper" or model == "base" or (path / "model.bin").is_file():
+        source = resolve_model(model)
+        return (model if source.origin != "embedded" else EMBEDDED_MODEL_NAME), str(source.path)
+    return model, model
+
+
+def load_engine(options: RunOptions):
+    """(engine, name to record, what it loaded) for options.engine / options.model."""
+    from .engines import load_engine as load
+
+    name, path = engine_model(options.engine, options.model)
+    return load(options.engine, path, name, options.transcribe), name, path
+
+
+def build_translator(options: RunOptions, engine=None, warn: Optional[Callable[[str], None]] = None):
+    """options.translator with its MT settings. The MT model follows the recogniser onto its
+    device (options.transcribe.device) unless options.mt.device is set."""
+    from .translate import make_translator
+
+    mt = options.mt if options.mt.device else replace(options.mt, device=options.transcribe.device)
+    return make_translator(options.translator, engine, mt_model=options.mt_model, fallback=options.mt_fallback,
+                           options=mt, warn=warn)
+
+
+def post_recognition(options: RunOptions, normalizer: PersianNormalizer, lexicon: Lexicon, *, translator=None,
+                     engine=None, scorer: Optional[FlagScorer] = None, acoustic: bool = True) -> PostRecognition:
+    """The post-recognition step as `options` set it: its guards, and (with `acoustic` and
+    options.acoustic_check) the acoustic check down to options.acoustic_loose. Without an
+    engine the check reuses the margins stored with the flags (intercept flag, translate)."""
+    check = None
+    if acoustic and options.acoustic_check:
+        check = AcousticCheck(lexicon, AcousticOptions(loose_threshold=options.acoustic_loose))
+    return PostRecognition(normalizer, lexicon, translator, options.guards, scorer=scorer, engine=engine,
+                           acoustic=check)
+
+
+@dataclass
+class Components:
+    """Everything a run loads once before its first recording."""
+
+    options: RunOptions
+    normalizer: PersianNormalizer
+    lexicon: Lexicon
+    engine: Any
+    model_name: str
+    model_path: str
+    model_card_sha256: Optional[str]
+    translator: Any
+    scorer: FlagScorer
+    post: PostRecognition
+    voice_embedder: Any = None
+    load_s: float = 0.0
+
+    @classmethod
+    def build(cls, options: RunOptions) -> "Components":
+        """Load what `options` names. Raises ModelError, LexiconError, MTModelError or
+        ValueError (bad options) before any recording is touched."""
+        from .models import model_card_sha256
+        from .segment import SegmentOptions, load_detector
+
+        started = time.perf_counter()
+        engine, model_name, model_path = load_engine(options)
+        translator = build_translator(options, engine)
+        normalizer = PersianNormalizer()
+        lexicon = load_lexicon(options.lexicons, normalizer)
+        if model_name != EMBEDDED_MODEL_NAME:  # priors calibrated for this model's weights, or none
+            from .calibration import calibration_for_model
+
+            lexicon = lexicon.with_calibration(calibration_for_model(lexicon.files, model_name, model_path))
+        scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
+        post = post_recognition(options, normalizer, lexicon, translator=translator, engine=engine, scorer=scorer)
+        load_detector(SegmentOptions(method=options.segment_method))  # its load counted here, not in the first file
+        voice_embedder = None
+        if options.voices:
+            from .voices import VoiceEmbedder
+
+            voice_embedder = VoiceEmbedder()
+        return cls(options, normalizer, lexicon, engine, model_name, model_path, model_card_sha256(model_path),
+                   translator, scorer, post, voice_embedder, round(time.perf_counter() - started, 2))
+
+
+# -- the settings of stored runs ------------------------------------------------------------
+
+
+def run_options_of(settings: Optional[dict]) -> RunOptions:
+    """RunOptions as a run stored them (`runs.settings`); defaults for a run stored without
+    settings, and for options it did not know."""
+    from .config import options_from_dict
+
+    return options_from_dict(settings or {})
+
+
+class PostPerRun:
+    """The post-recognition step for each stored recording as the run that stored it was set
+    (`runs.settings`: guards, acoustic check, --acoustic-loose), with what the command sets
+    itself (`override`) on top; one step per distinct setting, shared by its recordings."""
+
+    def __init__(self, store, normalizer: PersianNormalizer, lexicon: Lexicon, *,
+                 override: Callable[[RunOptions], None] = lambda options: None, translator=None,
+                 scorer: Optional[FlagScorer] = None):
+        self.store, self.normalizer, self.lexicon = store, normalizer, lexicon
+        self.override, self.translator = override, translator
+        self.scorer = scorer or default_scorer()
+        self._built: dict[str, PostRecognition] = {}
+        # The one used for results that name a single lexicon and scorer (RederiveResult).
+        self.default = self._post(RunOptions())
+
+    def options_for(self, recording_id: int) -> RunOptions:
+        options = run_options_of(self.store.run_settings(recording_id))
+        self.override(options)
+        return options
+
+    def __call__(self, recording_id: int) -> PostRecognition:
+        return self._post(self.options_for(recording_id))
+
+    def _post(self, options: RunOptions) -> PostRecognition:
+        self.override(options)
+        key = repr((options.guards, options.acoustic_check, options.acoustic_loose))
+        if key not in self._built:
+            self._built[key] = post_recognition(options, self.normalizer, self.lexicon, translator=self.translator,
+                                                scorer=self.scorer)
+        return self._built[key]
