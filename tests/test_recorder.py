@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from intercept.config import RunOptions
 from intercept.pipeline import Analysis, Recorder, RecordingResult, Summary
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.types import Line, Transmission
 
 
@@ -22,7 +22,7 @@ def test_a_second_copy_waits_for_the_first_then_is_skipped_and_a_failed_first_le
     for path in (a, b, c):
         path.write_bytes(b"same bytes")
     settled: list[tuple] = []
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         recorder = Recorder(store, RunOptions(), Summary(),
                             on_result=lambda token, result: settled.append((token, result.status)))
         run_id = recorder.start("m", "v0", [])
@@ -52,7 +52,7 @@ def test_with_force_nothing_waits_and_every_copy_is_stored(tmp_path):
     a, b = tmp_path / "a.wav", tmp_path / "b.wav"
     a.write_bytes(b"x")
     b.write_bytes(b"x")
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         recorder = Recorder(store, replace(RunOptions(), force=True))
         recorder.start("m", "v0", [])
         facts = [recorder.admit(path) for path in (a, b)]
@@ -62,7 +62,7 @@ def test_with_force_nothing_waits_and_every_copy_is_stored(tmp_path):
 
 
 def test_an_unreadable_file_is_stored_as_failed_at_admission(tmp_path):
-    with Store(tmp_path / "s.db") as store:
+    with Store(tmp_path / "s.db", CREATE) as store:
         recorder = Recorder(store, RunOptions())
         recorder.start("m", "v0", [])
         result = recorder.admit(tmp_path)  # a folder named as a recording

@@ -19,7 +19,7 @@ from intercept.cli import cli
 from intercept.config import RunOptions, load_config
 from intercept.derive import PostRecognition
 from intercept.lexicon import Lexicon
-from intercept.store import RecordingFacts, Store
+from intercept.store import CREATE, RecordingFacts, Store
 from intercept.text import PersianNormalizer
 from intercept.types import Hypothesis, Line, Transmission
 
@@ -72,7 +72,7 @@ def _lines(normalizer, texts):
 def _store_run(db, options: RunOptions, post: PostRecognition, lines, samples=None) -> None:
     """Derive `lines` with `post` and store them as a run with `options` would."""
     flags = post.derive(lines, samples, RATE)
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         store.save_lexicon_terms(post.lexicon.version, post.lexicon.terms)
         run_id = store.start_run("hearing", "x", options.to_dict(), {})
         store.save_recording(RecordingFacts(path="/r/a.wav", sha256="a" * 64),
@@ -83,7 +83,7 @@ def _store_run(db, options: RunOptions, post: PostRecognition, lines, samples=No
 
 
 def _flags(db) -> list[tuple]:
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         return [(r["concept"], r["kind"]) for r in store.rows("SELECT concept, kind FROM flags ORDER BY concept")]
 
 
@@ -119,7 +119,7 @@ def test_flag_keeps_the_guards_settings_of_the_run_config_file(tmp_path, normali
     post = PostRecognition(normalizer, lexicon, guard_options=options.guards)
     db = tmp_path / "s.db"
     _store_run(db, options, post, _lines(normalizer, ["پرنده پرید", "برو برو جلو", "امشب پرنده را دیدم"]))
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         before = [r["suspect"] for r in store.rows("SELECT suspect FROM lines ORDER BY start_s")]
     assert before[0] and "hallucinated" in before[0]  # the run's own phrase list
     assert before[1] and "loop" in before[1]  # max_repeats = 2: "برو برو" is a loop
@@ -127,7 +127,7 @@ def test_flag_keeps_the_guards_settings_of_the_run_config_file(tmp_path, normali
 
     result = CliRunner().invoke(cli, ["flag", "--db", str(db), "--lexicon", str(lexicon_path)])
     assert result.exit_code == 0, result.output
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         after = [r["suspect"] for r in store.rows("SELECT suspect FROM lines ORDER BY start_s")]
     assert after == before
 
@@ -142,12 +142,12 @@ def test_correct_marks_the_corrected_text_with_the_guards_of_the_lines_run(tmp_p
     db = tmp_path / "s.db"
     _store_run(db, options, PostRecognition(normalizer, lexicon, guard_options=options.guards),
                _lines(normalizer, ["امشب پرنده را دیدم"]))
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         [line] = store.rows("SELECT id, suspect FROM lines")
     assert line["suspect"] is None
     result = CliRunner().invoke(cli, ["correct", str(db), str(line["id"]), "--fa", "پرنده پرید", "--reviewer", "r",
                                       "--lexicon", str(lexicon_path)])
     assert result.exit_code == 0, result.output
-    with Store(db) as store:
+    with Store(db, CREATE) as store:
         [after] = store.rows("SELECT suspect FROM lines")
     assert after["suspect"] and "hallucinated" in after["suspect"]
