@@ -309,6 +309,32 @@ def test_claims_keep_others_off_a_recording_and_lapse(store):
     db.conn.close()
 
 
+def test_an_hour_claimed_by_another_leaves_that_hour_of_traffic_out_of_the_queue(store):
+    # Recording 1 was made at 21:59:59 UTC: its line 1 (+1.0 s) falls in the hour 22, its line 3
+    # (+7.0 s) too; recording 2 has no time, so no hour claim can reach its line 4.
+    db = sqlite_utils.Database(store)
+    db.execute("update recordings set recorded_at = '2019-11-12T21:59:59+00:00' where id = 1")
+    db.conn.commit()
+    db.conn.close()
+    ds = datasette(store)
+
+    async def scenario():
+        maryam, ali = await login(ds, REVIEWER), await login(ds, OTHER)
+        ids = r'<div class="intercept-item[^"]*" data-line-id="(\d+)"'
+        assert re.findall(ids, (await ds.client.get("/-/intercept/queue", cookies=maryam)).text) == ["1", "4"]
+        other_hour = await post(ds, ali, "/-/intercept/claim", hour="2019-11-12T21:00")
+        assert other_hour.status_code == 200
+        assert re.findall(ids, (await ds.client.get("/-/intercept/queue", cookies=maryam)).text) == ["1", "4"]
+        claimed = await post(ds, ali, "/-/intercept/claim", hour="2019-11-12T22:30")
+        assert claimed.status_code == 200
+        her_queue = await ds.client.get("/-/intercept/queue", cookies=maryam)
+        assert re.findall(ids, her_queue.text) == ["4"]
+        assert "claimed by others: " in her_queue.text and "ali: hour 2019-11-12T22" in her_queue.text
+        assert re.findall(ids, (await ds.client.get("/-/intercept/queue", cookies=ali)).text) == ["1", "4"]
+
+    asyncio.run(scenario())
+
+
 def test_progress_counts_lines_not_rows(store):
     with Store(store, CREATE) as opened:
         opened.add_verdict(1, "confirmed", REVIEWER)  # two rows: fox and bird

@@ -2,7 +2,8 @@
 
 - `/-/intercept/queue`: the reviewer's queue, lines to judge filling the first screen (text,
   marked words, English, evidence, player, verdict keys); `?show=disputed|confirmed|judged`,
-  `?concept=`, `?recording_id=`; lines of recordings someone else has claimed are left out;
+  `?concept=`, `?recording_id=`; lines of recordings or hours of traffic someone else has
+  claimed are left out;
 - each line's review block (also on the context and period pages): every flag concept with its
   outcome, every verdict with reviewer, time and note, buttons for a verdict per concept,
   withdrawal, a lead's decision, notes, and a reviewer flag (mark the line as coded);
@@ -129,9 +130,10 @@ async def queue_page(request, datasette):
     claims = await database.execute_fn(store_team.open_claims)
     # Someone else is working these recordings: leave them to them (in the queue itself).
     others = sorted({c["recording_id"] for c in claims if c["recording_id"] is not None and c["reviewer"] != who["id"]})
+    hours = sorted({c["hour"] for c in claims if c["hour"] is not None and c["reviewer"] != who["id"]})
     ids = await database.execute_fn(lambda conn: store_review.queue_ids(
         conn, show, DEFAULT_THRESHOLD, QUEUE_SIZE + 1, page * QUEUE_SIZE, recording_id,
-        others if show == "queue" else (), concept))
+        others if show == "queue" else (), concept, hours if show == "queue" else ()))
     more = len(ids) > QUEUE_SIZE
     ids = ids[:QUEUE_SIZE]
     counts = await database.execute_fn(lambda conn: store_review.queue_counts(conn, DEFAULT_THRESHOLD))

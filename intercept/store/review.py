@@ -188,9 +188,11 @@ def period_ids(conn: sqlite3.Connection, start: str, end: str, show: str, limit:
 
 def queue_ids(conn: sqlite3.Connection, show: str, threshold: float, limit: int, offset: int = 0,
               recording_id: Optional[int] = None, leave_out: Sequence[int] = (),
-              concept: Optional[str] = None) -> list[int]:
+              concept: Optional[str] = None, leave_out_hours: Sequence[str] = ()) -> list[int]:
     """Line ids of the review queue's `show` (QUEUE_SHOWS), in its order: of one recording, or
-    leaving out the recordings `leave_out` (claimed by others); with a flag of `concept`."""
+    leaving out the recordings `leave_out` and the lines whose absolute time falls in one of the
+    hours `leave_out_hours` ('YYYY-MM-DDTHH', UTC; both claimed by others); with a flag of
+    `concept`."""
     where, order = QUEUE_SHOWS[show]
     conditions = [where]
     params: dict[str, Any] = {"threshold": threshold, "n": limit, "skip": offset}
@@ -199,6 +201,13 @@ def queue_ids(conn: sqlite3.Connection, show: str, threshold: float, limit: int,
         params["recording_id"] = recording_id
     elif leave_out:
         conditions.append(f"recording_id NOT IN ({','.join(str(int(r)) for r in leave_out)})")
+    if recording_id is None and leave_out_hours and "recorded_at" in columns(conn, "recordings"):
+        marks = ",".join(f":hour{i}" for i in range(len(leave_out_hours)))
+        params.update({f"hour{i}": hour for i, hour in enumerate(leave_out_hours)})
+        # A line's hour is its recording's time plus its offset (recorded_at.absolute_time).
+        conditions.append("NOT EXISTS (SELECT 1 FROM recordings r WHERE r.id = line_review.recording_id "
+                          "AND r.recorded_at IS NOT NULL AND strftime('%Y-%m-%dT%H', r.recorded_at, "
+                          f"'+' || line_review.start_s || ' seconds') IN ({marks}))")
     if concept:
         conditions.append("line_id IN (SELECT line_id FROM flags WHERE concept = :concept)")
         params["concept"] = concept
