@@ -119,7 +119,7 @@ def line_json(line) -> dict:
 
 
 def cache_path(folder: Path, part: str, radio: bool, model: str) -> Path:
-    return folder / f"{part}.{'radio' if radio else 'clean'}.{model}.jsonl"
+    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}.jsonl"
 
 
 def read_cache(path: Path) -> list[dict]:
