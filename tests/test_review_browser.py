@@ -3,7 +3,7 @@ one line's audio playing for the line's length, login, a verdict that survives a
 
 Skips only when chromium or chromedriver is not installed (`apt-get install -y chromium
 chromium-driver`). Set INTERCEPT_SCREENSHOT=PATH.png to keep the
-screenshot in the docs; otherwise it goes to the test's temporary folder.
+screenshot there; otherwise it goes to the test's temporary folder.
 """
 from __future__ import annotations
 
