@@ -128,6 +128,8 @@ def main() -> int:
     parser.add_argument("--samples", type=Path, help="audio_samples/ decoded by --save-samples")
     parser.add_argument("--save-samples", type=Path, metavar="NPZ", help="decode audio_samples/ into NPZ and stop")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--recordings", type=int, default=0,
+                        help="only the first N synthetic recordings (0: all; the tests use 1)")
     args = parser.parse_args()
     if args.save_samples:
         save_samples(args.save_samples)
@@ -144,6 +146,8 @@ def main() -> int:
 
         model_dir = str(embedded_model_dir())
     recordings = load_recordings(args.samples)
+    if args.recordings:
+        recordings = recordings[: args.recordings]
     count = sum(len(t) for _, _, t in recordings)
     audio_s = sum((tx.end - tx.start) for _, _, t in recordings for tx in t)
     print(f"command: python scripts/check_cuda.py {' '.join(sys.argv[1:])}".rstrip())
