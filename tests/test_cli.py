@@ -61,14 +61,17 @@ def test_models_path_prints_embedded_dir():
 
 def _small_store(path):
     from intercept.store import CREATE, RecordingFacts, Store
-    from intercept.types import Flag, Line, Transmission
+    from intercept.types import Flag, Hypothesis, Line, Transmission, Word
 
     with Store(path, CREATE) as store:
         for name in ("a", "b"):
             store.save_recording(
                 RecordingFacts(path=f"/r/{name}.wav", sha256=name * 64),
                 [Transmission(0, 0.0, 3.0)],
-                [Line(0.5, 2.5, "پرنده", text_fa="پرنده", text_en="bird")],
+                # With the recogniser's evidence, as a run stores it: at real prevalence an exact
+                # match with none scores below the queue (docs/review.md).
+                [Line(0.5, 2.5, "پرنده", text_fa="پرنده", text_en="bird", words=[Word("پرنده", 0.5, 2.5, 0.9)],
+                      alternatives=[Hypothesis("پرنده", -0.1, 2)], confidence=0.9)],
                 [[Flag("bird", "animal_code", "exact", 1.0, 0, 5, "پرنده")]],
                 run_id=None, engine="e", model="m", translator="t", lexicon_version="old",
             )
