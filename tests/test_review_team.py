@@ -437,3 +437,34 @@ def test_search_finds_inflected_forms_accepts_or_and_plays_audio(store):
     assert 'src="/-/intercept/audio/2.wav"' in page.text, "results play their audio"
     assert 'name="q" dir="auto"' in page.text
     assert found('"; drop table lines; --')[0] == []
+
+
+def test_team_writes_refuse_a_wrong_form_by_name_and_pass_a_reviewer_flag_whole(store):
+    """The note, reviewer-flag, claim and release routes: a wrong field is a 400 naming it and
+    writes nothing; a reviewer flag posted from the desk keeps its heard form and proposal."""
+    ds = datasette(store)
+
+    async def scenario():
+        maryam = await login(ds, REVIEWER)
+        for url, data, says in [
+            ("/-/intercept/note", {"line_id": "two", "note": "x"}, "line_id must be an integer"),
+            ("/-/intercept/note", {"note": "x"}, "give line_id"),
+            ("/-/intercept/note", {"line_id": "2", "note": "x" * 4001}, "a note of at most 4000 characters"),
+            ("/-/intercept/reviewer-flag", {"line_id": "2", "concept": "fox", "suggest": "1"}, "give the form as heard"),
+            ("/-/intercept/claim", {"recording_id": "1.5"}, "recording_id must be an integer"),
+            ("/-/intercept/release", {}, "give claim_id"),
+        ]:
+            refused = await post(ds, maryam, url, **data)
+            assert refused.status_code == 400 and says in refused.text, (url, data, refused.text)
+        made = await post(ds, maryam, "/-/intercept/reviewer-flag", line_id="2", concept="fox", note=" heard it ",
+                          heard_form="روبا", suggest="1")
+        assert made.status_code == 200, made.text
+        return made.json()["result"]
+
+    made = asyncio.run(scenario())
+    with Store(store) as opened:
+        assert opened.rows("select count(*) as n from line_notes")[0]["n"] == 0
+        flag = opened.rows("select kind, concept, flagged_by, note from flags where id = ?", [made["flag_id"]])[0]
+        assert flag == {"kind": "reviewer", "concept": "fox", "flagged_by": REVIEWER, "note": "heard it"}
+        suggested = opened.rows("select form, suggested_by from lexicon_suggestions")
+        assert suggested == [{"form": "روبا", "suggested_by": REVIEWER}]

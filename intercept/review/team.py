@@ -18,6 +18,7 @@ What a verdict means is defined once, in intercept.store.team.
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 from urllib.parse import urlencode
 
@@ -370,96 +371,87 @@ async def search_page(request, datasette):
 # ---------------------------------------------------------------- writes
 
 
-async def _posted(request, datasette):
-    """(form, reviewer, database) of a write, or a 404 Response when no store is open. The
-    checks every write needs (POST, a writable store, a reviewer's login, the CSRF token) are
-    doors.write_route's, which wraps each route below."""
-    database = await store_database(datasette)
-    if database is None:
-        return Response.text("no intercept store is open\n", status=404)
-    return await request.post_vars(), request.actor["id"], database
+class _BadForm(ValueError):
+    """A write's form is wrong: answered 400 with this message."""
 
 
-async def _write(request, datasette, form, database, action, *args, **kwargs) -> Response:
-    try:
-        result = await database.execute_write_fn(lambda conn: store_team.write_team(conn, action, *args, **kwargs))
-    except store_team.TeamError as error:
-        return Response.text(str(error) + "\n", status=400)
-    next_path = local_path(form.get("next", ""))
-    if next_path:
-        return Response.redirect(next_path)
-    return Response.json({"ok": True, "result": result})
+def _team_write(handler):
+    """The team routes' common part: (form, reviewer, store) for the handler, a 404 when no
+    store is open, a 400 naming the field when the form is wrong. The checks every write needs
+    (POST, a writable store, a reviewer's login, the CSRF token) are doors.write_route's, which
+    wraps each route below."""
+
+    async def route(request, datasette):
+        database = await store_database(datasette)
+        if database is None:
+            return Response.text("no intercept store is open\n", status=404)
+        form = await request.post_vars()
+        try:
+            action, *args = handler(form, request.actor["id"], datasette)
+        except _BadForm as error:
+            return Response.text(f"{error}\n", status=400)
+        try:
+            result = await database.execute_write_fn(lambda conn: store_team.write_team(conn, action, *args))
+        except store_team.TeamError as error:
+            return Response.text(str(error) + "\n", status=400)
+        next_path = local_path(form.get("next", ""))
+        if next_path:
+            return Response.redirect(next_path)
+        return Response.json({"ok": True, "result": result})
+
+    # Not functools.wraps: Datasette reads a route's parameters from its signature, which
+    # would then be the handler's.
+    route.__name__, route.__doc__ = handler.__name__, handler.__doc__
+    return route
 
 
-def _int(form, name: str) -> Optional[int]:
+def _int(form, name: str, required: bool = True) -> Optional[int]:
     value = (form.get(name) or "").strip()
-    return int(value) if value else None
-
-
-@write_route
-async def post_note(request, datasette):
-    found = await _posted(request, datasette)
-    if isinstance(found, Response):
-        return found
-    form, reviewer, database = found
+    if not value:
+        if required:
+            raise _BadForm(f"give {name}")
+        return None
     try:
-        line_id = _int(form, "line_id")
+        return int(value)
     except ValueError:
-        return Response.text("line_id must be an integer\n", status=400)
-    note = form.get("note", "")
-    if line_id is None or len(note) > MAX_NOTE_CHARS:
-        return Response.text(f"give line_id and a note of at most {MAX_NOTE_CHARS} characters\n", status=400)
-    return await _write(request, datasette, form, database, store_team.add_note, line_id, note, reviewer)
+        raise _BadForm(f"{name} must be an integer") from None
 
 
-@write_route
-async def post_reviewer_flag(request, datasette):
-    found = await _posted(request, datasette)
-    if isinstance(found, Response):
-        return found
-    form, reviewer, database = found
-    try:
-        line_id = _int(form, "line_id")
-    except ValueError:
-        return Response.text("line_id must be an integer\n", status=400)
-    if line_id is None:
-        return Response.text("give line_id\n", status=400)
+def _note(form) -> str:
     note = form.get("note", "").strip()
     if len(note) > MAX_NOTE_CHARS:
-        return Response.text(f"note is longer than {MAX_NOTE_CHARS} characters\n", status=400)
+        raise _BadForm(f"give a note of at most {MAX_NOTE_CHARS} characters")
+    return note
+
+
+# Each handler turns the form into (store_team action, its arguments).
+
+@write_route
+@_team_write
+def post_note(form, reviewer, datasette):
+    return store_team.add_note, _int(form, "line_id"), _note(form), reviewer
+
+
+@write_route
+@_team_write
+def post_reviewer_flag(form, reviewer, datasette):
     heard = form.get("heard_form", "").strip() or None
     suggest = form.get("suggest") == "1"
     if suggest and not heard:
-        return Response.text("to propose a form to the lexicon, give the form as heard\n", status=400)
-    return await _write(request, datasette, form, database, store_team.add_reviewer_flag, line_id,
-                        form.get("concept", ""), reviewer, note, heard_form=heard, suggest=suggest)
+        raise _BadForm("to propose a form to the lexicon, give the form as heard")
+    add = functools.partial(store_team.add_reviewer_flag, heard_form=heard, suggest=suggest)
+    return add, _int(form, "line_id"), form.get("concept", ""), reviewer, _note(form)
 
 
 @write_route
-async def post_claim(request, datasette):
-    found = await _posted(request, datasette)
-    if isinstance(found, Response):
-        return found
-    form, reviewer, database = found
-    try:
-        recording_id = _int(form, "recording_id")
-    except ValueError:
-        return Response.text("recording_id must be an integer\n", status=400)
+@_team_write
+def post_claim(form, reviewer, datasette):
     hour = (form.get("hour") or "").strip() or None
     idle_s = float(config(datasette).get("claim_idle_s", store_team.CLAIM_IDLE_S))
-    return await _write(request, datasette, form, database, store_team.claim, reviewer, recording_id, hour, idle_s)
+    return store_team.claim, reviewer, _int(form, "recording_id", required=False), hour, idle_s
 
 
 @write_route
-async def post_release(request, datasette):
-    found = await _posted(request, datasette)
-    if isinstance(found, Response):
-        return found
-    form, reviewer, database = found
-    try:
-        claim_id = _int(form, "claim_id")
-    except ValueError:
-        return Response.text("claim_id must be an integer\n", status=400)
-    if claim_id is None:
-        return Response.text("give claim_id\n", status=400)
-    return await _write(request, datasette, form, database, store_team.release, reviewer, claim_id)
+@_team_write
+def post_release(form, reviewer, datasette):
+    return store_team.release, reviewer, _int(form, "claim_id")
