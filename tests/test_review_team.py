@@ -462,7 +462,7 @@ def test_team_writes_refuse_a_wrong_form_by_name_and_pass_a_reviewer_flag_whole(
         return made.json()["result"]
 
     made = asyncio.run(scenario())
-    with Store(store) as opened:
+    with Store(store, READ) as opened:
         assert opened.rows("select count(*) as n from line_notes")[0]["n"] == 0
         flag = opened.rows("select kind, concept, flagged_by, note from flags where id = ?", [made["flag_id"]])[0]
         assert flag == {"kind": "reviewer", "concept": "fox", "flagged_by": REVIEWER, "note": "heard it"}

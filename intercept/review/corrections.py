@@ -34,6 +34,7 @@ from datasette.utils.asgi import Response
 from intercept.scoring import DEFAULT_THRESHOLD
 from intercept.store import revisions
 
+from .blocks import viewer
 from .doors import write_route
 from .site import WRITE_VERDICT, audio_url, config, local_path, on_store_pages, store_database
 
@@ -201,12 +202,8 @@ def extra_css_urls(database, datasette):
 @hookimpl
 def extra_body_script(request, datasette):
     async def script():
-        can_write = False
-        csrftoken = ""
-        if request is not None:
-            can_write = await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False)
-            if can_write and "csrftoken" in request.scope:
-                csrftoken = request.scope["csrftoken"]()
+        who = await viewer(datasette, request) if request is not None else {"can_write": False, "csrftoken": ""}
+        can_write, csrftoken = who["can_write"], who["csrftoken"]
         settings = {
             "canWrite": bool(can_write) and not config(datasette).get("read_only"),
             "csrftoken": csrftoken,

@@ -38,6 +38,7 @@ from intercept.store import VERDICTS, write_verdict
 from intercept.store import review as store_review
 
 from . import pages, team
+from .blocks import viewer
 from .doors import doors_of, write_route
 from .ranges import ranged_response
 from .site import (DECIDE, MAX_NOTE_CHARS, PLUGIN_NAME, STATIC_DIR, WRITE_VERDICT, audio_url, config, for_stores,
@@ -164,12 +165,8 @@ def extra_js_urls(database, datasette):
 @hookimpl
 def extra_body_script(request, datasette):
     async def script():
-        can_write = False
-        csrftoken = ""
-        if request is not None:
-            can_write = await datasette.permission_allowed(request.actor, WRITE_VERDICT, default=False)
-            if can_write and "csrftoken" in request.scope:
-                csrftoken = request.scope["csrftoken"]()
+        who = await viewer(datasette, request) if request is not None else {"can_write": False, "csrftoken": ""}
+        can_write, csrftoken = who["can_write"], who["csrftoken"]
         settings = {
             "canWrite": bool(can_write),
             "csrftoken": csrftoken,
