@@ -410,7 +410,8 @@ def translate(db_path, recording_id, **settings):
     from .models import ModelError
     from .store import WRITE
     from .text import PersianNormalizer
-    from .translate import MTModelError, retranslate
+    from .retranslate import retranslate
+    from .translate import MTModelError
 
     clean = settings.pop("clean_radio")  # None: as each recording's run was
     options = apply_settings(_translate_defaults(), settings)
