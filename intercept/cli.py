@@ -410,7 +410,8 @@ def translate(db_path, recording_id, **settings):
     from .models import ModelError
     from .store import WRITE
     from .text import PersianNormalizer
-    from .translate import MTModelError, retranslate
+    from .retranslate import retranslate
+    from .translate import MTModelError
 
     clean = settings.pop("clean_radio")  # None: as each recording's run was
     options = apply_settings(_translate_defaults(), settings)
@@ -872,7 +873,7 @@ def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_m
       0  the correction is stored
       2  bad input (no such line, empty text, nothing changed, no store): nothing was written
     """
-    from .components import build_translator, load_lexicon, run_options_of
+    from .components import build_translator, load_lexicon
     from .config import RunOptions
     from .corrections import CorrectionConflict, Corrector, check_text
     from .lexicon import LexiconError
@@ -888,9 +889,8 @@ def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_m
         check_text(text_fa, text_en, reviewer)
     except ValueError as exc:
         bad(str(exc))
-    with _open_store(db_path, WRITE) as store:
-        # The guards of the run that stored the line mark the corrected text.
-        run_options = run_options_of(store.run_settings(line_id=line_id))
+    # The store first: a file that cannot be written is refused before the lexicon loads.
+    _open_store(db_path, WRITE).close()
     normalizer = PersianNormalizer()
     try:
         lexicon = load_lexicon(lexicons, normalizer)
@@ -902,7 +902,8 @@ def correct(db_path, line_id, text_fa, text_en, reviewer, note, translator, mt_m
             chosen = build_translator(RunOptions(translator="transformers", mt_model=mt_model, mt_fallback="error"))
         except MTModelError as exc:
             raise click.UsageError(str(exc))
-    corrector = Corrector.build(lexicon, normalizer, chosen, options=run_options)
+    # The guards of the run that stored the line mark the corrected text (as in the review desk).
+    corrector = Corrector.build(lexicon, normalizer, chosen)
     with _open_store(db_path, WRITE) as store:
         try:
             result = corrector.correct_line(store, line_id, text_fa, text_en, reviewer=reviewer, note=note)

@@ -3,10 +3,11 @@ normaliser, lexicon, recogniser engine, translator, scorer and the post-recognit
 (guards, lexicon flags, acoustic check, score).
 
 `intercept run` builds them all once (`Components.build`); `intercept flag`, `intercept
-translate` and `intercept correct` build the parts they need with the same functions, from the
-settings of the run that stored each recording (`runs.settings`, read back by
-`run_options_of`), so that re-flagging and re-translating give what that run would have given:
-its `[guards]` settings, its acoustic check and `--acoustic-loose` threshold stay.
+translate`, `intercept correct` and the review desk's corrections build the parts they need with
+the same functions, from the settings of the run that stored each recording (`runs.settings`,
+read back by `run_options_of`; `PostPerRun`), so that re-flagging, re-translating and correcting
+give what that run would have given: its `[guards]` settings, its acoustic check and
+`--acoustic-loose` threshold stay.
 """
 from __future__ import annotations
 
@@ -133,32 +134,42 @@ def run_options_of(settings: Optional[dict]) -> RunOptions:
 
 
 class PostPerRun:
-    """The post-recognition step for each stored recording as the run that stored it was set
-    (`runs.settings`: guards, acoustic check, --acoustic-loose), with what the command sets
-    itself (`override`) on top; one step per distinct setting, shared by its recordings."""
+    """The post-recognition step for each stored recording (or line) as the run that stored it
+    was set (`runs.settings`: guards, acoustic check, --acoustic-loose), with what the command
+    sets itself (`override`) on top; one step per distinct setting, shared by its recordings.
+    `intercept flag` and `translate` call it with a recording id (`store` given); a reviewer's
+    correction (intercept.corrections, from the CLI and the review desk alike) with the
+    settings it read for the line (`for_settings`), `acoustic` off."""
 
     def __init__(self, store, normalizer: PersianNormalizer, lexicon: Lexicon, *,
                  override: Callable[[RunOptions], None] = lambda options: None, translator=None,
-                 scorer: Optional[FlagScorer] = None):
+                 scorer: Optional[FlagScorer] = None, acoustic: bool = True):
         self.store, self.normalizer, self.lexicon = store, normalizer, lexicon
-        self.override, self.translator = override, translator
+        self.override, self.translator, self.acoustic = override, translator, acoustic
         self.scorer = scorer or default_scorer()
         self._built: dict[str, PostRecognition] = {}
         # The one used for results that name a single lexicon and scorer (RederiveResult).
-        self.default = self._post(RunOptions())
+        self.default = self.for_settings(None)
 
-    def options_for(self, recording_id: int) -> RunOptions:
-        options = run_options_of(self.store.run_settings(recording_id))
+    def options_of(self, settings: Optional[dict]) -> RunOptions:
+        """RunOptions from a run's stored settings, with the command's override."""
+        options = run_options_of(settings)
         self.override(options)
         return options
+
+    def options_for(self, recording_id: int) -> RunOptions:
+        return self.options_of(self.store.run_settings(recording_id))
+
+    def for_settings(self, settings: Optional[dict]) -> PostRecognition:
+        """The step as a run stored with `settings` (None: defaults) was set."""
+        return self._post(self.options_of(settings))
 
     def __call__(self, recording_id: int) -> PostRecognition:
         return self._post(self.options_for(recording_id))
 
     def _post(self, options: RunOptions) -> PostRecognition:
-        self.override(options)
         key = repr((options.guards, options.acoustic_check, options.acoustic_loose))
         if key not in self._built:
             self._built[key] = post_recognition(options, self.normalizer, self.lexicon, translator=self.translator,
-                                                scorer=self.scorer)
+                                                scorer=self.scorer, acoustic=self.acoustic)
         return self._built[key]

@@ -7,8 +7,9 @@
 
 A correction is appended as a revision (intercept/store/revisions.py); the recogniser's text
 stays as it was. The corrected line goes through the one post-recognition step
-(intercept.derive.PostRecognition.derive_line): normalised, marked by the guards, flagged by
-the lexicon and scored, with no recogniser doubt (a reviewer-typed word is certain). Its
+(intercept.derive.PostRecognition.derive_line), built as the run that stored the line was set
+(its `[guards]` settings; intercept.components.PostPerRun): normalised, marked by the guards,
+flagged by the lexicon and scored, with no recogniser doubt (a reviewer-typed word is certain). Its
 earlier flags are kept, marked superseded, and leave the queue.
 
 The English, in this order:
@@ -28,9 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from .components import PostPerRun, load_lexicon
 from .derive import PostRecognition, line_from_row, reviewer_line
-from .store import Store
-from .store import revisions
+from .store import Store, revisions, run_settings
 from .store.revisions import CORRECTED_FA, REVIEWER, UNCORRECTED_FA, Correction, CorrectionConflict
 from .types import Flag
 
@@ -88,24 +89,26 @@ def check_text(fa: Optional[str], en: Optional[str], reviewer: Optional[str]) ->
 
 class Corrector:
     """Derives and writes corrections with one lexicon, normaliser and (optional) text
-    translator: build it once, correct many lines."""
+    translator: build it once, correct many lines. Each line is derived with the guards of the
+    run that stored it (`runs.settings`, intercept.components.PostPerRun), so `intercept
+    correct` and the review desk mark the same text alike."""
 
-    def __init__(self, post: PostRecognition):
-        self.post = post
+    def __init__(self, per_run: PostPerRun):
+        self.per_run = per_run
 
     @classmethod
-    def build(cls, lexicon, normalizer, translator=None, scorer=None, options=None) -> "Corrector":
-        """With `options` (RunOptions): its guards mark the corrected text; else the defaults."""
-        from .components import post_recognition
-        from .config import RunOptions
-
+    def build(cls, lexicon, normalizer, translator=None, scorer=None) -> "Corrector":
         if translator is not None and getattr(translator, "needs_audio", False):
             translator = None  # it would translate the audio, not the correction
         if translator is not None and getattr(translator, "name", "") == "none":
             translator = None
         # No acoustic check: a reviewer's text is not the recogniser's guess (derive_line).
-        return cls(post_recognition(options or RunOptions(), normalizer, lexicon, translator=translator,
-                                    scorer=scorer, acoustic=False))
+        return cls(PostPerRun(None, normalizer, lexicon, translator=translator, scorer=scorer, acoustic=False))
+
+    @property
+    def post(self) -> PostRecognition:
+        """The step with default settings: its normaliser, lexicon and translator are every line's."""
+        return self.per_run.default
 
     @property
     def translator(self):
@@ -124,14 +127,15 @@ class Corrector:
         if target is None:  # a line whose transmission row is missing: alone
             near, target = [row], 0
         lines = [line_from_row(other, n) for n, other in enumerate(near)]
-        normalised = self.post.normalizer.normalize(fa)
+        post = self.per_run.for_settings(run_settings(db, line_id=int(line_id)))
+        normalised = post.normalizer.normalize(fa)
         old_en = row.get("text_en") or None
         if normalised == (row.get("text_fa") or "") and (en is None or en == old_en):
             raise ValueError(f"line {line_id}: the text is the line's current text; nothing to correct")
         translate = en is None and self.translator is not None
         line = reviewer_line(normalised, en or "", row["start_s"], row["end_s"], lines[target].transmission_idx)
         lines[target] = line
-        flags = self.post.derive_line(lines, target, translate=translate)
+        flags = post.derive_line(lines, target, translate=translate)
         if en is not None:
             current_en, en_from, translator = en, REVIEWER, None
         elif translate:
@@ -142,7 +146,7 @@ class Corrector:
         return Correction(
             line_id=int(line_id), text_fa=fa, text_fa_normalised=line.text_fa, text_en=en, current_en=current_en,
             en_from=en_from, reviewer=reviewer, suspect=line.suspect, flags=flags,
-            lexicon_version=self.post.lexicon.version, replaces=row.get("revision_id"), translator=translator,
+            lexicon_version=post.lexicon.version, replaces=row.get("revision_id"), translator=translator,
             note=(note or "").strip() or None)
 
     def correct_line(self, store: Store, line_id: int, fa: str, en: Optional[str] = None, *, reviewer: str,
@@ -168,7 +172,6 @@ def correct_line(store: Store, line_id: int, fa: str, en: Optional[str] = None, 
                  lexicon=None, normalizer=None, translator=None, note: Optional[str] = None) -> CorrectionResult:
     """One correction with the shipped lexicons (or `lexicon`) and no translator unless given:
     `Corrector` when correcting many lines (building the normaliser takes seconds)."""
-    from .components import load_lexicon
     from .text import PersianNormalizer
 
     normalizer = normalizer or PersianNormalizer()

@@ -30,6 +30,10 @@ What each format does to hostile text (docs/review.md, "What an export does to t
   (Python's str.splitlines, older JavaScript) take for line breaks, are written escaped.
 
 The lines come from `Store.iter_lines`, so this module knows no SQL.
+
+Evidence bundles (intercept.bundle) and training corpora (intercept.corpus) are written by their
+own modules, on this one's rows and errors; `intercept export --format bundle|corpus` calls them.
+This module imports neither (they import it).
 """
 from __future__ import annotations
 
@@ -50,7 +54,6 @@ from .store import Store
 FORMATS = ("srt", "vtt", "csv", "jsonl")
 SUBTITLE_FORMATS = ("srt", "vtt")
 BOM = "\ufeff"  # written as UTF-8: EF BB BF
-CORPUS_FORMAT = "corpus"  # corrected lines as clips + metadata.tsv, for intercept adapt
 # The shortest cue we write: WebVTT requires a cue to end after it starts.
 MIN_CUE_S = 0.001
 
@@ -303,13 +306,6 @@ def export(
     """Write the store's lines to `out` (a path, or a text stream such as sys.stdout) in
     `options.format`; returns the number of lines written."""
     options = options or ExportOptions()
-    if options.format == CORPUS_FORMAT:
-        # A folder of clips and metadata.tsv, not a stream of rows (intercept/corpus.py).
-        from .corpus import write_corpus
-
-        if not isinstance(out, (str, os.PathLike)):
-            raise ExportError("--format corpus writes a folder: give -o DIR")
-        return write_corpus(store, out)["lines"]
     if options.format not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {options.format!r}")
     if options.bom and options.format == "jsonl":

@@ -10,7 +10,8 @@ and version made the English (``model``), for the store.
   into the cache). Loads a local directory, or a hub id when online.
 * ``none``: leaves lines untranslated.
 
-``retranslate`` re-translates lines already in a store without re-transcribing them.
+Lines already in a store are translated again by intercept.retranslate (`intercept translate`),
+which builds on this module, never the other way round.
 """
 from __future__ import annotations
 
@@ -508,35 +509,3 @@ def make_translator(
             (warn or log.warning)(f"{exc}; translating with '{fallback}' instead")
             return chosen
     raise ValueError(f"unknown translator '{name}' (choose from: {', '.join(TRANSLATORS)})")
-
-
-# -- re-translation of a store ---------------------------------------------------------------
-
-
-def retranslate(store, translator: Translator, recording_id: Optional[int] = None,
-                clean_radio: Optional[bool] = None, lexicon=None, normalizer=None) -> int:
-    """Re-translate stored lines (one recording, or all) without re-transcribing them, and
-    derive again what depends on the English (intercept.derive): suspect marks and flags, by
-    `lexicon` (default: the shipped lexicons), each recording as the run that stored it was set
-    (its guards and acoustic check, `--acoustic-loose` included: intercept.components). Each
-    line records the translator and model that made its English. Returns the number of lines.
-
-    Text translators work on the stored Farsi. The whisper translator needs each line's audio:
-    the recording is decoded again from its stored path (radio-cleaned with ``clean_radio``,
-    else as its run was, `intercept run --clean`). Lines are written one recording at a time,
-    each recording atomically."""
-    # Imported here: derive imports the lexicon and the store, which translation alone needs not.
-    from .components import PostPerRun, load_lexicon
-    from .derive import rederive
-    from .text import PersianNormalizer
-
-    normalizer = normalizer or PersianNormalizer()
-    lexicon = lexicon or load_lexicon((), normalizer)
-
-    def override(options) -> None:
-        if clean_radio is not None:
-            options.clean_radio = clean_radio
-
-    per_run = PostPerRun(store, normalizer, lexicon, override=override, translator=translator)
-    return rederive(store, per_run.default, recording_id, translate=True, post_for=per_run,
-                    clean_radio_for=lambda each_id: per_run.options_for(each_id).clean_radio).translated_lines

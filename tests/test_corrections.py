@@ -242,7 +242,7 @@ def test_reflagging_keeps_the_reviewers_text_and_the_superseded_flags(store_path
 
 def test_retranslating_keeps_the_reviewers_english_and_translates_the_corrected_farsi(
         store_path, corrector, lexicon, normalizer):
-    from intercept.translate import retranslate
+    from intercept.retranslate import retranslate
 
     translator = FakeTextTranslator()
     with Store(store_path, WRITE) as store:

@@ -10,7 +10,7 @@ from intercept.derive import PostRecognition
 from intercept.lexicon import Lexicon, default_lexicon_path
 from intercept.store import CREATE, READ, RecordingFacts, Store
 from intercept.text import PersianNormalizer
-from intercept.translate import retranslate
+from intercept.retranslate import retranslate
 from intercept.types import Line, Transmission
 
 

@@ -319,6 +319,38 @@ def test_intercepts_own_writes_reseal(tmp_path):
     assert "reflagged" in reasons and "translated" in reasons and reasons[-1] == "verdict"
 
 
+# Re-translation as `intercept translate` writes it (Store.save_derived), in a process that
+# imports the store alone, as `run`, `flag` and `translate` do: never the review's modules.
+RESEAL_ALONE = textwrap.dedent("""
+    import sys
+    from intercept.store import WRITE, Store
+    from intercept.types import Line
+    with Store(sys.argv[1], WRITE) as store:
+        store.save_derived([(1, Line(0.5, 2.0, "پرنده آمد", text_fa="پرنده آمد", text_en="a bird came"), [])], "v1",
+                           translator=("test", None))
+""")
+
+
+def test_a_seal_written_by_a_command_covers_the_reviewers_rows(tmp_path):
+    """Every content of a recording's seal is registered once intercept.store is imported. Before
+    (issue 26), the team's (verdict details, reviewer flags, notes) were registered only when
+    intercept.store.team was first imported: a seal written by a command that never imported it
+    left a reviewer's note out, and verify no longer saw that note edited from outside."""
+    from intercept.store import team
+
+    db = _sealed_store(tmp_path)
+    conn = sqlite3.connect(db)
+    team.write_team(conn, team.add_note, 1, "met at the depot", "maryam")
+    conn.close()
+    done = subprocess.run([sys.executable, "-c", RESEAL_ALONE, str(db)], env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    _edit(db, "UPDATE line_notes SET note = 'met nowhere' WHERE id = 1")
+    result = _verify(db)
+    assert result.exit_code == 1, result.output
+    assert "note 1 of recording 1" in result.output and "changed since seal" in result.output, result.output
+
+
 def test_an_older_store_is_sealed_once_by_its_migration(tmp_path):
     """0010_seal seals every done recording as it is (reason 'migrated')."""
     from intercept.store import CREATE, Store

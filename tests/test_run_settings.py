@@ -151,3 +151,57 @@ def test_correct_marks_the_corrected_text_with_the_guards_of_the_lines_run(tmp_p
     with Store(db, CREATE) as store:
         [after] = store.rows("SELECT suspect FROM lines")
     assert after["suspect"] and "hallucinated" in after["suspect"]
+
+
+def _line_after(db) -> tuple:
+    with Store(db, CREATE) as store:
+        [line] = store.rows("SELECT id, text_fa, suspect FROM lines")
+        flags = store.rows("SELECT concept, kind, score, source FROM flags WHERE superseded_by_revision IS NULL "
+                           "ORDER BY concept, kind")
+    return line["text_fa"], line["suspect"], [tuple(f.values()) for f in flags]
+
+
+def test_the_desk_corrects_a_line_as_intercept_correct_does_with_its_runs_guards(tmp_path, normalizer,
+                                                                                  lexicon_path):
+    """The review desk's correction route (intercept.review.corrections) derives the corrected
+    line with the guards of the run that stored it, as `intercept correct` does: the same
+    suspect mark and the same flags. Before, the desk used the default guards."""
+    from test_review import PASSWORD, REVIEWER, login, run
+
+    from intercept.review import ReviewOptions, hash_password, make_datasette
+
+    phrases = tmp_path / "ours.txt"
+    phrases.write_text("پرنده پرید\n", encoding="utf-8")  # a phrase this run's recogniser makes up
+    config = tmp_path / "run.toml"
+    config.write_text(f'[guards]\nphrases_path = "{phrases}"\n', encoding="utf-8")
+    options = load_config(config)
+    lexicon = Lexicon.load(lexicon_path, normalizer=normalizer)
+    stores = []
+    for name in ("cli", "desk"):
+        db = tmp_path / name / "s.db"
+        db.parent.mkdir()
+        _store_run(db, options, PostRecognition(normalizer, lexicon, guard_options=options.guards),
+                   _lines(normalizer, ["امشب پرنده را دیدم"]))
+        stores.append(db)
+    cli_db, desk_db = stores
+    corrected = "پرنده پرید"
+
+    result = CliRunner().invoke(cli, ["correct", str(cli_db), "1", "--fa", corrected, "--reviewer", REVIEWER,
+                                      "--lexicon", str(lexicon_path)])
+    assert result.exit_code == 0, result.output
+
+    ds = make_datasette(desk_db, ReviewOptions(accounts={REVIEWER: hash_password(PASSWORD, iterations=1000)},
+                                               secret="test-secret", lexicons=[str(lexicon_path)]))
+
+    async def correct_on_the_desk():
+        cookies = await login(ds)
+        return await ds.client.post("/-/intercept/correct", cookies=cookies, data={
+            "line_id": "1", "text_fa": corrected, "csrftoken": cookies["ds_csrftoken"]})
+
+    response = run(correct_on_the_desk())
+    assert response.status_code == 200, response.text
+
+    by_cli, by_desk = _line_after(cli_db), _line_after(desk_db)
+    assert by_cli[1] and "hallucinated" in by_cli[1]  # the run's own phrase list marked it
+    assert ("bird", "exact") in {flag[:2] for flag in by_cli[2]}
+    assert by_desk == by_cli

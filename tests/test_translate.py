@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
 
+from intercept.retranslate import retranslate  # noqa: E402
 from intercept.store import CREATE, RecordingFacts, Store  # noqa: E402
 from intercept.translate import (  # noqa: E402
     MTModelError,
@@ -21,7 +22,6 @@ from intercept.translate import (  # noqa: E402
     WhisperTranslator,
     make_translator,
     model_fingerprint,
-    retranslate,
 )
 from intercept.types import Line, Transmission  # noqa: E402
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..packing import Pack, PackOptions, Placement, assign_spans, pack_samples, plan_packs
 from ..types import Hypothesis, Line, Transmission, Word
-from . import TranscribeOptions
+from .base import TranscribeOptions
 
 SAMPLE_RATE = 16000
 # Whisper's decoder holds 448 tokens; the prompt takes a few, and the libraries count new

@@ -26,7 +26,7 @@ import numpy as np
 from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Line, Transmission, Word
-from . import TranscribeOptions, resolve_device
+from .base import TranscribeOptions, resolve_device
 from .core import MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, DecoderMethods, Segment, wants_alternatives
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
 # not timed twice.

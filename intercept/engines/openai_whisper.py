@@ -23,7 +23,7 @@ import numpy as np
 from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Line, Transmission, Word
-from . import TranscribeOptions, resolve_device
+from .base import TranscribeOptions, resolve_device
 from .core import (MAX_NEW_TOKENS, Candidate, Decoded, Decoder, DecoderMethods, Segment, split_at_timestamps,
                    wants_alternatives)
 

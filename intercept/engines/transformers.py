@@ -20,7 +20,7 @@ import numpy as np
 from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Hypothesis, Line, Transmission
-from . import TranscribeOptions, resolve_device
+from .base import TranscribeOptions, resolve_device
 from .core import MAX_NEW_TOKENS, Decoded, Decoder, DecoderMethods, Segment, compression_ratio
 from .openai_whisper import prompt_text
 

@@ -52,7 +52,10 @@ def _error(message: str, status: int) -> Response:
 
 
 def _build_corrector(config: dict):
-    from intercept.components import load_lexicon
+    """The Corrector of `intercept correct`, from the plugin configuration: each line is derived
+    with its run's guards (intercept.components.PostPerRun), the translator built as the CLI's."""
+    from intercept.components import build_translator, load_lexicon
+    from intercept.config import RunOptions
     from intercept.corrections import Corrector
     from intercept.text import PersianNormalizer
 
@@ -60,9 +63,9 @@ def _build_corrector(config: dict):
     lexicon = load_lexicon(config.get("lexicons") or (), normalizer)
     translator = None
     if config.get("translator") == "transformers":
-        from intercept.translate import make_translator
-
-        translator = make_translator("transformers", mt_model=config.get("mt_model"), fallback="none")
+        # fallback none: an MT model that cannot load leaves the English as it was, the desk stays up.
+        translator = build_translator(RunOptions(translator="transformers", mt_model=config.get("mt_model"),
+                                                 mt_fallback="none"))
     return Corrector.build(lexicon, normalizer, translator)
 
 

@@ -11,7 +11,6 @@ user_version` mirrors the number of migrations so that older intercepts refuse a
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import sqlite3
@@ -23,46 +22,14 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from ..types import Flag, Line, Transmission
-
-VERDICTS = ("confirmed", "false_positive", "unsure")
-
-# One row per flagged line, derived from lines, flags and verdicts. Migration 0001 made this
-# the flagged_lines view; migration 0004 keeps its rows in line_review instead.
-LINE_REVIEW_SELECT = """
-SELECT
-  lines.id AS line_id,
-  lines.recording_id,
-  recordings.path AS recording,
-  lines.start_s,
-  lines.end_s,
-  lines.text_fa,
-  lines.text_en,
-  group_concat(DISTINCT flags.concept) AS concepts,
-  group_concat(DISTINCT flags.category) AS categories,
-  group_concat(DISTINCT flags.kind) AS kinds,
-  max(flags.score) AS score,
-  lines.avg_logprob,
-  lines.no_speech_prob,
-  lines.suspect,
-  (SELECT v.verdict FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict,
-  (SELECT v.reviewer FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS reviewer,
-  (SELECT v.at FROM verdicts v WHERE v.line_id = lines.id ORDER BY v.at DESC, v.id DESC LIMIT 1) AS verdict_at
-FROM lines
-JOIN flags ON flags.line_id = lines.id
-JOIN recordings ON recordings.id = lines.recording_id
-GROUP BY lines.id
-"""
-FLAGGED_LINES_VIEW = LINE_REVIEW_SELECT + "ORDER BY max(flags.score) DESC, lines.recording_id, lines.start_s\n"
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def now_precise() -> str:
-    # Microseconds: "which path was seen last" must order sightings within one second.
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+from ..types import Flag, Hypothesis, Line, Transmission, Word
+# The store's modules in layers: base.py and seal.py at the bottom, team.py and revisions.py on
+# them, this module (the Store, the migrations) on top; none imports the package around it.
+# revisions before team: each registers its recording contents for the seal (seal.register),
+# and that order is the order of a seal's `contents`.
+from . import revisions, seal, team
+from .base import (BUSY_TIMEOUT_S, FLAG_EVIDENCE, FLAGGED_LINES_VIEW, LINE_REVIEW_SELECT, VERDICTS,
+                   immediate_transaction, insert_lexicon_terms, now, now_precise, run_settings)
 
 
 class StoreError(RuntimeError):
@@ -467,24 +434,23 @@ def _seal(db: sqlite_utils.Database) -> None:
     recording's rows chained to the seal before it; every done recording is sealed once as
     it is now (reason 'migrated': what was stored before this migration is vouched for from
     here on, not before)."""
-    from . import seal
-
     if seal.has_seals(db.conn):
         return  # a repeat (its record was lost): the chain is there already
     seal.create_table(db.conn)
     seal.seal_all(db.conn, "migrated")
 
 
-# Reviewers' corrections: migration 0011_revisions and their SQL live in a module of their own.
-from . import revisions  # noqa: E402
+@_migration("0011_revisions")
+def _revisions(db: sqlite_utils.Database) -> None:
+    """Reviewers' corrections (line_revisions), the columns saying which text is current and
+    which is the machine's, and the provenance of flags (intercept.store.revisions)."""
+    revisions.migrate(db)
 
 
 @_migration("0012_team_desk")
 def _team_desk(db: sqlite_utils.Database) -> None:
     """Verdicts on flags' concepts, their withdrawal and a lead's decision; reviewer flags;
     lexicon suggestions; claims (intercept.store.team)."""
-    from . import team
-
     team.migrate(db)
 
 
@@ -502,16 +468,7 @@ _KNOWN_MIGRATIONS = frozenset(_MIGRATION_NAMES)
 
 # Required of every intercept store: the tables each command reads or writes.
 REQUIRED_TABLES = ("runs", "recordings", "transmissions", "lines", "flags", "verdicts")
-# How long a writer waits for another writer's transaction (two batches, a batch and a
-# reviewer's verdict) before SQLite says "database is locked". Every write transaction is
-# short (one recording, one verdict), so a wait this long means something is stuck.
-BUSY_TIMEOUT_S = 60.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
-
-# Flag attributes stored as they are (None: unknown); the scorer fills them.
-_FLAG_EVIDENCE = ("match_score", "word_prob", "nbest_share", "prior", "prior_reason", "hypothesis", "scorer_version",
-                  "acoustic_margin")
-
 
 def _json_or_none(items, row) -> Optional[str]:
     """None stays NULL (the engine could not give it); a list, even empty, is JSON."""
@@ -523,8 +480,6 @@ def _json_or_none(items, row) -> Optional[str]:
 def line_evidence(row: dict) -> dict[str, Any]:
     """A stored line's recogniser evidence back as Line fields (words, alternatives,
     confidence); None where the row holds none (an old store, or an engine that gave none)."""
-    from ..types import Hypothesis, Word
-
     words = json.loads(row["words"]) if row.get("words") else None
     alternatives = json.loads(row["alternatives"]) if row.get("alternatives") else None
     return {
@@ -790,33 +745,6 @@ def migrate_store(path: str | Path, warn: Optional[Callable[[str], None]] = None
         return store.backup_path
 
 
-@contextmanager
-def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short write transaction. BEGIN IMMEDIATE takes the write lock first, waiting (busy
-    timeout) while another writer holds it; a deferred BEGIN that read first fails at once
-    with "database is locked" when another writer committed meanwhile. Inside a transaction
-    the caller opened, it is a savepoint of that transaction."""
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT intercept_write")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK TO SAVEPOINT intercept_write")
-                conn.execute("RELEASE SAVEPOINT intercept_write")
-            raise
-        conn.execute("RELEASE SAVEPOINT intercept_write")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class Store:
     """A SQLite file holding recordings, transmissions, lines, flags and verdicts.
 
@@ -950,29 +878,21 @@ class Store:
     def _reseal(self, recording_ids: Iterable[int], reason: str) -> None:
         """Seal these recordings' rows as they are now (intercept.store.seal), inside the
         caller's write transaction."""
-        from .seal import seal_recording
-
         for recording_id in sorted(set(recording_ids)):
-            seal_recording(self.db.conn, recording_id, reason)
+            seal.seal_recording(self.db.conn, recording_id, reason)
 
     def chain_head(self) -> Optional[dict]:
         """The store's last seal ({"id", "chain", "at", "seals"}), or None (intercept.store.seal)."""
-        from .seal import chain_head
-
-        return chain_head(self.db.conn)
+        return seal.chain_head(self.db.conn)
 
     def check_seals(self) -> list[str]:
         """Every row whose content no longer matches its recording's seal, and every break in
         the chain of seals, one line each (intercept.store.seal.verify_store)."""
-        from .seal import verify_store
-
-        return verify_store(self.db.conn)
+        return seal.verify_store(self.db.conn)
 
     def seal_head_problem(self, head: dict) -> Optional[str]:
         """None when the seal `head` (as an evidence bundle records it) is in this store's chain."""
-        from .seal import head_problem
-
-        return head_problem(self.db.conn, head)
+        return seal.head_problem(self.db.conn, head)
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite_utils.Database]:
@@ -1007,21 +927,7 @@ class Store:
     def run_settings(self, recording_id: Optional[int] = None, *, line_id: Optional[int] = None) -> Optional[dict]:
         """The settings (RunOptions.to_dict()) of the run that stored recording `recording_id`
         (or line `line_id`), or None when it was stored outside a run or its run kept none."""
-        if line_id is not None:
-            sql = ("SELECT runs.settings FROM lines JOIN recordings ON recordings.id = lines.recording_id "
-                   "JOIN runs ON runs.id = recordings.run_id WHERE lines.id = ?")
-        else:
-            sql = "SELECT runs.settings FROM recordings JOIN runs ON runs.id = recordings.run_id WHERE recordings.id = ?"
-        # fetchall: no statement left open across the caller's writes.
-        row = self.db.execute(sql, [line_id if line_id is not None else recording_id]).fetchall()
-        row = row[0] if row else None
-        if row is None or not row[0]:
-            return None
-        try:
-            settings = json.loads(row[0])
-        except ValueError:
-            return None
-        return settings if isinstance(settings, dict) else None
+        return run_settings(self.db, recording_id, line_id=line_id)
 
     # -- lexicon --------------------------------------------------------------------------
     def save_lexicon_terms(self, version: str, terms: Iterable[Any]) -> None:
@@ -1246,7 +1152,7 @@ class Store:
                 "matched": f.matched,
                 "term": f.term,
                 "lexicon_version": lexicon_version,
-                **{name: getattr(f, name, None) for name in _FLAG_EVIDENCE},
+                **{name: getattr(f, name, None) for name in FLAG_EVIDENCE},
             }
             for f in flags
         )
@@ -1304,29 +1210,21 @@ class Store:
         """Append a verdict on one flag's concept (flag_id), one concept, or every concept of a
         flagged line; `verdict="withdrawn"` withdraws the reviewer's standing one; `decision`: a
         lead's decision. Returns the first new row's id (intercept.store.team.add_verdicts)."""
-        from . import team
-
         with self._writing():
             return team.add_verdicts(self.db, line_id, verdict, reviewer, note, flag_id, concept, decision)[0]
 
     def add_reviewer_flag(self, line_id: int, concept: str, reviewer: str, note: str = "",
                           heard_form: Optional[str] = None, suggest: bool = False) -> dict:
         """A reviewer marks a line as coded (intercept.store.team.add_reviewer_flag)."""
-        from . import team
-
         with self._writing():
             return team.add_reviewer_flag(self.db, line_id, concept, reviewer, note, heard_form=heard_form,
                                           suggest=suggest)
 
     def review_of_lines(self, line_ids: Sequence[int]) -> dict[int, dict]:
         """Each line's verdict rows and per-concept outcomes (intercept.store.team.review_of_lines)."""
-        from . import team
-
         return team.review_of_lines(self.db.conn, line_ids)
 
     def lexicon_suggestions(self, status: Optional[str] = "open") -> list[dict]:
-        from . import team
-
         return team.lexicon_suggestions(self.db.conn, status)
 
     # -- reads ----------------------------------------------------------------------------
@@ -1373,8 +1271,6 @@ class Store:
     def confirmed_line_ids(self) -> set[int]:
         """The confirmed lines: a flag's concept whose outcome is confirmed (view confirmed_lines;
         the meaning is in intercept.store.team)."""
-        from . import team
-
         return team.confirmed_line_ids(self.db.conn)
 
     def count(self, table: str, where: Optional[str] = None, params: Sequence[Any] = ()) -> int:
@@ -1575,24 +1471,6 @@ class Store:
         return self.rows("SELECT * FROM voice_decisions ORDER BY id")
 
 
-def insert_lexicon_terms(db: sqlite_utils.Database, version: str, terms: Iterable[Any]) -> None:
-    """The terms of a lexicon version, unless stored already; the caller holds the write transaction."""
-    if db["lexicon_terms"].count_where("lexicon_version = ?", [version]):
-        return
-    db["lexicon_terms"].insert_all(
-        {
-            "concept": t.concept,
-            "category": t.category,
-            "severity": t.severity,
-            "form": t.form,
-            "lang": t.lang,
-            "notes": getattr(t, "notes", None) or None,
-            "lexicon_version": version,
-        }
-        for t in terms
-    )
-
-
 def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, reviewer: str, note: str = "",
                    flag_id: Optional[int] = None) -> int:
     """Insert one reviewer verdict; the caller holds the write transaction."""
@@ -1608,9 +1486,7 @@ def insert_verdict(db: sqlite_utils.Database, line_id: int, verdict: str, review
         .last_pk
     )
     # The line's recording is sealed again with the verdict, in the same transaction.
-    from .seal import seal_recording
-
-    seal_recording(db.conn, found[0], "verdict")
+    seal.seal_recording(db.conn, found[0], "verdict")
     return verdict_id
 
 
@@ -1629,6 +1505,4 @@ def write_verdict(conn: sqlite3.Connection, line_id: int, verdict: str, reviewer
     """A verdict written on a connection someone else opened: the review plugin calls it in
     Datasette's write queue (`execute_write_fn`), one transaction per verdict (one row per
     concept it covers; intercept.store.team.add_verdicts). Returns the new rows' ids."""
-    from . import team
-
     return team.write_team(conn, team.add_verdicts, line_id, verdict, reviewer, note, flag_id, concept, decision)

@@ -32,10 +32,8 @@ from typing import Any, Optional, Sequence
 
 import sqlite_utils
 
-# This module is imported by intercept.store halfway through (its migration must be registered
-# before the schema version is counted): names defined after that point are read at call time.
-from intercept import store as _store
-from . import LINE_REVIEW_SELECT, _migration, now, seal
+from . import seal
+from .base import BUSY_TIMEOUT_S, FLAG_EVIDENCE, LINE_REVIEW_SELECT, immediate_transaction, insert_lexicon_terms, now
 
 REVIEWER = "reviewer"
 CORRECTED_FA = "corrected_fa"
@@ -68,10 +66,10 @@ CURRENT_LINE_REVIEW_SELECT = LINE_REVIEW_SELECT.replace(
 assert CURRENT_LINE_REVIEW_SELECT != LINE_REVIEW_SELECT
 
 
-@_migration("0011_revisions")
-def _revisions(db: sqlite_utils.Database) -> None:
-    """Reviewers' corrections (line_revisions), the columns saying which text is current and
-    which is the machine's, and the provenance of flags (module docstring)."""
+def migrate(db: sqlite_utils.Database) -> None:
+    """Migration 0011_revisions (registered in intercept.store): reviewers' corrections
+    (line_revisions), the columns saying which text is current and which is the machine's, and
+    the provenance of flags (module docstring)."""
     for table, columns in [
         ("lines", {"revision_id": int, "text_fa_machine": str, "text_en_machine": str, "text_en_from": str}),
         ("flags", {"source": str, "revision_id": int, "superseded_by_revision": int}),
@@ -187,7 +185,7 @@ def insert_flags(db: sqlite_utils.Database, line_id: int, flags, lexicon_version
             "line_id": line_id, "concept": f.concept, "category": f.category, "severity": f.severity,
             "kind": f.kind, "score": round(f.score, 4), "span_start": f.span_start, "span_end": f.span_end,
             "matched": f.matched, "term": f.term, "lexicon_version": lexicon_version,
-            **{name: getattr(f, name, None) for name in _store._FLAG_EVIDENCE},
+            **{name: getattr(f, name, None) for name in FLAG_EVIDENCE},
             "source": source, "revision_id": revision_id,
         }
         for f in flags
@@ -221,11 +219,11 @@ def derived_english(db: sqlite_utils.Database, line_id: int, from_text: bool) ->
 def write_correction(conn: sqlite3.Connection, correction: Correction, lexicon_terms: Sequence[Any] = ()) -> int:
     """A correction written on a connection someone else opened (the review desk, in Datasette's
     write queue), one transaction; with the terms of its lexicon version when not stored yet."""
-    conn.execute(f"PRAGMA busy_timeout = {int(_store.BUSY_TIMEOUT_S * 1000)}")
-    with _store.immediate_transaction(conn):
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    with immediate_transaction(conn):
         db = sqlite_utils.Database(conn)
         if lexicon_terms:
-            _store.insert_lexicon_terms(db, correction.lexicon_version, lexicon_terms)
+            insert_lexicon_terms(db, correction.lexicon_version, lexicon_terms)
         return insert_correction(db, correction)
 
 

@@ -27,7 +27,8 @@ from typing import Any, Optional, Sequence
 
 import sqlite_utils
 
-from . import VERDICTS, seal
+from . import seal
+from .base import BUSY_TIMEOUT_S, VERDICTS, immediate_transaction, now
 WITHDRAWN = "withdrawn"
 DISPUTED = "disputed"
 REVIEWER_KIND = "reviewer"  # flags.kind of a flag a reviewer added by ear
@@ -35,10 +36,6 @@ CLAIM_IDLE_S = 30 * 60  # a claim lapses this long after its holder's last verdi
 # The tables this module writes (for a seal over a recording's rows: verdicts and flags are
 # keyed by line; claims and suggestions are working notes, not evidence).
 TEAM_TABLES = ("verdicts", "flags", "line_notes", "lexicon_suggestions", "claims")
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # A reviewer's standing row on (line L, concept C): no later row of theirs, of the same kind
@@ -427,8 +424,6 @@ def release(db: sqlite_utils.Database, reviewer: str, claim_id: int) -> None:
 def write_team(conn: sqlite3.Connection, action, *args, **kwargs):
     """Run one of this module's writes on a connection someone else opened (the review plugin,
     in Datasette's write queue), in one immediate transaction."""
-    from . import BUSY_TIMEOUT_S, immediate_transaction
-
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     with immediate_transaction(conn):
         return action(sqlite_utils.Database(conn), *args, **kwargs)

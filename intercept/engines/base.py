@@ -1,0 +1,158 @@
+"""What every engine shares, below the engines themselves: the `Engine` interface, the decoding
+settings (`TranscribeOptions`) and the device check (`resolve_device`). The adapters and the
+decoding core import this module, never the package around them, whose `load_engine` imports the
+adapters (intercept/engines/__init__.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+from ..types import Hypothesis, Line, Transmission
+
+ENGINES = ("faster-whisper", "openai-whisper", "transformers")
+
+
+@dataclass
+class TranscribeOptions:
+    """Decoding settings shared by every engine."""
+
+    language: Optional[str] = "fa"  # None: detect per transmission
+    beam_size: int = 5
+    # One temperature (0.0) by default, so that the same audio always gives the same text:
+    # Whisper's fallback ladder samples at temperatures above 0, and CTranslate2's sampler
+    # cannot be re-seeded per call, so a re-run or a Ray worker transcribed the same file
+    # differently. Loops are retried deterministically instead (loop_retry_* below).
+    # A ladder such as (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) can still be set; with it a window is
+    # re-decoded when its compression ratio is above compression_ratio_threshold, or its
+    # average log-probability below log_prob_threshold (off: Whisper base is below -1 on
+    # nearly all Farsi radio speech, so that trigger re-decoded almost everything).
+    temperatures: Sequence[float] = (0.0,)
+    compression_ratio_threshold: Optional[float] = 2.4
+    log_prob_threshold: Optional[float] = None
+    # Deterministic loop retry, in every engine (openai-whisper's decoder has no n-gram ban,
+    # so intercept adds one: engines.openai_whisper.RepeatBan): a window whose text still
+    # repeats (compression ratio above the threshold) is decoded once more with beam search
+    # that may not repeat an n-gram of loop_retry_ngram tokens (and, when
+    # loop_retry_penalty > 1, penalises repeated tokens); the retry is kept when it repeats
+    # less. On audio_samples/: WER 1.18 against the loops-only ladder's 1.17 and a single
+    # temperature's 2.40, in 0.36x the ladder's time, and the same text on every run (the
+    # ladder: 10 of 15 transmissions alike across two runs). scripts/bench_decode_options.py,
+    # docs/benchmarks.md. 0 and 1.0 turn it off.
+    loop_retry_ngram: int = 3
+    loop_retry_penalty: float = 1.0
+    # None: never drop a window as silence. Whisper's own rule drops a window whose
+    # no-speech probability is above 0.6 (with low log-probability); with packing one such
+    # drop lost five transmissions of session_long.mp3 at once. The VAD already decided
+    # there is speech, so the line is kept and the guards mark it suspect instead.
+    no_speech_threshold: Optional[float] = None
+    # Off by default: conditioning on previous text lets one hallucination seed the next.
+    condition_on_previous_text: bool = False
+    # Loop guard: Whisper decodes repetition loops up to its token limit; a transmission of
+    # d seconds gets at most tokens_per_second * d + 20 new tokens (Farsi byte-level BPE runs
+    # at roughly 10-20 tokens per second of speech).
+    tokens_per_second: float = 30.0
+    # English on the translate task needs far fewer tokens (about 3 words a second).
+    translate_tokens_per_second: float = 8.0
+    initial_prompt: Optional[str] = None
+    hotwords: Optional[str] = None
+    # float32 by default: on this project's reference CPU (AVX2, no VNNI) int8 measured up
+    # to 2x faster on short probes but raised WER on real Persian (0.708 -> 0.774), and
+    # whole-run timings favoured float32 (docs/benchmarks.md). "auto" picks the fastest type
+    # from a short timed probe cached per machine and model (CPU), or int8_float16 on CUDA.
+    compute_type: str = "float32"
+    device: str = "cpu"
+    cpu_threads: int = 0  # 0: CTranslate2's default (all cores)
+    # Pack short transmissions into shared 30 s windows, one encoder pass for several
+    # (intercept/packing.py); measured faster than per-transmission decoding and than
+    # faster-whisper's BatchedInferencePipeline at equal accuracy (docs/benchmarks.md).
+    # Needs a fixed language: with language=None each transmission is decoded alone.
+    pack: bool = True
+    pack_gap_s: float = 1.5  # silence between packed transmissions
+    # Whisper's translate task packed the same way (core.Decoder.translate_spans): the lines
+    # of a recording, or of a pool of short recordings, share windows. Off by default: on the
+    # folder corpus it halved the decodes (12 of 40 lines still decoded again alone, their
+    # English segments crossing the gaps) but was not measurably faster (1.04x wall, 0.97x
+    # CPU, a loaded machine), and its English moved as far from the per-line English as a
+    # 0.25 s different cut moves it (scripts/bench_translate_packed.py, docs/benchmarks.md).
+    # Needs pack as well.
+    pack_translate: bool = False
+    # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
+    # this size instead (one line per transmission; ignores pack).
+    batch_size: int = 0
+    # Windows (packs, or transmissions alone) whose encoder and first decoder passes run
+    # together (core.Decoder.decode_many; faster-whisper only): each window still goes
+    # through faster-whisper's own decode loop and intercept's loop guard, alone where it
+    # loops. 1: one window at a time. Measured in docs/benchmarks.md (issue 25).
+    decode_batch: int = 8
+    # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
+    # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
+    # probability from a cross-attention alignment of the text (word_evidence). Cost: the
+    # whole pipeline 1.08x on audio_samples/, the text unchanged (scripts/bench_evidence.py,
+    # docs/benchmarks.md).
+    alternatives: Optional[int] = None
+    word_evidence: bool = True
+
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def _cuda_problem(backend: str) -> Optional[str]:
+    """Why `backend` cannot use a CUDA GPU on this machine, or None when it sees one."""
+    if backend == "ctranslate2":
+        import ctranslate2
+
+        # 0 both without a GPU and with a driver older than CTranslate2's CUDA runtime.
+        if ctranslate2.get_cuda_device_count() > 0:
+            return None
+        return (f"CTranslate2 {ctranslate2.__version__} sees no usable CUDA GPU (it needs an NVIDIA "
+                f"driver for CUDA 12 or newer)")
+    import torch
+
+    if torch.version.cuda is None:
+        return (f"this PyTorch ({torch.__version__}) is a CPU-only build; install a CUDA build of "
+                f"torch {torch.__version__.split('+')[0]} in this virtualenv")
+    if not torch.cuda.is_available():
+        return f"PyTorch (CUDA {torch.version.cuda}) sees no CUDA GPU (no NVIDIA driver, or no GPU visible)"
+    return None
+
+
+def resolve_device(device: str, engine: str, backend: str, *, what: str = "engine", option: str = "--device") -> str:
+    """"cpu", "cuda" or "auto" -> the device to load on ("auto": cuda when `backend` sees a
+    GPU, else cpu). Checked before loading, so that a CUDA set-up that cannot work is one
+    line naming the reason at start, not a traceback on the first recording (or, with Ray,
+    on every worker)."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device '{device}' (choose from: {', '.join(DEVICES)})")
+    if device == "cpu":
+        return "cpu"
+    problem = _cuda_problem(backend)
+    if device == "auto":
+        return "cpu" if problem else "cuda"
+    if problem:
+        from ..models import ModelError
+
+        raise ModelError(f"{option} cuda: the {engine} {what} cannot use a GPU here: {problem}")
+    return "cuda"
+
+
+class Engine(Protocol):
+    name: str
+    model_name: str
+
+    def transcribe(
+        self, samples: np.ndarray, transmissions: Sequence[Transmission], sample_rate: int = 16000
+    ) -> list[Line]: ...
+
+    def translate_audio(self, samples: np.ndarray, start: float, end: float, sample_rate: int = 16000) -> str: ...
+
+    def translate_spans(self, samples: np.ndarray, spans: Sequence[Transmission], sample_rate: int = 16000) -> list[str]:
+        """English of each (start, end) span, in order; packed where the engine packs."""
+        ...
+
+    def score_texts(self, samples: np.ndarray, start: float, end: float, texts: Sequence[str],
+                    sample_rate: int = 16000) -> list[Optional[Hypothesis]]:
+        """How well each given text fits the audio between start and end (None: cannot tell)."""
+        ...
