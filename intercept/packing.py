@@ -252,12 +252,18 @@ class PoolOptions:
     windows: int = 1
     # And at the latest when it holds this many recordings (samples are held until then).
     max_recordings: int = 32
+    # Recordings decoded and segmented ahead, in a thread, while the recogniser works on
+    # earlier ones (pipeline.ReadAhead); never past a recording the pool does not take, so a
+    # long one is not held twice. 0: decode each recording only when it is needed.
+    read_ahead: int = 8
 
     def __post_init__(self) -> None:
         if self.short_s < 0:
             raise ValueError(f"PoolOptions.short_s must not be negative, got {self.short_s}")
         if self.windows < 1 or self.max_recordings < 1:
             raise ValueError("PoolOptions.windows and max_recordings must be at least 1")
+        if self.read_ahead < 0:
+            raise ValueError(f"PoolOptions.read_ahead must not be negative, got {self.read_ahead}")
 
 
 class RecordingPool:

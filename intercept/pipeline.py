@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import platform
 import stat
+import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -254,8 +256,10 @@ class Pipeline:
         Whisper's 30 s windows; longer ones are recognised alone at once. Every line comes back
         to its own recording, with the times and transmission index it would have alone."""
         pool = RecordingPool(self.options.pool, PackOptions(gap_s=self.options.transcribe.pack_gap_s))
-        for path, facts in items:
-            decoded = self._decode(path, facts)
+        decoding = ReadAhead(items, self._decode, self.options.pool.read_ahead,
+                             lambda d: isinstance(d, Decoded) and not pool.takes(d.facts.duration_s or 0.0,
+                                                                                 d.transmissions))
+        for decoded in decoding:
             if isinstance(decoded, Analysis):
                 yield decoded
             elif pool.takes(decoded.facts.duration_s or 0.0, decoded.transmissions):
@@ -367,6 +371,106 @@ class Pipeline:
             voice_prints=voice_prints,
             voice_model=voice_model,
         )
+
+
+class ReadAhead:
+    """`decode(path, facts)` of each item, in order, computed up to `depth` items ahead in one
+    thread while the caller works on earlier results: a folder's next files are read
+    (ffmpeg) and segmented (VAD) while the recogniser decodes the current windows (CTranslate2
+    and ffmpeg leave the GIL). Memory stays bounded: at most `depth` results wait, and after a
+    result for which `holds(result)` is true (a long recording, recognised alone) the thread
+    waits until the caller has finished with it and asks for the next, so two long recordings
+    are never held at once. The items are drawn from their iterator in the caller's thread
+    (run_batch admits each file there, on the store's connection). depth 0: no thread, each
+    item decoded when asked for."""
+
+    def __init__(self, items: Iterable, decode: Callable, depth: int, holds: Callable[[Any], bool]):
+        self._items, self._decode, self._depth, self._holds = iter(items), decode, depth, holds
+        self._lock = threading.Condition()
+        self._inputs: deque = deque()  # drawn, not yet decoded
+        self._outputs: deque = deque()  # decoded, not yet taken
+        self._working = False  # the thread is decoding one
+        self._produced = 0  # results decoded so far
+        self._asked = 0  # results the caller has asked for so far
+        self._resume_at = 0  # the thread waits until the caller has asked for this many
+        self._closed = False
+        self._failure: Optional[BaseException] = None
+        self._exhausted = False
+        self._thread: Optional[threading.Thread] = None
+        self.most_waiting = 0  # the most results ever decoded and not yet taken (tests)
+
+    def __iter__(self) -> Iterator:
+        if self._depth < 1:
+            for path, facts in self._items:
+                yield self._decode(path, facts)
+            return
+        self._thread = threading.Thread(target=self._work, name="intercept-read-ahead", daemon=True)
+        self._thread.start()
+        try:
+            while True:
+                self._draw()
+                with self._lock:
+                    self._asked += 1  # so the caller is done with every result it took before
+                    self._lock.notify_all()
+                    while not self._outputs and self._failure is None and (self._inputs or self._working):
+                        self._lock.wait()
+                    if self._outputs:
+                        result = self._outputs.popleft()
+                    elif self._failure is not None:
+                        raise self._failure
+                    else:
+                        return  # every item drawn and decoded
+                yield result
+        finally:
+            with self._lock:
+                self._closed = True
+                self._lock.notify_all()
+            # A stopped caller does not wait for a long decode in progress: the thread is a
+            # daemon and drops its result. A finished one has no decode left to wait for.
+            if self._exhausted and not self._inputs:
+                self._thread.join()
+
+    def _draw(self) -> None:
+        """Draw items, in the caller's thread, until `depth` are in hand (drawn, being decoded,
+        or decoded and waiting)."""
+        while not self._exhausted:
+            with self._lock:
+                if len(self._inputs) + len(self._outputs) + self._working >= self._depth:
+                    return
+            try:
+                item = next(self._items)
+            except StopIteration:
+                self._exhausted = True
+                return
+            with self._lock:
+                self._inputs.append(item)
+                self._lock.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and (not self._inputs or len(self._outputs) >= self._depth
+                                            or self._asked < self._resume_at):
+                    self._lock.wait()
+                if self._closed:
+                    return
+                path, facts = self._inputs.popleft()
+                self._working = True
+            try:
+                result = self._decode(path, facts)
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                with self._lock:
+                    self._failure, self._working = exc, False
+                    self._lock.notify_all()
+                return
+            with self._lock:
+                self._outputs.append(result)
+                self._working = False
+                self._produced += 1
+                self.most_waiting = max(self.most_waiting, len(self._outputs))
+                if self._holds(result):  # go on once the caller asks for the result after this one
+                    self._resume_at = self._produced + 1
+                self._lock.notify_all()
 
 
 class Recorder:

@@ -301,6 +301,137 @@ def test_a_kill_mid_pool_then_a_rerun_stores_every_recording_once(tmp_path, monk
         assert all(store.count("lines", "recording_id = ?", [r["id"]]) == 4 for r in rows)
 
 
+class WatchedDecoding:
+    """Counts, around a pipeline, the recordings decoded (its _decode, wherever it runs) and
+    the analyses handed out, and lets an engine wait for the next decode."""
+
+    def __init__(self, pipeline):
+        import threading
+
+        self.decoded, self.finished, self.long_decoded = 0, 0, 0
+        self.changed = threading.Condition()
+        decode = pipeline._decode
+
+        def counting(path, facts):
+            result = decode(path, facts)
+            with self.changed:
+                self.decoded += 1
+                self.long_decoded += (result.facts.duration_s or 0) >= pipeline.options.pool.short_s
+                self.changed.notify_all()
+            return result
+
+        pipeline._decode = counting
+
+    def held(self) -> int:
+        """Recordings decoded and not yet finished: what is in memory besides the model."""
+        return self.decoded - self.finished
+
+    def next_decode(self, within_s: float) -> bool:
+        """Whether another recording is decoded (by another thread) within `within_s`."""
+        with self.changed:
+            before = self.decoded
+            return self.changed.wait_for(lambda: self.decoded > before, timeout=within_s)
+
+
+class WatchingEngine(ScriptedEngine):
+    """A ScriptedEngine that notes, on each call, how many recordings are held and whether
+    the next one is decoded while it works."""
+
+    def __init__(self, total: int, wait_s: float):
+        super().__init__()
+        self.watch, self.total, self.wait_s = None, total, wait_s
+        self.held, self.overlapped, self.long_held = [], [], []
+
+    def transcribe(self, samples, transmissions, sample_rate=16000):
+        self.held.append(self.watch.held())
+        self.long_held.append(self.watch.long_decoded - self.watch.finished)
+        if self.watch.decoded < self.total:
+            self.overlapped.append(self.watch.next_decode(self.wait_s))
+        return super().transcribe(samples, transmissions, sample_rate)
+
+
+def stream(tmp_path, monkeypatch, paths, wait_s, **pool):
+    from intercept.pipeline import Pipeline
+
+    engine = WatchingEngine(len(paths), wait_s)
+    use_engine(monkeypatch, engine)
+    pipeline = Pipeline(scripted_options(**pool))
+    engine.watch = watch = WatchedDecoding(pipeline)
+    analyses = []
+    for analysis in pipeline.analyze_many((p, None) for p in paths):
+        watch.finished += 1
+        analyses.append(analysis)
+    return engine, {Path(a.facts.path).name: essence(a) for a in analyses}
+
+
+@needs_ffmpeg
+def test_a_folder_of_tiny_files_streams_through_shared_windows_with_bounded_memory(tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = [write_tones(folder / f"key-{n:03d}.wav", [(0.3, 1.5, 3 + n)], 2.0) for n in range(40)]
+    engine, streamed = stream(tmp_path, monkeypatch, paths, wait_s=60.0)
+
+    assert len(streamed) == 40 and all(e[0] == "done" and len(e[3]) == 2 for e in streamed.values())
+    for n in range(40):  # each recording got the lines of its own audio
+        assert {line[2].split()[1] for line in streamed[f"key-{n:03d}.wav"][3]} == {str(3 + n)}
+    # Windows are shared across files: 40 one-transmission files in a few engine calls.
+    assert sum(engine.calls) == 40 and len(engine.calls) <= 6 and min(engine.calls[:-1]) >= 8
+    # Decoding overlaps recognition: while the engine works, the next files are decoded.
+    assert engine.overlapped and all(engine.overlapped)
+    # Memory is bounded by one window's recordings (plus the one that spills) and the read-ahead,
+    # never by the folder: a pool is finished before the files of later windows are decoded.
+    read_ahead = 8
+    assert max(engine.held) <= max(engine.calls) + 1 + read_ahead < 40
+
+    _, alone = stream(tmp_path, monkeypatch, paths, wait_s=0.0, read_ahead=0)
+    assert alone == streamed  # the same lines without the thread
+
+
+@needs_ffmpeg
+def test_reading_ahead_never_holds_two_long_recordings(tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = [write_tones(folder / f"long-{n}.wav", [(0.5, 2.0, 5 + n), (3.0, 4.5, 15 + n)], 6.0) for n in range(4)]
+    # short_s=3: these 6 s recordings are "long" (recognised alone, never pooled)
+    engine, streamed = stream(tmp_path, monkeypatch, paths, wait_s=1.0, short_s=3.0)
+
+    assert len(streamed) == 4 and all(e[0] == "done" for e in streamed.values())
+    assert engine.calls == [2, 2, 2, 2]
+    assert engine.long_held == [1, 1, 1, 1]  # the one being recognised, and no other
+    assert not any(engine.overlapped)  # the next long one was not decoded meanwhile
+
+
+def test_read_ahead_hands_out_results_in_order_and_fails_in_the_callers_thread():
+    from intercept.pipeline import ReadAhead
+
+    items = [(n, None) for n in range(20)]
+    assert list(ReadAhead(items, lambda path, facts: path * 2, 3, lambda r: r % 10 == 0)) == [2 * n for n in range(20)]
+    assert list(ReadAhead(items, lambda path, facts: path, 0, lambda r: False)) == list(range(20))
+    drawn = []
+
+    def items_drawn():
+        for item in items:
+            drawn.append(item[0])
+            yield item
+
+    ahead = ReadAhead(items_drawn(), lambda path, facts: path, 3, lambda r: False)
+    for n, result in enumerate(ahead):
+        assert result == n and len(drawn) <= n + 1 + 3  # never more than 3 beyond the one taken
+        if n == 5:
+            break
+
+    def fails(path, facts):
+        if path == 4:
+            raise KeyboardInterrupt
+        return path
+
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for result in ReadAhead(items, fails, 3, lambda r: False):
+            got.append(result)
+    assert got == [0, 1, 2, 3]
+
+
 def test_summary_says_how_long_loading_took(tmp_path, monkeypatch):
     from intercept.pipeline import run_batch
 

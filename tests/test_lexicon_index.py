@@ -13,6 +13,7 @@ import random
 import sys
 from pathlib import Path
 
+import hazm
 import pytest
 from rapidfuzz import fuzz, process
 
@@ -157,6 +158,47 @@ def test_indexed_lexicon_flags_exactly_as_before(which, big_lexicon, normalizer)
         assert flagged > len(lines) // 5
         assert any(f.kind == "fuzzy" for fa, en in lines for f in indexed.match(fa, en))
         assert any(f.kind == "english" for fa, en in lines for f in indexed.match(fa, en))
+
+
+def test_the_quick_test_lets_through_every_line_that_holds_an_exact_or_morph_match(tmp_path, normalizer):
+    """SurfaceMatcher.triggered_by skips tokenising lines with no one-word key and no first two
+    words of a longer key side by side; it must never skip a line that find() flags."""
+    from intercept.lexicon.matching import TokenizedLine
+    from intercept.text import ZWNJ, PersianTokenizer
+
+    lexicon = Lexicon.load(bench_lexicon.generate_sized_lexicon(600, tmp_path / "sized"), normalizer=normalizer)
+    surfaces = lexicon._surfaces
+    multi = sorted(k for k in surfaces._surfaces if " " in k)
+    assert len(multi) > 1000 and any(k.count(" ") >= 2 for k in multi)  # place names, X را ...
+    rng = random.Random(3)
+    lines = [fa for fa, _ in _lines(lexicon, normalizer)]
+    filler = [w for w, _, _ in sorted(hazm.words_list(), key=lambda w: -w[1])[:3000] if " " not in w]
+    for n in range(600):  # a multi-word key, or its first words only, among common words
+        key = rng.choice(multi).split(" ")
+        piece = key if n % 2 else key[: rng.randrange(1, len(key))]
+        words = [rng.choice(filler) for _ in range(rng.randint(2, 8))]
+        at = rng.randrange(len(words) + 1)
+        lines.append(" ".join(words[:at] + piece + words[at:]))
+    let_through = skipped = first_word_only = 0
+    for text in lines:
+        line = TokenizedLine.of(text)
+        found = surfaces.find(line, [False] * len(line.tokens))
+        quick = PersianTokenizer._WORD.findall(text.replace(ZWNJ, ""))
+        assert quick == line.keys
+        if surfaces.triggered_by(quick):
+            let_through += 1
+        else:
+            assert not found, text
+            skipped += 1
+            first_word_only += not surfaces._multi_first.isdisjoint(quick)
+    assert let_through > 300 and skipped > 300 and first_word_only > 100  # the pair test is what skipped them
+    # The compiled cache's packed form gives back the same tables, with the surfaces still shared.
+    import pickle
+
+    back = pickle.loads(pickle.dumps(surfaces, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back._surfaces == surfaces._surfaces and back._multi_pairs == surfaces._multi_pairs
+    assert back._multi_first == surfaces._multi_first and back._max_words == surfaces._max_words
+    assert len({id(v) for v in back._surfaces.values()}) == len({id(v) for v in surfaces._surfaces.values()}) < 2000
 
 
 def test_the_fuzzy_index_is_used_only_where_it_pays(monkeypatch):

@@ -12,6 +12,7 @@ trust as the installed package). INTERCEPT_LEXICON_CACHE=0 turns the cache off.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -90,12 +91,17 @@ def read(files: Sequence[Path], normalizer):
     if key is None:
         return None
     path = folder / f"{key}.pickle"
+    collecting = gc.isenabled()
+    gc.disable()  # the cyclic collector would walk the growing lexicon again and again while it loads
     try:
         with open(path, "rb") as handle:
             lexicon = pickle.load(handle)
         os.utime(path)  # recently used: kept by the clean-up below
     except Exception:  # missing, torn or from another version: compile instead
         return None
+    finally:
+        if collecting:
+            gc.enable()
     lexicon.files = list(files)
     lexicon._words.attach(normalizer)  # its word tables are built on first use, as after a compile
     return lexicon

@@ -12,6 +12,7 @@ some concept excludes is never added.
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,7 +45,14 @@ class SurfaceMatcher:
         self._surfaces: dict[str, Surface] = {}
         self._max_words: dict[str, int] = {}
         self._multi_first: set[str] = set()
+        # The first two words of every multi-word key ("w1 w2"): the quick test's second step.
+        # Forms generate multi-word keys for many common first words (X را, X هست ...), so the
+        # first word alone let nine lines in ten through at 10,000 terms.
+        self._multi_pairs: set[str] = set()
         self._excluded = frozenset(excluded)
+        # One Surface object per (concept, form, kind, prior): a form's ~100 generated keys share
+        # it, which keeps a 10,000-term lexicon's memory and its cached pickle small.
+        self._shared: dict[tuple, Surface] = {}
         for concept in concepts:  # exact forms first so that they win any clash with a generated form
             for form in concept.fa:
                 self._add(lookup_key(form), Surface(concept, form, "exact", *priors.form(concept.id, form)))
@@ -61,8 +69,7 @@ class SurfaceMatcher:
                     prior = verb_priors.get(conjugated, plain)
                     for spelling in spellings(conjugated):
                         self._add(lookup_key(spelling), Surface(concept, lemma, "morph", *prior))
-        # One set for the fast "does this line contain anything at all" test.
-        self._triggers = frozenset(k for k in self._surfaces if " " not in k) | self._multi_first
+        del self._shared  # only needed while compiling
         self._tokenizer = PersianTokenizer()
 
     def _add(self, key: str, surface: Surface) -> None:
@@ -71,11 +78,41 @@ class SurfaceMatcher:
             return  # first come keeps it; exact beats morph (duplicate exact forms were refused at load)
         if key in self._excluded:
             return
-        self._surfaces[key] = surface
+        identity = (id(surface.concept), surface.form, surface.kind, surface.prior, surface.prior_reason)
+        self._surfaces[key] = self._shared.setdefault(identity, surface)
         if " " in key:  # checked first: most keys are one word, and split() costs at 10,000 terms
             words = key.split(" ")
             self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
             self._multi_first.add(words[0])
+            self._multi_pairs.add(key if len(words) == 2 else words[0] + " " + words[1])
+
+    # Pickled (intercept.lexicon.cache) as one string of keys and one array of indexes into the
+    # shared surfaces: at 10,000 terms a dict of 1.3 million entries, which pickle reads item by
+    # item several times slower than str.split and dict(zip()) rebuild it.
+    _SEPARATOR = "\0"  # never in a key: keys are words of normalised text
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        surfaces = state.pop("_surfaces")
+        pairs = state.pop("_multi_pairs")
+        index: dict[int, int] = {}
+        shared: list[Surface] = []
+        for surface in surfaces.values():
+            if id(surface) not in index:
+                index[id(surface)] = len(shared)
+                shared.append(surface)
+        which = array("I", (index[id(surface)] for surface in surfaces.values()))
+        state["_packed"] = (self._SEPARATOR.join(surfaces), shared, which.tobytes(),
+                            self._SEPARATOR.join(pairs))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        keys, shared, which, pairs = state.pop("_packed")
+        self.__dict__.update(state)
+        indexes = array("I")
+        indexes.frombytes(which)
+        self._surfaces = dict(zip(keys.split(self._SEPARATOR), map(shared.__getitem__, indexes))) if keys else {}
+        self._multi_pairs = set(pairs.split(self._SEPARATOR)) if pairs else set()
 
     def __len__(self) -> int:
         return len(self._surfaces)
@@ -84,10 +121,16 @@ class SurfaceMatcher:
         """The compiled key's surface (key: words' lookup keys joined by one space)."""
         return self._surfaces.get(key)
 
-    def triggered_by(self, words) -> bool:
-        """Whether any of these words (ZWNJ dropped) can start a match: a line with none needs
-        no tokenising for exact and morph matching."""
-        return not self._triggers.isdisjoint(words)
+    def triggered_by(self, words: list[str]) -> bool:
+        """Whether these words (a line's, in order, ZWNJ dropped) can hold a match: a one-word
+        key, or the first two words of a longer one side by side. A line with none needs no
+        tokenising for exact and morph matching."""
+        if not self._surfaces.keys().isdisjoint(words):  # keys with a space never equal a word
+            return True
+        if self._multi_first.isdisjoint(words):
+            return False
+        first, pairs = self._multi_first, self._multi_pairs
+        return any(words[i] in first and words[i] + " " + words[i + 1] in pairs for i in range(len(words) - 1))
 
     def find(self, line: TokenizedLine, covered: list[bool]) -> list[Flag]:
         """The flags in line, marking the words they cover in `covered`."""
