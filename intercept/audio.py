@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -44,6 +44,9 @@ class Audio:
     duration: float  # seconds
     format: str  # container and codec as ffprobe names them, e.g. "mp3", "wav pcm_s16le"
     sample_rate: int = SAMPLE_RATE
+    # The container's and streams' tags (creation_time, date...), read by the same ffprobe
+    # call, so that the recording time needs no second one (intercept.recorded_at).
+    tags: dict = field(default_factory=dict)
 
 
 def sha256_file(path: str, block_bytes: int = 1 << 20) -> str:
@@ -99,7 +102,20 @@ def _probe(path: str) -> tuple[dict, list[dict]]:
 
 def probe_format(path: str) -> str:
     """Container and audio codec, e.g. "mp3", "ogg opus", "wav pcm_s16le"."""
-    info, audio_streams = _probe(path)
+    return _format_name(*_probe(path))
+
+
+def container_tags(info: dict) -> dict:
+    """Tags of an ffprobe answer: the container's, then each stream's where the container has
+    none of that name."""
+    tags = dict(info.get("format", {}).get("tags") or {})
+    for stream in info.get("streams", []):
+        for key, value in (stream.get("tags") or {}).items():
+            tags.setdefault(key, value)
+    return tags
+
+
+def _format_name(info: dict, audio_streams: list[dict]) -> str:
     container = str(info.get("format", {}).get("format_name", "unknown"))
     codec = str(audio_streams[0].get("codec_name", "unknown"))
     return container if codec == container else f"{container} {codec}"
@@ -175,7 +191,7 @@ def decode(path: str, sample_rate: int = SAMPLE_RATE) -> Audio:
     undecodable or zero-length recordings.
     """
     path = os.fspath(path)
-    audio_format = probe_format(path)
+    info, audio_streams = _probe(path)
     samples = _ffmpeg_pcm16(path, sample_rate, action="decode recording", as_float32=True)
     if samples.size == 0:
         raise AudioError(path, "contains no audio samples (zero length)")
@@ -183,8 +199,9 @@ def decode(path: str, sample_rate: int = SAMPLE_RATE) -> Audio:
         path=path,
         samples=samples,
         duration=samples.size / float(sample_rate),
-        format=audio_format,
+        format=_format_name(info, audio_streams),
         sample_rate=sample_rate,
+        tags=container_tags(info),
     )
 
 

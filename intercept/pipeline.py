@@ -278,7 +278,9 @@ class Pipeline:
             return Analysis(exc.facts, "failed", error=str(exc))
         try:
             audio = decode(str(path))
-            facts.recorded_at = recorded_at_for(Path(path), self.options.recorded_at)
+            # The tags come from decode's own ffprobe call: one ffprobe per file, not two.
+            facts.recorded_at = recorded_at_for(Path(path), self.options.recorded_at,
+                                                read_tags=lambda _: audio.tags)
             facts.duration_s = round(audio.duration, 3)
             facts.format = audio.format
             samples = audio.samples

@@ -126,15 +126,13 @@ def from_sidecar(path: str | Path) -> Optional[str]:
 def _ffprobe_tags(path: str | Path) -> dict:
     from pydub.utils import mediainfo_json  # pydub's ffprobe wrapper, as intercept.audio uses
 
+    from .audio import container_tags
+
     try:
         info = mediainfo_json(str(path))
     except Exception:  # no ffprobe, or not a container it knows: no tags
         return {}
-    tags = dict(info.get("format", {}).get("tags") or {})
-    for stream in info.get("streams", []):
-        for key, value in (stream.get("tags") or {}).items():
-            tags.setdefault(key, value)
-    return tags
+    return container_tags(info)
 
 
 def recorded_at_for(path: str | Path, given: Optional[str] = None,

@@ -54,6 +54,23 @@ def test_container_creation_time_read_with_ffprobe(tmp_path):
     assert recorded_at_for(path) == "2019-11-12T21:30:45+00:00"
 
 
+def test_decoding_reads_the_tags_with_its_own_ffprobe_call(tmp_path, monkeypatch):
+    """A run reads the recording time from decode's tags: one ffprobe call per file, not two."""
+    import pydub.utils
+
+    from intercept.audio import decode
+
+    path = tmp_path / "radio.m4a"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=0.5", "-metadata",
+                    "creation_time=2019-11-12T21:30:45Z", str(path)], check=True)
+    calls = []
+    probe = pydub.utils.mediainfo_json
+    monkeypatch.setattr(pydub.utils, "mediainfo_json", lambda *a, **k: calls.append(a) or probe(*a, **k))
+    audio = decode(str(path))
+    assert recorded_at_for(path, read_tags=lambda _: audio.tags) == "2019-11-12T21:30:45+00:00"
+    assert len(calls) == 1 and audio.format.startswith("mov,mp4")
+
+
 def test_sidecar_and_given_time_come_first(tmp_path):
     recording = tmp_path / "20200101_000000.wav"
     recording.write_bytes(b"not read")
