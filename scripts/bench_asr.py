@@ -660,7 +660,8 @@ def main(argv=None) -> int:
             corpora["(a) dense short transmissions"] = corpus_dense(args.quick)
         if "session" in args.corpora:
             minutes = 3.0 if args.quick else args.session_minutes
-            corpora[f"(b) radio session {minutes:g} min"] = generated_session(minutes, 0.13)
+            if not args.real_session_only:
+                corpora[f"(b) radio session {minutes:g} min"] = generated_session(minutes, 0.13)
             if (VIRGOOL / "metadata.tsv").exists():
                 corpora[f"(b) radio session {minutes:g} min, real speech"] = generated_session(
                     minutes, 0.13, speech_corpus=VIRGOOL)
