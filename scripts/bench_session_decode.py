@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-# TranscribeOptions overrides per setting ("default": the shipped options).
+# TranscribeOptions overrides per setting ("default": the shipped options; since issue 25 every
+# transcribe decode bans repeated 3-grams, "retry" is the loop guard before it).
 VARIANTS = {
     "default": {},
     "sequential": dict(decode_batch=1),
@@ -47,6 +48,9 @@ VARIANTS = {
     "no-retry": dict(loop_retry_ngram=0),
     "ban3": dict(no_repeat_ngram=3),
     "ban4": dict(no_repeat_ngram=4),
+    "ban5": dict(no_repeat_ngram=5),
+    "ban6": dict(no_repeat_ngram=6),
+    "ban8": dict(no_repeat_ngram=8),
     "ban3-beam3": dict(no_repeat_ngram=3, beam_size=3),
     "ban3-beam2": dict(no_repeat_ngram=3, beam_size=2),
     "ban4-beam3": dict(no_repeat_ngram=4, beam_size=3),
@@ -54,6 +58,7 @@ VARIANTS = {
     # per_call: transmissions per engine call (pipeline.TRANSMISSIONS_PER_CALL), so windows per batch
     "ban4-call64": dict(no_repeat_ngram=4, per_call=64),
     "ban4-call64-seq": dict(no_repeat_ngram=4, per_call=64, decode_batch=1),
+    "call64": dict(per_call=64),
     "retry": dict(no_repeat_ngram=0),  # the loop guard as before issue 25: ban only on a retry
     # faster-whisper's BatchedInferencePipeline over the whole session (its own Silero VAD),
     # batch 8, its defaults: not intercept's transmissions

@@ -46,12 +46,13 @@ class TranscribeOptions:
     loop_retry_penalty: float = 1.0
     # Every transcribe decode (not only the loop retry) may not repeat an n-gram of this many
     # tokens (faster-whisper; 0: only the loop retry bans). Whisper base's loops otherwise ran
-    # to the token cap and were then decoded again: on the 10-minute real-speech session 3 of
-    # its 4 windows, 1233 tokens decoded against 468, 2.4x the CPU seconds, for the same WER
-    # (1.051 against 1.043). With 3, the loop_retry_ngram, a retry would forbid nothing more, so
-    # none is made (core.Decoder._retries). 4 was worse on that session (WER 1.094, interval
-    # above zero). scripts/bench_session_decode.py, docs/benchmarks.md (issue 25).
-    no_repeat_ngram: int = 3
+    # on and were then decoded again: on the 10-minute real-speech session 3 of its 4 windows
+    # looped, 1233 tokens decoded against 486 with the ban, 2.3x the CPU seconds. 6 stops
+    # loops (no window of that session or of a 58-transmission cv_fa session needed the retry)
+    # and leaves a word said twice alone: 3 (the retry's) was as fast but cost 6 words of 106
+    # on the fa_virgool clips, 6 one. Loops it lets through still get the retry (3).
+    # scripts/bench_session_decode.py, scripts/eval_wer.py, docs/benchmarks.md (issue 25).
+    no_repeat_ngram: int = 6
     # None: never drop a window as silence. Whisper's own rule drops a window whose
     # no-speech probability is above 0.6 (with low log-probability); with packing one such
     # drop lost five transmissions of session_long.mp3 at once. The VAD already decided
