@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-# TranscribeOptions overrides per setting ("default": the shipped options; since issue 25 every
-# transcribe decode bans repeated 3-grams, "retry" is the loop guard before it).
+# TranscribeOptions overrides per setting ("default": the shipped options; "banN": every
+# transcribe decode bans repeated N-grams, TranscribeOptions.no_repeat_ngram, off by default).
 VARIANTS = {
     "default": {},
     "sequential": dict(decode_batch=1),

@@ -158,15 +158,18 @@ def test_a_loop_is_decoded_again_deterministically_and_the_retry_kept():
 
 
 def test_every_transcribe_decode_forbids_repeated_ngrams_and_a_retry_that_adds_nothing_is_not_made():
-    """TranscribeOptions.no_repeat_ngram: the first decode of a window already forbids repeated
-    n-grams (issue 25: Whisper base's loops ran to the token cap and were then decoded again);
+    """TranscribeOptions.no_repeat_ngram (off by default): the first decode of a window already
+    forbids repeated n-grams (issue 25: Whisper base's loops ran on and were then decoded again);
     the English of the translate task is not banned from repeating. A loop retry that would
     forbid nothing more (its n-gram no shorter, no penalty) is not made."""
     samples, txs = _one_transmission()
     engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
     engine.transcribe(samples, txs)
-    assert requests[0]["no_repeat_ngram_size"] == TranscribeOptions().no_repeat_ngram > 0
-    engine, requests = _scripted_engine([["received"]], TranscribeOptions())
+    assert requests[0]["no_repeat_ngram_size"] == TranscribeOptions().no_repeat_ngram == 0  # off by default
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(no_repeat_ngram=6))
+    engine.transcribe(samples, txs)
+    assert requests[0]["no_repeat_ngram_size"] == 6
+    engine, requests = _scripted_engine([["received"]], TranscribeOptions(no_repeat_ngram=6))
     assert engine.translate_audio(samples, 0.0, 3.0) == "received"
     assert requests[0]["no_repeat_ngram_size"] == 0
     options = TranscribeOptions(no_repeat_ngram=3, loop_retry_ngram=3)

@@ -44,15 +44,15 @@ class TranscribeOptions:
     # docs/benchmarks.md. 0 and 1.0 turn it off.
     loop_retry_ngram: int = 3
     loop_retry_penalty: float = 1.0
-    # Every transcribe decode (not only the loop retry) may not repeat an n-gram of this many
-    # tokens (faster-whisper; 0: only the loop retry bans). Whisper base's loops otherwise ran
-    # on and were then decoded again: on the 10-minute real-speech session 3 of its 4 windows
-    # looped, 1233 tokens decoded against 486 with the ban, 2.3x the CPU seconds. 6 stops
-    # loops (no window of that session or of a 58-transmission cv_fa session needed the retry)
-    # and leaves a word said twice alone: 3 (the retry's) was as fast but cost 6 words of 106
-    # on the fa_virgool clips, 6 one. Loops it lets through still get the retry (3).
-    # scripts/bench_session_decode.py, scripts/eval_wer.py, docs/benchmarks.md (issue 25).
-    no_repeat_ngram: int = 6
+    # > 0: every transcribe decode (not only the loop retry) may not repeat an n-gram of this
+    # many tokens (faster-whisper). It stops Whisper base's loops as they start, so no window
+    # is decoded again: 0.44x the CPU seconds on the 10-minute real-speech session (3 of its 4
+    # windows looped), WER level there. Off by default because a packed window holds several
+    # transmissions and radio traffic repeats itself: with 6 the coded «پرنده» line of
+    # audio_samples/bird_or_fox.ogg came out without پرنده (unflagged), and 3 (the retry's)
+    # cost 6 words of 106 on the fa_virgool clips (words said twice). docs/benchmarks.md,
+    # scripts/bench_session_decode.py (issue 25).
+    no_repeat_ngram: int = 0
     # None: never drop a window as silence. Whisper's own rule drops a window whose
     # no-speech probability is above 0.6 (with low log-probability); with packing one such
     # drop lost five transmissions of session_long.mp3 at once. The VAD already decided
