@@ -214,7 +214,10 @@ def examine(path: str | Path) -> RecordingFacts:
     return facts
 
 
-TRANSMISSIONS_PER_CALL = 16
+# Transmissions per engine call: enough to fill a decode batch of packed windows (16 made about
+# three windows, so batches of three; 64 on a 58-transmission session: 0.89x the CPU seconds,
+# scripts/bench_session_decode.py, docs/benchmarks.md), few enough that the progress bar moves.
+TRANSMISSIONS_PER_CALL = 64
 
 
 class Pipeline:

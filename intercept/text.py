@@ -7,9 +7,14 @@ on its own, as in hazm.
 """
 from __future__ import annotations
 
+import hashlib
+import marshal
+import os
 import re
+import sys
 import unicodedata
-from typing import NamedTuple
+from pathlib import Path
+from typing import NamedTuple, Optional
 
 import hazm
 
@@ -59,8 +64,7 @@ class PersianNormalizer:
     single spaces."""
 
     def __init__(self) -> None:
-        # Building hazm's Normalizer compiles many regexes (about a second); do it once.
-        self._hazm = hazm.Normalizer()
+        self._hazm = hazm_normalizer()
         self._frequencies: dict[str, int] | None = None
 
     def normalize(self, text: str) -> str:
@@ -112,6 +116,87 @@ class PersianNormalizer:
     def known_verb_forms(self) -> frozenset[str]:
         """Every conjugated form of hazm's verbs (رفتم، می‌روند ...), ZWNJ removed."""
         return frozenset(v.replace(ZWNJ, "") for v in self._hazm.verbs)
+
+
+def _tables_key() -> Optional[str]:
+    """What hazm's normaliser tables depend on: hazm's version, its word and verb files'
+    bytes, the Python version (marshal's format) and this code's format."""
+    try:
+        from importlib.metadata import version
+
+        digest = hashlib.sha256(f"1|{sys.version_info[:2]}|hazm {version('hazm')}".encode())
+        for path in (hazm.default_words, hazm.default_verbs):
+            digest.update(Path(path).read_bytes())
+    except Exception:  # no metadata, unreadable files: no cache
+        return None
+    return digest.hexdigest()[:32]
+
+
+def _tables_file() -> Optional[Path]:
+    if os.environ.get("INTERCEPT_HAZM_CACHE", "1") == "0":
+        return None
+    key = _tables_key()
+    if key is None:
+        return None
+    try:
+        from .models import cache_dir
+
+        return cache_dir() / "hazm" / f"normalizer-{key}.marshal"
+    except Exception:  # no platformdirs, no home: no cache
+        return None
+
+
+def hazm_normalizer() -> "hazm.Normalizer":
+    """hazm's Normalizer with its default settings.
+
+    Building one reads hazm's 193,000-word list and conjugates every verb of its list into
+    346,000 forms (1.3 CPU s on the development machine, most of a short command's start-up);
+    the Normalizer keeps only those two tables (`words`, `verbs`) and a tokenizer that does not
+    use them. So the tables are built once and kept in the user cache
+    (intercept.models.cache_dir()/hazm, marshal: 0.2 s to read), keyed by hazm's version and
+    data files; the Normalizer is then built around them. hazm's Normalizer cannot be pickled
+    (its tokenizer holds lambdas), hence the tables only. A missing, stale or unreadable cache
+    only costs the ordinary build; INTERCEPT_HAZM_CACHE=0 turns it off."""
+    path = _tables_file()
+    tables = None
+    if path is not None:
+        try:
+            tables = marshal.loads(path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            tables = None
+    if not (isinstance(tables, tuple) and len(tables) == 2 and all(isinstance(t, dict) for t in tables)):
+        normalizer = hazm.Normalizer()
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = path.with_suffix(f".{os.getpid()}.tmp")
+                temporary.write_bytes(marshal.dumps((normalizer.words, normalizer.verbs)))
+                os.replace(temporary, path)  # atomic: two processes writing at once cannot tear it
+            except (OSError, ValueError):
+                pass
+        return normalizer
+    words, verbs = tables
+    module = sys.modules[hazm.Normalizer.__module__]
+    made, lemmatizer = module.WordTokenizer, module.Lemmatizer
+
+    def tokenizer(**options):
+        # The tokenizer the Normalizer splits with (join_verb_parts=False never reads the word
+        # list), built on an empty word file and given the cached words.
+        built = made(words_file=os.devnull, **options)
+        built.words = words
+        return built
+
+    class _Verbs:  # what the Normalizer takes from its Lemmatizer: the table of verb forms
+        def __init__(self, **_options):
+            self.verbs = verbs
+
+    # The Normalizer looks both classes up in its module when it is built; they are swapped for
+    # the cached tables during that one call (start-up, one thread) and put back.
+    module.WordTokenizer, module.Lemmatizer = tokenizer, _Verbs
+    try:
+        return hazm.Normalizer()
+    finally:
+        module.WordTokenizer, module.Lemmatizer = made, lemmatizer
 
 
 class Token(NamedTuple):

@@ -21,6 +21,11 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
   intercept       intercept.pipeline.run_batch over the files with --translator none (speech
                   recognition only, comparable to the others): what `intercept run` does after
                   start-up, short recordings packed together (RunOptions.pool).
+  intercept-retry the same with TranscribeOptions.no_repeat_ngram 0: the loop guard before
+                  issue 25 (a looping window decoded again with repeated 3-grams banned).
+  intercept-sequential  the same with decode_batch 1 (one window at a time).
+  fw-batched      faster_whisper.BatchedInferencePipeline(model).transcribe(file, language="fa",
+                  batch_size=8), its defaults (Silero VAD, beam 5, no timestamps).
   intercept-alone the same, each recording recognised alone (pool off: the behaviour before
                   recordings were packed across files).
   intercept-cli   `intercept run FILES --db ... --translator none` as a new process: wall time
@@ -59,7 +64,8 @@ sys.path.insert(0, str(ROOT))
 
 VIRGOOL = Path(os.environ.get("INTERCEPT_EVAL_CORPUS", "/work/shared/eval/fa_virgool"))
 CV_FA = Path(os.environ.get("INTERCEPT_EVAL_CV", "/work/shared/eval/cv_fa"))
-SYSTEMS = ("openai-whisper", "fw-raw", "fw-batched", "intercept", "intercept-sequential", "intercept-alone",
+SYSTEMS = ("openai-whisper", "fw-raw", "fw-batched", "intercept", "intercept-sequential", "intercept-retry",
+           "intercept-alone",
            "intercept-cli", "intercept-translate", "intercept-translate-sequential",
            "intercept-packed", "intercept-cleaned", "intercept-raw", "intercept-drop-silence")
 WORK = Path(tempfile.gettempdir()) / "intercept-bench"
@@ -152,7 +158,7 @@ def _run_options(args, pack: bool, clean_radio=None):
 
 
 def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=True, translator="none",
-                      decode_batch=None):
+                      decode_batch=None, no_repeat_ngram=None):
     """What `intercept run` does once started: run_batch over the files into a new store."""
     from intercept.pipeline import run_batch
     from intercept.store import CREATE, Store
@@ -162,6 +168,8 @@ def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=Tr
         options.translator = translator
         if decode_batch is not None:
             options.transcribe.decode_batch = decode_batch
+        if no_repeat_ngram is not None:
+            options.transcribe.no_repeat_ngram = no_repeat_ngram
         if drop_silence:
             options.transcribe.no_speech_threshold, options.transcribe.log_prob_threshold = 0.6, -1.0
         if not pool:
@@ -270,6 +278,8 @@ def _worker_long(files, args):
 WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "fw-batched": _worker_fw_batched,
            "intercept": _worker_intercept,
            "intercept-sequential": lambda files, args: _worker_intercept(files, args, decode_batch=1),
+           # the loop guard before issue 25: only a retry of a looping window bans repeated 3-grams
+           "intercept-retry": lambda files, args: _worker_intercept(files, args, no_repeat_ngram=0),
            "intercept-translate-sequential": lambda files, args: _worker_intercept(
                files, args, translator="whisper", decode_batch=1),
            "intercept-packed": _worker_intercept_packed, "long": _worker_long,
@@ -660,7 +670,8 @@ def main(argv=None) -> int:
             corpora["(a) dense short transmissions"] = corpus_dense(args.quick)
         if "session" in args.corpora:
             minutes = 3.0 if args.quick else args.session_minutes
-            corpora[f"(b) radio session {minutes:g} min"] = generated_session(minutes, 0.13)
+            if not args.real_session_only:
+                corpora[f"(b) radio session {minutes:g} min"] = generated_session(minutes, 0.13)
             if (VIRGOOL / "metadata.tsv").exists():
                 corpora[f"(b) radio session {minutes:g} min, real speech"] = generated_session(
                     minutes, 0.13, speech_corpus=VIRGOOL)

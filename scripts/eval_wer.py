@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="base", help="base (embedded), a local model directory, or a name")
     parser.add_argument("--compute-type", default="float32")
     parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--no-repeat-ngram", type=int, default=None,
+                        help="TranscribeOptions.no_repeat_ngram (default: the option's default)")
     parser.add_argument("--lexicon-hint", choices=("none", "hotwords", "prompt"), default="none")
     parser.add_argument("--hint-categories", default="", help="comma-separated lexicon categories (default: all)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
     if args.limit:
         items = items[: args.limit]
     options = TranscribeOptions(compute_type=args.compute_type, beam_size=args.beam_size)
+    if args.no_repeat_ngram is not None:
+        options.no_repeat_ngram = args.no_repeat_ngram
     if args.lexicon_hint != "none":
         hint = lexicon_hint([c for c in args.hint_categories.split(",") if c])
         if args.lexicon_hint == "hotwords":

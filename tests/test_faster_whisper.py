@@ -144,7 +144,9 @@ LOOP = "که " * 40
 
 def test_a_loop_is_decoded_again_deterministically_and_the_retry_kept():
     samples, txs = _one_transmission()
-    engine, requests = _scripted_engine([[LOOP], ["امشب برویم ببینیم پرنده است یا روباه"]], TranscribeOptions())
+    # (with no_repeat_ngram 0: by default every transcribe decode already bans what the retry bans)
+    engine, requests = _scripted_engine([[LOOP], ["امشب برویم ببینیم پرنده است یا روباه"]],
+                                        TranscribeOptions(no_repeat_ngram=0))
     lines = engine.transcribe(samples, txs)
     assert [line.text for line in lines] == ["امشب برویم ببینیم پرنده است یا روباه"]
     assert len(requests) == 2
@@ -155,14 +157,44 @@ def test_a_loop_is_decoded_again_deterministically_and_the_retry_kept():
     assert retry["repetition_penalty"] == TranscribeOptions().loop_retry_penalty
 
 
+def test_every_transcribe_decode_forbids_repeated_ngrams_and_a_retry_that_adds_nothing_is_not_made():
+    """TranscribeOptions.no_repeat_ngram (off by default): the first decode of a window already
+    forbids repeated n-grams (issue 25: Whisper base's loops ran on and were then decoded again);
+    the English of the translate task is not banned from repeating. A loop retry that would
+    forbid nothing more (its n-gram no shorter, no penalty) is not made."""
+    samples, txs = _one_transmission()
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
+    engine.transcribe(samples, txs)
+    assert requests[0]["no_repeat_ngram_size"] == TranscribeOptions().no_repeat_ngram == 0  # off by default
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(no_repeat_ngram=6))
+    engine.transcribe(samples, txs)
+    assert requests[0]["no_repeat_ngram_size"] == 6
+    engine, requests = _scripted_engine([["received"]], TranscribeOptions(no_repeat_ngram=6))
+    assert engine.translate_audio(samples, 0.0, 3.0) == "received"
+    assert requests[0]["no_repeat_ngram_size"] == 0
+    options = TranscribeOptions(no_repeat_ngram=3, loop_retry_ngram=3)
+    engine, requests = _scripted_engine([[LOOP]], options)
+    assert [line.text for line in engine.transcribe(samples, txs)] == [LOOP.strip()]
+    assert len(requests) == 1 and requests[0]["no_repeat_ngram_size"] == 3
+    # A shorter n-gram, or a penalty, still retries.
+    for options in (TranscribeOptions(no_repeat_ngram=4, loop_retry_ngram=3),
+                    TranscribeOptions(no_repeat_ngram=3, loop_retry_ngram=3, loop_retry_penalty=1.2)):
+        engine, requests = _scripted_engine([[LOOP], ["دریافت شد"]], options)
+        assert [line.text for line in engine.transcribe(samples, txs)] == ["دریافت شد"]
+        assert len(requests) == 2
+    # The English still gets its loop retry.
+    engine, requests = _scripted_engine([[LOOP], ["received"]], TranscribeOptions(no_repeat_ngram=3, loop_retry_ngram=3))
+    assert engine.translate_audio(samples, 0.0, 3.0) == "received" and len(requests) == 2
+
+
 def test_a_retry_that_repeats_as_much_is_not_kept_and_clean_text_is_not_retried():
     samples, txs = _one_transmission()
     # The first decode stops at the loop; the retry repeats more, so the whole window is
     # decoded again to be weighed against it (here the whole is the loop alone).
-    engine, requests = _scripted_engine([[LOOP], [LOOP + LOOP], [LOOP]], TranscribeOptions())
+    engine, requests = _scripted_engine([[LOOP], [LOOP + LOOP], [LOOP]], TranscribeOptions(no_repeat_ngram=0))
     assert [line.text for line in engine.transcribe(samples, txs)] == [LOOP.strip()]
     assert len(requests) == 3
-    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(no_repeat_ngram=0))
     engine.transcribe(samples, txs)
     assert len(requests) == 1
     # Turned off: no retry even on a loop.
@@ -175,7 +207,7 @@ def test_decoding_stops_at_the_first_looping_segment_and_closes_the_generator():
     """faster-whisper decodes lazily: segments not pulled are never decoded."""
     samples, txs = _one_transmission()
     pulled, closed = [], []
-    engine, requests = _scripted_engine([], TranscribeOptions())
+    engine, requests = _scripted_engine([], TranscribeOptions(no_repeat_ngram=0))
 
     def lazy(texts):
         try:

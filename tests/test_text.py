@@ -108,3 +108,28 @@ def test_known_words_are_written_as_the_normaliser_writes_text(normalizer):
     words = normalizer.known_words(1, tagged=True)
     assert "اصلا" in words and normalizer.normalize("اصلاً") == "اصلا"
     assert not any(ZWNJ in w or "\u064b" in w for w in words)
+
+
+def test_hazm_normaliser_from_the_disk_cache_is_hazms_own(tmp_path, monkeypatch):
+    """The Normalizer built around the cached word and verb tables has hazm's own tables and
+    normalises as hazm's own does; a damaged cache file only costs the ordinary build."""
+    import hazm
+
+    from intercept.text import _tables_file, hazm_normalizer
+
+    monkeypatch.setenv("INTERCEPT_CACHE", str(tmp_path))
+    monkeypatch.delenv("INTERCEPT_HAZM_CACHE", raising=False)
+    path = _tables_file()
+    assert path is not None and not path.exists()
+    built = hazm_normalizer()  # the ordinary build, which writes the cache
+    assert path.exists()
+    cached = hazm_normalizer()
+    plain = hazm.Normalizer()
+    assert cached.words == plain.words and cached.verbs == plain.verbs
+    assert built.words == plain.words
+    texts = ["اِعلاممممم کَرد : « زمین لرزه ای به بُزرگیِ 6 دهم ریشتر ...»", "می روم به خانه ها",
+             "کتاب ها را نمی خوانم", "شنبهها", "سلاممممم", "رفته است و نمی دانم"]
+    assert [cached.normalize(t) for t in texts] == [plain.normalize(t) for t in texts]
+    assert hazm.normalizer.WordTokenizer is hazm.WordTokenizer  # put back after the build
+    path.write_bytes(b"not marshal")
+    assert hazm_normalizer().words == plain.words

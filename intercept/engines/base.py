@@ -43,6 +43,15 @@ class TranscribeOptions:
     # docs/benchmarks.md. 0 and 1.0 turn it off.
     loop_retry_ngram: int = 3
     loop_retry_penalty: float = 1.0
+    # > 0: every transcribe decode (not only the loop retry) may not repeat an n-gram of this
+    # many tokens (faster-whisper). It stops Whisper base's loops as they start, so no window
+    # is decoded again: 0.44x the CPU seconds on the 10-minute real-speech session (3 of its 4
+    # windows looped), WER level there. Off by default because a packed window holds several
+    # transmissions and radio traffic repeats itself: with 6 the coded «پرنده» line of
+    # audio_samples/bird_or_fox.ogg came out without پرنده (unflagged), and 3 (the retry's)
+    # cost 6 words of 106 on the fa_virgool clips (words said twice). docs/benchmarks.md,
+    # scripts/bench_session_decode.py (issue 25).
+    no_repeat_ngram: int = 0
     # None: never drop a window as silence. Whisper's own rule drops a window whose
     # no-speech probability is above 0.6 (with low log-probability); with packing one such
     # drop lost five transmissions of session_long.mp3 at once. The VAD already decided

@@ -98,6 +98,10 @@ class WindowModel(Protocol):
     # max_new_tokens) but with their encoder and decoder passes made together. Retries
     # (loop_retry, the whole decode after an early stop) always go through decode(), alone.
 
+    # Optional (absent: 0): first_pass_ngram, the size of the repeated n-grams that every
+    # decode() of the transcribe task forbids (TranscribeOptions.no_repeat_ngram, where the
+    # model applies it); a loop retry that forbids nothing more is then not made.
+
     def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
         """For each text, (the log-probability the model gives its tokens as the transcript of
         this window, their number); the end-of-text token is left out (CTranslate2's align()
@@ -167,16 +171,21 @@ class Decoder:
         rate = opts.tokens_per_second if task == "transcribe" else opts.translate_tokens_per_second
         return min(self.model.token_room, int(rate * speech_s) + 20 * pieces)
 
-    def _retries(self) -> bool:
+    def _retries(self, task: str = "transcribe") -> bool:
         opts = self.options
-        return opts.compression_ratio_threshold is not None and (opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0)
+        if opts.compression_ratio_threshold is None or not (opts.loop_retry_ngram > 0 or opts.loop_retry_penalty != 1.0):
+            return False
+        # A model whose every transcribe decode already forbids repeated n-grams of this size
+        # or shorter (WindowModel.first_pass_ngram) would decode the same text again.
+        first = int(getattr(self.model, "first_pass_ngram", 0) or 0) if task == "transcribe" else 0
+        return not (first > 0 and opts.loop_retry_penalty == 1.0 and first <= opts.loop_retry_ngram)
 
-    def _stop_above(self) -> Optional[float]:
+    def _stop_above(self, task: str = "transcribe") -> Optional[float]:
         # A window that loops is decoded again below, so decoding on past its looping segment
         # is wasted: the library then seeks to the loop's last timestamp and decodes the rest
         # of the window afresh, up to the token cap, often looping again (two of the three
         # loops of the 10-minute real-speech session: 3.5 of its 21 s).
-        if self._retries() and getattr(self.model, "stops_early", False):
+        if self._retries(task) and getattr(self.model, "stops_early", False):
             return self.options.compression_ratio_threshold
         return None
 
@@ -192,10 +201,12 @@ class Decoder:
                    for audio, task, cap in windows]
         size = max(1, int(getattr(self.model, "window_batch", 1) or 1))
         batch = getattr(self.model, "decode_batch", None) if size > 1 else None
-        stop_above = self._stop_above()
         out: list[Decoded] = []
         for first in range(0, len(windows), size if batch is not None else 1):
             chunk = windows[first: first + (size if batch is not None else 1)]
+            tasks = {task for _audio, task, _cap in chunk}
+            # (the early stop only saves work: a chunk of mixed tasks is decoded whole)
+            stop_above = self._stop_above(tasks.pop()) if len(tasks) == 1 else None
             if batch is not None and len(chunk) > 1:
                 decoded = batch(chunk, stop_above=stop_above)
             elif stop_above is not None:
@@ -207,7 +218,7 @@ class Decoder:
 
     def _guard(self, audio: np.ndarray, task: str, max_new_tokens: int, decoded: Decoded) -> Decoded:
         """The loop guard over a window's first decode."""
-        if not self._retries():
+        if not self._retries(task):
             return decoded
         threshold = self.options.compression_ratio_threshold
         if worst_ratio(decoded.segments) <= threshold:

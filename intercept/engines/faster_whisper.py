@@ -209,6 +209,8 @@ class FasterWhisperEngine(DecoderMethods):
             hotwords=opts.hotwords,
             max_new_tokens=max_new_tokens,
             vad_filter=False,  # transmissions are already cut by intercept.segment
+            # English is not banned from repeating: its loops are retried (core.Decoder._guard)
+            no_repeat_ngram_size=opts.no_repeat_ngram if task == "transcribe" else 0,
         )
 
     def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False,
@@ -231,6 +233,11 @@ class FasterWhisperEngine(DecoderMethods):
         decoded = record.decoded(segments)
         decoded.complete = complete
         return decoded
+
+    @property
+    def first_pass_ngram(self) -> int:
+        """core.WindowModel: every transcribe decode forbids repeated n-grams of this size (0: none)."""
+        return max(0, self.options.no_repeat_ngram)
 
     @property
     def window_batch(self) -> int:
