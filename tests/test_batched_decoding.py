@@ -132,9 +132,9 @@ class ScriptedModel:
         self.alone.append((len(audio), loop_retry))
         return self._decoded(audio, loop_retry)
 
-    def decode_batch(self, windows, stop_above=None):
-        self.batches.append(len(windows))
-        return [self._decoded(audio) for audio, _task, _cap in windows]
+    def decode_batch(self, windows, stop_above=None, loop_retry=False):
+        self.batches.append((len(windows), loop_retry))
+        return [self._decoded(audio, loop_retry) for audio, _task, _cap in windows]
 
 
 def test_decode_many_batches_first_decodes_and_retries_a_looping_window_alone():
@@ -144,8 +144,20 @@ def test_decode_many_batches_first_decodes_and_retries_a_looping_window_alone():
     windows = [(np.zeros(16000 + n, np.float32), "transcribe", None) for n in range(4)]
     decoded = decoder.decode_many(windows)
     assert [d.segments[0].text for d in decoded] == ["یک", "دو", "سه", "چهار"]
-    assert model.batches == [3]  # window_batch 3: three together, the fourth alone
+    assert model.batches == [(3, False)]  # window_batch 3: three together, the fourth alone
     assert model.alone == [(16001, True), (16003, False)]
+
+
+def test_the_loop_retries_of_a_batch_are_decoded_together():
+    """Two of three windows loop: their retries are one batch, each kept where it repeats less
+    (the third's retry loops too: its first decode stays)."""
+    loop = "که " * 40
+    model = ScriptedModel({16000: loop + "|یک", 16001: "دو", 16002: loop + "|" + "را " * 40})
+    decoded = Decoder(model, TranscribeOptions()).decode_many(
+        [(np.zeros(16000 + n, np.float32), "transcribe", None) for n in range(3)])
+    assert model.batches == [(3, False), (2, True)]
+    assert [d.segments[0].text for d in decoded] == ["یک", "دو", loop]
+    assert model.alone == []
 
 
 @pytest.fixture(scope="module")

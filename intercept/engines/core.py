@@ -93,10 +93,11 @@ class WindowModel(Protocol):
         ...
 
     # Optional (absent: one window at a time): window_batch, how many windows the model
-    # decodes together, and decode_batch(windows, stop_above) -> [Decoded], the same as
-    # decode(audio, task, max_new_tokens, stop_above=stop_above) of each (audio, task,
-    # max_new_tokens) but with their encoder and decoder passes made together. Retries
-    # (loop_retry, the whole decode after an early stop) always go through decode(), alone.
+    # decodes together, and decode_batch(windows, stop_above, loop_retry) -> [Decoded], the
+    # same as decode(audio, task, max_new_tokens, loop_retry, stop_above) of each (audio, task,
+    # max_new_tokens) but with their encoder and decoder passes made together. The loop
+    # retries of a batch are decoded together too; the whole decode after an early stop goes
+    # through decode(), alone.
 
     # Optional (absent: 0): first_pass_ngram, the size of the repeated n-grams that every
     # decode() of the transcribe task forbids (TranscribeOptions.no_repeat_ngram, where the
@@ -195,8 +196,7 @@ class Decoder:
     def decode_many(self, windows: Sequence[tuple[np.ndarray, str, Optional[int]]]) -> list[Decoded]:
         """Each (audio, task, max_new_tokens) window decoded with the loop guard, in order.
         A model with decode_batch (WindowModel.window_batch > 1) makes the first decode of up to
-        window_batch windows together; every window whose decode loops is then retried alone,
-        exactly as a window decoded on its own."""
+        window_batch windows together, then the loop retries of those windows together."""
         windows = [(audio, task, self.max_new_tokens(len(audio) / SAMPLE_RATE, 1, task) if cap is None else cap)
                    for audio, task, cap in windows]
         size = max(1, int(getattr(self.model, "window_batch", 1) or 1))
@@ -213,19 +213,27 @@ class Decoder:
                 decoded = [self.model.decode(audio, task, cap, stop_above=stop_above) for audio, task, cap in chunk]
             else:
                 decoded = [self.model.decode(audio, task, cap) for audio, task, cap in chunk]
-            out.extend(self._guard(audio, task, cap, d) for (audio, task, cap), d in zip(chunk, decoded))
+            # Still a loop after the configured temperatures: once more, deterministically,
+            # with repeats forbidden/penalised. The retries of one chunk are decoded together
+            # as its first decodes were (each alone when the model does not batch).
+            looping = [k for k, ((_audio, task, _cap), d) in enumerate(zip(chunk, decoded)) if self._loops(task, d)]
+            retried = [chunk[k] for k in looping]
+            if batch is not None and len(retried) > 1:
+                agains = batch(retried, loop_retry=True)
+            else:
+                agains = [self.model.decode(audio, task, cap, loop_retry=True) for audio, task, cap in retried]
+            again_of = dict(zip(looping, agains))
+            out.extend(self._guard(audio, task, cap, d, again_of[k]) if k in again_of else d
+                       for k, ((audio, task, cap), d) in enumerate(zip(chunk, decoded)))
         return out
 
-    def _guard(self, audio: np.ndarray, task: str, max_new_tokens: int, decoded: Decoded) -> Decoded:
-        """The loop guard over a window's first decode."""
-        if not self._retries(task):
-            return decoded
-        threshold = self.options.compression_ratio_threshold
-        if worst_ratio(decoded.segments) <= threshold:
-            return decoded
-        # Still a loop after the configured temperatures: once more, deterministically,
-        # with repeats forbidden/penalised; kept only when it repeats less.
-        again = self.model.decode(audio, task, max_new_tokens, loop_retry=True)
+    def _loops(self, task: str, decoded: Decoded) -> bool:
+        """Whether the loop guard retries this first decode."""
+        return self._retries(task) and worst_ratio(decoded.segments) > self.options.compression_ratio_threshold
+
+    def _guard(self, audio: np.ndarray, task: str, max_new_tokens: int, decoded: Decoded, again: Decoded) -> Decoded:
+        """The loop guard over a window's first decode that loops, given its retry: the retry is
+        kept only when it repeats less."""
         if worst_ratio(again.segments) < worst_ratio(decoded.segments):
             # A stopped decode is the start of the whole one, whose worst ratio is no lower:
             # the retry repeats less than the whole decode too.

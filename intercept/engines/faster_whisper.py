@@ -245,13 +245,14 @@ class FasterWhisperEngine(DecoderMethods):
         return max(1, self.options.decode_batch)
 
     def decode_batch(self, windows: Sequence[tuple[np.ndarray, str, int]],
-                     stop_above: Optional[float] = None) -> list[Decoded]:
+                     stop_above: Optional[float] = None, loop_retry: bool = False) -> list[Decoded]:
         """core.WindowModel: decode() of each (audio, task, max_new_tokens) window, each in its
         own faster-whisper decode loop (a thread), their CTranslate2 calls gathered and run
         together by _Batching. So every window keeps faster-whisper's fallback, seek and
         evidence exactly as alone; only the encoder and beam-search passes are shared."""
         return self._batching.run([
-            (lambda audio=audio, task=task, cap=cap: self.decode(audio, task, cap, stop_above=stop_above))
+            (lambda audio=audio, task=task, cap=cap: self.decode(audio, task, cap, loop_retry=loop_retry,
+                                                                 stop_above=stop_above))
             for audio, task, cap in windows])
 
     def transcribe(
