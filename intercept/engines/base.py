@@ -94,8 +94,11 @@ class TranscribeOptions:
     # Windows (packs, or transmissions alone) whose encoder and first decoder passes run
     # together (core.Decoder.decode_many; faster-whisper only): each window still goes
     # through faster-whisper's own decode loop and intercept's loop guard, alone where it
-    # loops. 1: one window at a time. Measured in docs/benchmarks.md (issue 25).
-    decode_batch: int = 8
+    # loops. 1: one window at a time. 4 rather than 8: the same speed on folders of tiny files
+    # and the real-speech session, 10 % slower on a dense one, but 400 MB less at peak (beam
+    # 5 x windows of cross-attention state): 1,165 MB against 1,575 MB on 120 one-second
+    # files. Measured in docs/benchmarks.md (issue 25).
+    decode_batch: int = 4
     # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
     # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
     # probability from a cross-attention alignment of the text (word_evidence). Cost: the
