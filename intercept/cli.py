@@ -978,8 +978,11 @@ def lexicon_suggestions(db_path, every, fmt):
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Windows per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--blend", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Share of the fine-tuned weights in the written model, the rest the base's (1: as trained). "
+                   "A blend keeps more of the base's Persian for traffic unlike the corpora; see docs/adapt.md.")
 def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, base, held_out, held_out_fraction,
-          learning_rate, batch_size, seed):
+          learning_rate, batch_size, seed, blend):
     """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.
 
     Each CORPUS is a folder with metadata.tsv (path, duration_s, transcript, and speaker,
@@ -1002,7 +1005,7 @@ def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, ba
     options = AdaptOptions(out=out_dir, epochs=epochs, force=force, train=train_part, device=device,
                            augment_radio=augment_radio, base=base, held_out=[str(p) for p in held_out],
                            held_out_fraction=held_out_fraction, learning_rate=learning_rate,
-                           batch_size=batch_size, seed=seed)
+                           batch_size=batch_size, seed=seed, blend=blend)
     if device == "cuda":
         from .engines import resolve_device
 

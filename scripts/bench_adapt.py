@@ -97,6 +97,42 @@ def markdown(results: dict) -> str:
     return "\n\n".join(lines)
 
 
+def score_blend(args, out: Path, eval_root: Path, held_corpus: Path, results: dict, save) -> int:
+    """The blend of --out's last checkpoint with the base, as `adapt --blend` writes it, scored
+    on every held-out set; the base's scores come from the results of the training run."""
+    from transformers import WhisperForConditionalGeneration
+
+    from intercept.adapt import blend_with_base, load_base, read_labelled, score_model, to_ctranslate2, weights_of
+
+    checkpoint = max((out / "checkpoints").glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
+    base_model, processor, base_dir, _hash = load_base("base")
+    model = WhisperForConditionalGeneration.from_pretrained(checkpoint)
+    blend_with_base(model, weights_of(base_model), args.blend)
+    target = out.with_name(f"{out.name}-blend{args.blend:g}")
+    target.mkdir(parents=True, exist_ok=True)
+    to_ctranslate2(model.eval(), processor, base_dir, target)
+    held = read_labelled(held_corpus)
+    virgool = read_labelled(eval_root / "fa_virgool")
+    key = f"blend_{args.blend:g}"
+    found = results.setdefault(key, {"checkpoint": str(checkpoint), "model": str(target),
+                                     "uptime_start": uptime()})
+    for name, clips, radio in (("fa_virgool", virgool, None), ("cv_fa_other_speakers", held, None),
+                               ("cv_fa_other_speakers_radio", held, args.radio_seed),
+                               ("fa_virgool_radio", virgool, args.radio_seed)):
+        started = time.perf_counter()
+        counts = score_model(target, clips, radio_seed=radio, desc=f"{name}, blend {args.blend:g}")
+        scores = {**counts.to_dict(), "wall_s": round(time.perf_counter() - started, 1)}
+        base_wer = (results.get(name, {}).get("base", {}).get("wer") if name != "cv_fa_other_speakers"
+                    else results.get("card", {}).get("wer_before"))
+        if base_wer is not None:
+            scores["wer_drop"] = round(base_wer - scores["wer"], 4)
+        found[name] = scores
+        found["uptime_after_" + name] = uptime()
+        save()
+        print(name, json.dumps(scores))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="/work/wt/_models/adapted-cvfa", help="where the adapted model goes")
@@ -107,6 +143,10 @@ def main(argv=None) -> int:
     parser.add_argument("--speed-rounds", type=int, default=1)
     parser.add_argument("--radio-seed", type=int, default=7)
     parser.add_argument("--report", action="store_true", help="only print --results as markdown")
+    parser.add_argument("--blend", type=float, default=None,
+                        help="also score the blend `adapt --blend` writes (FRACTION of the trained weights, the rest "
+                             "the base's), made from --out's last checkpoint with intercept.adapt.blend_with_base; "
+                             "with --skip-train, the base's scores are read back from --results")
     args = parser.parse_args(argv)
     if args.report:
         print(markdown(json.loads(Path(args.results).read_text(encoding="utf-8"))))
@@ -137,6 +177,13 @@ def main(argv=None) -> int:
         if done.returncode != 0:
             print(json.dumps(results, indent=1))
             return done.returncode
+    if args.blend is not None:
+        if results_path.exists():
+            # the training run's results (its command and times stay); this command goes with the blend's
+            command = results["command"]
+            results = json.loads(results_path.read_text(encoding="utf-8"))
+            results[f"blend_{args.blend:g}_command"] = command
+        return score_blend(args, out, eval_root, held_corpus, results, save)
     card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))
     results["card"] = {k: card[k] for k in ("wer_before", "wer_after", "cer_before", "cer_after",
                                             "held_out_split", "training")}

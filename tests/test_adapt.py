@@ -142,6 +142,27 @@ def test_adapt_export_convert_and_run_with_the_adapted_model(corrected_store, ti
     assert (model_dir / "checkpoints" / "epoch-2").is_dir() and not (model_dir / "checkpoints" / "epoch-1").exists()
     assert (model_dir / "model.bin").is_file() and (model_dir / "tokenizer.json").is_file()
 
+    # The written model is the halfway blend (the default) of the last checkpoint and the base,
+    # weight by weight; the checkpoint keeps the weights as trained.
+    from transformers import WhisperForConditionalGeneration
+
+    from intercept.adapt import weights_of
+    from intercept.convert import load_hf_whisper
+
+    assert card["settings"]["blend"] == 0.5
+    written = weights_of(load_hf_whisper(model_dir)[0])
+    trained = weights_of(WhisperForConditionalGeneration.from_pretrained(model_dir / "checkpoints" / "epoch-2"))
+    base = weights_of(load_hf_whisper(tiny_base)[0])
+    moved = 0
+    for name, tensor in written.items():
+        expected = (0.5 * trained[name] + 0.5 * base[name]).numpy()
+        assert np.allclose(tensor.numpy(), expected, rtol=2e-3, atol=1e-4), name  # float16 on disk
+        step = np.abs(trained[name].numpy() - base[name].numpy()).mean()
+        if step > 10 * np.abs(expected).mean() * 2 ** -11:  # moved well beyond float16's rounding
+            moved += 1
+            assert np.abs(tensor.numpy() - expected).mean() < 0.3 * step, name
+    assert moved > 10, "training moved the decoder's weights"
+
     store = tmp_path / "run.db"
     result = CliRunner().invoke(cli, ["run", str(SAMPLES / "short_call.wav"), "--db", str(store),
                                       "--model", str(model_dir), "--no-progress"], catch_exceptions=False)
@@ -171,6 +192,25 @@ def test_a_model_worse_than_its_base_is_not_written(corrected_store, tiny_base, 
     assert result.exit_code == 1
     assert "worse than its base" in result.output and "0.200 -> 0.600" in result.output
     assert not (model_dir / "model.bin").exists() and not (model_dir / "model_card.json").exists()
+
+
+def test_blend_moves_each_weight_once_including_the_tied_embedding(tiny_base):
+    import torch
+
+    from intercept.adapt import blend_with_base, weights_of
+    from intercept.convert import load_hf_whisper
+
+    model = load_hf_whisper(tiny_base)[0]
+    assert model.proj_out.weight.data_ptr() == model.model.decoder.embed_tokens.weight.data_ptr()
+    base = weights_of(model)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(1.0)
+    blend_with_base(model, base, 0.25)
+    for name, tensor in weights_of(model).items():
+        if name in dict(model.named_parameters()):
+            assert torch.allclose(tensor, base[name] + 0.25, atol=1e-5), name
+    assert torch.allclose(model.proj_out.weight, base["model.decoder.embed_tokens.weight"] + 0.25, atol=1e-5)
 
 
 def test_held_out_part_is_whole_groups_and_shares_no_sentence(tmp_path):
