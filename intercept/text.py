@@ -16,7 +16,72 @@ import unicodedata
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-import hazm
+
+# hazm's own modules that intercept uses (normaliser, lemmatiser, conjugation, word lists), in
+# the order they import one another, with the names each takes from the package.
+_HAZM_PARTS = (("utils", ("default_verbs", "default_words", "stopwords_list", "words_list", "maketrans",
+                          "regex_replace", "NUMBERS", "informal_verbs", "informal_words", "abbreviations")),
+               ("stemmer", ("Stemmer",)), ("word_tokenizer", ("WordTokenizer",)),
+               ("lemmatizer", ("Conjugation", "Lemmatizer")), ("normalizer", ("Normalizer",)))
+
+
+def _import_hazm():
+    """hazm, imported without what only its taggers, parsers and embeddings need.
+
+    `import hazm` runs hazm/__init__.py, which imports every hazm module and with them
+    scikit-learn, SciPy and all of NLTK (nltk/__init__ imports scipy.stats and sklearn when they
+    are installed, only for classifiers and statistics hazm's normaliser never uses): 1.1 CPU s,
+    most of a short command's start-up (`intercept match`). The package is registered without
+    running its __init__, the five modules intercept uses are imported (NLTK with scikit-learn
+    and SciPy held back, which it treats as not installed), and the first name asked of the
+    package that they do not define runs hazm/__init__.py after all (with sklearn and SciPy
+    importable again), so `import hazm` elsewhere still sees the whole package. Anything
+    unexpected falls back to the plain import. INTERCEPT_HAZM_LIGHT=0 turns it off."""
+    import importlib
+    import importlib.util
+
+    if "hazm" in sys.modules or os.environ.get("INTERCEPT_HAZM_LIGHT", "1") == "0":
+        import hazm
+
+        return hazm
+    before = set(sys.modules)
+    held = [name for name in ("sklearn", "scipy") if name not in sys.modules]
+    try:
+        spec = importlib.util.find_spec("hazm")
+        module = importlib.util.module_from_spec(spec)
+        whole = []
+
+        def rest_of_hazm(name: str):
+            # Module __getattr__: a name the light import did not define, once.
+            if name.startswith("__") or whole:
+                raise AttributeError(f"module 'hazm' has no attribute {name!r}")
+            whole.append(True)
+            spec.loader.exec_module(module)
+            return module.__dict__[name] if name in module.__dict__ else rest_of_hazm(name)
+
+        module.__getattr__ = rest_of_hazm
+        sys.modules["hazm"] = module
+        for name in held:
+            sys.modules[name] = None  # "not installed" for the imports below
+        try:
+            for part, names in _HAZM_PARTS:
+                imported = importlib.import_module(f"hazm.{part}")
+                for name in names:
+                    setattr(module, name, getattr(imported, name))
+        finally:
+            for name in held:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
+        return module
+    except Exception:  # another hazm or NLTK than the one this was written for: the plain import
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+        import hazm
+
+        return hazm
+
+
+hazm = _import_hazm()
 
 ZWNJ = "\u200c"
 

@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -39,6 +43,42 @@ def test_match_reads_stdin_one_text_per_line():
     result = CliRunner().invoke(cli, ["match"], input="هوا آفتابی است\nروباه\n")
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert len(rows) == 2 and rows[0]["flags"] == [] and rows[1]["flags"]
+
+
+def _fresh_python(code: str, **env) -> list[str]:
+    """stdout lines of `code` run by a new interpreter on this checkout."""
+    root = str(Path(__file__).resolve().parent.parent)
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]), **env)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            timeout=900, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+_TEXTS = ["امشب برويم ببينيم پرنده است يا روباه", "پرنده‌ها رو ديديم ، كفتار هم بود", "مي روم به خانه‌ ي ما"]
+
+
+def test_match_starts_without_the_libraries_it_does_not_use():
+    """`intercept match` answers in about a second only without the recogniser, translator and
+    review server's libraries, and without what only hazm's taggers need (scikit-learn, SciPy:
+    intercept.text imports hazm's normaliser alone). The whole hazm package is still there for
+    whoever imports it afterwards, and the normaliser writes what it writes with it."""
+    heavy = ("sklearn", "scipy", "torch", "transformers", "datasette", "ctranslate2", "faster_whisper")
+    code = (f"import json, sys\nfrom intercept.cli import cli\n"
+            f"try:\n    cli(['match', {_TEXTS[0]!r}])\nexcept SystemExit:\n    pass\n"
+            f"print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))\n"
+            f"from intercept.text import PersianNormalizer\nimport hazm\n"
+            f"print(json.dumps([PersianNormalizer().normalize(t) for t in {_TEXTS!r}]))\n"
+            f"print(hazm.POSTagger.__name__, hazm.sent_tokenize('سلام. خوبی؟') == ['سلام.', 'خوبی؟'])\n")
+    output = _fresh_python(code)
+    assert {"bird", "fox"} <= {f["concept"] for f in json.loads(output[0])["flags"]}
+    assert json.loads(output[1]) == []
+    assert output[3] == "POSTagger True"
+    # The same text as with `import hazm` whole, before anything else.
+    plain = _fresh_python(f"import json\nfrom intercept.text import PersianNormalizer\n"
+                          f"print(json.dumps([PersianNormalizer().normalize(t) for t in {_TEXTS!r}]))",
+                          INTERCEPT_HAZM_LIGHT="0")
+    assert json.loads(output[2]) == json.loads(plain[0]) and json.loads(plain[0])[0] != _TEXTS[0]
 
 
 def test_run_with_bad_model_stops_before_work(tmp_path):

@@ -40,7 +40,8 @@ def _word(rng: random.Random, low: int = 2, high: int = 9) -> str:
 
 def test_fuzzy_index_gives_extract_ones_answer():
     rng = random.Random(3)
-    keys = [_word(rng) for _ in range(2000)]
+    keys = [_word(rng) for _ in range(2000)] + [_word(rng, 10, 16) for _ in range(300)]
+    rng.shuffle(keys)  # the index sorts its columns by length; answers keep the keys' own order
     keys += keys[:50]  # duplicates: ties must go to the first, as extractOne gives them
     index = FuzzyIndex(keys)
     assert index._indexed
@@ -51,7 +52,7 @@ def test_fuzzy_index_gives_extract_ones_answer():
             base = rng.choice(keys)
             at = rng.randrange(len(base))
             query = base[:at] + rng.choice(LETTERS) + base[at + 1:]
-        cutoff = rng.choice([50.0, 70.0, 72.5, 85.0, 100.0])
+        cutoff = rng.choice([0.0, 50.0, 70.0, 72.5, 85.0, 100.0])
         expected = process.extractOne(query, keys, scorer=fuzz.ratio, score_cutoff=cutoff)
         assert index.best(query, cutoff) == expected, (query, cutoff)
         assert index.best(query, cutoff) == expected  # remembered: the same answer
@@ -196,9 +197,23 @@ def test_the_quick_test_lets_through_every_line_that_holds_an_exact_or_morph_mat
     import pickle
 
     back = pickle.loads(pickle.dumps(surfaces, protocol=pickle.HIGHEST_PROTOCOL))
-    assert back._surfaces == surfaces._surfaces and back._multi_pairs == surfaces._multi_pairs
+    # Packed, it answers every key (and no other) as the dict did, before the dict is built back.
+    table, original = back._surfaces, surfaces._surfaces.to_dict()
+    assert len(table) == len(original) and table._dict is None
+    for key in rng.sample(sorted(original), 2000):
+        assert table.get(key) == original[key] and key in table and table[key] == original[key]
+    for text in lines[:300]:
+        for word in PersianTokenizer._WORD.findall(text.replace(ZWNJ, "")):
+            assert table.get(word) == original.get(word) and (word in back._multi_pairs) == (word in surfaces._multi_pairs)
+    assert table.get("no such key") is None and "no such key" not in table and table._dict is None
+    assert [back.triggered_by(PersianTokenizer._WORD.findall(t.replace(ZWNJ, ""))) for t in lines] == \
+        [surfaces.triggered_by(PersianTokenizer._WORD.findall(t.replace(ZWNJ, ""))) for t in lines]
+    for key in list(original)[: table._build_after + 1]:  # many look-ups: the dict is built, same answers
+        assert table.get(key) == original[key]
+    assert table._dict is not None and table.lookup() is table._dict
+    assert back._surfaces.to_dict() == original and back._multi_pairs.to_dict() == surfaces._multi_pairs.to_dict()
     assert back._multi_first == surfaces._multi_first and back._max_words == surfaces._max_words
-    assert len({id(v) for v in back._surfaces.values()}) == len({id(v) for v in surfaces._surfaces.values()}) < 2000
+    assert len({id(v) for v in back._surfaces.to_dict().values()}) == len({id(v) for v in original.values()}) < 2000
 
 
 def test_the_fuzzy_index_is_used_only_where_it_pays(monkeypatch):
@@ -242,3 +257,20 @@ def test_a_compiled_lexicon_is_read_back_from_the_cache_and_recompiled_when_edit
         pickled.write_bytes(b"torn")
     compiled.clear()
     assert Lexicon.load(folder, normalizer=normalizer).version == edited.version and compiled
+    # A file of another format (its head), or a sound pickle of something else under the same
+    # name, is compiled again and written over, never trusted.
+    import pickle
+
+    from intercept.lexicon import cache
+
+    written = tmp_path / "cache" / "lexicons" / f"{cache.cache_key(lexicon_module.LexiconReader.files(folder))}.pickle"
+    body = written.read_bytes()[len(cache._HEAD):]
+    for stale in (b"intercept-lexicon-cache 1\n" + body, cache._HEAD + pickle.dumps({"not": "a lexicon"}),
+                  cache._HEAD + body[: len(body) // 2]):
+        written.write_bytes(stale)
+        compiled.clear()
+        reloaded = Lexicon.load(folder, normalizer=normalizer)
+        assert compiled and [f.concept for f in reloaded.match("گرگینه آمد")] == ["wolf"]
+        assert written.read_bytes().startswith(cache._HEAD) and written.read_bytes() != stale
+    compiled.clear()
+    assert Lexicon.load(folder, normalizer=normalizer).version == edited.version and not compiled

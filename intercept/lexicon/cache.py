@@ -7,6 +7,10 @@ user cache (intercept.models.cache_dir()/lexicons) under a key of both, and read
 next load. Anything that goes wrong with the cache (unreadable, unwritable, stale, or a lexicon
 that cannot be pickled) only costs a compile: the cache is never the reason a load fails.
 
+Each file starts with a head naming its FORMAT (also part of the key): a file of another
+format, a torn one, or one that does not hold a Lexicon is compiled again and written over.
+The key tables inside are packed (matching.keytable), so reading them back builds no dict.
+
 The pickle is read only from the user's own cache directory, written by this code (the same
 trust as the installed package). INTERCEPT_LEXICON_CACHE=0 turns the cache off.
 """
@@ -21,11 +25,16 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 _KEEP = 4  # compiled lexicons kept; older ones are removed
+# The file's format, in its key and at its head: 2 keeps the key tables packed
+# (matching.keytable). A file whose head is not this one is compiled again, never read.
+FORMAT = 2
+_HEAD = b"intercept-lexicon-cache %d\n" % FORMAT
 
 
 def _code_version() -> str:
     """The compiling code's own bytes, and the library versions its output depends on."""
-    import hazm
+    from importlib.metadata import version
+
     import rapidfuzz
 
     digest = hashlib.sha256()
@@ -36,13 +45,13 @@ def _code_version() -> str:
             digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0" + path.read_bytes())
         except OSError:
             digest.update(path.name.encode())
-    digest.update(f"{sys.version_info[:2]} hazm {getattr(hazm, '__version__', '?')} "
+    digest.update(f"{sys.version_info[:2]} hazm {version('hazm')} "
                   f"rapidfuzz {rapidfuzz.__version__}".encode())
     return digest.hexdigest()
 
 
 def cache_key(files: Sequence[Path]) -> Optional[str]:
-    digest = hashlib.sha256(_code_version().encode())
+    digest = hashlib.sha256(f"{FORMAT}|{_code_version()}".encode())
     for path in files:
         try:
             data = Path(path).read_bytes()
@@ -95,7 +104,13 @@ def read(files: Sequence[Path], normalizer):
     gc.disable()  # the cyclic collector would walk the growing lexicon again and again while it loads
     try:
         with open(path, "rb") as handle:
+            if handle.read(len(_HEAD)) != _HEAD:
+                return None  # another format: compiled again, and written over
             lexicon = pickle.load(handle)
+        from .compiled import Lexicon
+
+        if type(lexicon) is not Lexicon:
+            return None
         os.utime(path)  # recently used: kept by the clean-up below
     except Exception:  # missing, torn or from another version: compile instead
         return None
@@ -116,6 +131,7 @@ def write(files: Sequence[Path], lexicon) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f"{key}.{os.getpid()}.tmp"
         with open(temporary, "wb") as handle:
+            handle.write(_HEAD)
             _Pickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(lexicon)
         os.replace(temporary, folder / f"{key}.pickle")  # atomic: readers never see half a file
         kept = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)

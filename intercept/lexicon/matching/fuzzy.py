@@ -65,29 +65,48 @@ class FuzzyIndex:
         self._indexed = len(self.keys) >= _INDEX_FROM
         if not self._indexed:
             return
+        # Columns sorted by key length: a ratio >= cutoff bounds the key's length (the letter
+        # bound below is at most the shorter length), so only one slice of columns is compared.
+        order = sorted(range(len(self.keys)), key=lambda k: len(self.keys[k]))
+        self._order = np.array(order, dtype=np.int64)
         letters = sorted({ch for key in self.keys for ch in key})
         self._column = {ch: n for n, ch in enumerate(letters)}
         counts = np.zeros((len(letters), len(self.keys)), dtype=np.int16)
-        for k, key in enumerate(self.keys):
-            for ch in key:
-                counts[self._column[ch], k] += 1
+        for position, k in enumerate(order):
+            for ch in self.keys[k]:
+                counts[self._column[ch], position] += 1
         self._counts = counts
-        self._lengths = np.array([len(key) for key in self.keys], dtype=np.float64)
+        self._lengths = np.array([len(self.keys[k]) for k in order], dtype=np.float64)
+        self._key_array = np.empty(len(self.keys), dtype=object)  # the str objects: a slice is one C call
+        self._key_array[:] = self.keys
 
     def candidates(self, query: str, cutoff: float) -> np.ndarray:
         """Indexes (ascending) of the keys whose ratio to query can reach cutoff."""
+        q = len(query)
+        # Keys of length L can reach the cut-off only if 200 * min(L, q) >= cutoff * (L + q):
+        # the slice of lengths that can, with the same hair of slack as the test below.
+        if 0 < cutoff < 200:
+            shortest = (cutoff * q - 1e-6) / (200.0 - cutoff) - 1e-9
+            longest = (q * (200.0 - cutoff) + 1e-6) / cutoff + 1e-9
+            lo = int(np.searchsorted(self._lengths, shortest, side="left"))
+            hi = int(np.searchsorted(self._lengths, longest, side="right"))
+        else:
+            lo, hi = 0, len(self.keys)
+        if lo >= hi:
+            return np.zeros(0, dtype=np.int64)
         wanted: dict[int, int] = {}
         for ch in query:
             column = self._column.get(ch)
             if column is not None:
                 wanted[column] = wanted.get(column, 0) + 1
         if not wanted:
-            bound = np.zeros(len(self.keys))
+            bound = np.zeros(hi - lo)
         else:
-            rows = self._counts[list(wanted)]
+            rows = self._counts[list(wanted), lo:hi]
             bound = np.minimum(rows, np.array(list(wanted.values()), dtype=np.int16)[:, None]).sum(axis=0)
         # A hair of slack: the bound must never drop a key that rapidfuzz's float score keeps.
-        return np.flatnonzero(200.0 * bound >= cutoff * (self._lengths + len(query)) - 1e-6)
+        keep = np.flatnonzero(200.0 * bound >= cutoff * (self._lengths[lo:hi] + q) - 1e-6)
+        return np.sort(self._order[lo + keep])
 
     def best(self, query: str, cutoff: float):
         """The same (choice, score, index) as extractOne, or None. Answers are remembered per
@@ -106,7 +125,7 @@ class FuzzyIndex:
         chosen = self.candidates(query, cutoff)
         if not len(chosen):
             return None
-        hit = process.extractOne(query, [self.keys[i] for i in chosen], scorer=fuzz.ratio, score_cutoff=cutoff)
+        hit = process.extractOne(query, self._key_array[chosen].tolist(), scorer=fuzz.ratio, score_cutoff=cutoff)
         if hit is None:
             return None
         return hit[0], hit[1], int(chosen[hit[2]])

@@ -12,7 +12,6 @@ some concept excludes is never added.
 """
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,6 +21,7 @@ from intercept.types import Flag
 from ..forms import lookup_key, spellings
 from ..priors import PRIOR_PLAIN, plain_prior
 from .common import SCORE_EXACT, SCORE_MORPH, TokenizedLine, make_flag
+from .keytable import KeyTable
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ class SurfaceMatcher:
                     for spelling in spellings(conjugated):
                         self._add(lookup_key(spelling), Surface(concept, lemma, "morph", *prior))
         del self._shared  # only needed while compiling
+        # Read back from the compiled-lexicon cache without being rebuilt (matching.keytable).
+        self._surfaces = KeyTable(self._surfaces)
+        self._multi_pairs = KeyTable.of_set(self._multi_pairs)
         self._tokenizer = PersianTokenizer()
 
     def _add(self, key: str, surface: Surface) -> None:
@@ -86,33 +89,11 @@ class SurfaceMatcher:
             self._multi_first.add(words[0])
             self._multi_pairs.add(key if len(words) == 2 else words[0] + " " + words[1])
 
-    # Pickled (intercept.lexicon.cache) as one string of keys and one array of indexes into the
-    # shared surfaces: at 10,000 terms a dict of 1.3 million entries, which pickle reads item by
-    # item several times slower than str.split and dict(zip()) rebuild it.
-    _SEPARATOR = "\0"  # never in a key: keys are words of normalised text
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        surfaces = state.pop("_surfaces")
-        pairs = state.pop("_multi_pairs")
-        index: dict[int, int] = {}
-        shared: list[Surface] = []
-        for surface in surfaces.values():
-            if id(surface) not in index:
-                index[id(surface)] = len(shared)
-                shared.append(surface)
-        which = array("I", (index[id(surface)] for surface in surfaces.values()))
-        state["_packed"] = (self._SEPARATOR.join(surfaces), shared, which.tobytes(),
-                            self._SEPARATOR.join(pairs))
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        keys, shared, which, pairs = state.pop("_packed")
-        self.__dict__.update(state)
-        indexes = array("I")
-        indexes.frombytes(which)
-        self._surfaces = dict(zip(keys.split(self._SEPARATOR), map(shared.__getitem__, indexes))) if keys else {}
-        self._multi_pairs = set(pairs.split(self._SEPARATOR)) if pairs else set()
+    def build_tables(self) -> None:
+        """Build the key tables' dicts now (matching.keytable builds them by itself once many
+        lines are matched); benchmarks call it to time it apart from matching."""
+        self._surfaces.to_dict()
+        self._multi_pairs.to_dict()
 
     def __len__(self) -> int:
         return len(self._surfaces)
@@ -125,7 +106,7 @@ class SurfaceMatcher:
         """Whether these words (a line's, in order, ZWNJ dropped) can hold a match: a one-word
         key, or the first two words of a longer one side by side. A line with none needs no
         tokenising for exact and morph matching."""
-        if not self._surfaces.keys().isdisjoint(words):  # keys with a space never equal a word
+        if not self._surfaces.isdisjoint(words):  # keys with a space never equal a word
             return True
         if self._multi_first.isdisjoint(words):
             return False
@@ -136,17 +117,18 @@ class SurfaceMatcher:
         """The flags in line, marking the words they cover in `covered`."""
         flags: list[Flag] = []
         tokens, keys, text = line.tokens, line.keys, line.text
+        table = self._surfaces.lookup()
         i = 0
         while i < len(tokens):
             found = None
             if keys[i] in self._multi_first:
                 for n in range(min(self._max_words[keys[i]], len(tokens) - i), 1, -1):
-                    surface = self._surfaces.get(" ".join(keys[i:i + n]))
+                    surface = table.get(" ".join(keys[i:i + n]))
                     if surface is not None:
                         found = (surface, n)
                         break
-            if found is None and keys[i] in self._surfaces:
-                found = (self._surfaces[keys[i]], 1)
+            if found is None and keys[i] in table:
+                found = (table[keys[i]], 1)
             if found is None:
                 i += 1
                 continue
