@@ -31,6 +31,8 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
   intercept-cli   `intercept run FILES --db ... --translator none` as a new process: wall time
                   includes Python start-up, imports and model loading.
   intercept-translate  run_batch with the default translator (Whisper's translate task).
+  intercept-translate-before  the same with the translate task as before issue 25's change:
+                  its encoder over Whisper's whole 30 s window, timestamp tokens decoded.
   intercept-packed  the same stages with every transmission of a recording given to the
                   engine in one call, so packing applies (what pipeline.py does once it passes
                   all transmissions at once).
@@ -66,7 +68,7 @@ VIRGOOL = Path(os.environ.get("INTERCEPT_EVAL_CORPUS", "/work/shared/eval/fa_vir
 CV_FA = Path(os.environ.get("INTERCEPT_EVAL_CV", "/work/shared/eval/cv_fa"))
 SYSTEMS = ("openai-whisper", "fw-raw", "fw-batched", "intercept", "intercept-sequential", "intercept-retry",
            "intercept-alone",
-           "intercept-cli", "intercept-translate", "intercept-translate-sequential",
+           "intercept-cli", "intercept-translate", "intercept-translate-before", "intercept-translate-sequential",
            "intercept-packed", "intercept-cleaned", "intercept-raw", "intercept-drop-silence")
 WORK = Path(tempfile.gettempdir()) / "intercept-bench"
 BASELINE = "openai-whisper"  # --baseline
@@ -158,7 +160,7 @@ def _run_options(args, pack: bool, clean_radio=None):
 
 
 def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=True, translator="none",
-                      decode_batch=None, no_repeat_ngram=None):
+                      decode_batch=None, no_repeat_ngram=None, **transcribe):
     """What `intercept run` does once started: run_batch over the files into a new store."""
     from intercept.pipeline import run_batch
     from intercept.store import CREATE, Store
@@ -170,6 +172,8 @@ def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=Tr
             options.transcribe.decode_batch = decode_batch
         if no_repeat_ngram is not None:
             options.transcribe.no_repeat_ngram = no_repeat_ngram
+        for name, value in transcribe.items():  # other TranscribeOptions fields
+            setattr(options.transcribe, name, value)
         if drop_silence:
             options.transcribe.no_speech_threshold, options.transcribe.log_prob_threshold = 0.6, -1.0
         if not pool:
@@ -290,6 +294,8 @@ WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "
            "intercept-drop-silence": lambda files, args: _worker_intercept(files, args, drop_silence=True),
            "intercept-alone": lambda files, args: _worker_intercept(files, args, pool=False),
            "intercept-translate": lambda files, args: _worker_intercept(files, args, translator="whisper"),
+           "intercept-translate-before": lambda files, args: _worker_intercept(
+               files, args, translator="whisper", translate_context_s=None, translate_timestamps=True),
            "intercept-cli": _worker_intercept_cli}
 
 

@@ -204,3 +204,42 @@ def test_batched_decoding_gives_the_sequential_lines_and_english(both_ways):
     for a, b in zip(batched[0], sequential[0]):
         assert a.confidence == pytest.approx(b.confidence, abs=0.02)
     assert batched[1] == sequential[1] and all(batched[1])
+
+
+def test_translate_windows_encoded_shorter_are_batched_apart_by_shape():
+    """_Batching.encoder_frames (TranscribeOptions.translate_context_s): a thread's encode() sees
+    only the first frames of its features; only inputs of one shape are stacked, and only
+    encoder outputs of one shape share a beam search."""
+    import ctranslate2
+
+    class Model(FakeModel):
+        def __init__(self):
+            super().__init__()
+            self.frames: list[tuple[int, int]] = []
+
+        def encode(self, features, to_cpu=False):
+            array = np.asarray(features)
+            with self.lock:
+                self.frames.append(array.shape[0::2])
+            # (batch, frames / 2, 2): the first value still says the row's length
+            return ctranslate2.StorageView.from_array(np.ascontiguousarray(
+                np.repeat(array[:, :1, ::2].transpose(0, 2, 1), 2, axis=2) * 1.0))
+
+    model = Model()
+    batching = fw._Batching(model)
+
+    def job(value, frames):
+        inner = _window_job(batching, value, 100)
+
+        def run():
+            if frames is None:
+                return inner()
+            with batching.encoder_frames(frames):
+                return inner()
+        return run
+
+    assert batching.run([job(5.0, 1000), job(9.0, None), job(2.0, 1000)]) == [5, 9, 2]
+    assert sorted(model.frames) == [(1, 3000), (2, 1000)]
+    assert sorted(size for size, _ in model.generates) == [1, 2]
+    # Outside the context: the whole window again.
+    assert _window_job(batching, 6.0, 100)() == 6 and model.frames[-1] == (1, 3000)

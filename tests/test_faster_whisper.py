@@ -3,8 +3,10 @@ the choice of compute type for "auto"."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from intercept.audio import decode
@@ -128,6 +130,7 @@ def _scripted_engine(answers, options: TranscribeOptions):
             return [_Segment(text) for text in answers[len(requests) - 1]], None
 
     engine.model = Model()
+    engine._batching = fw._Batching(engine.model)  # (its encoder_frames: translate_context_s)
     return engine, requests
 
 
@@ -307,3 +310,41 @@ def test_evidence_does_not_change_what_is_heard(packed_run, embedded_model_dir):
     bare = engine.transcribe(audio.samples, transmissions, audio.sample_rate)
     assert [(l.start, l.end, l.text) for l in bare] == [(l.start, l.end, l.text) for l in lines]
     assert all(l.words is None and l.alternatives is None for l in bare)
+
+
+def test_the_translate_task_has_its_own_beam_and_decodes_no_timestamps():
+    """TranscribeOptions.translate_beam_size and translate_timestamps (issue 25): the English of a
+    line needs neither timestamps nor the recogniser's beam; transcription keeps both."""
+    samples, txs = _one_transmission()
+    options = TranscribeOptions(beam_size=5, translate_beam_size=2, translate_timestamps=False)
+    engine, requests = _scripted_engine([["دریافت شد"], ["received"]], options)
+    engine.transcribe(samples, txs)
+    assert engine.translate_audio(samples, 0.0, 3.0) == "received"
+    transcribe, translate = requests
+    assert transcribe["beam_size"] == 5 and not transcribe["without_timestamps"]
+    assert translate["beam_size"] == 2 and translate["without_timestamps"]
+    # Packed translation splits a window's English by its timestamps: they stay.
+    engine, requests = _scripted_engine([["received"]], replace(options, pack_translate=True))
+    engine.translate_audio(samples, 0.0, 3.0)
+    assert not requests[0]["without_timestamps"]
+    # None: the recogniser's beam.
+    engine, requests = _scripted_engine([["received"]], TranscribeOptions(beam_size=4, translate_beam_size=None))
+    engine.translate_audio(samples, 0.0, 3.0)
+    assert requests[0]["beam_size"] == 4
+
+
+def test_a_translate_window_is_encoded_as_long_as_its_context():
+    """TranscribeOptions.translate_context_s: the encoder of a translate window sees its audio
+    padded to that many seconds (its own length plus 1 s when longer), never more than
+    Whisper's 30 s; transcription always sees 30 s."""
+    engine = object.__new__(fw.FasterWhisperEngine)
+    engine.options = TranscribeOptions(translate_context_s=10.0)
+    second = np.zeros(16000, np.float32)
+    assert engine._encoder_frames(second * 3, "translate") == 1000
+    assert engine._encoder_frames(np.zeros(16000 * 12 + 320, np.float32), "translate") == 1302
+    assert engine._encoder_frames(np.zeros(16000 * 29 + 8000, np.float32), "translate") is None
+    assert engine._encoder_frames(second, "transcribe") is None
+    engine.options = TranscribeOptions(translate_context_s=None)
+    assert engine._encoder_frames(second, "translate") is None
+    engine.options = TranscribeOptions(translate_context_s=10.0, pack_translate=True)
+    assert engine._encoder_frames(second, "translate") is None

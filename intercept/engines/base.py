@@ -88,6 +88,20 @@ class TranscribeOptions:
     # 0.25 s different cut moves it (scripts/bench_translate_packed.py, docs/benchmarks.md).
     # Needs pack as well.
     pack_translate: bool = False
+    # The translate task (the whisper translator: one decode per line). Its encoder pass was
+    # three quarters of its time on the real-speech session (one padded 30 s window per line),
+    # so the encoder of a translate window sees its audio padded to translate_context_s
+    # seconds (the audio plus 1 s when longer; None: Whisper's 30 s), and no timestamp tokens
+    # are decoded (the English of a line needs none; packed translation keeps them). On that
+    # session: 0.32x the translation's CPU seconds, its English no further from the 30 s
+    # window's than a 0.25 s different cut moves it, and the same cut of the encoder input
+    # left the transcribe task's WER on cv_fa clips level (-0.027 .. +0.039). faster-whisper
+    # only. translate_beam_size (None: beam_size): beams 1 and 2 moved the English more than
+    # that cut does and saved at most 12 % of its CPU. scripts/bench_session_translate.py,
+    # docs/benchmarks.md (issue 25).
+    translate_beam_size: Optional[int] = None
+    translate_timestamps: bool = False
+    translate_context_s: Optional[float] = 10.0
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).
     batch_size: int = 0
@@ -106,6 +120,13 @@ class TranscribeOptions:
     # docs/benchmarks.md).
     alternatives: Optional[int] = None
     word_evidence: bool = True
+
+
+def beam_for(options: TranscribeOptions, task: str) -> int:
+    """The beam of a task's decodes: translate_beam_size for the translate task when set."""
+    if task == "translate" and options.translate_beam_size is not None:
+        return max(1, options.translate_beam_size)
+    return options.beam_size
 
 
 DEVICES = ("cpu", "cuda", "auto")

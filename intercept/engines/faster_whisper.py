@@ -26,7 +26,7 @@ import numpy as np
 from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Line, Transmission, Word
-from .base import TranscribeOptions, resolve_device
+from .base import TranscribeOptions, beam_for, resolve_device
 from .core import MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, DecoderMethods, Segment, wants_alternatives
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
 # not timed twice.
@@ -199,7 +199,7 @@ class FasterWhisperEngine(DecoderMethods):
         return dict(
             language=opts.language,
             task=task,
-            beam_size=opts.beam_size,
+            beam_size=beam_for(opts, task),
             temperature=list(opts.temperatures),
             compression_ratio_threshold=opts.compression_ratio_threshold,
             log_prob_threshold=opts.log_prob_threshold,
@@ -211,6 +211,7 @@ class FasterWhisperEngine(DecoderMethods):
             vad_filter=False,  # transmissions are already cut by intercept.segment
             # English is not banned from repeating: its loops are retried (core.Decoder._guard)
             no_repeat_ngram_size=opts.no_repeat_ngram if task == "transcribe" else 0,
+            without_timestamps=task == "translate" and not opts.translate_timestamps and not opts.pack_translate,
         )
 
     def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False,
@@ -219,6 +220,23 @@ class FasterWhisperEngine(DecoderMethods):
         N-best and word probabilities of each of its decode calls when _Evidence is attached.
         With stop_above, the loop is left at the first segment whose compression ratio is
         above it (its segments come lazily, one decode call at a time)."""
+        frames = self._encoder_frames(audio, task)
+        if frames is None:
+            return self._decode(audio, task, max_new_tokens, loop_retry, stop_above)
+        with self._batching.encoder_frames(frames):
+            return self._decode(audio, task, max_new_tokens, loop_retry, stop_above)
+
+    def _encoder_frames(self, audio: np.ndarray, task: str) -> Optional[int]:
+        """How many feature frames of a window the encoder sees (None: all 3,000, 30 s)."""
+        context = self.options.translate_context_s
+        if task != "translate" or context is None or self.options.pack_translate:
+            return None
+        frames = max(int(round(context * 100)), len(audio) // 160 + 100)
+        frames += frames % 2  # the encoder's convolution halves the frames
+        return frames if frames < 3000 else None
+
+    def _decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool,
+                stop_above: Optional[float]) -> Decoded:
         settings = self._settings(task, max_new_tokens)
         if loop_retry:
             settings.update(temperature=[0.0], no_repeat_ngram_size=self.options.loop_retry_ngram,
@@ -476,7 +494,22 @@ class _Batching:
                 raise error
         return results
 
+    @contextmanager
+    def encoder_frames(self, frames: Optional[int]):
+        """This thread's encode() calls see only the first `frames` feature frames (None: all)."""
+        before = getattr(self._local, "frames", None)
+        self._local.frames = frames
+        try:
+            yield
+        finally:
+            self._local.frames = before
+
     def encode(self, features, to_cpu: bool = False):
+        frames = getattr(self._local, "frames", None)
+        if frames is not None and features.shape[-1] > frames:
+            import ctranslate2
+
+            features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(features)[..., :frames]))
         return self._held("encode", (features,), {"to_cpu": to_cpu})
 
     def generate(self, encoder_output, prompts, **kwargs):
@@ -503,14 +536,20 @@ class _Batching:
         calls = sorted(self._pending, key=lambda call: call.order)
         self._pending = []
         try:
-            self._make([c for c in calls if c.kind == "encode"], self._encode_together)
+            shapes: dict = {}  # only inputs of one shape can be stacked
+            for call in calls:
+                if call.kind == "encode":
+                    shapes.setdefault(tuple(call.args[0].shape), []).append(call)
+            for group in shapes.values():
+                self._make(group, self._encode_together)
             generate = [c for c in calls if c.kind == "generate"]
             groups: dict = {}
             for call in generate:
                 if "sampling_temperature" in call.kwargs or len(call.args[1]) != 1:
                     self._make([call], self._alone)
                     continue
-                key = (len(call.args[1][0]), repr(sorted((k, v) for k, v in call.kwargs.items() if k != "max_length")))
+                key = (len(call.args[1][0]), tuple(call.args[0].shape),
+                       repr(sorted((k, v) for k, v in call.kwargs.items() if k != "max_length")))
                 groups.setdefault(key, []).append(call)
             for group in groups.values():
                 self._make(group, self._generate_together)

@@ -23,7 +23,7 @@ import numpy as np
 from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Line, Transmission, Word
-from .base import TranscribeOptions, resolve_device
+from .base import TranscribeOptions, beam_for, resolve_device
 from .core import (MAX_NEW_TOKENS, Candidate, Decoded, Decoder, DecoderMethods, Segment, split_at_timestamps,
                    wants_alternatives)
 
@@ -160,7 +160,7 @@ class OpenAIWhisperEngine(DecoderMethods):
                 language=opts.language,
                 task=task,
                 # beam 1 is greedy decoding: openai-whisper's GreedyDecoder, not a beam of one
-                beam_size=opts.beam_size if opts.beam_size > 1 else None,
+                beam_size=beam_for(opts, task) if beam_for(opts, task) > 1 else None,
                 temperature=temperatures,
                 compression_ratio_threshold=opts.compression_ratio_threshold,
                 logprob_threshold=opts.log_prob_threshold,

@@ -20,7 +20,7 @@ import numpy as np
 from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Hypothesis, Line, Transmission
-from .base import TranscribeOptions, resolve_device
+from .base import TranscribeOptions, beam_for, resolve_device
 from .core import MAX_NEW_TOKENS, Decoded, Decoder, DecoderMethods, Segment, compression_ratio
 from .openai_whisper import prompt_text
 
@@ -156,7 +156,7 @@ class TransformersEngine(DecoderMethods):
                 attention_mask=features.attention_mask.to(self.model.device),
                 language=opts.language,
                 task=task,
-                num_beams=max(1, opts.beam_size),
+                num_beams=max(1, beam_for(opts, task)),
                 # Whisper's generate adds the prompt's length to max_length itself, so this caps the
                 # new tokens as max_new_tokens would, without transformers' warning on every call
                 # that both are set (the model's generation config always holds a max_length).
