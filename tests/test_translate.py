@@ -271,8 +271,10 @@ def test_whisper_translate_path_on_a_sample(tmp_path, embedded_model_dir, manife
     wanted = manifest["recordings"][name]["transmissions"][2]  # "... a bird or a fox."
     db = tmp_path / "store.db"
     _store_with_lines(db, {str(ROOT / "audio_samples" / name): [(wanted["start"], wanted["end"], wanted["text_fa"])]})
+    # The default options (beam 5): a greedy translate decode of this line with 10 s of
+    # context (translate_context_s) stops after one word ("The").
     engine = load_engine("faster-whisper", str(embedded_model_dir), "whisper-base (embedded)",
-                         TranscribeOptions(beam_size=1))
+                         TranscribeOptions())
     # The default fallback of an MT model that cannot be loaded is this same Whisper path.
     said: list[str] = []
     translator = make_translator("transformers", engine, mt_model=str(tmp_path / "missing"), warn=said.append)
