@@ -10,13 +10,16 @@ one process (the model loaded once), so that the load of a shared machine hits a
 
 Per setting: process CPU seconds and wall seconds of the transcription, the CTranslate2
 calls made (encoder passes, beam searches and their batch sizes, tokens decoded, alignments),
-how many windows were decoded again by the loop guard, and the WER over transmissions (each
+how many windows were decoded again by the loop guard, how many windows were decoded at all
+(packs, and transmissions decoded again alone), and the WER over transmissions (each
 line credited to the reference transmission it overlaps, as bench_asr.py does), transmissions
 missed, words written in silence, and the 95% paired-bootstrap interval of the WER difference
 to the first setting.
 
     .venv/bin/python scripts/bench_session_decode.py --variants default,beam3,no-words --rounds 1
     .venv/bin/python scripts/bench_session_decode.py --threads 2 --json out.json
+    .venv/bin/python scripts/bench_session_decode.py --threads 1 --variants retry,ban8,ban12 \
+        --also audio_samples/bird_or_fox.ogg   # and each recording's lines against the first setting's
 """
 from __future__ import annotations
 
