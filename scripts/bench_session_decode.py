@@ -10,13 +10,16 @@ one process (the model loaded once), so that the load of a shared machine hits a
 
 Per setting: process CPU seconds and wall seconds of the transcription, the CTranslate2
 calls made (encoder passes, beam searches and their batch sizes, tokens decoded, alignments),
-how many windows were decoded again by the loop guard, and the WER over transmissions (each
+how many windows were decoded again by the loop guard, how many windows were decoded at all
+(packs, and transmissions decoded again alone), and the WER over transmissions (each
 line credited to the reference transmission it overlaps, as bench_asr.py does), transmissions
 missed, words written in silence, and the 95% paired-bootstrap interval of the WER difference
 to the first setting.
 
     .venv/bin/python scripts/bench_session_decode.py --variants default,beam3,no-words --rounds 1
     .venv/bin/python scripts/bench_session_decode.py --threads 2 --json out.json
+    .venv/bin/python scripts/bench_session_decode.py --threads 1 --variants retry,ban8,ban12 \
+        --also audio_samples/bird_or_fox.ogg   # and each recording's lines against the first setting's
 """
 from __future__ import annotations
 
@@ -51,6 +54,16 @@ VARIANTS = {
     "ban5": dict(no_repeat_ngram=5),
     "ban6": dict(no_repeat_ngram=6),
     "ban8": dict(no_repeat_ngram=8),
+    "ban10": dict(no_repeat_ngram=10),
+    "ban12": dict(no_repeat_ngram=12),
+    "ban16": dict(no_repeat_ngram=16),
+    "ban20": dict(no_repeat_ngram=20),
+    "ban24": dict(no_repeat_ngram=24),
+    # ...without decoding again alone a transmission where the ban acted because of another
+    # transmission of its window (core.Decoder._split_pack), as before that existed
+    "ban6-windowwide": dict(no_repeat_ngram=6, per_transmission=False),
+    "ban8-windowwide": dict(no_repeat_ngram=8, per_transmission=False),
+    "ban12-windowwide": dict(no_repeat_ngram=12, per_transmission=False),
     "ban3-beam3": dict(no_repeat_ngram=3, beam_size=3),
     "ban3-beam2": dict(no_repeat_ngram=3, beam_size=2),
     "ban4-beam3": dict(no_repeat_ngram=4, beam_size=3),
@@ -79,6 +92,7 @@ class CallLog:
         self.generate_rows = []  # windows per beam search
         self.tokens = 0
         self.retries = 0
+        self.windows = 0  # first decodes of a window (packs, and transmissions alone)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -117,6 +131,17 @@ def session_transmissions(minutes: float, session: str = ""):
     return item, audio.samples, transmissions
 
 
+def recording_transmissions(path: str):
+    """A recording's samples and its transmissions, as `intercept run` finds them."""
+    from intercept.audio import decode
+    from intercept.config import RunOptions
+    from intercept.segment import SegmentOptions, find_transmissions
+
+    audio = decode(path)
+    return audio.samples, list(find_transmissions(audio.samples, audio.sample_rate,
+                                                  SegmentOptions(method=RunOptions().segment_method)))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default="retry,default,sequential,no-evidence,beam3,fw-batched",
@@ -126,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--session", default="", help="another make_session.py session (OUT.wav, OUT.wav.json "
                         "beside it); default: bench_asr.py's real-speech session")
+    parser.add_argument("--also", default="", help="comma-separated recordings (e.g. audio_samples/bird_or_fox.ogg) "
+                        "also transcribed under each setting: their lines compared with the first setting's")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     names = [v for v in args.variants.split(",") if v]
@@ -142,6 +169,7 @@ def main(argv=None) -> int:
     from intercept.types import Line
 
     item, samples, transmissions = session_transmissions(args.minutes, args.session)
+    extra = {path: recording_transmissions(path) for path in args.also.split(",") if path}
     base = TranscribeOptions(compute_type="float32", cpu_threads=args.threads)
     engine = load_engine("faster-whisper", str(resolve_model("base").path), "base", base)
     log = CallLog(engine._batching._model)
@@ -150,9 +178,11 @@ def main(argv=None) -> int:
 
     def counted(audio, task, max_new_tokens, loop_retry=False, **kwargs):
         log.retries += bool(loop_retry)
+        log.windows += not loop_retry
         return decode(audio, task, max_new_tokens, loop_retry=loop_retry, **kwargs)
 
     engine.decode = counted
+    ban_spans = engine._ban_spans
     print(f"session {item['path']}: {len(item['transmissions'])} reference transmissions, "
           f"{len(transmissions)} found; threads {args.threads}; load average {os.getloadavg()[0]:.1f}", flush=True)
 
@@ -161,6 +191,7 @@ def main(argv=None) -> int:
         for name in names:
             settings = dict(VARIANTS[name] or {})
             per_call = settings.pop("per_call", TRANSMISSIONS_PER_CALL)
+            engine._ban_spans = ban_spans if settings.pop("per_transmission", True) else (lambda *args: [])
             engine.options = replace(base, **settings)
             engine._room = None
             log.reset()
@@ -178,17 +209,26 @@ def main(argv=None) -> int:
             r["cpu_s"].append(time.process_time() - cpu)
             r["wall_s"].append(time.perf_counter() - wall)
             r.update(calls=dict(log.calls), rows=list(log.generate_rows), tokens=log.tokens, retries=log.retries,
+                     windows=log.windows,
                      lines=[(line.start, line.end, line.text) for line in lines],
                      with_words=sum(1 for line in lines if line.words),
                      with_nbest=sum(1 for line in lines if line.alternatives))
             print(f"  round {round_ + 1} {name}: {r['cpu_s'][-1]:.1f} CPU s, {r['wall_s'][-1]:.1f} s, "
                   f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+            if VARIANTS[name] is not None and round_ == 0:
+                r["also"] = {}
+                for path, (audio, found) in extra.items():
+                    log.reset()
+                    cpu = time.process_time()
+                    got = [(line.start, line.end, line.text) for line in engine.transcribe(audio, found, 16000)]
+                    r["also"][path] = dict(lines=got, cpu_s=time.process_time() - cpu, retries=log.retries,
+                                           windows=log.windows, tokens=log.tokens)
 
     scorer = ErrorRateScorer()
     first = None
     print("\n| setting | CPU s | x first | wall s | encodes | beam searches (windows each) | tokens | loop retries "
-          "| aligns | WER over transmissions | missed | words in silence | WER - first's, 95% |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| windows decoded | aligns | WER over transmissions | missed | words in silence | WER - first's, 95% |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         r = results[name]
         aligned = by_transmission([item], [r["lines"]])
@@ -202,8 +242,21 @@ def main(argv=None) -> int:
             low, high = paired_bootstrap(first["pairs"], r["pairs"])
             interval, ratio = f"{low:+.3f} .. {high:+.3f}", cpu / min(first["cpu_s"])
         print(f"| {name} | {cpu:.1f} | {ratio:.2f} | {min(r['wall_s']):.1f} | {r['calls']['encode']} | "
-              f"{r['calls']['generate']} ({','.join(map(str, r['rows']))}) | {r['tokens']} | {r['retries']} | "
+              f"{r['calls']['generate']} ({','.join(map(str, r['rows']))}) | {r['tokens']} | {r['retries']} | {r['windows']} | "
               f"{r['calls']['align']} | {r['wer']:.3f} | {r['missed']} | {r['silent_words']} | {interval} |")
+    for path in extra:
+        print(f"\n{path}, against {names[0]}:")
+        reference = results[names[0]].get("also", {}).get(path, {}).get("lines", [])
+        for name in names:
+            got = results[name].get("also", {}).get(path)
+            if got is None:
+                continue
+            same = sum(1 for line in got["lines"] if line in reference)
+            print(f"  {name}: {len(got['lines'])} lines, {same} identical; {got['tokens']} tokens, "
+                  f"{got['retries']} loop retries, {got['windows']} windows decoded, {got['cpu_s']:.1f} CPU s")
+            for line in got["lines"]:
+                if line not in reference:
+                    print(f"    {line[0]:.2f}-{line[1]:.2f} {line[2]}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     return 0

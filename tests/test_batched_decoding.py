@@ -243,3 +243,91 @@ def test_translate_windows_encoded_shorter_are_batched_apart_by_shape():
     assert sorted(size for size, _ in model.generates) == [1, 2]
     # Outside the context: the whole window again.
     assert _window_job(batching, 6.0, 100)() == 6 and model.frames[-1] == (1, 3000)
+
+# The first-pass n-gram ban's re-check (issue 25): a packed window whose ban was in force across
+# two transmissions is decoded again without the ban.
+
+TS = 50364  # <|0.00|> of the multilingual vocabulary
+
+
+def test_ban_spans_says_where_a_repeated_n_minus_1_gram_made_the_ban_act():
+    from intercept.engines.core import ban_spans
+
+    t = lambda seconds: TS + int(round(seconds / 0.02))  # noqa: E731
+    # two transmissions' segments, 0-2 s and 3.5-5 s, the second repeating 4 tokens of the first
+    tokens = [t(0), 1, 2, 3, 4, 5, t(2), t(3.5), 9, 1, 2, 3, 4, t(5)]
+    assert ban_spans(tokens, 6, TS) == []  # no repeated 5-gram: the 6-gram ban never acted
+    # the repeated 4-gram 1 2 3 4: first in the segment 0-2 s, again in the one at 3.5-5 s
+    assert ban_spans(tokens, 5, TS) == [((0.0, 2.0), (3.5, 5.0))]
+    assert ban_spans(tokens, 3, TS) == [((0.0, 2.0), (3.5, 5.0))] * 3
+    # a loop inside one segment: every occurrence lies in it
+    loop = [t(1), 8, 1, 2, 1, 2, 1, 2, t(2.5)]
+    assert ban_spans(loop, 3, TS) and set(ban_spans(loop, 3, TS)) == {((1.0, 2.5), (1.0, 2.5))}
+    # no timestamps: the window's start and its duration
+    assert ban_spans([1, 2, 1, 2], 3, TS, duration=7.0) == [((0.0, 7.0), (0.0, 7.0))]
+    assert ban_spans([1, 2, 1, 2], 0, TS) == [] and ban_spans([1, 2], 3, TS) == []
+
+
+class BanningModel:
+    """A WindowModel with a first-pass ban: per window length (samples), its segments
+    ((start, end, text) in window seconds) and Decoded.ban_spans."""
+
+    token_room = 440
+    packs = True
+    stops_early = True
+    first_pass_ngram = 12
+
+    def __init__(self, windows):
+        self.windows = windows
+        self.decoded: list[int] = []
+
+    def decode(self, audio, task, max_new_tokens, loop_retry=False, stop_above=None):
+        self.decoded.append(len(audio))
+        segments, spans = self.windows[len(audio)]
+        return Decoded([Segment(s, e, t, compression_ratio=compression_ratio(t)) for s, e, t in segments],
+                       ban_spans=list(spans))
+
+
+def test_a_transmission_where_the_ban_acted_for_another_is_decoded_again_alone():
+    """Three 2 s transmissions packed into one window (at 0, 3.5 and 7 s). The ban acted in the
+    second because of words of the first (the radio repeats itself), and in the third because of
+    its own words: only the second is decoded again, alone, and its line comes from there."""
+    from intercept.types import Transmission
+
+    rate = 16000
+    samples = np.zeros(rate * 20, np.float32)
+    txs = [Transmission(0, 1.0, 3.0), Transmission(1, 6.0, 8.0), Transmission(2, 11.0, 13.0)]
+    packed = len(np.zeros(int(rate * 9.0)))  # 2 + 1.5 + 2 + 1.5 + 2 s
+    model = BanningModel({
+        packed: ([(0.0, 2.0, "پرنده پرنده اینجا"), (3.5, 5.5, "پرنده اینجا روباه"), (7.0, 9.0, "تمام تمام")],
+                 [((0.0, 2.0), (3.5, 5.5)), ((7.0, 9.0), (7.0, 9.0))]),
+        2 * rate: ([(0.0, 2.0, "پرنده پرنده اینجا روباه")], []),
+    })
+    lines = Decoder(model, TranscribeOptions(no_repeat_ngram=12)).transcribe(samples, txs)
+    assert [(line.transmission_idx, line.text) for line in lines] == [
+        (0, "پرنده پرنده اینجا"), (1, "پرنده پرنده اینجا روباه"), (2, "تمام تمام")]
+    assert model.decoded == [packed, 2 * rate]
+    # Without the ban in force across transmissions, nothing is decoded again.
+    model.windows[packed] = (model.windows[packed][0], [((7.0, 9.0), (7.0, 9.0))])
+    model.decoded.clear()
+    lines = Decoder(model, TranscribeOptions(no_repeat_ngram=12)).transcribe(samples, txs)
+    assert [line.text for line in lines][1] == "پرنده اینجا روباه" and model.decoded == [packed]
+
+
+def test_the_batching_wrapper_gives_a_window_the_results_of_its_own_searches():
+    """_Batching.watching(): each decode loop (thread) sees the results of its own generate calls,
+    made together with the other loops'."""
+    model = FakeModel()
+    batching = fw._Batching(model)
+    seen = {}
+
+    def job(value):
+        def run():
+            with batching.watching() as results:
+                length = _window_job(batching, value, 100)()
+            seen[value] = [len(r.sequences_ids[0]) for r in results]
+            return length
+        return run
+
+    assert batching.run([job(3.0), job(5.0)]) == [3, 5]
+    assert seen == {3.0: [3], 5.0: [5]} and model.generates[0][0] == 2

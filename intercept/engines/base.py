@@ -45,12 +45,16 @@ class TranscribeOptions:
     loop_retry_penalty: float = 1.0
     # > 0: every transcribe decode (not only the loop retry) may not repeat an n-gram of this
     # many tokens (faster-whisper). It stops Whisper base's loops as they start, so no window
-    # is decoded again: 0.44x the CPU seconds on the 10-minute real-speech session (3 of its 4
-    # windows looped), WER level there. Off by default because a packed window holds several
-    # transmissions and radio traffic repeats itself: with 6 the coded «پرنده» line of
-    # audio_samples/bird_or_fox.ogg came out without پرنده (unflagged), and 3 (the retry's)
-    # cost 6 words of 106 on the fa_virgool clips (words said twice). docs/benchmarks.md,
-    # scripts/bench_session_decode.py (issue 25).
+    # is decoded again (3 of the 4 windows of the 10-minute real-speech session loop). The
+    # ban covers a packed window, so a transmission where it acted because of another
+    # transmission's words is decoded again alone (core.Decoder._split_pack): each gets what a
+    # ban per transmission gives. Off by default, as no size gave the saving, the coded line
+    # and the WER at once (Persian is 5-7 tokens a word): 6 is 0.55x the CPU seconds on the
+    # session but the coded «پرنده» line of audio_samples/bird_or_fox.ogg loses پرنده (within
+    # its own transmission); 8 keeps it, 0.60x, but WER +0.043 on the session (interval above
+    # zero); 12 and 16 let one loop through (0.82-0.93x); 3 and 4 decode every transmission
+    # alone (0.8x) and 3 cost 6 words of 106 on the fa_virgool clips (words said twice).
+    # docs/benchmarks.md, scripts/bench_session_decode.py (issue 25).
     no_repeat_ngram: int = 0
     # None: never drop a window as silence. Whisper's own rule drops a window whose
     # no-speech probability is above 0.6 (with low log-probability); with packing one such

@@ -72,6 +72,11 @@ class Decoded:
     # False: the model stopped at the first segment over WindowModel.decode's stop_above,
     # so the segments are the start of the window's decode, not all of it.
     complete: bool = True
+    # Where the first-pass n-gram ban (TranscribeOptions.no_repeat_ngram) was in force: per
+    # repeated (n-1)-gram of any hypothesis the model returned, the window seconds of the
+    # segment of its earlier occurrence and of its later one (at the later one the ban
+    # forbade the token that would have repeated an n-gram). None: decoded without the ban.
+    ban_spans: Optional[list[tuple[tuple[float, float], tuple[float, float]]]] = None
 
 
 class WindowModel(Protocol):
@@ -101,7 +106,8 @@ class WindowModel(Protocol):
 
     # Optional (absent: 0): first_pass_ngram, the size of the repeated n-grams that every
     # decode() of the transcribe task forbids (TranscribeOptions.no_repeat_ngram, where the
-    # model applies it); a loop retry that forbids nothing more is then not made.
+    # model applies it); a loop retry that forbids nothing more is then not made. Such a
+    # model reports where the ban was in force (Decoded.ban_spans).
 
     def score_window(self, audio: np.ndarray, texts: Sequence[str]) -> list[Optional[tuple[float, int]]]:
         """For each text, (the log-probability the model gives its tokens as the transcript of
@@ -136,6 +142,40 @@ def split_at_timestamps(tokens: Sequence[int], timestamp_begin: int, time_offset
                        time_offset + (piece[-1] - timestamp_begin) * time_precision, piece))
         last = cut
     return pieces
+
+
+def ban_spans(tokens: Sequence[int], ngram: int, timestamp_begin: int, time_precision: float = 0.02,
+              duration: float = math.inf) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """Where a decode that forbade repeated `ngram`-grams had the ban in force: for each
+    (ngram-1)-gram of `tokens` (timestamp tokens included, as CTranslate2 counts them) that
+    occurs again, the window seconds around its earlier and its later occurrence (from the
+    timestamp before to the timestamp after; 0 and `duration` where there is none). Tokens
+    without a repeated (ngram-1)-gram never had a token forbidden on their own path: under
+    greedy search that is the decode without the ban, token for token."""
+    size = ngram - 1
+    tokens = list(tokens)
+    if size < 1 or len(tokens) <= size:
+        return []
+    before, last = [], 0.0  # the time of the last timestamp at or before each position
+    for token in tokens:
+        if token >= timestamp_begin:
+            last = (token - timestamp_begin) * time_precision
+        before.append(last)
+    after, following = [0.0] * len(tokens), duration  # ... and of the next at or after it
+    for i in range(len(tokens) - 1, -1, -1):
+        if tokens[i] >= timestamp_begin:
+            following = (tokens[i] - timestamp_begin) * time_precision
+        after[i] = following
+    first: dict[tuple[int, ...], int] = {}
+    spans = []
+    for i in range(len(tokens) - size + 1):
+        gram = tuple(tokens[i: i + size])
+        if gram in first:
+            j = first[gram]
+            spans.append(((before[j], after[j + size - 1]), (before[i], after[i + size - 1])))
+        else:
+            first[gram] = i
+    return spans
 
 
 def worst_ratio(segments: Sequence[Segment]) -> float:
@@ -391,12 +431,23 @@ class Decoder:
     def _split_pack(self, pack: Pack, decoded: Decoded) -> tuple[list[Optional[int]], set[int]]:
         """A packed window's segments' placements (assign_spans), and the placements to decode
         again alone. A segment across a gap holds text of two transmissions that cannot be
-        split by time: every transmission it touches is decoded again on its own."""
+        split by time: every transmission it touches is decoded again on its own.
+
+        So is a transmission where the first-pass n-gram ban acted because of another
+        transmission's words: the ban covers the whole window, and radio traffic repeats
+        itself (the same call sign, the same phrase), so it could forbid one transmission what
+        another already said. Alone, that transmission is banned only from repeating itself,
+        as is every transmission the ban acted on within itself; so each transmission's text
+        is what a ban per transmission gives."""
         owners = assign_spans(pack, [(seg.start, seg.end) for seg in decoded.segments], self.pack_options)
         redo: set[int] = set()
         for seg, owner in zip(decoded.segments, owners):
             if owner is None:
                 redo.update(_touched(pack, seg.start, seg.end))
+        for earlier, later in decoded.ban_spans or ():
+            one, other = _touched(pack, *earlier), _touched(pack, *later)
+            if len(one | other) > 1:
+                redo.update(other)
         return owners, redo
 
     def _lines(self, decoded: Decoded, pack: Pack, owners: list[Optional[int]], packed: bool) -> list[Optional[Line]]:

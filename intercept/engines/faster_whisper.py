@@ -27,7 +27,8 @@ from ..models import ModelError, error_line
 from ..packing import PackOptions
 from ..types import Line, Transmission, Word
 from .base import TranscribeOptions, beam_for, resolve_device
-from .core import MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, DecoderMethods, Segment, wants_alternatives
+from .core import (MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, DecoderMethods, Segment, ban_spans,
+                   wants_alternatives)
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
 # not timed twice.
 _CPU_CANDIDATES = ("float32", "int8")
@@ -219,12 +220,14 @@ class FasterWhisperEngine(DecoderMethods):
         """core.WindowModel: faster-whisper's own decode loop over one window, with the
         N-best and word probabilities of each of its decode calls when _Evidence is attached.
         With stop_above, the loop is left at the first segment whose compression ratio is
-        above it (its segments come lazily, one decode call at a time)."""
+        above it (its segments come lazily, one decode call at a time). With the first-pass
+        ban (options.no_repeat_ngram), Decoded.ban_spans says where it was in force, from
+        every hypothesis of every beam search of the window."""
         frames = self._encoder_frames(audio, task)
         if frames is None:
-            return self._decode(audio, task, max_new_tokens, loop_retry, stop_above)
+            return self._decode_window(audio, task, max_new_tokens, loop_retry, stop_above)
         with self._batching.encoder_frames(frames):
-            return self._decode(audio, task, max_new_tokens, loop_retry, stop_above)
+            return self._decode_window(audio, task, max_new_tokens, loop_retry, stop_above)
 
     def _encoder_frames(self, audio: np.ndarray, task: str) -> Optional[int]:
         """How many feature frames of a window the encoder sees (None: all 3,000, 30 s)."""
@@ -235,12 +238,22 @@ class FasterWhisperEngine(DecoderMethods):
         frames += frames % 2  # the encoder's convolution halves the frames
         return frames if frames < 3000 else None
 
-    def _decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool,
-                stop_above: Optional[float]) -> Decoded:
+    def _decode_window(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool,
+                       stop_above: Optional[float]) -> Decoded:
         settings = self._settings(task, max_new_tokens)
         if loop_retry:
             settings.update(temperature=[0.0], no_repeat_ngram_size=self.options.loop_retry_ngram,
                             repetition_penalty=self.options.loop_retry_penalty)
+        ngram = settings["no_repeat_ngram_size"] if not loop_retry else 0
+        batching = getattr(self, "_batching", None)
+        if ngram <= 0 or batching is None:
+            return self._decode(audio, task, settings, stop_above)
+        with batching.watching() as results:
+            decoded = self._decode(audio, task, settings, stop_above)
+        decoded.ban_spans = self._ban_spans(results, ngram, len(audio) / SAMPLE_RATE)
+        return decoded
+
+    def _decode(self, audio: np.ndarray, task: str, settings: dict, stop_above: Optional[float]) -> Decoded:
         evidence = getattr(self, "_evidence", None)
         wanted = wants_alternatives(self.options) or self.options.word_evidence
         if evidence is None or task != "transcribe" or not wanted:
@@ -251,6 +264,20 @@ class FasterWhisperEngine(DecoderMethods):
         decoded = record.decoded(segments)
         decoded.complete = complete
         return decoded
+
+    def _ban_spans(self, results: list, ngram: int, duration: float) -> list:
+        """Decoded.ban_spans from the beam searches of one window. Only the first search's
+        timestamps are window times (a later one continues at a seek this wrapper does not
+        see): a repeat in a later search is placed anywhere in the window."""
+        if not results:  # no beam search reached CTranslate2 (a test's scripted model)
+            return []
+        begin = self.model.hf_tokenizer.token_to_id("<|notimestamps|>") + 1  # as faster-whisper's Tokenizer
+        spans: list = []
+        for n, result in enumerate(results):
+            for ids in result.sequences_ids:
+                found = ban_spans(ids, ngram, begin, duration=duration)
+                spans.extend(found if n == 0 else [((0.0, duration), (0.0, duration))] * bool(found))
+        return spans
 
     @property
     def first_pass_ngram(self) -> int:
@@ -513,7 +540,21 @@ class _Batching:
         return self._held("encode", (features,), {"to_cpu": to_cpu})
 
     def generate(self, encoder_output, prompts, **kwargs):
-        return self._held("generate", (encoder_output, prompts), kwargs)
+        results = self._held("generate", (encoder_output, prompts), kwargs)
+        watch = getattr(self._local, "watch", None)
+        if watch is not None:
+            watch.extend(results)
+        return results
+
+    @contextmanager
+    def watching(self):
+        """The results of this thread's generate() calls while inside."""
+        results: list = []
+        self._local.watch = results
+        try:
+            yield results
+        finally:
+            self._local.watch = None
 
     def _held(self, kind: str, args: tuple, kwargs: dict):
         order = getattr(self._local, "order", None)

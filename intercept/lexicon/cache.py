@@ -93,8 +93,9 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
-def read(files: Sequence[Path], normalizer):
-    """The compiled lexicon of these files, or None when it is not cached."""
+def read(files: Sequence[Path], normalizer, kind: type):
+    """The compiled lexicon of these files (an instance of `kind`, the caller's Lexicon class:
+    passed in, as compiled.py imports this module), or None when it is not cached."""
     folder = _folder() if _plain(normalizer) else None
     key = cache_key(files) if folder is not None else None
     if key is None:
@@ -107,9 +108,7 @@ def read(files: Sequence[Path], normalizer):
             if handle.read(len(_HEAD)) != _HEAD:
                 return None  # another format: compiled again, and written over
             lexicon = pickle.load(handle)
-        from .compiled import Lexicon
-
-        if type(lexicon) is not Lexicon:
+        if type(lexicon) is not kind:
             return None
         os.utime(path)  # recently used: kept by the clean-up below
     except Exception:  # missing, torn or from another version: compile instead

@@ -84,7 +84,7 @@ class Lexicon:
         with the embedded recogniser is attached (`with_calibration` for another model)."""
         files = LexiconReader.files(*paths)
         normalizer = normalizer or PersianNormalizer()
-        cached = cache.read(files, normalizer)  # compiled before from the same bytes
+        cached = cache.read(files, normalizer, cls)  # compiled before from the same bytes
         if cached is not None:
             return cls._calibrated(cached.with_options(options or MatchOptions()), files, calibrated)
         lexicon = cls(LexiconReader(normalizer).read(*files), options or MatchOptions(), normalizer)
