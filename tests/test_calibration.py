@@ -68,14 +68,28 @@ def test_counts_match_the_hand_count(lexicon, normalizer):
     }
     assert dict(counts.in_reference) == {"tonight": 1, "bird": 1, "animal_with_time": 1, "fox": 1}
     assert counts.clips == 5 and counts.seconds == 10.0
+    # Every word written, against the clip's reference words (not only the lexicon's forms).
+    assert counts.words["مین"] == [2, 0] and counts.words["هستم"] == [0, 2] and counts.words["روبا"] == [1, 0]
     calibration = Calibration.from_counts(counts, {"name": "scripted", "sha256": "0" * 64}, lexicon.version)
-    # exact: 2 right of 5 written -> base (2 + 1) / (5 + 2); مین: (0 + 4 base) / (2 + 4)
+    # exact: 2 right of 5 written -> base (2 + 1) / (5 + 2)
     assert calibration.base["exact"] == pytest.approx(3 / 7, abs=1e-4)
-    assert calibration.forms[("landmine", "مین", "exact")].prior == pytest.approx(4 * (3 / 7) / 6, abs=1e-3)
-    assert calibration.forms[("bird", "پرنده", "exact")].prior == pytest.approx((1 + 4 * 3 / 7) / 5, abs=1e-3)
-    # never written: its kind's base rate, scaled by the hand-set prior (a sound-alike's 0.25)
-    assert calibration.prior("wolf", "گرگ", "exact")[0] == pytest.approx(3 / 7, abs=1e-3)
-    assert calibration.prior("wolf", "گرگ", "exact", 0.25)[0] == pytest.approx(0.25 * 3 / 7, abs=1e-3)
+    # Real (hazm-known) words by length, Laplace: 2 letters را, او right (3/4); 3 letters مین
+    # wrong twice (1/4); 4 امشب, خسته, زیبا right (4/5); 5 پرنده, اینجا right, کفتار wrong (3/5).
+    # Verb forms (دیدم, هستم, بود, آمد) and the garbled روبا are not in the word list.
+    assert calibration.length_base == {2: 0.75, 3: 0.25, 4: 0.8, 5: 0.6}
+    # An exact form's own counts pool toward its length's rate: مین (0 + 4 * 1/4) / (2 + 4)
+    assert calibration.forms[("landmine", "مین", "exact")].prior == pytest.approx(1 / 6, abs=1e-3)
+    assert calibration.forms[("bird", "پرنده", "exact")].prior == pytest.approx((1 + 4 * 0.6) / 5, abs=1e-3)
+    # Other kinds pool toward their kind's rate: fuzzy 1 of 1 -> (1 + 1) / (1 + 2)
+    assert calibration.forms[("fox", "روباه", "fuzzy")].prior == pytest.approx((1 + 4 * 2 / 3) / 5, abs=1e-3)
+    # A form no lexicon concept was flagged with, but a word the recogniser wrote: its own record.
+    prior, reason = calibration.prior("beauty", "زیبا", "exact")
+    assert prior == pytest.approx((1 + 4 * 0.8) / 5, abs=1e-3) and "written 1x" in reason
+    # never written: the rate of real words of its length, scaled by the hand-set prior
+    assert calibration.prior("wolf", "گرگ", "exact")[0] == pytest.approx(0.25, abs=1e-3)
+    assert calibration.prior("wolf", "گرگ", "exact", 0.25)[0] == pytest.approx(0.25 * 0.25, abs=1e-3)
+    # a length no real word of was written: the exact base rate
+    assert calibration.prior("x", "توپخانه", "exact")[0] == pytest.approx(3 / 7, abs=1e-3)
 
 
 def test_a_form_counts_once_per_clip(lexicon, normalizer):
@@ -95,6 +109,12 @@ def test_file_round_trip_and_bad_file(tmp_path, lexicon, normalizer):
     path = calibration.save(tmp_path / "calibration" / "m.json")
     again = Calibration.load(path)
     assert again.forms == calibration.forms and again.base == calibration.base and again.model["sha256"] == "ab"
+    assert again.words == calibration.words == {"مین": (1, 0)} and again.length_base == calibration.length_base
+    # A file from before words were counted still loads; its forms pool toward the kind's base.
+    old = json.loads(path.read_text(encoding="utf-8"))
+    del old["words"], old["length_base"]
+    (tmp_path / "old.json").write_text(json.dumps(old, ensure_ascii=False), encoding="utf-8")
+    assert Calibration.load(tmp_path / "old.json").prior("wolf", "گرگ", "exact")[0] == calibration.base["exact"]
     (tmp_path / "bad.json").write_text('{"format": "something else"}', encoding="utf-8")
     with pytest.raises(CalibrationError, match="bad.json: not a calibration file"):
         Calibration.load(tmp_path / "bad.json")
