@@ -469,6 +469,8 @@ def report_action(args, normalizer) -> int:
     cal_path = default_calibration_path(lex_plain["shipped"].files, identity)
     calibration = Calibration.load(cal_path)
     lex_cal = lexicons(normalizer, calibration)
+    lex_old_cal = (lexicons(normalizer, Calibration.load(args.before_calibration))
+                   if args.before_calibration else None)
     new = FlagScorer.load(args.scorer or DEFAULT_SCORER_PATH)
     old = FlagScorer.from_dict(json.loads(args.before.read_text(encoding="utf-8"))) if args.before else None
     margins = CachedMargins(args.cache)
@@ -484,6 +486,10 @@ def report_action(args, normalizer) -> int:
         plain = candidates_of(rows, lex_plain["evaluation"], normalizer, margins)
         calib = candidates_of(rows, lex_cal["evaluation"], normalizer, margins)
         variants = []
+        if lex_old_cal is not None:
+            old_calib = candidates_of(rows, lex_old_cal["evaluation"], normalizer, margins)
+            variants.append((f"scorer {new.version}, calibration {args.before_calibration.name} + support rule",
+                             old_calib, lambda c: c.score(new)))
         if old is not None:
             variants.append((f"before: scorer {old.version}, hand-set priors, no support rule",
                              plain, lambda c, s=old: s.score(c.evidence)))
@@ -526,6 +532,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--version", default="2026-12-02-prevalence1", help="fit: the scorer's version")
     parser.add_argument("--scorer", type=Path, default=None, help="report: the scorer  [default: the shipped one]")
     parser.add_argument("--before", type=Path, default=None, help="report: an older scorer file to show beside it")
+    parser.add_argument("--before-calibration", type=Path, default=None,
+                        help="report: an older calibration file to show beside the shipped one")
     parser.add_argument("--parts", nargs="+", default=["held-out"], choices=PARTS, help="report: which parts")
     parser.add_argument("--models", nargs="+", default=["base"], help="report: models whose caches to report")
     parser.add_argument("--offline-margins", action="store_true",

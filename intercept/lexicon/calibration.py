@@ -287,7 +287,13 @@ class Calibration:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        data = self.to_dict()
+        words = data.pop("words")
+        text = json.dumps(data, ensure_ascii=False, indent=1)
+        # One word a line: the table has thousands of entries, indented lists would take four lines each.
+        body = ",\n".join(f"  {json.dumps(w, ensure_ascii=False)}: {json.dumps(v)}" for w, v in words.items())
+        text = text[:-2] + ',\n "words": {\n' + body + ("\n }" if body else "}") + "\n}"
+        path.write_text(text + "\n", encoding="utf-8")
         return path
 
     @classmethod
