@@ -488,8 +488,9 @@ def report_action(args, normalizer) -> int:
         variants = []
         if lex_old_cal is not None:
             old_calib = candidates_of(rows, lex_old_cal["evaluation"], normalizer, margins)
-            variants.append((f"scorer {new.version}, calibration {args.before_calibration.name} + support rule",
-                             old_calib, lambda c: c.score(new)))
+            before_at = args.before_threshold or threshold
+            variants.append((f"scorer {new.version}, calibration {args.before_calibration.name} + support rule, "
+                             f"threshold {before_at:g}", old_calib, lambda c: c.score(new), before_at))
         if old is not None:
             variants.append((f"before: scorer {old.version}, hand-set priors, no support rule",
                              plain, lambda c, s=old: s.score(c.evidence)))
@@ -503,8 +504,8 @@ def report_action(args, normalizer) -> int:
               f"{sum(len(f.truth) for f in calib)} coded mentions in the references\n")
         print("| variant | in queue | right | false | false / 10 min | recall | precision |")
         print("|---|---|---|---|---|---|---|")
-        for name, found, score in variants:
-            m = summary(found, queue(found, score, threshold))
+        for name, found, score, *at in variants:
+            m = summary(found, queue(found, score, at[0] if at else threshold))
             print(f"| {name} | {m['shown']} | {m['right']} | {m['false']} | {m['false_per_10min']:.1f} | "
                   f"{m['recall']:.2f} | {m['precision']:.2f} |")
         shown = queue(calib, lambda c: c.score(new), threshold)
@@ -534,6 +535,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--before", type=Path, default=None, help="report: an older scorer file to show beside it")
     parser.add_argument("--before-calibration", type=Path, default=None,
                         help="report: an older calibration file to show beside the shipped one")
+    parser.add_argument("--before-threshold", type=float, default=None,
+                        help="report: the queue threshold of the --before-calibration row [default: the shipped one]")
     parser.add_argument("--parts", nargs="+", default=["held-out"], choices=PARTS, help="report: which parts")
     parser.add_argument("--models", nargs="+", default=["base"], help="report: models whose caches to report")
     parser.add_argument("--offline-margins", action="store_true",
