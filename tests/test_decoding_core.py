@@ -132,6 +132,55 @@ def _packed_window(nbest):
     return txs, Scripted([Decoded(segments, nbest)])
 
 
+def _one_segment_over_two(words):
+    """Two transmissions packed into one window (0-2 s and 3.5-5.5 s), which the model writes
+    as ONE segment over both (an adapted model trained on one segment per clip does); asked
+    for a 2 s window alone, it answers each transmission's text."""
+    txs = [Transmission(0, 1.0, 3.0), Transmission(1, 10.0, 12.0)]
+    packed = Decoded([_seg("پرنده آمد روباه رفت", 0.0, 5.5, words=words, decode=0)],
+                     [[Candidate(((0.0, 5.5, "پرنده آمد روباه رفت"),), -0.5, 12)]])
+    alone = {0: Decoded([_seg("پرنده آمد")]), 1: Decoded([_seg("روباه رفت")])}
+    asked = []
+
+    def answer(n):
+        def give(audio):
+            asked.append(len(audio) / 16000)
+            return packed if len(audio) > 16000 * 3 else alone[len(asked) - 2]
+        return give
+
+    return txs, Scripted([answer(n) for n in range(3)]), asked
+
+
+def test_a_segment_over_two_packed_transmissions_is_cut_at_the_gap_by_its_words():
+    words = [Word(" پرنده", 0.1, 0.9, 0.9), Word(" آمد", 0.9, 2.2, 0.8), Word(" روباه", 3.6, 4.4, 0.7),
+             Word(" رفت", 4.4, 5.3, 0.6)]
+    txs, model, asked = _one_segment_over_two(words)
+    lines = Decoder(model, TranscribeOptions()).transcribe(np.zeros(16000 * 14, np.float32), txs)
+    assert [(line.transmission_idx, line.text, line.start, line.end) for line in lines] == [
+        (0, "پرنده آمد", 1.1, 3.0), (1, "روباه رفت", 10.1, 11.8)]
+    assert [w.text for w in lines[1].words] == ["روباه", "رفت"]
+    assert len(asked) == 1  # nothing decoded again alone
+    # The N-best piece spans both transmissions: no alternatives rather than wrong ones.
+    assert all(line.alternatives is None for line in lines)
+
+
+def test_a_segment_whose_words_cannot_cut_it_is_decoded_again_alone():
+    words = [Word(" پرنده", 0.1, 0.9, 0.9), Word(" آمد", 2.5, 3.0, 0.8), Word(" روباه", 3.6, 4.4, 0.7),
+             Word(" رفت", 4.4, 5.3, 0.6)]  # آمد sits mid-gap (2.75 s), 0.75 s from both
+    txs, model, asked = _one_segment_over_two(words)
+    lines = Decoder(model, TranscribeOptions()).transcribe(np.zeros(16000 * 14, np.float32), txs)
+    assert [(line.transmission_idx, line.text) for line in lines] == [(0, "پرنده آمد"), (1, "روباه رفت")]
+    assert len(asked) == 3
+    # and with cutting turned off, even good word times are not used
+    from intercept.packing import PackOptions
+
+    good = [Word(" پرنده", 0.1, 0.9, 0.9), Word(" آمد", 0.9, 2.2, 0.8), Word(" روباه", 3.6, 4.4, 0.7)]
+    txs, model, asked = _one_segment_over_two(good)
+    Decoder(model, TranscribeOptions(), PackOptions(split_by_words=False)).transcribe(
+        np.zeros(16000 * 14, np.float32), txs)
+    assert len(asked) == 3
+
+
 def test_packed_alternatives_land_on_their_own_transmission():
     nbest = [[
         Candidate(((0.0, 2.0, " پرنده آمد"), (3.5, 5.5, " روباه رفت")), -0.3, 12),

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intercept.packing import PackOptions, Placement, assign_spans, pack_samples, plan_packs
+from intercept.packing import PackOptions, Placement, assign_spans, pack_samples, plan_packs, split_by_words
 from intercept.types import Transmission
 
 RATE = 16000
@@ -113,8 +113,28 @@ def test_a_one_word_transmission_is_covered_by_half_its_length():
     assert assign_spans(pack, [(5.4, 6.1)]) == [1]
 
 
+def test_a_segment_across_a_gap_is_cut_there_by_its_words():
+    pack = plan_packs(txs((10, 14), (20, 26), (40, 43)), PackOptions(gap_s=1.5))[0]
+    # [0, 4], [5.5, 11.5], [13, 16]; a word drifting 0.3 s into the gap still goes to its own.
+    words = [(0.2, 1.0), (1.0, 3.9), (4.0, 4.6), (5.6, 7.0), (7.0, 11.0), (13.2, 15.0)]
+    assert split_by_words(pack, words) == [(0, [0, 1, 2]), (1, [3, 4]), (2, [5])]
+
+
+def test_words_that_cannot_be_trusted_to_cut_a_segment_leave_it_whole():
+    pack = plan_packs(txs((10, 14), (20, 26)), PackOptions(gap_s=1.5))[0]
+    # a word in the middle of the gap, 0.75 s from both transmissions: beyond the 0.5 s slack
+    assert split_by_words(pack, [(1.0, 2.0), (4.5, 5.0), (6.0, 7.0)]) is None
+    assert split_by_words(pack, [(1.0, 2.0), (4.5, 5.0)], PackOptions(gap_s=1.5, word_slack_s=0.8)) == [
+        (0, [0, 1])]
+    # words going back in time across a gap (the alignment is off)
+    assert split_by_words(pack, [(6.0, 7.0), (1.0, 2.0)]) is None
+    assert split_by_words(pack, []) is None
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="gap_s"):
         PackOptions(gap_s=-1)
     with pytest.raises(ValueError, match="window_s"):
         PackOptions(window_s=0)
+    with pytest.raises(ValueError, match="word_slack_s"):
+        PackOptions(word_slack_s=-0.1)

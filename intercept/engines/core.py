@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..packing import Pack, PackOptions, Placement, assign_spans, pack_samples, plan_packs
+from ..packing import Pack, PackOptions, Placement, assign_spans, pack_samples, plan_packs, split_by_words
 from ..types import Hypothesis, Line, Transmission, Word
 from .base import TranscribeOptions
 
@@ -439,6 +439,8 @@ class Decoder:
         another already said. Alone, that transmission is banned only from repeating itself,
         as is every transmission the ban acted on within itself; so each transmission's text
         is what a ban per transmission gives."""
+        if self.pack_options.split_by_words:
+            decoded.segments = self._cut_at_gaps(pack, decoded.segments)
         owners = assign_spans(pack, [(seg.start, seg.end) for seg in decoded.segments], self.pack_options)
         redo: set[int] = set()
         for seg, owner in zip(decoded.segments, owners):
@@ -449,6 +451,28 @@ class Decoder:
             if len(one | other) > 1:
                 redo.update(other)
         return owners, redo
+
+    def _cut_at_gaps(self, pack: Pack, segments: list[Segment]) -> list[Segment]:
+        """Each segment that covers two or more transmissions, cut at the gaps by its words'
+        times where they allow (packing.split_by_words); the others as they are. A cut piece
+        keeps the segment's scores; its N-best cannot be cut the same way, so its line gets
+        none (_attach_alternatives finds the hypotheses' pieces across the gap unmappable)."""
+        out: list[Segment] = []
+        for seg in segments:
+            words = [w for w in (seg.words or []) if w.text.strip()]
+            if seg.words is None or not words or assign_spans(pack, [(seg.start, seg.end)], self.pack_options)[0] is not None:
+                out.append(seg)
+                continue
+            runs = split_by_words(pack, [(w.start, w.end) for w in words], self.pack_options)
+            if runs is None:
+                out.append(seg)
+                continue
+            for _owner, indices in runs:
+                piece = [words[i] for i in indices]
+                out.append(replace(seg, start=piece[0].start, end=max(piece[-1].end, piece[0].start),
+                                   text="".join(w.text for w in piece).strip(), words=piece,
+                                   compression_ratio=compression_ratio("".join(w.text for w in piece).strip())))
+        return out
 
     def _lines(self, decoded: Decoded, pack: Pack, owners: list[Optional[int]], packed: bool) -> list[Optional[Line]]:
         """One Line (or None: no text, or not this window's to give) per segment, with its
