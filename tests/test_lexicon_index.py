@@ -65,13 +65,20 @@ def test_english_index_finds_what_the_regex_finds():
     glosses = sorted({" ".join(rng.choice(["fox", "bird", "red", "o'clock", "hide-out", "x", "zero", "hour"])
                                for _ in range(rng.randint(1, 3))) for _ in range(200)}, key=len, reverse=True)
     regex = gloss_regex(glosses)
-    index = EnglishIndex(glosses, regex, gloss_regex)
+    index = EnglishIndex(glosses, gloss_regex)
     vocabulary = ["fox", "Fox", "FOXES", "bird", "red", "o'clock", "hide-out", "x-fox", "zero", "hour", "and",
                   "the", "-", ",", "ſ", "\u212a", "  ", "\t"]
     for _ in range(3000):
         text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 12)))
         assert [(m.start(), m.end(), m.group()) for m in index.finditer(text)] == \
                [(m.start(), m.end(), m.group()) for m in regex.finditer(text)], text
+    # Read back from a pickle (the lexicon cache), it compiles its regexes again on first use.
+    import pickle
+
+    again = pickle.loads(pickle.dumps(index))
+    assert again._regex is None and again._compiled == {}
+    for text in ("red fox at zero hour", "\u212a x-fox"):
+        assert [m.span() for m in again.finditer(text)] == [m.span() for m in regex.finditer(text)]
 
 
 def _partner_table(concepts, patterns) -> dict[str, frozenset[str]]:
@@ -134,9 +141,10 @@ def _unindexed(lexicon: Lexicon) -> Lexicon:
     fuzzy._index.keys, fuzzy._index._indexed = fuzzy.keys, False
     fuzzy._index._memo = {}
     english = plain._english = copy.copy(lexicon._english)
-    if english.regex is not None:
+    whole = english.regex
+    if whole is not None:
         english._index = EnglishIndex.__new__(EnglishIndex)
-        english._index._regex, english._index._groups = english.regex, None
+        english._index._regex, english._index._groups = whole, None
     fuzzy._partners = _partner_table(list(lexicon._concepts.values()), lexicon._patterns)
     fuzzy._either_partners = _partner_table(list(lexicon._concepts.values()),
                                             [p for p in lexicon._patterns if p.type == "either"])

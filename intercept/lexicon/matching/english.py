@@ -57,15 +57,16 @@ class EnglishMatcher:
                 for variant in english_variants(gloss):
                     self._english.setdefault(variant.lower(), (concept, gloss))
         alternatives = sorted(self._english, key=len, reverse=True)
-        self.regex: Optional[re.Pattern] = None  # the glosses as one regex; None: no glosses
-        self._index: Optional[EnglishIndex] = None
-        if alternatives:
-            self.regex = gloss_regex(alternatives)
-            self._index = EnglishIndex(alternatives, self.regex, gloss_regex)
+        self._index: Optional[EnglishIndex] = EnglishIndex(alternatives, gloss_regex) if alternatives else None
+
+    @property
+    def regex(self) -> Optional["re.Pattern"]:
+        """The glosses as one regex (None: no glosses)."""
+        return None if self._index is None else self._index.regex
 
     def __bool__(self) -> bool:
         """False when the lexicon has no English gloss."""
-        return self.regex is not None
+        return self._index is not None
 
     def match(self, text: str) -> list[Flag]:
         if self._index is None or not text:
@@ -82,33 +83,56 @@ _ASCII_RUN = re.compile(r"[A-Za-z0-9]+")
 
 
 class EnglishIndex:
-    """The matches of `regex` (alternatives in order, between non-[A-Za-z0-9] boundaries,
-    case-insensitive), found by trying at each word start only the alternatives that begin
-    with that word: one small regex per first word instead of thousands of alternatives at
-    every character. Text that is not ASCII goes to the whole regex (IGNORECASE folds a few
-    non-ASCII letters, such as the Kelvin sign, onto ASCII ones)."""
+    """The matches of the glosses' regex (alternatives in order, between non-[A-Za-z0-9]
+    boundaries, case-insensitive), found by trying at each word start only the alternatives
+    that begin with that word: one small regex per first word instead of thousands of
+    alternatives at every character. Text that is not ASCII goes to the whole regex
+    (IGNORECASE folds a few non-ASCII letters, such as the Kelvin sign, onto ASCII ones).
 
-    def __init__(self, alternatives: Sequence[str], regex: "re.Pattern", build):
+    Every regex is compiled on first use and never pickled: a lexicon read back from the
+    cache by a command that matches no English (`intercept match` on Farsi) would otherwise
+    compile them all again on load (0.11 s for the whole regex at 10,000 glosses)."""
+
+    def __init__(self, alternatives: Sequence[str], build):
         """alternatives in the regex's order; build(subset) compiles the regex of a subset."""
-        self._regex = regex
+        self._alternatives = list(alternatives)
+        self._build = build
+        self._regex: Optional["re.Pattern"] = None
+        self._compiled: dict[str, "re.Pattern"] = {}
         groups: dict[str, list[str]] = {}
         for alternative in alternatives:
             first = _ASCII_RUN.match(alternative)
             groups.setdefault(first.group().lower() if first else "", []).append(alternative)
-        if "" in groups:  # cannot happen for validated glosses; the whole regex then
-            self._groups = None
-            return
-        self._groups = {first: build(members) for first, members in groups.items()}
+        # "" cannot happen for validated glosses; the whole regex is then used for everything
+        self._groups: Optional[dict[str, list[str]]] = None if "" in groups else groups
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_regex": None, "_compiled": {}}
+
+    @property
+    def regex(self) -> "re.Pattern":
+        if self._regex is None:
+            self._regex = self._build(self._alternatives)
+        return self._regex
+
+    def _group(self, first: str) -> Optional["re.Pattern"]:
+        pattern = self._compiled.get(first)
+        if pattern is None:
+            members = self._groups.get(first)
+            if members is None:
+                return None
+            pattern = self._compiled[first] = self._build(members)
+        return pattern
 
     def finditer(self, text: str):
         if self._groups is None or not text.isascii():
-            yield from self._regex.finditer(text)
+            yield from self.regex.finditer(text)
             return
         end = 0
         for run in _ASCII_RUN.finditer(text):
             if run.start() < end:
                 continue
-            group = self._groups.get(run.group().lower())
+            group = self._group(run.group().lower())
             if group is None:
                 continue
             m = group.match(text, run.start())
