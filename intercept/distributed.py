@@ -389,12 +389,24 @@ class _Scheduler:
         items, worker = self.in_flight.pop(ref)
         # A worker runs its queue in order, so the oldest unanswered call is the one it was
         # running; calls queued behind it fail with the same death and are not to blame.
-        was_running = self.per_worker[worker][0] == ref and ref not in self.collateral
+        queue = self.per_worker[worker]
+        unaccounted = ref not in self.collateral  # no death of this worker explains it yet
+        was_running = queue[0] == ref and unaccounted
         self.collateral.discard(ref)
-        self.per_worker[worker].remove(ref)
+        position = queue.index(ref)
+        del queue[position]
         try:
             analyses = self.ray.get(ref)
         except self.deaths as exc:
+            if unaccounted and not was_running and not getattr(exc, "actor_init_failed", False):
+                # A call ahead of this one is not collected yet: it may be the one the worker
+                # died on (blamed when it is collected, at the head) or one that finished
+                # before. Either way the calls behind this one are not to blame, and no work
+                # goes to the worker until it answers again. Without this, when the call ahead
+                # had finished, the next call behind reached the head and took the blame (an
+                # innocent recording failed "a worker died 2 times" on a loaded machine).
+                self.collateral.update(list(queue)[position:])
+                self._pause(worker)
             if getattr(exc, "actor_init_failed", False):
                 # The worker cannot even load (e.g. no model on that machine): not the
                 # recordings' fault; that worker is done for, the recordings go elsewhere.
@@ -411,6 +423,12 @@ class _Scheduler:
             raise DistributedError(f"{items[0].path}: worker error: {_reason(exc)}") from None
         for item, analysis in zip(items, analyses):
             self._record(item, analysis)
+
+    def _pause(self, worker: int) -> None:
+        """No work to this worker until it answers a ping (Ray may be restarting it)."""
+        self.ready.discard(worker)
+        if worker not in self.retired:
+            self.recovering[worker] = time.monotonic() + self.PING_S
 
     def _worker_lost(self, worker: int) -> None:
         """Bookkeeping of a worker that died on the call it was running."""
