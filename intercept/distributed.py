@@ -12,7 +12,9 @@ recordings only, and a re-run skips what is stored.
 A worker that dies (killed, out of memory, its machine gone) is restarted by Ray; the
 recording it was working on goes to another worker (the recordings of a group go one by one,
 so that the one that killed it fails alone), up to `RayOptions.max_attempts` times,
-after which it is stored as failed with the reason, like any bad recording.
+after which it is stored as failed with the reason, like any bad recording. A try counts only
+against a call that was alone on its worker: with several calls on a dying worker none is
+blamed, and their recordings go again exclusively (_Item.exclusive).
 
 Recordings are read by path on the workers: on several machines they must sit at the same
 absolute path on every machine (a shared or replicated filesystem). See docs/scaling.md.
@@ -73,7 +75,7 @@ class DistributedSummary(Summary):
 
     workers: int = 0
     ray_address: str = ""
-    retries: int = 0  # recordings sent to another worker after a worker died on them
+    retries: int = 0  # recordings sent again after a worker died with them on it (running or queued)
     worker_deaths: int = 0
     # OMP_NUM_THREADS in a worker: Ray sets it to the worker's CPUs, and CTranslate2 (with
     # cpu_threads 0) uses that many threads, so workers sharing a machine do not oversubscribe it.
@@ -132,6 +134,10 @@ class _Item:
     avoid: Optional[int] = None  # the worker that last died on it
     deaths: list[str] = field(default_factory=list)
     alone: bool = False  # sent in no group again: a worker died on a group holding it
+    # Sent only to an idle worker, with nothing queued behind it: a worker died while it was one
+    # of several calls on that worker. Ray may report a call that finished just before the death
+    # as failed too, so only a call alone on its worker can be blamed for a death.
+    exclusive: bool = False
 
 
 def _ray():
@@ -363,10 +369,12 @@ class _Scheduler:
         depth = 1 + self.ray_options.queue_per_worker
         while self.queue:
             live = self._live()
-            choices = [w for w in live if len(self.per_worker[w]) < depth]
+            choices = [w for w in live if len(self.per_worker[w]) < depth and not self._holds_exclusive(w)]
+            item = self.queue[0]
+            if item.exclusive:
+                choices = [w for w in choices if not self.per_worker[w]]
             if not choices:
                 return
-            item = self.queue[0]
             if self.more_coming and self._groupable(item) and len(self.queue) < self.group:
                 return  # a fuller group is being examined
             others = [w for w in choices if w != item.avoid]
@@ -383,30 +391,43 @@ class _Scheduler:
             self.per_worker[worker].append(ref)
 
     def _groupable(self, item: _Item) -> bool:
-        return not item.alone and (item.facts.size_bytes or 0) < self.ray_options.group_max_bytes
+        return (not item.alone and not item.exclusive
+                and (item.facts.size_bytes or 0) < self.ray_options.group_max_bytes)
+
+    def _holds_exclusive(self, worker: int) -> bool:
+        return any(item.exclusive for ref in self.per_worker[worker] for item in self.in_flight[ref][0])
 
     def _collect(self, ref) -> None:
         items, worker = self.in_flight.pop(ref)
-        # A worker runs its queue in order, so the oldest unanswered call is the one it was
-        # running; calls queued behind it fail with the same death and are not to blame.
+        # Every call on a worker that dies fails with the same death; only the first answer of
+        # it is unaccounted (_worker_lost makes the others collateral).
         queue = self.per_worker[worker]
         unaccounted = ref not in self.collateral  # no death of this worker explains it yet
-        was_running = queue[0] == ref and unaccounted
+        # Blamed only when it was the worker's one call: with others on the worker, Ray may
+        # report a call that had just finished as failed (its docs: "this exception may be
+        # thrown even though the task did indeed execute successfully"), so the one running
+        # when it died is not known, whatever order the answers come in.
+        sole = unaccounted and len(queue) == 1
+        shared = [r for r in queue if r != ref]
         self.collateral.discard(ref)
-        position = queue.index(ref)
-        del queue[position]
+        queue.remove(ref)
         try:
             analyses = self.ray.get(ref)
         except self.deaths as exc:
-            if unaccounted and not was_running and not getattr(exc, "actor_init_failed", False):
-                # A call ahead of this one is not collected yet: it may be the one the worker
-                # died on (blamed when it is collected, at the head) or one that finished
-                # before. Either way the calls behind this one are not to blame, and no work
-                # goes to the worker until it answers again. Without this, when the call ahead
-                # had finished, the next call behind reached the head and took the blame (an
-                # innocent recording failed "a worker died 2 times" on a loaded machine).
-                self.collateral.update(list(queue)[position:])
-                self._pause(worker)
+            if unaccounted and shared and not getattr(exc, "actor_init_failed", False):
+                # The first answer of a death with several calls on the worker: nobody is
+                # blamed, the death is counted, the other calls are collateral, and every
+                # recording involved goes again exclusively, where a death can be placed.
+                for other in shared:
+                    for item in self.in_flight[other][0]:
+                        item.exclusive = True
+                for item in items:
+                    item.exclusive, item.avoid = True, worker
+                self._worker_lost(worker)
+                self.summary.retries += len(items)
+                self.queue.extendleft(reversed(items))
+                return
+            was_running = sole
             if getattr(exc, "actor_init_failed", False):
                 # The worker cannot even load (e.g. no model on that machine): not the
                 # recordings' fault; that worker is done for, the recordings go elsewhere.
@@ -424,12 +445,6 @@ class _Scheduler:
         for item, analysis in zip(items, analyses):
             self._record(item, analysis)
 
-    def _pause(self, worker: int) -> None:
-        """No work to this worker until it answers a ping (Ray may be restarting it)."""
-        self.ready.discard(worker)
-        if worker not in self.retired:
-            self.recovering[worker] = time.monotonic() + self.PING_S
-
     def _worker_lost(self, worker: int) -> None:
         """Bookkeeping of a worker that died on the call it was running."""
         self.collateral.update(self.per_worker[worker])
@@ -446,9 +461,11 @@ class _Scheduler:
         to another worker, and no try is counted against any of them yet."""
         if was_running:
             self._worker_lost(worker)
-            self.summary.retries += len(items)
             for item in items:
-                item.alone, item.avoid = True, worker
+                item.alone = True
+        for item in items:
+            item.avoid = worker
+        self.summary.retries += len(items)
         self.queue.extendleft(reversed(items))
 
     def _worker_died(self, item: _Item, worker: int, was_running: bool, reason: str) -> None:
@@ -458,14 +475,13 @@ class _Scheduler:
             self._worker_lost(worker)
             item.attempts += 1
             item.deaths.append(reason)
-            item.avoid = worker
+        item.avoid = worker
         if item.attempts >= self.ray_options.max_attempts:
             error = (f"{safe_text(str(item.path))}: a worker died {item.attempts} times while "
                      f"processing it (last: {item.deaths[-1]})")
             self._record(item, Analysis(item.facts, "failed", error=error))
             return
-        if was_running:
-            self.summary.retries += 1
+        self.summary.retries += 1
         self.queue.appendleft(item)
 
     def _worker_broken(self, item: _Item, worker: int, reason: str) -> None:

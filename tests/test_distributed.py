@@ -146,7 +146,8 @@ def test_ray_run_stores_what_the_local_run_stores(sample_batch, local_ray, tmp_p
     # The worker died on bird_or_fox once; it went again, alone, to another worker; stored once.
     assert marker.exists()
     dead_actor, group_size = marker.read_text().split("\t")
-    assert summary.worker_deaths == 1 and summary.retries == int(group_size) >= 1
+    # (retries: every recording on the worker when it died, the dying call's and any queued)
+    assert summary.worker_deaths == 1 and summary.retries >= int(group_size) >= 1
     analysed = dict(line.split("\t") for line in log.read_text().splitlines() if line.startswith("bird_or_fox"))
     assert analysed["bird_or_fox.ogg"] != dead_actor
     store = sqlite_utils.Database(ray_db)
