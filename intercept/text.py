@@ -7,6 +7,7 @@ on its own, as in hazm.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import os
@@ -16,72 +17,10 @@ import unicodedata
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from .lightimport import import_hazm
 
-# hazm's own modules that intercept uses (normaliser, lemmatiser, conjugation, word lists), in
-# the order they import one another, with the names each takes from the package.
-_HAZM_PARTS = (("utils", ("default_verbs", "default_words", "stopwords_list", "words_list", "maketrans",
-                          "regex_replace", "NUMBERS", "informal_verbs", "informal_words", "abbreviations")),
-               ("stemmer", ("Stemmer",)), ("word_tokenizer", ("WordTokenizer",)),
-               ("lemmatizer", ("Conjugation", "Lemmatizer")), ("normalizer", ("Normalizer",)))
-
-
-def _import_hazm():
-    """hazm, imported without what only its taggers, parsers and embeddings need.
-
-    `import hazm` runs hazm/__init__.py, which imports every hazm module and with them
-    scikit-learn, SciPy and all of NLTK (nltk/__init__ imports scipy.stats and sklearn when they
-    are installed, only for classifiers and statistics hazm's normaliser never uses): 1.1 CPU s,
-    most of a short command's start-up (`intercept match`). The package is registered without
-    running its __init__, the five modules intercept uses are imported (NLTK with scikit-learn
-    and SciPy held back, which it treats as not installed), and the first name asked of the
-    package that they do not define runs hazm/__init__.py after all (with sklearn and SciPy
-    importable again), so `import hazm` elsewhere still sees the whole package. Anything
-    unexpected falls back to the plain import. INTERCEPT_HAZM_LIGHT=0 turns it off."""
-    import importlib
-    import importlib.util
-
-    if "hazm" in sys.modules or os.environ.get("INTERCEPT_HAZM_LIGHT", "1") == "0":
-        import hazm
-
-        return hazm
-    before = set(sys.modules)
-    held = [name for name in ("sklearn", "scipy") if name not in sys.modules]
-    try:
-        spec = importlib.util.find_spec("hazm")
-        module = importlib.util.module_from_spec(spec)
-        whole = []
-
-        def rest_of_hazm(name: str):
-            # Module __getattr__: a name the light import did not define, once.
-            if name.startswith("__") or whole:
-                raise AttributeError(f"module 'hazm' has no attribute {name!r}")
-            whole.append(True)
-            spec.loader.exec_module(module)
-            return module.__dict__[name] if name in module.__dict__ else rest_of_hazm(name)
-
-        module.__getattr__ = rest_of_hazm
-        sys.modules["hazm"] = module
-        for name in held:
-            sys.modules[name] = None  # "not installed" for the imports below
-        try:
-            for part, names in _HAZM_PARTS:
-                imported = importlib.import_module(f"hazm.{part}")
-                for name in names:
-                    setattr(module, name, getattr(imported, name))
-        finally:
-            for name in held:
-                if sys.modules.get(name, 0) is None:
-                    del sys.modules[name]
-        return module
-    except Exception:  # another hazm or NLTK than the one this was written for: the plain import
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
-        import hazm
-
-        return hazm
-
-
-hazm = _import_hazm()
+# hazm's normaliser and what it needs, the rest of hazm and NLTK on demand (lightimport.py).
+hazm = import_hazm()
 
 ZWNJ = "\u200c"
 
@@ -189,7 +128,7 @@ def _tables_key() -> Optional[str]:
     try:
         from importlib.metadata import version
 
-        digest = hashlib.sha256(f"1|{sys.version_info[:2]}|hazm {version('hazm')}".encode())
+        digest = hashlib.sha256(f"2|{sys.version_info[:2]}|hazm {version('hazm')}".encode())
         for path in (hazm.default_words, hazm.default_verbs):
             digest.update(Path(path).read_bytes())
     except Exception:  # no metadata, unreadable files: no cache
@@ -211,6 +150,16 @@ def _tables_file() -> Optional[Path]:
         return None
 
 
+def _translation_tables_once() -> None:
+    """hazm's Normalizer.normalize builds its two character-translation tables again on every
+    call (hazm.utils.maketrans, a dict of ~80 entries): a tenth of `intercept flag`'s time per
+    line. The module's maketrans is swapped for a memoised one, once: the same pure function of
+    two constant strings, whose tables hazm only hands to str.translate."""
+    module = sys.modules[hazm.Normalizer.__module__]
+    if not hasattr(module.maketrans, "cache_info"):
+        module.maketrans = functools.lru_cache(maxsize=32)(module.maketrans)
+
+
 def hazm_normalizer() -> "hazm.Normalizer":
     """hazm's Normalizer with its default settings.
 
@@ -218,10 +167,11 @@ def hazm_normalizer() -> "hazm.Normalizer":
     346,000 forms (1.3 CPU s on the development machine, most of a short command's start-up);
     the Normalizer keeps only those two tables (`words`, `verbs`) and a tokenizer that does not
     use them. So the tables are built once and kept in the user cache
-    (intercept.models.cache_dir()/hazm, marshal: 0.2 s to read), keyed by hazm's version and
+    (intercept.models.cache_dir()/hazm, marshal: 0.15 s to read), keyed by hazm's version and
     data files; the Normalizer is then built around them. hazm's Normalizer cannot be pickled
     (its tokenizer holds lambdas), hence the tables only. A missing, stale or unreadable cache
     only costs the ordinary build; INTERCEPT_HAZM_CACHE=0 turns it off."""
+    _translation_tables_once()
     path = _tables_file()
     tables = None
     if path is not None:
@@ -235,8 +185,18 @@ def hazm_normalizer() -> "hazm.Normalizer":
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 temporary = path.with_suffix(f".{os.getpid()}.tmp")
-                temporary.write_bytes(marshal.dumps((normalizer.words, normalizer.verbs)))
+                # The 193,000 words share about 160 distinct tag tuples; written once each (marshal
+                # refers back to an object it has written), the table reads back in 3/4 of the time.
+                shared: dict[tuple, tuple] = {}
+                words = {word: (frequency, shared.setdefault(tags, tags))
+                         for word, (frequency, tags) in normalizer.words.items()}
+                temporary.write_bytes(marshal.dumps((words, normalizer.verbs)))
                 os.replace(temporary, path)  # atomic: two processes writing at once cannot tear it
+                # Tables of an older hazm or format (20 MB each): the two newest files are kept
+                # (two virtualenvs may share the cache), the rest removed.
+                older = sorted(path.parent.glob("normalizer-*.marshal"), key=lambda p: p.stat().st_mtime)
+                for stale in older[:-2]:
+                    stale.unlink(missing_ok=True)
             except (OSError, ValueError):
                 pass
         return normalizer

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from click.testing import CliRunner
 
 from intercept.cli import cli
@@ -59,11 +61,12 @@ _TEXTS = ["امشب برويم ببينيم پرنده است يا روباه", 
 
 
 def test_match_starts_without_the_libraries_it_does_not_use():
-    """`intercept match` answers in about a second only without the recogniser, translator and
-    review server's libraries, and without what only hazm's taggers need (scikit-learn, SciPy:
-    intercept.text imports hazm's normaliser alone). The whole hazm package is still there for
-    whoever imports it afterwards, and the normaliser writes what it writes with it."""
-    heavy = ("sklearn", "scipy", "torch", "transformers", "datasette", "ctranslate2", "faster_whisper")
+    """`intercept match` answers in under a second only without the recogniser, translator and
+    review server's libraries, and without what only hazm's taggers need (scikit-learn, SciPy,
+    the rest of NLTK: intercept.text imports hazm's normaliser alone). The whole hazm package is
+    still there for whoever imports it afterwards, and the normaliser writes what it writes with it."""
+    heavy = ("sklearn", "scipy", "torch", "transformers", "datasette", "ctranslate2", "faster_whisper",
+             "nltk.corpus", "nltk.metrics", "nltk.translate")
     code = (f"import json, sys\nfrom intercept.cli import cli\n"
             f"try:\n    cli(['match', {_TEXTS[0]!r}])\nexcept SystemExit:\n    pass\n"
             f"print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))\n"
@@ -79,6 +82,29 @@ def test_match_starts_without_the_libraries_it_does_not_use():
                           f"print(json.dumps([PersianNormalizer().normalize(t) for t in {_TEXTS!r}]))",
                           INTERCEPT_HAZM_LIGHT="0")
     assert json.loads(output[2]) == json.loads(plain[0]) and json.loads(plain[0])[0] != _TEXTS[0]
+
+
+@pytest.mark.parametrize("first", ["nltk.word_tokenize", "import nltk.corpus", "import nltk.stem; nltk.stem.PorterStemmer",
+                                   "from nltk.tokenize import word_tokenize", "import hazm; hazm.POSTagger"])
+def test_hazm_and_nltk_imported_after_the_light_start_are_the_whole_packages(first):
+    """After intercept.text's light import (intercept/lightimport.py), whatever asks for more of
+    NLTK or hazm first (a name, a submodule's import, `from ... import *`) gets the whole
+    packages: every name a plain import gives, with hazm's classes still NLTK's subclasses."""
+    names = ("import json, sys\nimport nltk, hazm, nltk.stem, nltk.tokenize\n"
+             "nltk.word_tokenize, hazm.POSTagger, nltk.corpus.stopwords\n"
+             "print(json.dumps({m: sorted(k for k in vars(sys.modules[m]) if not k.startswith('__') or k == '__version__')"
+             " for m in ('nltk', 'nltk.stem', 'nltk.tokenize', 'hazm')}))\n")
+    light = _fresh_python("import intercept.text\n"
+                          "import sys\nprint(sorted(m for m in ('nltk.corpus', 'nltk.stem.porter') if m in sys.modules))\n"
+                          f"import nltk\n{first}\n" + names +
+                          "from nltk.stem import *\nfrom hazm import *\n"
+                          "print(PorterStemmer.__name__, POSTagger.__name__, issubclass(Stemmer, nltk.stem.api.StemmerI),"
+                          " issubclass(WordTokenizer, nltk.tokenize.api.TokenizerI))\n")
+    plain = _fresh_python(names)
+    assert light[0] == "[]"  # NLTK's __init__ files did not run in the light import
+    whole, plain_names = json.loads(light[1]), json.loads(plain[0])
+    assert all(whole[m] == plain_names[m] for m in plain_names) and len(plain_names["nltk"]) > 100
+    assert light[2] == "PorterStemmer POSTagger True True"
 
 
 def test_run_with_bad_model_stops_before_work(tmp_path):

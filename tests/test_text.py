@@ -1,6 +1,8 @@
 """Tests for intercept.text: the normaliser, tokenizer and lemmatizer."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -133,3 +135,11 @@ def test_hazm_normaliser_from_the_disk_cache_is_hazms_own(tmp_path, monkeypatch)
     assert hazm.normalizer.WordTokenizer is hazm.WordTokenizer  # put back after the build
     path.write_bytes(b"not marshal")
     assert hazm_normalizer().words == plain.words
+    # Tables of older versions are removed when new ones are written; the newest other one stays.
+    for n in range(3):
+        old = path.parent / f"normalizer-old{n}.marshal"
+        old.write_bytes(b"tables of an older hazm")
+        os.utime(old, (1_000_000 + n, 1_000_000 + n))
+    path.unlink()
+    hazm_normalizer()
+    assert sorted(p.name for p in path.parent.glob("normalizer-*.marshal")) == sorted([path.name, "normalizer-old2.marshal"])
