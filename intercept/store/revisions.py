@@ -177,19 +177,23 @@ def insert_correction(db: sqlite_utils.Database, correction: Correction) -> int:
     return revision_id
 
 
+# The flags table's columns a derived flag fills, in the order of insert_flags' rows.
+_FLAG_COLUMNS = ("line_id", "concept", "category", "severity", "kind", "score", "span_start", "span_end", "matched",
+                 "term", "lexicon_version", *FLAG_EVIDENCE, "source", "revision_id")
+_INSERT_FLAG = (f"INSERT INTO flags ({', '.join(_FLAG_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_FLAG_COLUMNS))})")
+
+
 def insert_flags(db: sqlite_utils.Database, line_id: int, flags, lexicon_version: str,
                  source: Optional[str] = None, revision_id: Optional[int] = None) -> None:
-    """A line's flags (intercept.types.Flag) with their provenance."""
-    db["flags"].insert_all(
-        {
-            "line_id": line_id, "concept": f.concept, "category": f.category, "severity": f.severity,
-            "kind": f.kind, "score": round(f.score, 4), "span_start": f.span_start, "span_end": f.span_end,
-            "matched": f.matched, "term": f.term, "lexicon_version": lexicon_version,
-            **{name: getattr(f, name, None) for name in FLAG_EVIDENCE},
-            "source": source, "revision_id": revision_id,
-        }
-        for f in flags
-    )
+    """A line's flags (intercept.types.Flag) with their provenance. One prepared statement, not
+    sqlite-utils' insert_all, which reads the table's schema on every call: re-flagging a store
+    writes the flags of each of its lines, and over 1M lines that schema read was most of the time."""
+    rows = [(line_id, f.concept, f.category, f.severity, f.kind, round(f.score, 4), f.span_start, f.span_end,
+             f.matched, f.term, lexicon_version, *(getattr(f, name, None) for name in FLAG_EVIDENCE),
+             source, revision_id) for f in flags]
+    if rows:
+        db.conn.executemany(_INSERT_FLAG, rows)
 
 
 def flag_provenance(db: sqlite_utils.Database, line_id: int) -> dict:
