@@ -1160,7 +1160,7 @@ class Store:
                 if translator is not None:
                     values.update(revisions.derived_english(self.db, line_id, english_from_text))
                 # A prepared UPDATE, not sqlite-utils' Table.update, which reads the schema and the
-                # row first on every call (most of the store's time when re-flagging 1M lines).
+                # row first on every call (with insert_flags, 46 % of `intercept flag`'s profile).
                 self.db.execute(f"UPDATE lines SET {', '.join(f'[{column}] = ?' for column in values)} WHERE id = ?",
                                 [*values.values(), line_id])
                 # A correction's superseded flags are kept, and reviewers' flags are people's

@@ -188,7 +188,7 @@ def insert_flags(db: sqlite_utils.Database, line_id: int, flags, lexicon_version
                  source: Optional[str] = None, revision_id: Optional[int] = None) -> None:
     """A line's flags (intercept.types.Flag) with their provenance. One prepared statement, not
     sqlite-utils' insert_all, which reads the table's schema on every call: re-flagging a store
-    writes the flags of each of its lines, and over 1M lines that schema read was most of the time."""
+    writes the flags of each of its lines (with Table.update, a quarter of `intercept flag`'s time)."""
     rows = [(line_id, f.concept, f.category, f.severity, f.kind, round(f.score, 4), f.span_start, f.span_end,
              f.matched, f.term, lexicon_version, *(getattr(f, name, None) for name in FLAG_EVIDENCE),
              source, revision_id) for f in flags]
