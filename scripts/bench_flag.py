@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([*INTERCEPT, "match", "x", "--lexicon", str(path)], check=True, capture_output=True, cwd=ROOT)
     runs: dict[str, list[dict]] = {label: [] for label in lexicons}
     order = list(lexicons)
-    copy = args.workdir / "run.db"
+    copy = args.workdir / f"run-{os.getpid()}.db"  # its own: two benchmarks may share a workdir
     for repeat in range(args.repeats):
         for label in (order if repeat % 2 == 0 else order[::-1]):
             shutil.copyfile(base, copy)
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[label].append(run)
             print(f"{label}: {run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} CPU s, {run['peak_rss_mb']:.0f} MB, "
                   f"{run['flags']:,} flags (load {run['load']:.1f})", file=sys.stderr)
+    for leftover in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+        leftover.unlink(missing_ok=True)
     if args.json:
         args.json.write_text(json.dumps({"command": command, "runs": runs}, indent=2))
     print(f"command: `{command.strip()}`\n")
