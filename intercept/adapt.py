@@ -117,6 +117,11 @@ class AdaptOptions:
     # no data of the other traffic exists to choose on, fixed before any measurement here
     # (docs/adapt.md); 1.0 writes the fine-tuned model as trained.
     blend: float = 0.5
+    # The same share for the decoder's attention to the audio (its encoder_attn layers), which
+    # learn to read these voices and this channel from the encoder; the rest of the decoder is
+    # its language model, whose drift toward the training sentences' register is what the blend
+    # holds back. None: as `blend`.
+    blend_audio_attention: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.train not in ("decoder", "encoder"):
@@ -129,6 +134,8 @@ class AdaptOptions:
             raise ValueError(f"held_out_fraction must be between 0 and 1, got {self.held_out_fraction}")
         if not 0 < self.blend <= 1:
             raise ValueError(f"blend must be above 0 and at most 1, got {self.blend}")
+        if self.blend_audio_attention is not None and not 0 < self.blend_audio_attention <= 1:
+            raise ValueError(f"blend_audio_attention must be above 0 and at most 1, got {self.blend_audio_attention}")
 
     def settings(self) -> dict:
         found = asdict(self)
@@ -536,19 +543,27 @@ def _floating(model):
             yield name, tensor
 
 
-def blend_with_base(model, base_weights: dict, fraction: float) -> None:
+AUDIO_ATTENTION = ".encoder_attn"  # in the names of the decoder's cross-attention weights (transformers' Whisper)
+
+
+def blend_with_base(model, base_weights: dict, fraction: float, audio_attention: Optional[float] = None) -> None:
     """In place: each weight becomes fraction x its fine-tuned value + (1 - fraction) x the
-    base's (AdaptOptions.blend). Frozen weights are equal in both and stay as they are."""
+    base's (AdaptOptions.blend); the decoder's attention to the audio takes `audio_attention`
+    instead when given (AdaptOptions.blend_audio_attention). Frozen weights are equal in both
+    and stay as they are."""
     import torch
 
-    if fraction >= 1:
+    if fraction >= 1 and audio_attention in (None, 1):
         return
     with torch.no_grad():
         for name, tensor in _floating(model):
+            share = audio_attention if audio_attention is not None and AUDIO_ATTENTION in name else fraction
+            if share >= 1:
+                continue
             base = base_weights.get(name)
             if base is None or base.shape != tensor.shape:
                 raise AdaptError(f"cannot blend with the base: its weight {name} is missing or of another shape")
-            tensor.mul_(fraction).add_(base.to(tensor.device, tensor.dtype), alpha=1 - fraction)
+            tensor.mul_(share).add_(base.to(tensor.device, tensor.dtype), alpha=1 - share)
 
 
 def to_ctranslate2(model, processor, base_dir: Path, out: Path, quantization: Optional[str] = "float16") -> Path:
@@ -664,13 +679,16 @@ def adapt(corpora: Sequence[str | os.PathLike], options: AdaptOptions,
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = out / CHECKPOINTS
     checkpoints.mkdir(exist_ok=True)
-    base_weights = weights_of(model) if options.blend < 1 else None
+    blending = options.blend < 1 or options.blend_audio_attention not in (None, 1)
+    base_weights = weights_of(model) if blending else None
     training = train(model, processor, windows, options, checkpoints, radio_windows, log)
     if base_weights is not None:
         # The checkpoints keep the weights as trained; only the written model is blended.
-        blend_with_base(model, base_weights, options.blend)
+        blend_with_base(model, base_weights, options.blend, options.blend_audio_attention)
         del base_weights
-        log(f"blended: {options.blend:g} of the fine-tuned weights, {1 - options.blend:g} of the base's")
+        log(f"blended: {options.blend:g} of the fine-tuned weights, {1 - options.blend:g} of the base's"
+            + (f" ({options.blend_audio_attention:g} for the attention to the audio)"
+               if options.blend_audio_attention is not None else ""))
 
     staging = out / ".model.partial"
     shutil.rmtree(staging, ignore_errors=True)

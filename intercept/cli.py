@@ -981,8 +981,11 @@ def lexicon_suggestions(db_path, every, fmt):
 @click.option("--blend", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Share of the fine-tuned weights in the written model, the rest the base's (1: as trained). "
                    "A blend keeps more of the base's Persian for traffic unlike the corpora; see docs/adapt.md.")
+@click.option("--blend-audio-attention", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="The same share for the decoder's attention to the audio (what it learnt of these voices and "
+                   "this channel), the rest of the decoder at --blend.  [default: as --blend]")
 def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, base, held_out, held_out_fraction,
-          learning_rate, batch_size, seed, blend):
+          learning_rate, batch_size, seed, blend, blend_audio_attention):
     """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.
 
     Each CORPUS is a folder with metadata.tsv (path, duration_s, transcript, and speaker,
@@ -1005,7 +1008,8 @@ def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, ba
     options = AdaptOptions(out=out_dir, epochs=epochs, force=force, train=train_part, device=device,
                            augment_radio=augment_radio, base=base, held_out=[str(p) for p in held_out],
                            held_out_fraction=held_out_fraction, learning_rate=learning_rate,
-                           batch_size=batch_size, seed=seed, blend=blend)
+                           batch_size=batch_size, seed=seed, blend=blend,
+                           blend_audio_attention=blend_audio_attention)
     if device == "cuda":
         from .engines import resolve_device
 

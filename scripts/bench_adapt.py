@@ -107,20 +107,21 @@ def score_blend(args, out: Path, eval_root: Path, held_corpus: Path, results: di
     checkpoint = max((out / "checkpoints").glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
     base_model, processor, base_dir, _hash = load_base("base")
     model = WhisperForConditionalGeneration.from_pretrained(checkpoint)
-    blend_with_base(model, weights_of(base_model), args.blend)
-    target = out.with_name(f"{out.name}-blend{args.blend:g}")
+    blend_with_base(model, weights_of(base_model), args.blend, args.blend_audio_attention)
+    label = f"{args.blend:g}" + (f"-audio{args.blend_audio_attention:g}" if args.blend_audio_attention is not None else "")
+    target = out.with_name(f"{out.name}-blend{label}")
     target.mkdir(parents=True, exist_ok=True)
     to_ctranslate2(model.eval(), processor, base_dir, target)
     held = read_labelled(held_corpus)
     virgool = read_labelled(eval_root / "fa_virgool")
-    key = f"blend_{args.blend:g}"
+    key = f"blend_{label}"
     found = results.setdefault(key, {"checkpoint": str(checkpoint), "model": str(target),
                                      "uptime_start": uptime()})
     for name, clips, radio in (("fa_virgool", virgool, None), ("cv_fa_other_speakers", held, None),
                                ("cv_fa_other_speakers_radio", held, args.radio_seed),
                                ("fa_virgool_radio", virgool, args.radio_seed)):
         started = time.perf_counter()
-        counts = score_model(target, clips, radio_seed=radio, desc=f"{name}, blend {args.blend:g}")
+        counts = score_model(target, clips, radio_seed=radio, desc=f"{name}, blend {label}")
         scores = {**counts.to_dict(), "wall_s": round(time.perf_counter() - started, 1)}
         base_wer = (results.get(name, {}).get("base", {}).get("wer") if name != "cv_fa_other_speakers"
                     else results.get("card", {}).get("wer_before"))
@@ -147,6 +148,9 @@ def main(argv=None) -> int:
                         help="also score the blend `adapt --blend` writes (FRACTION of the trained weights, the rest "
                              "the base's), made from --out's last checkpoint with intercept.adapt.blend_with_base; "
                              "with --skip-train, the base's scores are read back from --results")
+    parser.add_argument("--blend-audio-attention", type=float, default=None,
+                        help="with --blend: the share for the decoder's attention to the audio "
+                             "(`adapt --blend-audio-attention`)")
     args = parser.parse_args(argv)
     if args.report:
         print(markdown(json.loads(Path(args.results).read_text(encoding="utf-8"))))
@@ -182,7 +186,9 @@ def main(argv=None) -> int:
             # the training run's results (its command and times stay); this command goes with the blend's
             command = results["command"]
             results = json.loads(results_path.read_text(encoding="utf-8"))
-            results[f"blend_{args.blend:g}_command"] = command
+            label = f"{args.blend:g}" + (f"-audio{args.blend_audio_attention:g}"
+                                         if args.blend_audio_attention is not None else "")
+            results[f"blend_{label}_command"] = command
         return score_blend(args, out, eval_root, held_corpus, results, save)
     card = json.loads((out / "model_card.json").read_text(encoding="utf-8"))
     results["card"] = {k: card[k] for k in ("wer_before", "wer_after", "cer_before", "cer_after",

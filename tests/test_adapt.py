@@ -213,6 +213,27 @@ def test_blend_moves_each_weight_once_including_the_tied_embedding(tiny_base):
     assert torch.allclose(model.proj_out.weight, base["model.decoder.embed_tokens.weight"] + 0.25, atol=1e-5)
 
 
+def test_the_attention_to_the_audio_can_take_its_own_share(tiny_base):
+    import torch
+
+    from intercept.adapt import AUDIO_ATTENTION, blend_with_base, weights_of
+    from intercept.convert import load_hf_whisper
+
+    model = load_hf_whisper(tiny_base)[0]
+    base = weights_of(model)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(1.0)
+    blend_with_base(model, base, 0.5, audio_attention=1.0)
+    named = dict(model.named_parameters())
+    audio = [name for name in named if AUDIO_ATTENTION in name]
+    assert audio and all(name.startswith("model.decoder.") for name in audio)
+    for name, tensor in weights_of(model).items():
+        if name in named:
+            share = 1.0 if name in audio else 0.5
+            assert torch.allclose(tensor, base[name] + share, atol=1e-5), name
+
+
 def test_held_out_part_is_whole_groups_and_shares_no_sentence(tmp_path):
     from intercept.adapt import Clip, split_held_out
 
