@@ -982,8 +982,9 @@ def lexicon_suggestions(db_path, every, fmt):
               help="Share of the fine-tuned weights in the written model, the rest the base's (1: as trained). "
                    "A blend keeps more of the base's Persian for traffic unlike the corpora; see docs/adapt.md.")
 @click.option("--blend-audio-attention", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="The same share for the decoder's attention to the audio (what it learnt of these voices and "
-                   "this channel), the rest of the decoder at --blend.  [default: as --blend]")
+              help="Its own share of the fine-tuned weights for the decoder's attention to the audio (what it "
+                   "learnt of these voices and this channel); the rest of the decoder takes --blend.  "
+                   "[default: as --blend]")
 def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, base, held_out, held_out_fraction,
           learning_rate, batch_size, seed, blend, blend_audio_attention):
     """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.
