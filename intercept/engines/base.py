@@ -105,6 +105,10 @@ class TranscribeOptions:
     # docs/benchmarks.md (issue 25).
     translate_beam_size: Optional[int] = None
     translate_timestamps: bool = False
+    # False: transcribe without Whisper's timestamp tokens (faster-whisper); a packed window is
+    # then one segment, cut into its transmissions by its words' times (packing.split_by_words;
+    # needs word_evidence). Experimental, measured in docs/benchmarks.md (issue 25).
+    transcribe_timestamps: bool = True
     translate_context_s: Optional[float] = 10.0
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).

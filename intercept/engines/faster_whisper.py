@@ -212,7 +212,8 @@ class FasterWhisperEngine(DecoderMethods):
             vad_filter=False,  # transmissions are already cut by intercept.segment
             # English is not banned from repeating: its loops are retried (core.Decoder._guard)
             no_repeat_ngram_size=opts.no_repeat_ngram if task == "transcribe" else 0,
-            without_timestamps=task == "translate" and not opts.translate_timestamps and not opts.pack_translate,
+            without_timestamps=(task == "translate" and not opts.translate_timestamps and not opts.pack_translate)
+            or (task == "transcribe" and not opts.transcribe_timestamps),
         )
 
     def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False,
