@@ -331,6 +331,10 @@ def test_the_translate_task_has_its_own_beam_and_decodes_no_timestamps():
     engine, requests = _scripted_engine([["received"]], TranscribeOptions(beam_size=4, translate_beam_size=None))
     engine.translate_audio(samples, 0.0, 3.0)
     assert requests[0]["beam_size"] == 4
+    # TranscribeOptions.transcribe_timestamps=False: transcription without them too.
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(transcribe_timestamps=False))
+    assert [line.text for line in engine.transcribe(samples, txs)] == ["دریافت شد"]
+    assert requests[0]["task"] == "transcribe" and requests[0]["without_timestamps"]
 
 
 def test_a_translate_window_is_encoded_as_long_as_its_context():
