@@ -77,6 +77,7 @@ VARIANTS = {
     # batch 8, its defaults: not intercept's transmissions
     "fw-batched": None,
     "tps20": dict(tokens_per_second=20.0),
+    "tps15": dict(tokens_per_second=15.0),
     "no-timestamps": dict(transcribe_timestamps=False),
 }
 
