@@ -39,11 +39,12 @@ def recognise_corpus(items: Sequence, engine, on_clip=None) -> list[Optional[lis
     be decoded is None, and `on_clip(n, error)` hears why; the others go on."""
     from .audio import AudioError
     from .audio import decode
-    from .packing import PackOptions, PoolOptions, RecordingPool, join_recordings, split_lines
+    from .engines.base import TranscribeOptions, pack_options_for
+    from .packing import PoolOptions, RecordingPool, join_recordings, split_lines
     from .types import Transmission
 
     results: list[Optional[list]] = [None] * len(items)
-    pool = RecordingPool(PoolOptions(), PackOptions(gap_s=getattr(getattr(engine, "options", None), "pack_gap_s", 1.5)))
+    pool = RecordingPool(PoolOptions(), pack_options_for(getattr(engine, "options", None) or TranscribeOptions()))
 
     def recognise(group):
         joined = join_recordings([(samples, [tx]) for _, samples, tx in group], 16000)

@@ -22,7 +22,8 @@ from . import __version__
 from .audio import AudioError, CleanupOptions, clean_radio, decode, sha256_file
 from .config import RunOptions
 from .components import Components
-from .packing import PackOptions, RecordingPool, join_recordings, split_lines
+from .engines.base import pack_options_for
+from .packing import RecordingPool, join_recordings, split_lines
 from .recorded_at import recorded_at_for
 from .segment import SegmentOptions, find_transmissions
 from .store import CREATE, READ, RecordingFacts, Store, StoreError
@@ -258,7 +259,7 @@ class Pipeline:
         and the pool is recognised in one engine call, so that several recordings share
         Whisper's 30 s windows; longer ones are recognised alone at once. Every line comes back
         to its own recording, with the times and transmission index it would have alone."""
-        pool = RecordingPool(self.options.pool, PackOptions(gap_s=self.options.transcribe.pack_gap_s))
+        pool = RecordingPool(self.options.pool, pack_options_for(self.options.transcribe))
         decoding = ReadAhead(items, self._decode, self.options.pool.read_ahead,
                              lambda d: isinstance(d, Decoded) and not pool.takes(d.facts.duration_s or 0.0,
                                                                                  d.transmissions))

@@ -79,6 +79,17 @@ VARIANTS = {
     "tps20": dict(tokens_per_second=20.0),
     "tps15": dict(tokens_per_second=15.0),
     "no-timestamps": dict(transcribe_timestamps=False),
+    # how transmissions are laid out in a window (PackOptions): the silence between them, the
+    # window's length, or no packing at all
+    "gap0.5": dict(pack_gap_s=0.5),
+    "gap1": dict(pack_gap_s=1.0),
+    "gap3": dict(pack_gap_s=3.0),
+    "window20": dict(pack_window_s=20.0),
+    "window25": dict(pack_window_s=25.0),
+    "window22": dict(pack_window_s=22.0),
+    "window18": dict(pack_window_s=18.0),
+    "window15": dict(pack_window_s=15.0),
+    "no-pack": dict(pack=False),
 }
 
 
@@ -164,7 +175,7 @@ def main(argv=None) -> int:
 
     from bench_asr import by_transmission, paired_bootstrap
 
-    from intercept.engines import TranscribeOptions, load_engine
+    from intercept.engines import TranscribeOptions, load_engine, pack_options_for
     from intercept.evaluate import ErrorRateScorer
     from intercept.models import resolve_model
     from intercept.pipeline import TRANSMISSIONS_PER_CALL
@@ -195,6 +206,7 @@ def main(argv=None) -> int:
             per_call = settings.pop("per_call", TRANSMISSIONS_PER_CALL)
             engine._ban_spans = ban_spans if settings.pop("per_transmission", True) else (lambda *args: [])
             engine.options = replace(base, **settings)
+            engine.pack_options = pack_options_for(engine.options)
             engine._room = None
             log.reset()
             cpu, wall = time.process_time(), time.perf_counter()

@@ -88,9 +88,9 @@ def main(argv=None) -> int:
 
     from intercept.audio import decode
     from intercept.config import RunOptions
-    from intercept.engines import load_engine
+    from intercept.engines import load_engine, pack_options_for
     from intercept.models import resolve_model
-    from intercept.packing import PackOptions, RecordingPool, join_recordings, plan_packs
+    from intercept.packing import RecordingPool, join_recordings, plan_packs
     from intercept.segment import SegmentOptions, find_transmissions
     from intercept.translate import WhisperTranslator, stretch
     from intercept.types import Transmission
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     engine.decode = counted
 
     # Recognised as the pipeline does: short recordings in pools (the groups translation shares).
-    pool = RecordingPool(options.pool, PackOptions(gap_s=options.transcribe.pack_gap_s))
+    pool = RecordingPool(options.pool, pack_options_for(options.transcribe))
     groups, recordings = [], []
     for item in files:
         samples = decode(item["path"]).samples

@@ -139,7 +139,8 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
     interrupted run resumes)."""
     from intercept.engines import TranscribeOptions, load_engine
     from intercept.models import resolve_model
-    from intercept.packing import PackOptions, PoolOptions, RecordingPool, join_recordings, split_lines
+    from intercept.engines import pack_options_for
+    from intercept.packing import PoolOptions, RecordingPool, join_recordings, split_lines
 
     done = {row["source"] for row in read_cache(cache)}
     todo = [c for c in clips if c.source not in done]
@@ -148,7 +149,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
     options = TranscribeOptions(cpu_threads=threads)
     path = str(resolve_model(model).path) if model == "base" else model
     engine = load_engine("faster-whisper", path, model_label(model), options)
-    pool = RecordingPool(PoolOptions(), PackOptions(gap_s=options.pack_gap_s))
+    pool = RecordingPool(PoolOptions(), pack_options_for(options))
     cache.parent.mkdir(parents=True, exist_ok=True)
     began, count = time.time(), 0
     with cache.open("a", encoding="utf-8") as out:

@@ -12,7 +12,8 @@ import pytest
 from intercept.audio import decode
 from intercept.engines import TranscribeOptions
 from intercept.engines import faster_whisper as fw
-from intercept.packing import PackOptions, plan_packs
+from intercept.engines import pack_options_for
+from intercept.packing import plan_packs
 from intercept.segment import find_transmissions
 
 SAMPLES = Path(__file__).resolve().parent.parent / "audio_samples"
@@ -42,7 +43,7 @@ def packed_run(embedded_model_dir, manifest):
 def test_packing_puts_several_transmissions_in_one_window(packed_run):
     _lines, transmissions, windows, _expected = packed_run
     assert len(transmissions) >= 3
-    packs = plan_packs(transmissions, PackOptions(gap_s=TranscribeOptions().pack_gap_s))
+    packs = plan_packs(transmissions, pack_options_for(TranscribeOptions()))
     assert len(packs) < len(transmissions)
     # The first call is the packed window: longer than any one transmission.
     assert windows[0] > max(tx.duration for tx in transmissions) + 1.0
@@ -121,7 +122,7 @@ def _scripted_engine(answers, options: TranscribeOptions):
     """A FasterWhisperEngine whose model answers from a script and records each request."""
     engine = object.__new__(fw.FasterWhisperEngine)
     engine.options, engine.compute_type, engine._room, engine._batched = options, "float32", None, None
-    engine.pack_options = PackOptions(gap_s=options.pack_gap_s)
+    engine.pack_options = pack_options_for(options)
     requests = []
 
     class Model:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 # The interface is in engines/base.py, where the adapters and core.py import it from; the
 # package adds only the factory, which imports the adapters (so none of them imports the package).
-from .base import DEVICES, ENGINES, Engine, TranscribeOptions, resolve_device
+from .base import DEVICES, ENGINES, Engine, TranscribeOptions, pack_options_for, resolve_device
 
-__all__ = ["DEVICES", "ENGINES", "Engine", "TranscribeOptions", "load_engine", "resolve_device"]
+__all__ = ["DEVICES", "ENGINES", "Engine", "TranscribeOptions", "load_engine", "pack_options_for", "resolve_device"]
 
 
 def load_engine(name: str, model_path: str, model_name: str, options: TranscribeOptions) -> Engine:

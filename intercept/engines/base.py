@@ -84,6 +84,8 @@ class TranscribeOptions:
     # Needs a fixed language: with language=None each transmission is decoded alone.
     pack: bool = True
     pack_gap_s: float = 1.5  # silence between packed transmissions
+    # How much audio one packed window holds (PackOptions.window_s).
+    pack_window_s: float = 29.0
     # Whisper's translate task packed the same way (core.Decoder.translate_spans): the lines
     # of a recording, or of a pool of short recordings, share windows. Off by default: on the
     # folder corpus it halved the decodes (12 of 40 lines still decoded again alone, their
@@ -128,6 +130,14 @@ class TranscribeOptions:
     # docs/benchmarks.md).
     alternatives: Optional[int] = None
     word_evidence: bool = True
+
+
+def pack_options_for(options: TranscribeOptions) -> "PackOptions":
+    """The packing layout of these options: every engine, the pipeline's pool and the
+    evaluations build their PackOptions here, so that they pack alike."""
+    from ..packing import PackOptions
+
+    return PackOptions(window_s=options.pack_window_s, gap_s=options.pack_gap_s)
 
 
 def beam_for(options: TranscribeOptions, task: str) -> int:

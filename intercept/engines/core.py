@@ -22,7 +22,7 @@ import numpy as np
 
 from ..packing import Pack, PackOptions, Placement, assign_spans, pack_samples, plan_packs, split_by_words
 from ..types import Hypothesis, Line, Transmission, Word
-from .base import TranscribeOptions
+from .base import TranscribeOptions, pack_options_for
 
 SAMPLE_RATE = 16000
 # Whisper's decoder holds 448 tokens; the prompt takes a few, and the libraries count new
@@ -203,7 +203,7 @@ class Decoder:
     def __init__(self, model: WindowModel, options: TranscribeOptions, pack_options: Optional[PackOptions] = None):
         self.model = model
         self.options = options
-        self.pack_options = pack_options or PackOptions(gap_s=options.pack_gap_s)
+        self.pack_options = pack_options or pack_options_for(options)
 
     def max_new_tokens(self, speech_s: float, pieces: int, task: str) -> int:
         """The loop guard: Whisper decodes a repetition loop up to its token limit, so a window

@@ -24,9 +24,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..models import ModelError, error_line
-from ..packing import PackOptions
 from ..types import Line, Transmission, Word
-from .base import TranscribeOptions, beam_for, resolve_device
+from .base import TranscribeOptions, beam_for, pack_options_for, resolve_device
 from .core import (MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, DecoderMethods, Segment, ban_spans,
                    wants_alternatives)
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
@@ -175,7 +174,7 @@ class FasterWhisperEngine(DecoderMethods):
                 f"put their lib folders on LD_LIBRARY_PATH), or use --engine openai-whisper/transformers "
                 f"with a CUDA build of torch"
             ) from None
-        self.pack_options = PackOptions(gap_s=options.pack_gap_s)
+        self.pack_options = pack_options_for(options)
         self._batched = None
         self._room: Optional[int] = None
         self._batching = _Batching(self.model.model)

@@ -21,9 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..models import ModelError, error_line
-from ..packing import PackOptions
 from ..types import Line, Transmission, Word
-from .base import TranscribeOptions, beam_for, resolve_device
+from .base import TranscribeOptions, beam_for, pack_options_for, resolve_device
 from .core import (MAX_NEW_TOKENS, Candidate, Decoded, Decoder, DecoderMethods, Segment, split_at_timestamps,
                    wants_alternatives)
 
@@ -132,7 +131,7 @@ class OpenAIWhisperEngine(DecoderMethods):
         # docs/benchmarks.md), so "auto" stays float32 here.
         self.fp16 = self.device == "cuda" and options.compute_type == "float16"
         self.model = load_openai_model(model_path, self.device)
-        self.pack_options = PackOptions(gap_s=options.pack_gap_s)
+        self.pack_options = pack_options_for(options)
 
     def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
         """core.WindowModel: openai-whisper's transcribe() over one window. Its decode step

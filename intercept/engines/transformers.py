@@ -18,9 +18,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..models import ModelError, error_line
-from ..packing import PackOptions
 from ..types import Hypothesis, Line, Transmission
-from .base import TranscribeOptions, beam_for, resolve_device
+from .base import TranscribeOptions, beam_for, pack_options_for, resolve_device
 from .core import MAX_NEW_TOKENS, Decoded, Decoder, DecoderMethods, Segment, compression_ratio
 from .openai_whisper import prompt_text
 
@@ -94,7 +93,7 @@ class TransformersEngine(DecoderMethods):
             # Only when asked for ("auto" stays float32): slower than float32 on an H200 for
             # Whisper base (23.2 s vs 16.7 s; scripts/check_cuda.py). Inputs follow the dtype.
             self.model = self.model.half()
-        self.pack_options = PackOptions(gap_s=options.pack_gap_s)
+        self.pack_options = pack_options_for(options)
 
     # -- Whisper -------------------------------------------------------------------------
     def decode(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool = False) -> Decoded:
