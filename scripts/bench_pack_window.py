@@ -13,6 +13,7 @@ first setting.
 
     .venv/bin/python scripts/bench_pack_window.py --part calibration --clips 300 --windows 29,22,20
     .venv/bin/python scripts/bench_pack_window.py --part held-out --radio --windows 29,22 --json out.json
+    .venv/bin/python scripts/bench_pack_window.py --windows 29,29p4   # the pool recognised 4 windows at a time
 """
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ def main(argv=None) -> int:
     parser.add_argument("--part", choices=("calibration", "held-out"), default="calibration")
     parser.add_argument("--clips", type=int, default=300, help="the part's first N clips in the fixed order (0: all)")
     parser.add_argument("--radio", action="store_true", help="through the simulated radio channel")
-    parser.add_argument("--windows", default="29,22,20", help="comma-separated pack_window_s values; the first is "
-                        "the baseline of the intervals")
+    parser.add_argument("--windows", default="29,22,20", help="comma-separated pack_window_s values, each optionally "
+                        "with the pool's windows per engine call as 'pN' (29p4: 29 s windows, recognised four "
+                        "at a time); the first is the baseline of the intervals")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
-    windows = [float(w) for w in args.windows.split(",") if w]
+    windows = [w for w in args.windows.split(",") if w]
 
     from bench_asr import paired_bootstrap
     from bench_session_decode import CallLog
@@ -71,12 +73,13 @@ def main(argv=None) -> int:
 
     results = {}
     for window in windows:
-        options = replace(base, pack_window_s=window)
+        length, _, per_call = window.partition("p")
+        options = replace(base, pack_window_s=float(length))
         engine.options, engine.pack_options = options, pack_options_for(options)
         engine._room = None
         log.reset()
         texts: list[str] = [""] * len(clips)
-        pool = RecordingPool(PoolOptions(), pack_options_for(options))
+        pool = RecordingPool(PoolOptions(windows=int(per_call or 1)), pack_options_for(options))
 
         def recognise(group):
             joined = join_recordings([(samples, [tx]) for _, samples, tx in group], 16000)
@@ -94,12 +97,12 @@ def main(argv=None) -> int:
                                encodes=log.calls["encode"], searches=log.calls["generate"], tokens=log.tokens,
                                retries=log.retries, windows=log.windows, texts=texts,
                                pairs=[(c.reference, t) for c, t in zip(clips, texts)])
-        print(f"  window {window:g} s: {results[window]['cpu_s']:.1f} CPU s, {results[window]['wall_s']:.1f} s, "
+        print(f"  {window}: {results[window]['cpu_s']:.1f} CPU s, {results[window]['wall_s']:.1f} s, "
               f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
 
     scorer = ErrorRateScorer()
     first = results[windows[0]]
-    print("\n| pack_window_s | CPU s | x first | wall s | encoder passes | beam searches | tokens | windows decoded "
+    print("\n| pack_window_s (pN: N windows per engine call) | CPU s | x first | wall s | encoder passes | beam searches | tokens | windows decoded "
           "| loop retries | WER | CER | WER - first's, 95% |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for window in windows:
@@ -107,11 +110,11 @@ def main(argv=None) -> int:
         counts = scorer.score_corpus(r["pairs"])
         r["wer"], r["cer"] = counts.wer, counts.cer
         interval = "" if r is first else "{:+.3f} .. {:+.3f}".format(*paired_bootstrap(first["pairs"], r["pairs"]))
-        print(f"| {window:g} | {r['cpu_s']:.1f} | {r['cpu_s'] / first['cpu_s']:.2f} | {r['wall_s']:.1f} | {r['encodes']} | "
+        print(f"| {window} | {r['cpu_s']:.1f} | {r['cpu_s'] / first['cpu_s']:.2f} | {r['wall_s']:.1f} | {r['encodes']} | "
               f"{r['searches']} | {r['tokens']} | {r['windows']} | {r['retries']} | {r['wer']:.3f} | {r['cer']:.3f} | "
               f"{interval} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({str(w): r for w, r in results.items()}, ensure_ascii=False, indent=1),
+        Path(args.json).write_text(json.dumps(results, ensure_ascii=False, indent=1),
                                    encoding="utf-8")
     return 0
 

@@ -353,3 +353,24 @@ def test_a_translate_window_is_encoded_as_long_as_its_context():
     assert engine._encoder_frames(second, "translate") is None
     engine.options = TranscribeOptions(translate_context_s=10.0, pack_translate=True)
     assert engine._encoder_frames(second, "translate") is None
+
+
+def test_the_window_length_and_gap_come_from_the_transcribe_options():
+    """TranscribeOptions.pack_window_s and pack_gap_s decide how many transmissions share a
+    window, for the engine and for every other place that packs (engines.pack_options_for)."""
+    from intercept.engines.core import Decoder
+    from intercept.packing import PackOptions
+    from intercept.types import Transmission
+
+    samples = np.zeros(30 * 16000, dtype=np.float32)
+    three = [Transmission(i, 10.0 * i, 10.0 * i + 4.0) for i in range(3)]
+    windows = {}
+    for window_s in (29.0, 10.0):
+        options = TranscribeOptions(pack_window_s=window_s, pack_gap_s=0.5, word_evidence=False, alternatives=0)
+        assert pack_options_for(options) == PackOptions(window_s=window_s, gap_s=0.5)
+        assert Decoder(object(), options).pack_options == pack_options_for(options)
+        engine, requests = _scripted_engine([["دریافت شد"]] * 6, options)
+        engine.transcribe(samples, three, 16000)
+        windows[window_s] = len(requests)
+    # 4 + 0.5 + 4 + 0.5 + 4 fits 29 s; in 10 s windows the third transmission spills over.
+    assert windows == {29.0: 1, 10.0: 2}

@@ -84,7 +84,10 @@ class TranscribeOptions:
     # Needs a fixed language: with language=None each transmission is decoded alone.
     pack: bool = True
     pack_gap_s: float = 1.5  # silence between packed transmissions
-    # How much audio one packed window holds (PackOptions.window_s).
+    # How much audio one packed window holds (PackOptions.window_s). 25, 22 and 20 s were no
+    # worse in WER on pooled real clips but 1.03-1.16x the CPU (more encoder passes; loops no
+    # rarer), although one looping session decoded 2.3x faster at 20 s by chance
+    # (scripts/bench_pack_window.py, docs/benchmarks.md, issue 25).
     pack_window_s: float = 29.0
     # Whisper's translate task packed the same way (core.Decoder.translate_spans): the lines
     # of a recording, or of a pool of short recordings, share windows. Off by default: on the
