@@ -517,6 +517,14 @@ def report_action(args, normalizer) -> int:
         wanted = Counter(c for f in calib for c in f.truth)
         got = Counter(q[1] for q in shown if q[3])
         print("Coded mentions (found/present): " + ", ".join(f"{c} {got[c]}/{n}" for c, n in wanted.most_common()) + "\n")
+        if args.thresholds:  # the shipped queue by threshold (how the queue threshold is chosen)
+            print("| threshold | in queue | right | false | false / 10 min | recall |")
+            print("|---|---|---|---|---|---|")
+            for at in args.thresholds:
+                m = summary(calib, queue(calib, lambda c: c.score(new), at))
+                print(f"| {at:g} | {m['shown']} | {m['right']} | {m['false']} | {m['false_per_10min']:.1f} | "
+                      f"{m['recall']:.2f} |")
+            print()
     return 0
 
 
@@ -536,6 +544,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--before", type=Path, default=None, help="report: an older scorer file to show beside it")
     parser.add_argument("--before-calibration", type=Path, default=None,
                         help="report: an older calibration file to show beside the shipped one")
+    parser.add_argument("--thresholds", type=lambda v: [float(x) for x in v.split(",") if x], default=[],
+                        help="report: also the shipped queue at each of these comma-separated thresholds")
     parser.add_argument("--before-threshold", type=float, default=None,
                         help="report: the queue threshold of the --before-calibration row [default: the shipped one]")
     parser.add_argument("--parts", nargs="+", default=["held-out"], choices=PARTS, help="report: which parts")
