@@ -618,7 +618,42 @@ def report(title: str, results: list[dict]) -> None:
                         cell += f" [{low:+.3f} .. {high:+.3f}]"
                     cells.append(cell)
                 print(f"| {r['system']} | " + " | ".join(cells) + " |")
+    targets(title, results)
     sys.stdout.flush()
+
+
+def targets(title: str, results: list[dict]) -> None:
+    """Issue 25's targets that these results can say something about, each met or not."""
+    done = {r["system"]: r for r in results if "wall_s" in r}
+    lines = []
+    session, tiny = "real speech" in title and "session" in title, "(tiny)" in title
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    mine, batched = done.get("intercept"), done.get("fw-batched")
+    if session and mine and batched:
+        ratio = mine["wall_s"] / batched["wall_s"]
+        heard = ""
+        if "transmissions" in mine:
+            t = mine["transmissions"]
+            heard = f"; intercept missed {t['missed']} transmissions and wrote {t['silent_words']} words in silence"
+        lines.append(f"- intercept at least as fast as `BatchedInferencePipeline`: {ratio:.2f}x its wall time "
+                     f"({mine['wall_s']:.1f} s against {batched['wall_s']:.1f} s; CPU {mine['cpu_s'] / batched['cpu_s']:.2f}x)"
+                     f"{heard}: {verdict(ratio <= 1.0)}")
+    translated = done.get("intercept-translate")
+    if session and mine and translated:
+        extra = translated["wall_s"] / mine["wall_s"] - 1.0
+        lines.append(f"- translation on adds at most 40 %: {100 * extra:+.0f} % wall: {verdict(extra <= 0.40)}")
+    whisper = done.get("openai-whisper")
+    if tiny and mine and whisper:
+        ratio = whisper["wall_s"] / mine["wall_s"]
+        lines.append(f"- at least 5x faster than openai-whisper file by file: {ratio:.1f}x: {verdict(ratio >= 5.0)}")
+    if tiny and mine:
+        lines.append(f"- peak memory under 1.5 GB: {mine['peak_rss_mb']:.0f} MB: {verdict(mine['peak_rss_mb'] < 1536)}")
+    if lines:
+        print("\nIssue 25's targets (ratios of runs made one after the other in this command):\n")
+        print("\n".join(lines))
 
 
 def main(argv=None) -> int:

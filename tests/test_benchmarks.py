@@ -94,6 +94,27 @@ def test_paired_bootstrap_interval_brackets_the_difference():
 import check_cuda  # noqa: E402
 
 
+def test_the_session_targets_are_judged_from_the_runs_side_by_side(capsys):
+    session = "(b) radio session 10 min, real speech: 1 files, 600 s audio"
+    slow = [{"system": "intercept", "wall_s": 19.0, "cpu_s": 36.8, "peak_rss_mb": 1308,
+             "transmissions": {"missed": 0, "silent_words": 0}},
+            {"system": "fw-batched", "wall_s": 7.5, "cpu_s": 14.6},
+            {"system": "intercept-translate", "wall_s": 23.4, "cpu_s": 45.5}]
+    bench_asr.targets(session, slow)
+    out = capsys.readouterr().out
+    assert "2.53x its wall time" in out and "BatchedInferencePipeline`: 2.53x" in out
+    assert "**not met**" in out.split("translation")[0] and "+23 % wall: **met**" in out
+    fast = [dict(slow[0], wall_s=7.0), slow[1]]
+    bench_asr.targets(session, fast)
+    out = capsys.readouterr().out
+    assert "0.93x its wall time" in out and out.rstrip().endswith("**met**") and "not met" not in out
+    # A folder of tiny files is judged against openai-whisper and on memory, not the session's targets.
+    bench_asr.targets("(tiny) 300 files of 1 s, real speech via radio: 300 files, 300 s audio",
+                      [dict(slow[0], wall_s=139.6, peak_rss_mb=1600), dict(slow[1], system="openai-whisper", wall_s=3985)])
+    out = capsys.readouterr().out
+    assert "28.5x: **met**" in out and "1600 MB: **not met**" in out and "BatchedInferencePipeline" not in out
+
+
 def test_check_cuda_samples_survive_the_npz_round_trip(tmp_path, manifest):
     """The GPU machine reads audio decoded elsewhere: same transmissions, same samples
     within 16-bit rounding, as decoding on the spot."""
