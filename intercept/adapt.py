@@ -91,7 +91,13 @@ class AdaptOptions:
     out: str | os.PathLike = "adapted-model"
     epochs: int = 3
     force: bool = False  # write the model even when it is worse than its base on the held-out part
-    train: Literal["decoder", "encoder"] = "decoder"  # encoder: the whole model
+    # decoder: the encoder frozen and computed once (CPU). encoder: the whole model (GPU).
+    # audio: the encoder's top `audio_layers` layers only, the decoder frozen: what is learnt
+    # is how these voices and this channel sound, not the corpus's sentences, whose register
+    # the decoder's language model drifts toward (docs/adapt.md). The layers below are
+    # computed once, as for decoder.
+    train: Literal["decoder", "encoder", "audio"] = "decoder"
+    audio_layers: int = 2
     device: Literal["cpu", "cuda"] = "cpu"
     augment_radio: bool = False
     base: str = "base"  # "base" (embedded) or a CTranslate2 Whisper directory
@@ -124,8 +130,10 @@ class AdaptOptions:
     blend_audio_attention: Optional[float] = None
 
     def __post_init__(self) -> None:
-        if self.train not in ("decoder", "encoder"):
-            raise ValueError(f"train must be 'decoder' or 'encoder', not {self.train!r}")
+        if self.train not in ("decoder", "encoder", "audio"):
+            raise ValueError(f"train must be 'decoder', 'encoder' or 'audio', not {self.train!r}")
+        if self.audio_layers < 1:
+            raise ValueError(f"audio_layers must be at least 1, got {self.audio_layers}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
         if self.epochs < 1:
@@ -457,22 +465,34 @@ def train(model, processor, windows: Sequence[Window], options: AdaptOptions, ch
     views = [list(windows)] + ([list(radio_windows)] if radio_windows else [])
     timings = {"encode_s": 0.0, "encode_cpu_s": 0.0}
 
-    # Inputs per view: mel features (whole-model training) or cached encoder outputs.
+    # Inputs per view: mel features (whole-model training), cached encoder outputs (decoder),
+    # or the cached output of the encoder's frozen lower layers (audio).
     started, cpu = time.perf_counter(), time.process_time()
     cached = []
-    freeze = options.train == "decoder"
+    encoder = model.model.encoder
+    freeze = options.train in ("decoder", "audio")
+    top = min(options.audio_layers, len(encoder.layers)) if options.train == "audio" else 0
     if freeze:
-        for param in model.model.encoder.parameters():
+        for param in encoder.parameters():
             param.requires_grad_(False)
-        model.model.encoder.eval()
+        encoder.eval()
+    if options.train == "audio":
+        for param in model.model.decoder.parameters():
+            param.requires_grad_(False)
+        for module in list(encoder.layers[len(encoder.layers) - top:]) + [encoder.layer_norm]:
+            for param in module.parameters():
+                param.requires_grad_(True)
     for v, view in enumerate(views):
         rows = []
         what = "encoding windows" + (" (radio copies)" if v else "")
         for window in tqdm(view, desc=what, unit="window", disable=not options.progress):
             features = _features(processor, window.audio)
-            if freeze:
+            if top:
                 with torch.no_grad():
-                    rows.append(model.model.encoder(features.to(device)).last_hidden_state[0].to(torch.float16).cpu())
+                    rows.append(_encode_below(encoder, features.to(device), top)[0].to(torch.float16).cpu())
+            elif freeze:
+                with torch.no_grad():
+                    rows.append(encoder(features.to(device)).last_hidden_state[0].to(torch.float16).cpu())
             else:
                 rows.append(features[0])
         cached.append(rows)
@@ -492,7 +512,9 @@ def train(model, processor, windows: Sequence[Window], options: AdaptOptions, ch
         for epoch in range(1, options.epochs + 1):
             model.train()
             if freeze:
-                model.model.encoder.eval()
+                encoder.eval()
+                for layer in encoder.layers[len(encoder.layers) - top:] if top else ():
+                    layer.train()
             epoch_loss, seen = 0.0, 0
             bar = tqdm(_batches(len(windows), options.batch_size, rng), desc=f"epoch {epoch}/{options.epochs}",
                        unit="batch", disable=not options.progress)
@@ -503,7 +525,8 @@ def train(model, processor, windows: Sequence[Window], options: AdaptOptions, ch
                 if freeze:
                     from transformers.modeling_outputs import BaseModelOutput
 
-                    out = model(encoder_outputs=BaseModelOutput(last_hidden_state=stacked.float()),
+                    hidden = _encode_top(encoder, stacked.float(), top) if top else stacked.float()
+                    out = model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
                                 decoder_input_ids=inputs.to(device), labels=targets.to(device))
                 else:
                     out = model(input_features=stacked, decoder_input_ids=inputs.to(device), labels=targets.to(device))
@@ -529,6 +552,25 @@ def train(model, processor, windows: Sequence[Window], options: AdaptOptions, ch
     timings["train_cpu_s"] = round(time.process_time() - cpu, 1)
     return {"epoch_losses": losses, "steps": step, "windows": len(windows), "checkpoint": str(checkpoint),
             **timings}
+
+
+def _encode_below(encoder, features, top: int):
+    """transformers' WhisperEncoder.forward up to (not including) its top `top` layers."""
+    import torch
+
+    hidden = torch.nn.functional.gelu(encoder.conv1(features))
+    hidden = torch.nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+    for layer in encoder.layers[: len(encoder.layers) - top]:
+        hidden = layer(hidden, None)
+    return hidden
+
+
+def _encode_top(encoder, hidden, top: int):
+    """The rest of WhisperEncoder.forward from _encode_below's output: its top layers and norm."""
+    for layer in encoder.layers[len(encoder.layers) - top:]:
+        hidden = layer(hidden, None)
+    return encoder.layer_norm(hidden)
 
 
 def weights_of(model) -> dict:

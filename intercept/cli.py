@@ -962,8 +962,13 @@ def lexicon_suggestions(db_path, every, fmt):
               help="Directory for the adapted model (CTranslate2), its model_card.json and checkpoints/.")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Passes over the training windows.")
 @click.option("--force", is_flag=True, help="Write the model even when it scores worse than its base on the held-out part.")
-@click.option("--train", "train_part", type=click.Choice(["decoder", "encoder"]), default="decoder", show_default=True,
-              help="decoder: encoder frozen, its outputs computed once (CPU); encoder: train the whole model (GPU).")
+@click.option("--train", "train_part", type=click.Choice(["decoder", "encoder", "audio"]), default="decoder",
+              show_default=True,
+              help="decoder: encoder frozen, its outputs computed once (CPU); encoder: train the whole model (GPU); "
+                   "audio: only the encoder's top --audio-layers layers, the decoder frozen (the voices and the "
+                   "channel are learnt, not the corpus's sentences).")
+@click.option("--audio-layers", type=click.IntRange(1), default=2, show_default=True,
+              help="With --train audio: how many of the encoder's top layers are trained.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where to train: cuda needs a CUDA build of torch and a GPU (then --train encoder pays off).")
 @click.option("--augment-radio", is_flag=True,
@@ -985,8 +990,8 @@ def lexicon_suggestions(db_path, every, fmt):
               help="Its own share of the fine-tuned weights for the decoder's attention to the audio (what it "
                    "learnt of these voices and this channel); the rest of the decoder takes --blend.  "
                    "[default: as --blend]")
-def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, base, held_out, held_out_fraction,
-          learning_rate, batch_size, seed, blend, blend_audio_attention):
+def adapt(corpora, out_dir, epochs, force, train_part, audio_layers, device, augment_radio, base, held_out,
+          held_out_fraction, learning_rate, batch_size, seed, blend, blend_audio_attention):
     """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.
 
     Each CORPUS is a folder with metadata.tsv (path, duration_s, transcript, and speaker,
@@ -1006,7 +1011,8 @@ def adapt(corpora, out_dir, epochs, force, train_part, device, augment_radio, ba
     from .evaluate import CorpusError
     from .models import ModelError
 
-    options = AdaptOptions(out=out_dir, epochs=epochs, force=force, train=train_part, device=device,
+    options = AdaptOptions(out=out_dir, epochs=epochs, force=force, train=train_part, audio_layers=audio_layers,
+                           device=device,
                            augment_radio=augment_radio, base=base, held_out=[str(p) for p in held_out],
                            held_out_fraction=held_out_fraction, learning_rate=learning_rate,
                            batch_size=batch_size, seed=seed, blend=blend,

@@ -148,6 +148,9 @@ def main(argv=None) -> int:
                         help="also score the blend `adapt --blend` writes (FRACTION of the trained weights, the rest "
                              "the base's), made from --out's last checkpoint with intercept.adapt.blend_with_base; "
                              "with --skip-train, the base's scores are read back from --results")
+    parser.add_argument("--adapt-option", action="append", default=[], metavar="ARG",
+                        help="passed on to `intercept adapt` (repeatable), e.g. --adapt-option=--train "
+                             "--adapt-option=audio --adapt-option=--blend --adapt-option=1")
     parser.add_argument("--blend-audio-attention", type=float, default=None,
                         help="with --blend: the share for the decoder's attention to the audio "
                              "(`adapt --blend-audio-attention`)")
@@ -171,7 +174,7 @@ def main(argv=None) -> int:
     train_corpus, held_corpus = write_corpora(eval_root / "cv_fa", work)
     if not args.skip_train:
         command = [sys.executable, "-m", "intercept.cli", "adapt", str(train_corpus), "--held-out", str(held_corpus),
-                   "--out", str(out), "--augment-radio", "--epochs", str(args.epochs)]
+                   "--out", str(out), "--augment-radio", "--epochs", str(args.epochs), *args.adapt_option]
         results["adapt_command"] = " ".join(command)
         started, cpu = time.perf_counter(), children_cpu()
         done = subprocess.run(command, cwd=ROOT)

@@ -345,3 +345,33 @@ def test_train_encoder_trains_the_whole_model(tiny_base, tmp_path):
           tmp_path / "ckpt2", log=lambda m: None)
     changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
     assert changed and not any(name.startswith("model.encoder.") for name in changed), "decoder only by default"
+
+
+def test_train_audio_moves_only_the_encoders_top_layers(tiny_base, tmp_path):
+    """train="audio": the decoder (its language model) and the encoder below its top layers
+    stay the base's; the split forward pass is the encoder's own."""
+    import torch
+
+    from intercept.adapt import AdaptOptions, Window, _encode_below, _encode_top, _features, load_base, train
+
+    model, processor, _, _ = load_base(str(tiny_base))
+    encoder = model.model.encoder.eval()
+    audio = np.random.default_rng(1).standard_normal(48000).astype(np.float32) * 0.1
+    features = _features(processor, audio)
+    with torch.no_grad():
+        whole = encoder(features).last_hidden_state
+        split = _encode_top(encoder, _encode_below(encoder, features, 1), 1)
+    assert torch.allclose(whole, split, atol=1e-5)
+
+    eot = processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    sot = processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    windows = [Window(audio, [sot, sot + 1, sot + 2, 400, 401, eot], [])]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    train(model, processor, windows, AdaptOptions(epochs=1, train="audio", audio_layers=1, warmup_fraction=0.0,
+                                                  progress=False), tmp_path / "ckpt", log=lambda m: None)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    assert any(name.startswith("model.encoder.layers.0.") for name in changed)
+    assert not any(name.startswith(("model.decoder.", "model.encoder.conv", "model.encoder.embed", "proj_out"))
+                   for name in changed), sorted(changed)
+    with pytest.raises(ValueError):
+        AdaptOptions(train="audio", audio_layers=0)
