@@ -37,6 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from .acoustic import FIXED_MARGIN_KINDS
 from .lexicon import KNOWN_WORD_MIN_FREQUENCY
 from .types import Flag, Line
 
@@ -108,6 +109,14 @@ class Evidence:
         return replace(self, **{name: None for name in names})
 
 
+def _has_recogniser_evidence(evidence: Evidence) -> bool:
+    """Whether the recogniser said anything about this flag's words: their probability, the
+    N-best, or an acoustic check of a fuzzy match (an exact, morph or pattern flag's margin is 0
+    by definition, not a check)."""
+    return (evidence.word_prob is not None or evidence.nbest_share is not None
+            or (evidence.acoustic_margin is not None and evidence.kind not in FIXED_MARGIN_KINDS))
+
+
 def features(evidence: Evidence) -> list[float]:
     """The model's input vector (FEATURES order) for one flag's evidence."""
     values = {f"kind_{kind}": float(evidence.kind == kind) for kind in KINDS}
@@ -139,6 +148,13 @@ class FlagScorer:
     prior_shift: Optional[float] = None
 
     def score(self, evidence: Evidence) -> float:
+        if self.prior_shift is not None and evidence.prior is not None and not _has_recogniser_evidence(evidence):
+            # An engine that gives no word probabilities nor N-best (transformers), or a store
+            # recognised before they were kept: the fit never saw such a flag (its "unknown"
+            # indicators were learnt on kinds that lack one piece, not all), and extrapolating
+            # it put every such flag near 0.05, an empty queue. With nothing to tell this
+            # writing of the form from others, the calibrated prior is the chance it was said.
+            return min(0.999, max(0.001, float(evidence.prior)))
         if self.prior_shift is not None:
             prior = evidence.prior
             evidence = evidence.without("prior")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import replace
 
 import pytest
 
@@ -128,6 +129,24 @@ def test_unknown_evidence_has_its_own_weight_not_a_made_up_value():
     assert unknown == pytest.approx(scorer.score(_evidence(word_prob=0.4)))
 
 
+def test_a_flag_without_any_recogniser_evidence_scores_its_calibrated_prior():
+    # An engine that gives no word probabilities nor N-best (transformers): the fit never saw such
+    # a flag, and extrapolating it put every one near 0.05 (an empty queue whatever the form).
+    scorer = default_scorer()
+    assert scorer.prior_shift is not None
+    for prior in (0.1, 0.5556, 0.8):
+        bare = _evidence(word_prob=None, nbest_share=None, confidence=None, prior=prior)
+        assert scorer.score(bare) == pytest.approx(prior)
+        # An exact match's margin is 0 by definition, not an acoustic check.
+        assert scorer.score(replace(bare, acoustic_margin=0.0)) == pytest.approx(prior)
+    assert scorer.score(_evidence(word_prob=None, nbest_share=None, prior=0.5556)) > DEFAULT_THRESHOLD
+    # Any piece of the recogniser's evidence goes through the fitted model.
+    heard = _evidence(word_prob=0.9, nbest_share=None, prior=0.5556)
+    assert scorer.score(heard) != pytest.approx(0.5556)
+    checked = _evidence(kind="fuzzy", match_score=0.8, word_prob=None, nbest_share=None, prior=0.17)
+    assert scorer.score(replace(checked, acoustic_margin=-9.0)) < scorer.score(replace(checked, acoustic_margin=0.0))
+
+
 # ---------------------------------------------------------------- flags with evidence
 
 
@@ -151,6 +170,13 @@ def test_a_line_without_evidence_stores_unknown_not_a_number(normalizer, lexicon
     bird = next(f for f in flags if f.concept == "bird")
     assert bird.word_prob is None and bird.nbest_share is None
     assert 0.0 < bird.score < 1.0
+
+
+def test_a_line_from_an_engine_without_evidence_is_queued_on_its_forms_prior(normalizer, lexicon):
+    line = _line(normalizer, "امشب پرنده آمد")  # no words, no N-best: the transformers engine
+    (flags,) = score_flags([line], lexicon.flag_lines([line]), lexicon, normalizer, default_scorer())
+    bird = next(f for f in flags if f.concept == "bird")
+    assert bird.prior is not None and bird.score == pytest.approx(min(0.999, bird.prior))
 
 
 def test_a_concept_only_in_the_n_best_becomes_an_alternative_flag(normalizer, lexicon):
