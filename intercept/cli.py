@@ -496,7 +496,7 @@ def flag(db_path, lexicons, fuzzy_threshold, no_fuzzy, recording_id, acoustic_lo
 
     if result.lines_without_evidence:
         click.echo(f"{result.lines_without_evidence} lines have no stored recogniser evidence (words, N-best): their "
-                   f"flags are scored with it unknown; re-recognise them (intercept run --force) to get it")
+                   f"flags score their form's prior; re-recognise them (intercept run --force) to get it")
     if result.fuzzy_unchecked:
         click.echo(f"{result.fuzzy_unchecked} fuzzy flags have no acoustic check (their line's text changed, or it "
                    f"was never checked): scored with it unknown; re-recognise (intercept run --force) to check them")

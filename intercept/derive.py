@@ -120,8 +120,8 @@ class RederiveResult:
     translated_lines: int = 0
     scorer_version: str = ""
     # Lines stored without recogniser evidence (no words, no N-best: recognised before the
-    # evidence was kept, or by an engine that cannot give it): their flags are scored with that
-    # evidence unknown; only re-recognising them (intercept run --force) brings it.
+    # evidence was kept, or by an engine that cannot give it): their flags score their form's
+    # calibrated prior (intercept.scoring); only re-recognising them (intercept run --force) brings it.
     lines_without_evidence: int = 0
     # Fuzzy flags whose acoustic check is unknown after this run: checked on another text, or
     # never (re-flagging has no recogniser: intercept run --force checks them).

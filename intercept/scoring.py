@@ -13,7 +13,8 @@ about those words and turns it all into one calibrated number per flag:
         and       score        P(listener agrees), from a small fitted logistic model (FlagScorer)
 
 Evidence the recogniser did not give stays None in the flag ("unknown"); the model sees an
-"unknown" indicator feature instead, so no made-up number ever reaches the store.
+"unknown" indicator feature instead, so no made-up number ever reaches the store. A flag with
+none of it at all (an engine that gives none) scores its form's prior (FlagScorer.score).
 
 Alternative flags: a concept the lexicon finds in hypothesis 2..N of a line and not on the line
 itself becomes a flag of kind `alternative`, its span indexing `hypothesis` (that hypothesis,
