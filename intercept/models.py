@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -174,6 +175,18 @@ def resolve_model(name_or_path: str = EMBEDDED_NAME, allow_download: bool = True
             f"model '{name_or_path}' is not available offline and could not be downloaded "
             f"({type(exc).__name__}: {reason[:160]}); pass --model PATH to a local CTranslate2 model"
         ) from None
+
+
+def adapted_from_sha256(model_dir) -> Optional[str]:
+    """The SHA-256 of the base model `intercept adapt` trained MODEL_DIR from (its model card's
+    `base_model`), or None when there is no readable card."""
+    card = Path(model_dir).expanduser() / "model_card.json"
+    try:
+        base = json.loads(card.read_text(encoding="utf-8")).get("base_model") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    sha = base.get("sha256") if isinstance(base, dict) else None
+    return sha if isinstance(sha, str) and sha else None
 
 
 def model_card_sha256(model_dir) -> Optional[str]:

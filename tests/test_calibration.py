@@ -159,6 +159,36 @@ def test_calibrate_command_on_the_tiny_corpus(tmp_path, monkeypatch):
     assert "calibrated (whisper-base)" in flag.prior_reason
 
 
+def test_an_adapted_model_without_its_own_calibration_borrows_its_bases(tmp_path):
+    from intercept.calibration import calibration_for_model
+    from intercept.lexicon.calibration import embedded_calibration
+    from intercept.models import EMBEDDED_SHA256
+
+    files = Lexicon.load(default_lexicon_path(), normalizer=PersianNormalizer()).files
+    shipped = embedded_calibration(files)
+    model = tmp_path / "adapted"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"not the base's weights")
+    assert calibration_for_model(files, str(model), str(model)) is None  # no card: hand-set priors
+
+    card = {"base_model": {"name": "base", "sha256": EMBEDDED_SHA256}, "wer_before": 0.9, "wer_after": 0.8}
+    (model / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    borrowed = calibration_for_model(files, str(model), str(model))
+    assert borrowed is not None and borrowed.forms == shipped.forms
+    assert borrowed.model["name"] == "whisper-base, this adapted model's base"
+    assert shipped.model["name"] == "whisper-base"  # the loaded file itself is not renamed
+    prior, reason = borrowed.prior("landmine", "مین", "exact")
+    shipped_prior, shipped_reason = shipped.prior("landmine", "مین", "exact")
+    assert prior == shipped_prior
+    assert reason == shipped_reason.replace("(whisper-base)", "(whisper-base, this adapted model's base)")
+
+    card["base_model"]["sha256"] = "0" * 64  # a base no calibration beside the lexicon was made with
+    (model / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    assert calibration_for_model(files, str(model), str(model)) is None
+    (model / "model_card.json").write_text("{not json", encoding="utf-8")
+    assert calibration_for_model(files, str(model), str(model)) is None
+
+
 def test_calibrate_command_reports_a_bad_corpus(tmp_path):
     from click.testing import CliRunner
 
