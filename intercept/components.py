@@ -65,6 +65,30 @@ def build_translator(options: RunOptions, engine=None, warn: Optional[Callable[[
                            options=mt, warn=warn)
 
 
+def lexicon_for_model(lexicon: Lexicon, model_name: str, model_path: str) -> Lexicon:
+    """The lexicon with the priors calibrated for the recogniser that writes its lines: as loaded
+    for the embedded model, else the calibration for that model's weights (or its base's), or
+    none (hand-set priors)."""
+    if model_name == EMBEDDED_MODEL_NAME:
+        return lexicon
+    from .calibration import calibration_for_model
+
+    return lexicon.with_calibration(calibration_for_model(lexicon.files, model_name, model_path))
+
+
+def stored_model_lexicon(lexicon: Lexicon, model: str) -> Lexicon:
+    """lexicon_for_model for a run's stored `--model`, found on this machine without
+    downloading; a model that is not here gets hand-set priors, as `run` gives a model it has no
+    calibration for (never the embedded model's, which describe another recogniser)."""
+    from .models import ModelError, resolve_model
+
+    try:
+        source = resolve_model(model, allow_download=False)
+    except ModelError:
+        return lexicon.with_calibration(None)
+    return lexicon_for_model(lexicon, EMBEDDED_MODEL_NAME if source.origin == "embedded" else model, str(source.path))
+
+
 def post_recognition(options: RunOptions, normalizer: PersianNormalizer, lexicon: Lexicon, *, translator=None,
                      engine=None, scorer: Optional[FlagScorer] = None, acoustic: bool = True) -> PostRecognition:
     """The post-recognition step as `options` set it: its guards, and (with `acoustic` and
@@ -105,11 +129,7 @@ class Components:
         engine, model_name, model_path = load_engine(options)
         translator = build_translator(options, engine)
         normalizer = PersianNormalizer()
-        lexicon = load_lexicon(options.lexicons, normalizer)
-        if model_name != EMBEDDED_MODEL_NAME:  # priors calibrated for this model's weights, or none
-            from .calibration import calibration_for_model
-
-            lexicon = lexicon.with_calibration(calibration_for_model(lexicon.files, model_name, model_path))
+        lexicon = lexicon_for_model(load_lexicon(options.lexicons, normalizer), model_name, model_path)
         scorer = default_scorer()  # read now: a bad scorer file stops the run before any work
         post = post_recognition(options, normalizer, lexicon, translator=translator, engine=engine, scorer=scorer)
         load_detector(SegmentOptions(method=options.segment_method))  # its load counted here, not in the first file
@@ -148,6 +168,7 @@ class PostPerRun:
         self.override, self.translator, self.acoustic = override, translator, acoustic
         self.scorer = scorer or default_scorer()
         self._built: dict[str, PostRecognition] = {}
+        self._lexicons: dict[str, Lexicon] = {}  # per stored --model: its calibrated priors
         # The one used for results that name a single lexicon and scorer (RederiveResult).
         self.default = self.for_settings(None)
 
@@ -168,8 +189,11 @@ class PostPerRun:
         return self._post(self.options_for(recording_id))
 
     def _post(self, options: RunOptions) -> PostRecognition:
-        key = repr((options.guards, options.acoustic_check, options.acoustic_loose))
+        key = repr((options.model, options.guards, options.acoustic_check, options.acoustic_loose))
         if key not in self._built:
-            self._built[key] = post_recognition(options, self.normalizer, self.lexicon, translator=self.translator,
-                                                scorer=self.scorer, acoustic=self.acoustic)
+            # The priors of the recogniser that wrote the lines, as `run` used them.
+            if options.model not in self._lexicons:
+                self._lexicons[options.model] = stored_model_lexicon(self.lexicon, options.model)
+            self._built[key] = post_recognition(options, self.normalizer, self._lexicons[options.model],
+                                                translator=self.translator, scorer=self.scorer, acoustic=self.acoustic)
         return self._built[key]

@@ -205,3 +205,39 @@ def test_the_desk_corrects_a_line_as_intercept_correct_does_with_its_runs_guards
     assert by_cli[1] and "hallucinated" in by_cli[1]  # the run's own phrase list marked it
     assert ("bird", "exact") in {flag[:2] for flag in by_cli[2]}
     assert by_desk == by_cli
+
+
+@pytest.mark.parametrize("model, reason", [
+    ("base", "calibrated (whisper-base)"),
+    ("adapted", "calibrated (whisper-base, this adapted model's base)"),
+    ("/no/such/model", "hand-set"),
+])
+def test_flag_scores_with_the_priors_of_the_model_that_wrote_the_lines(tmp_path, normalizer, model, reason):
+    """`intercept flag` gives each run's lines the calibration `run --model` gave them: the
+    embedded model's, an adapted model's base's, or none for a model not on this machine (never
+    the embedded model's priors for another recogniser's lines)."""
+    import json
+
+    from intercept.lexicon import default_lexicon_path
+    from intercept.models import EMBEDDED_SHA256
+
+    if model == "adapted":
+        folder = tmp_path / "adapted"
+        folder.mkdir()
+        (folder / "model.bin").write_bytes(b"weights")
+        (folder / "config.json").write_text("{}", encoding="utf-8")
+        (folder / "model_card.json").write_text(json.dumps({"base_model": {"sha256": EMBEDDED_SHA256}}),
+                                                encoding="utf-8")
+        model = str(folder)
+    lexicon = Lexicon.load(default_lexicon_path(), normalizer=normalizer)
+    db = tmp_path / "s.db"
+    _store_run(db, RunOptions(model=model), PostRecognition(normalizer, lexicon),
+               _lines(normalizer, ["امشب پرنده را دیدم"]))
+    result = CliRunner().invoke(cli, ["flag", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    with Store(db, CREATE) as store:
+        (row,) = store.rows("SELECT concept, prior_reason FROM flags WHERE concept = 'bird'")
+    if reason == "hand-set":
+        assert not (row["prior_reason"] or "").startswith("calibrated")
+    else:
+        assert row["prior_reason"].startswith(reason + ":")
