@@ -968,7 +968,9 @@ def lexicon_suggestions(db_path, every, fmt):
                    "audio: only the encoder's top --audio-layers layers, the decoder frozen (the voices and the "
                    "channel are learnt, not the corpus's sentences).")
 @click.option("--audio-layers", type=click.IntRange(1), default=2, show_default=True,
-              help="With --train audio: how many of the encoder's top layers are trained.")
+              help="With --train audio: how many of the encoder's top layers are trained (Whisper base has 6). "
+                   "More learn the channel better and, from few speakers, also their voices; "
+                   "docs/adapt.md compares 2 and 4.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where to train: cuda needs a CUDA build of torch and a GPU (then --train encoder pays off).")
 @click.option("--augment-radio", is_flag=True,
