@@ -84,6 +84,9 @@ class AdaptInterrupted(AdaptError):
         self.checkpoint = checkpoint
 
 
+TRAIN_PARTS = ("decoder", "encoder", "audio", "decoder+audio")
+
+
 @dataclass
 class AdaptOptions:
     """How `adapt` trains and checks a model."""
@@ -95,8 +98,9 @@ class AdaptOptions:
     # audio: the encoder's top `audio_layers` layers only, the decoder frozen: what is learnt
     # is how these voices and this channel sound, not the corpus's sentences, whose register
     # the decoder's language model drifts toward (docs/adapt.md). The layers below are
-    # computed once, as for decoder.
-    train: Literal["decoder", "encoder", "audio"] = "decoder"
+    # computed once, as for decoder. decoder+audio: both the decoder and the encoder's top
+    # layers, the layers below computed once.
+    train: Literal["decoder", "encoder", "audio", "decoder+audio"] = "decoder"
     audio_layers: int = 2
     device: Literal["cpu", "cuda"] = "cpu"
     augment_radio: bool = False
@@ -128,10 +132,15 @@ class AdaptOptions:
     # its language model, whose drift toward the training sentences' register is what the blend
     # holds back. None: as `blend`.
     blend_audio_attention: Optional[float] = None
+    # The same share for the encoder's weights (those trained with train="audio",
+    # "decoder+audio" or "encoder"): what the encoder learns is how the voices and the channel
+    # sound, which did no harm on other speech as trained (docs/benchmarks.md, "Training the
+    # encoder's top layers"), while the decoder's drift is what the blend is for. None: as `blend`.
+    blend_encoder: Optional[float] = None
 
     def __post_init__(self) -> None:
-        if self.train not in ("decoder", "encoder", "audio"):
-            raise ValueError(f"train must be 'decoder', 'encoder' or 'audio', not {self.train!r}")
+        if self.train not in TRAIN_PARTS:
+            raise ValueError(f"train must be one of {', '.join(TRAIN_PARTS)}, not {self.train!r}")
         if self.audio_layers < 1:
             raise ValueError(f"audio_layers must be at least 1, got {self.audio_layers}")
         if self.device not in ("cpu", "cuda"):
@@ -144,6 +153,8 @@ class AdaptOptions:
             raise ValueError(f"blend must be above 0 and at most 1, got {self.blend}")
         if self.blend_audio_attention is not None and not 0 < self.blend_audio_attention <= 1:
             raise ValueError(f"blend_audio_attention must be above 0 and at most 1, got {self.blend_audio_attention}")
+        if self.blend_encoder is not None and not 0 < self.blend_encoder <= 1:
+            raise ValueError(f"blend_encoder must be above 0 and at most 1, got {self.blend_encoder}")
 
     def settings(self) -> dict:
         found = asdict(self)
@@ -470,8 +481,8 @@ def train(model, processor, windows: Sequence[Window], options: AdaptOptions, ch
     started, cpu = time.perf_counter(), time.process_time()
     cached = []
     encoder = model.model.encoder
-    freeze = options.train in ("decoder", "audio")
-    top = min(options.audio_layers, len(encoder.layers)) if options.train == "audio" else 0
+    freeze = options.train != "encoder"
+    top = min(options.audio_layers, len(encoder.layers)) if options.train in ("audio", "decoder+audio") else 0
     if freeze:
         for param in encoder.parameters():
             param.requires_grad_(False)
@@ -479,6 +490,7 @@ def train(model, processor, windows: Sequence[Window], options: AdaptOptions, ch
     if options.train == "audio":
         for param in model.model.decoder.parameters():
             param.requires_grad_(False)
+    if top:
         for module in list(encoder.layers[len(encoder.layers) - top:]) + [encoder.layer_norm]:
             for param in module.parameters():
                 param.requires_grad_(True)
@@ -586,20 +598,27 @@ def _floating(model):
 
 
 AUDIO_ATTENTION = ".encoder_attn"  # in the names of the decoder's cross-attention weights (transformers' Whisper)
+ENCODER = "model.encoder."  # the start of the encoder's weight names (transformers' Whisper)
 
 
-def blend_with_base(model, base_weights: dict, fraction: float, audio_attention: Optional[float] = None) -> None:
+def blend_with_base(model, base_weights: dict, fraction: float, audio_attention: Optional[float] = None,
+                    encoder: Optional[float] = None) -> None:
     """In place: each weight becomes fraction x its fine-tuned value + (1 - fraction) x the
     base's (AdaptOptions.blend); the decoder's attention to the audio takes `audio_attention`
-    instead when given (AdaptOptions.blend_audio_attention). Frozen weights are equal in both
-    and stay as they are."""
+    instead when given (AdaptOptions.blend_audio_attention), the encoder's weights `encoder`
+    (AdaptOptions.blend_encoder). Frozen weights are equal in both and stay as they are."""
     import torch
 
-    if fraction >= 1 and audio_attention in (None, 1):
+    if fraction >= 1 and audio_attention in (None, 1) and encoder in (None, 1):
         return
     with torch.no_grad():
         for name, tensor in _floating(model):
-            share = audio_attention if audio_attention is not None and AUDIO_ATTENTION in name else fraction
+            if encoder is not None and name.startswith(ENCODER):
+                share = encoder
+            elif audio_attention is not None and AUDIO_ATTENTION in name:
+                share = audio_attention
+            else:
+                share = fraction
             if share >= 1:
                 continue
             base = base_weights.get(name)
@@ -721,16 +740,19 @@ def adapt(corpora: Sequence[str | os.PathLike], options: AdaptOptions,
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = out / CHECKPOINTS
     checkpoints.mkdir(exist_ok=True)
-    blending = options.blend < 1 or options.blend_audio_attention not in (None, 1)
+    blending = (options.blend < 1 or options.blend_audio_attention not in (None, 1)
+                or options.blend_encoder not in (None, 1))
     base_weights = weights_of(model) if blending else None
     training = train(model, processor, windows, options, checkpoints, radio_windows, log)
     if base_weights is not None:
         # The checkpoints keep the weights as trained; only the written model is blended.
-        blend_with_base(model, base_weights, options.blend, options.blend_audio_attention)
+        blend_with_base(model, base_weights, options.blend, options.blend_audio_attention, options.blend_encoder)
         del base_weights
+        own = [f"{share:g} for {what}" for share, what in ((options.blend_audio_attention, "the attention to the audio"),
+                                                           (options.blend_encoder, "the encoder"))
+               if share is not None]
         log(f"blended: {options.blend:g} of the fine-tuned weights, {1 - options.blend:g} of the base's"
-            + (f" ({options.blend_audio_attention:g} for the attention to the audio)"
-               if options.blend_audio_attention is not None else ""))
+            + (f" ({', '.join(own)})" if own else ""))
 
     staging = out / ".model.partial"
     shutil.rmtree(staging, ignore_errors=True)

@@ -962,13 +962,14 @@ def lexicon_suggestions(db_path, every, fmt):
               help="Directory for the adapted model (CTranslate2), its model_card.json and checkpoints/.")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Passes over the training windows.")
 @click.option("--force", is_flag=True, help="Write the model even when it scores worse than its base on the held-out part.")
-@click.option("--train", "train_part", type=click.Choice(["decoder", "encoder", "audio"]), default="decoder",
-              show_default=True,
+@click.option("--train", "train_part", type=click.Choice(["decoder", "encoder", "audio", "decoder+audio"]),
+              default="decoder", show_default=True,
               help="decoder: encoder frozen, its outputs computed once (CPU); encoder: train the whole model (GPU); "
                    "audio: only the encoder's top --audio-layers layers, the decoder frozen (the voices and the "
-                   "channel are learnt, not the corpus's sentences).")
+                   "channel are learnt, not the corpus's sentences); decoder+audio: the decoder and the encoder's "
+                   "top --audio-layers layers, the layers below computed once (CPU).")
 @click.option("--audio-layers", type=click.IntRange(1), default=2, show_default=True,
-              help="With --train audio: how many of the encoder's top layers are trained (Whisper base has 6). "
+              help="With --train audio or decoder+audio: how many of the encoder's top layers are trained (Whisper base has 6). "
                    "More learn the channel better and, from few speakers, also their voices; "
                    "docs/adapt.md compares 2 and 4.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
@@ -992,8 +993,12 @@ def lexicon_suggestions(db_path, every, fmt):
               help="Its own share of the fine-tuned weights for the decoder's attention to the audio (what it "
                    "learnt of these voices and this channel); the rest of the decoder takes --blend.  "
                    "[default: as --blend]")
+@click.option("--blend-encoder", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Its own share of the fine-tuned weights for the encoder (what it learnt of how these voices "
+                   "and this channel sound), e.g. 1 with --train decoder+audio --blend 0.5: the encoder as "
+                   "trained, the decoder's language model halfway.  [default: as --blend]")
 def adapt(corpora, out_dir, epochs, force, train_part, audio_layers, device, augment_radio, base, held_out,
-          held_out_fraction, learning_rate, batch_size, seed, blend, blend_audio_attention):
+          held_out_fraction, learning_rate, batch_size, seed, blend, blend_audio_attention, blend_encoder):
     """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.
 
     Each CORPUS is a folder with metadata.tsv (path, duration_s, transcript, and speaker,
@@ -1018,7 +1023,7 @@ def adapt(corpora, out_dir, epochs, force, train_part, audio_layers, device, aug
                            augment_radio=augment_radio, base=base, held_out=[str(p) for p in held_out],
                            held_out_fraction=held_out_fraction, learning_rate=learning_rate,
                            batch_size=batch_size, seed=seed, blend=blend,
-                           blend_audio_attention=blend_audio_attention)
+                           blend_audio_attention=blend_audio_attention, blend_encoder=blend_encoder)
     if device == "cuda":
         from .engines import resolve_device
 

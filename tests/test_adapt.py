@@ -375,3 +375,49 @@ def test_train_audio_moves_only_the_encoders_top_layers(tiny_base, tmp_path):
                    for name in changed), sorted(changed)
     with pytest.raises(ValueError):
         AdaptOptions(train="audio", audio_layers=0)
+
+
+def test_train_decoder_and_audio_moves_the_decoder_and_the_encoders_top_layers_only(tiny_base, tmp_path):
+    """train="decoder+audio": the decoder and the encoder's top layer learn; the encoder's
+    convolutions and positions stay the base's (computed once, as the lower layers are:
+    the split forward pass is tested above)."""
+    import torch
+
+    from intercept.adapt import AdaptOptions, Window, load_base, train
+
+    model, processor, _, _ = load_base(str(tiny_base))
+    audio = np.random.default_rng(2).standard_normal(48000).astype(np.float32) * 0.1
+    eot = processor.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    sot = processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    windows = [Window(audio, [sot, sot + 1, sot + 2, 400, 401, eot], [])]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    layers = len(model.model.encoder.layers)
+    train(model, processor, windows, AdaptOptions(epochs=1, train="decoder+audio", audio_layers=1,
+                                                  warmup_fraction=0.0, progress=False),
+          tmp_path / "ckpt", log=lambda m: None)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    assert any(name.startswith(f"model.encoder.layers.{layers - 1}.") for name in changed), sorted(changed)
+    assert any(name.startswith("model.decoder.layers.") for name in changed), sorted(changed)
+    assert not any(name.startswith(("model.encoder.conv", "model.encoder.embed")) for name in changed), sorted(changed)
+
+
+def test_the_encoder_can_take_its_own_share(tiny_base):
+    import torch
+
+    from intercept.adapt import ENCODER, AdaptOptions, blend_with_base, weights_of
+    from intercept.convert import load_hf_whisper
+
+    model = load_hf_whisper(tiny_base)[0]
+    base = weights_of(model)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(1.0)
+    blend_with_base(model, base, 0.5, encoder=1.0)
+    named = dict(model.named_parameters())
+    assert any(name.startswith(ENCODER) for name in named)
+    for name, tensor in weights_of(model).items():
+        if name in named:
+            share = 1.0 if name.startswith(ENCODER) else 0.5
+            assert torch.allclose(tensor, base[name] + share, atol=1e-5), name
+    with pytest.raises(ValueError):
+        AdaptOptions(blend_encoder=0)
