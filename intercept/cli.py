@@ -962,16 +962,16 @@ def lexicon_suggestions(db_path, every, fmt):
               help="Directory for the adapted model (CTranslate2), its model_card.json and checkpoints/.")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True, help="Passes over the training windows.")
 @click.option("--force", is_flag=True, help="Write the model even when it scores worse than its base on the held-out part.")
-@click.option("--train", "train_part", type=click.Choice(["decoder", "encoder", "audio", "decoder+audio"]),
-              default="decoder", show_default=True,
-              help="decoder: encoder frozen, its outputs computed once (CPU); encoder: train the whole model (GPU); "
-                   "audio: only the encoder's top --audio-layers layers, the decoder frozen (the voices and the "
-                   "channel are learnt, not the corpus's sentences); decoder+audio: the decoder and the encoder's "
-                   "top --audio-layers layers, the layers below computed once (CPU).")
-@click.option("--audio-layers", type=click.IntRange(1), default=2, show_default=True,
+@click.option("--train", "train_part", type=click.Choice(["decoder+audio", "decoder", "audio", "encoder"]),
+              default="decoder+audio", show_default=True,
+              help="decoder+audio: the decoder and the encoder's top --audio-layers layers, the layers below "
+                   "computed once (CPU); decoder: the encoder frozen; audio: only the encoder's top "
+                   "--audio-layers layers, the decoder frozen (the voices and the channel are learnt, not the "
+                   "corpus's sentences); encoder: the whole model (GPU).")
+@click.option("--audio-layers", type=click.IntRange(1), default=3, show_default=True,
               help="With --train audio or decoder+audio: how many of the encoder's top layers are trained (Whisper base has 6). "
                    "More learn the channel better and, from few speakers, also their voices; "
-                   "docs/adapt.md compares 2 and 4.")
+                   "docs/adapt.md compares 2, 3 and 4.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where to train: cuda needs a CUDA build of torch and a GPU (then --train encoder pays off).")
 @click.option("--augment-radio", is_flag=True,
@@ -993,10 +993,10 @@ def lexicon_suggestions(db_path, every, fmt):
               help="Its own share of the fine-tuned weights for the decoder's attention to the audio (what it "
                    "learnt of these voices and this channel); the rest of the decoder takes --blend.  "
                    "[default: as --blend]")
-@click.option("--blend-encoder", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--blend-encoder", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
               help="Its own share of the fine-tuned weights for the encoder (what it learnt of how these voices "
-                   "and this channel sound), e.g. 1 with --train decoder+audio --blend 0.5: the encoder as "
-                   "trained, the decoder's language model halfway.  [default: as --blend]")
+                   "and this channel sound): 1 keeps it as trained while --blend holds the decoder's language "
+                   "model back.")
 def adapt(corpora, out_dir, epochs, force, train_part, audio_layers, device, augment_radio, base, held_out,
           held_out_fraction, learning_rate, batch_size, seed, blend, blend_audio_attention, blend_encoder):
     """Fine-tune Whisper on labelled corpora and write a model that `run --model` uses.

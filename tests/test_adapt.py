@@ -137,31 +137,33 @@ def test_adapt_export_convert_and_run_with_the_adapted_model(corrected_store, ti
     assert split["held_out_clips"] == 3 and split["train_clips"] == 3, "one whole recording held out"
     assert len(split["held_out_groups"]) == 1 and ":recording:" in split["held_out_groups"][0]
     assert card["base_model"]["sha256"] and card["corpora"][0]["sha256"]
-    assert card["settings"]["augment_radio"] and card["settings"]["train"] == "decoder"
+    assert card["settings"]["augment_radio"] and card["settings"]["train"] == "decoder+audio"
     assert len(card["training"]["epoch_losses"]) == 2
     assert (model_dir / "checkpoints" / "epoch-2").is_dir() and not (model_dir / "checkpoints" / "epoch-1").exists()
     assert (model_dir / "model.bin").is_file() and (model_dir / "tokenizer.json").is_file()
 
-    # The written model is the halfway blend (the default) of the last checkpoint and the base,
-    # weight by weight; the checkpoint keeps the weights as trained.
+    # The written model is, weight by weight, the halfway blend (the default) of the last
+    # checkpoint and the base for the decoder, and the checkpoint's for the encoder (the default
+    # --blend-encoder 1); the checkpoint keeps the weights as trained.
     from transformers import WhisperForConditionalGeneration
 
-    from intercept.adapt import weights_of
+    from intercept.adapt import ENCODER, weights_of
     from intercept.convert import load_hf_whisper
 
-    assert card["settings"]["blend"] == 0.5
+    assert card["settings"]["blend"] == 0.5 and card["settings"]["blend_encoder"] == 1.0
     written = weights_of(load_hf_whisper(model_dir)[0])
     trained = weights_of(WhisperForConditionalGeneration.from_pretrained(model_dir / "checkpoints" / "epoch-2"))
     base = weights_of(load_hf_whisper(tiny_base)[0])
     moved = 0
     for name, tensor in written.items():
-        expected = (0.5 * trained[name] + 0.5 * base[name]).numpy()
+        share = 1.0 if name.startswith(ENCODER) else 0.5
+        expected = (share * trained[name] + (1 - share) * base[name]).numpy()
         assert np.allclose(tensor.numpy(), expected, rtol=2e-3, atol=1e-4), name  # float16 on disk
         step = np.abs(trained[name].numpy() - base[name].numpy()).mean()
         if step > 10 * np.abs(expected).mean() * 2 ** -11:  # moved well beyond float16's rounding
             moved += 1
             assert np.abs(tensor.numpy() - expected).mean() < 0.3 * step, name
-    assert moved > 10, "training moved the decoder's weights"
+    assert moved > 10, "training moved the decoder's and the encoder's top weights"
 
     store = tmp_path / "run.db"
     result = CliRunner().invoke(cli, ["run", str(SAMPLES / "short_call.wav"), "--db", str(store),
@@ -341,10 +343,10 @@ def test_train_encoder_trains_the_whole_model(tiny_base, tmp_path):
 
     model, processor, _, _ = load_base(str(tiny_base))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    train(model, processor, windows, AdaptOptions(epochs=1, warmup_fraction=0.0, progress=False),
+    train(model, processor, windows, AdaptOptions(epochs=1, train="decoder", warmup_fraction=0.0, progress=False),
           tmp_path / "ckpt2", log=lambda m: None)
     changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
-    assert changed and not any(name.startswith("model.encoder.") for name in changed), "decoder only by default"
+    assert changed and not any(name.startswith("model.encoder.") for name in changed), "decoder only"
 
 
 def test_train_audio_moves_only_the_encoders_top_layers(tiny_base, tmp_path):
