@@ -44,6 +44,10 @@ VIRGOOL = Path("/work/shared/eval/fa_virgool")
 CACHE = Path(os.environ.get("INTERCEPT_PREVALENCE_CACHE", "/work/wt/_cache/28"))
 CALIBRATION_SPEAKERS = ("spk001", "spk003")
 SEED = 28
+# Issue 28's targets: the queue's false flags on ordinary speech, and the low end of the recall
+# the issue measured (0.35-0.56, on 40 recordings this project does not have).
+MAX_FALSE_PER_10MIN = 3.0
+ISSUE_RECALL_FLOOR = 0.35
 PARTS = ("calibration", "held-out")
 
 
@@ -505,10 +509,30 @@ def report_action(args, normalizer) -> int:
               f"{sum(len(f.truth) for f in calib)} coded mentions in the references\n")
         print("| variant | in queue | right | false | false / 10 min | recall | precision |")
         print("|---|---|---|---|---|---|---|")
+        measured = {}
         for name, found, score, *at in variants:
-            m = summary(found, queue(found, score, at[0] if at else threshold))
+            m = measured[name] = summary(found, queue(found, score, at[0] if at else threshold))
             print(f"| {name} | {m['shown']} | {m['right']} | {m['false']} | {m['false_per_10min']:.1f} | "
                   f"{m['recall']:.2f} | {m['precision']:.2f} |")
+        # What no score or threshold can pass: a coded mention with no candidate of its concept
+        # in what the recogniser wrote (its text and N-best) is missed by any queue.
+        bound = summary(calib, queue(calib, lambda c: 1.0, 0.0))
+        print(f"| recall bound: every candidate of any score (what the recogniser wrote) | {bound['shown']} | "
+              f"{bound['right']} | {bound['false']} | {bound['false_per_10min']:.1f} | {bound['recall']:.2f} | "
+              f"{bound['precision']:.2f} |")
+        shipped_row = measured[variants[-1][0]]
+        before_row = next((measured[n] for n in measured if n.startswith("before:")), None)
+        print(f"\nTargets (issue 28), {where}:")
+        print(f"- at most {MAX_FALSE_PER_10MIN:g} false flags / 10 min in the queue: "
+              f"{shipped_row['false_per_10min']:.1f}: {'met' if shipped_row['false_per_10min'] <= MAX_FALSE_PER_10MIN else 'NOT met'}")
+        if before_row is not None:
+            print(f"- recall no lower than before ({old.version}, hand-set priors, on these clips: "
+                  f"{before_row['right']} of {before_row['wanted']}): {shipped_row['right']} of {shipped_row['wanted']}: "
+                  f"{'met' if shipped_row['right'] >= before_row['right'] else 'NOT met'}")
+        floor_met = "met" if shipped_row["recall"] >= ISSUE_RECALL_FLOOR else "NOT met"
+        why = "" if bound["recall"] >= ISSUE_RECALL_FLOOR else f" (no score can meet it here: the bound is {bound['recall']:.2f})"
+        print(f"- recall at least {ISSUE_RECALL_FLOOR:g} (the low end of the issue's 0.35-0.56, measured on other "
+              f"speech): {shipped_row['recall']:.2f}: {floor_met}{why}")
         shown = queue(calib, lambda c: c.score(new), threshold)
         false_by = Counter((q[4].flag.kind, _form_of(q[4])) for q in shown if not q[3])
         kinds = Counter(q[4].flag.kind for q in shown if not q[3])
