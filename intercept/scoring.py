@@ -45,14 +45,18 @@ from .types import Flag, Line
 # The queue's threshold. The score is the chance, at the prevalence reviewers meet, that a
 # listener agrees with the flag; flags below it stay stored and visible with the filter removed.
 # Fitted on the calibration part of the development speech only (scripts/eval_prevalence.py,
-# docs/benchmarks.md): the lowest value above the support caps, in steps of 0.05, at which that
-# part's queue holds at most 2 false flags per 10 minutes of ordinary speech (0.5 held 0.3 and
-# found 4 of 28 coded mentions; 0.35 holds 1.3 and finds 7). Rare coded words are worth a look
-# at one chance in three; a queue of mostly false flags is not.
-DEFAULT_THRESHOLD = 0.35
+# docs/benchmarks.md, "The queue threshold below the support cap"): scanning down from 0.5 in
+# steps of 0.05, the last value before that part's queue first holds more than 2 false flags per
+# 10 minutes of ordinary speech (issue 28's target is 3). There 0.35 held 0.6 false flags per
+# 10 minutes and found 20 of 80 coded mentions; 0.15 holds 1.5 and finds 24. At real prevalence
+# a rare coded word is worth a look at one chance in seven; a queue of mostly false flags is not.
+DEFAULT_THRESHOLD = 0.15
+# Flags that must never enter the queue (unsupported short or invented forms, English with no
+# Farsi support) are capped this far below the threshold, so the cap moves with it.
+CAP_BELOW_THRESHOLD = 0.05
 # An English flag with no Farsi flag of its concept on the line: at best weak (issue 14: the only
 # flag on a line about a broken tree trunk was "attack", from English the recogniser invented).
-UNSUPPORTED_ENGLISH_CAP = 0.3
+UNSUPPORTED_ENGLISH_CAP = round(DEFAULT_THRESHOLD - CAP_BELOW_THRESHOLD, 2)
 DEFAULT_SCORER_PATH = Path(__file__).resolve().parent / "data" / "flag_scorer.json"
 ALTERNATIVE = "alternative"
 
@@ -84,7 +88,7 @@ SHORT_FORM_LETTERS = 4
 SUPPORT_WORD_PROB = 0.6  # the recogniser's probability of the matched words
 SUPPORT_NBEST_SHARE = 1.01  # N-best share (beam 5 nearly always repeats a word: off, see docs)
 SUPPORT_MARGIN = -2.0  # the acoustic check's margin (nats), for fuzzy matches
-UNSUPPORTED_CAP = 0.3
+UNSUPPORTED_CAP = round(DEFAULT_THRESHOLD - CAP_BELOW_THRESHOLD, 2)
 
 
 class ScorerError(ValueError):
