@@ -122,8 +122,11 @@ def line_json(line) -> dict:
                                                                for h in alternatives]}
 
 
-def cache_path(folder: Path, part: str, radio: bool, model: str) -> Path:
-    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}.jsonl"
+def cache_path(folder: Path, part: str, radio: bool, model: str, beam: Optional[int] = None) -> Path:
+    """The cache of one (part, condition, model); `beam`: decoded with that beam instead of the
+    engine's default (a file of its own)."""
+    suffix = f".beam{beam}" if beam else ""
+    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}{suffix}.jsonl"
 
 
 def read_cache(path: Path) -> list[dict]:
@@ -137,7 +140,8 @@ def model_label(model: str) -> str:
     return "base" if model in ("base", "") else Path(model).name
 
 
-def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int) -> None:
+def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int,
+               beam: Optional[int] = None) -> None:
     """The clips through the product's engine, pooled as the pipeline pools short recordings;
     one JSON line per clip appended to `cache` (clips already there are skipped: an
     interrupted run resumes)."""
@@ -150,7 +154,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
     todo = [c for c in clips if c.source not in done]
     if not todo:
         return
-    options = TranscribeOptions(cpu_threads=threads)
+    options = TranscribeOptions(cpu_threads=threads, **({"beam_size": beam} if beam else {}))
     path = str(resolve_model(model).path) if model == "base" else model
     engine = load_engine("faster-whisper", path, model_label(model), options)
     pool = RecordingPool(PoolOptions(), pack_options_for(options))
@@ -346,8 +350,8 @@ def _form_of(c) -> str:
 # ---------------------------------------------------------------- calibration and fit
 
 
-def calibration_rows(cache: Path, radio: bool = False) -> list[dict]:
-    return read_cache(cache_path(cache, "calibration", radio, "base"))
+def calibration_rows(cache: Path, radio: bool = False, beam: Optional[int] = None) -> list[dict]:
+    return read_cache(cache_path(cache, "calibration", radio, "base", beam))
 
 
 def calibrate_action(args, normalizer) -> int:
@@ -356,7 +360,7 @@ def calibrate_action(args, normalizer) -> int:
 
     from eval_flags_real import cached_lines
 
-    rows = calibration_rows(args.cache)
+    rows = calibration_rows(args.cache, beam=args.beam_size)
     lexicon = lexicons(normalizer, None)["shipped"]
     counts = count_confusions(((r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows),
                               lexicon, normalizer)
@@ -427,7 +431,7 @@ def fit_action(args, normalizer) -> int:
 
     from intercept.scoring import DEFAULT_SCORER_PATH, fit
 
-    rows = calibration_rows(args.cache)
+    rows = calibration_rows(args.cache, beam=args.beam_size)
     shipped = lexicons(normalizer, None)["shipped"]
     clip_input = [(r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows]
     margins = CachedMargins(args.cache)
@@ -468,10 +472,10 @@ def report_action(args, normalizer) -> int:
     from intercept.lexicon.calibration import Calibration, default_calibration_path
     from intercept.scoring import DEFAULT_SCORER_PATH, DEFAULT_THRESHOLD, FlagScorer
 
-    threshold = DEFAULT_THRESHOLD
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     identity = model_identity("base")
     lex_plain = lexicons(normalizer, None)
-    cal_path = default_calibration_path(lex_plain["shipped"].files, identity)
+    cal_path = args.calibration or default_calibration_path(lex_plain["shipped"].files, identity)
     calibration = Calibration.load(cal_path)
     lex_cal = lexicons(normalizer, calibration)
     lex_old_cal = (lexicons(normalizer, Calibration.load(args.before_calibration))
@@ -484,7 +488,7 @@ def report_action(args, normalizer) -> int:
           f"lexicon = shipped + {len(HELD_BACK)} held-back terms ({', '.join(h[2] for h in HELD_BACK)})\n")
     conditions = [(part, radio, model) for part in args.parts for radio in (False, True) for model in args.models]
     for part, radio, model in conditions:
-        rows = read_cache(cache_path(args.cache, part, radio, model))
+        rows = read_cache(cache_path(args.cache, part, radio, model, args.beam_size))
         if not rows:
             continue
         where = f"{part}, {'radio channel' if radio else 'as recorded'}, {model_label(model)}"
@@ -574,6 +578,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="report: the queue threshold of the --before-calibration row [default: the shipped one]")
     parser.add_argument("--parts", nargs="+", default=["held-out"], choices=PARTS, help="report: which parts")
     parser.add_argument("--models", nargs="+", default=["base"], help="report: models whose caches to report")
+    parser.add_argument("--beam-size", type=int, default=None,
+                        help="decode with this beam instead of the engine's default; every action then reads and "
+                             "writes that beam's caches")
+    parser.add_argument("--calibration", type=Path, default=None,
+                        help="report: the calibration file  [default: the shipped one]")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="report: the queue threshold  [default: intercept.scoring.DEFAULT_THRESHOLD]")
     parser.add_argument("--offline-margins", action="store_true",
                         help="fit/report: only cached acoustic margins (unknown otherwise), never decode")
     args = parser.parse_args(argv)
@@ -594,7 +605,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         own = [c for c in clips if c.part == part]
         if args.limit:
             own = own[: args.limit]
-        transcribe(own, cache_path(args.cache, part, args.radio, args.model), args.radio, args.model, args.threads)
+        transcribe(own, cache_path(args.cache, part, args.radio, args.model, args.beam_size), args.radio, args.model,
+                   args.threads, args.beam_size)
     return 0
 
 
