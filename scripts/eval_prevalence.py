@@ -5,6 +5,10 @@
     .venv/bin/python scripts/eval_prevalence.py calibrate   # confusion priors from the calibration part
     .venv/bin/python scripts/eval_prevalence.py fit         # the flag scorer, calibration part, real prevalence
     .venv/bin/python scripts/eval_prevalence.py report      # false flags / 10 min and recall, held-out part
+    .venv/bin/python scripts/eval_prevalence.py --beam-size 3 transcribe ...   # another decoding beam, its own caches
+
+`report` prints, per part, condition and model, issue 28's targets met or not, and the recall
+bound: the coded mentions with any candidate at all in what the recogniser wrote.
 
 Data: every clip of ../shared/eval/cv_fa and ../shared/eval/fa_virgool (no selection by length).
   calibration  cv_fa speakers spk001 and spk003 (1,766 clips; the split helper 24adapt trains its
@@ -15,7 +19,7 @@ Each clip is heard as recorded ("clean") and through the project's simulated rad
 squelched near-silence either side), and recognised by the product's engine the way the
 pipeline recognises a folder of short recordings: pooled (packing.RecordingPool) and joined
 into shared 30 s windows (packing.join_recordings), with the engine's default options. The
-engine's lines (text, words, N-best) are cached once per (part, condition, model) as JSON
+engine's lines (text, words, N-best) are cached once per (part, condition, model, beam) as JSON
 lines outside git (--cache, default /work/wt/_cache/28), so that calibrating, fitting and
 reporting re-run in seconds.
 
@@ -122,11 +126,9 @@ def line_json(line) -> dict:
                                                                for h in alternatives]}
 
 
-def cache_path(folder: Path, part: str, radio: bool, model: str, beam: Optional[int] = None) -> Path:
-    """The cache of one (part, condition, model); `beam`: decoded with that beam instead of the
-    engine's default (a file of its own)."""
-    suffix = f".beam{beam}" if beam else ""
-    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}{suffix}.jsonl"
+def cache_path(folder: Path, part: str, radio: bool, model: str, beam: int) -> Path:
+    """The cache of one (part, condition, model, decoding beam)."""
+    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}.beam{beam}.jsonl"
 
 
 def read_cache(path: Path) -> list[dict]:
@@ -140,8 +142,7 @@ def model_label(model: str) -> str:
     return "base" if model in ("base", "") else Path(model).name
 
 
-def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int,
-               beam: Optional[int] = None) -> None:
+def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int, beam: int) -> None:
     """The clips through the product's engine, pooled as the pipeline pools short recordings;
     one JSON line per clip appended to `cache` (clips already there are skipped: an
     interrupted run resumes)."""
@@ -154,7 +155,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
     todo = [c for c in clips if c.source not in done]
     if not todo:
         return
-    options = TranscribeOptions(cpu_threads=threads, **({"beam_size": beam} if beam else {}))
+    options = TranscribeOptions(cpu_threads=threads, beam_size=beam)
     path = str(resolve_model(model).path) if model == "base" else model
     engine = load_engine("faster-whisper", path, model_label(model), options)
     pool = RecordingPool(PoolOptions(), pack_options_for(options))
@@ -168,7 +169,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
             for (clip, _, _), lines in zip(group, found):
                 out.write(json.dumps({"source": clip.source, "part": clip.part, "speaker": clip.speaker,
                                       "reference": clip.reference, "duration_s": clip.duration_s,
-                                      "radio": radio, "model": model_label(model),
+                                      "radio": radio, "model": model_label(model), "beam": beam,
                                       "lines": [line_json(line) for line in lines]}, ensure_ascii=False) + "\n")
             out.flush()
             count += len(group)
@@ -350,7 +351,7 @@ def _form_of(c) -> str:
 # ---------------------------------------------------------------- calibration and fit
 
 
-def calibration_rows(cache: Path, radio: bool = False, beam: Optional[int] = None) -> list[dict]:
+def calibration_rows(cache: Path, beam: int, radio: bool = False) -> list[dict]:
     return read_cache(cache_path(cache, "calibration", radio, "base", beam))
 
 
@@ -360,15 +361,16 @@ def calibrate_action(args, normalizer) -> int:
 
     from eval_flags_real import cached_lines
 
-    rows = calibration_rows(args.cache, beam=args.beam_size)
+    rows = calibration_rows(args.cache, args.beam_size)
     lexicon = lexicons(normalizer, None)["shipped"]
     counts = count_confusions(((r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows),
                               lexicon, normalizer)
     identity = model_identity("base")
-    command = "python scripts/eval_prevalence.py calibrate"
+    command = f"python scripts/eval_prevalence.py --beam-size {args.beam_size} calibrate"
     calibration = Calibration.from_counts(counts, identity, lexicon.version,
                                           [f"cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}: {len(rows)} clips, as "
-                                           "recorded (scripts/eval_prevalence.py, calibration part)"], command)
+                                           f"recorded, decoded with beam {args.beam_size} (scripts/eval_prevalence.py, "
+                                           "calibration part)"], command)
     path = calibration.save(args.out or default_calibration_path(lexicon.files, identity))
     worst = sorted(calibration.forms.values(), key=lambda c: (-c.written_wrong, c.prior))[:15]
     print(f"{len(rows)} clips, {counts.seconds / 60:.1f} min; base rates {calibration.base}; wrote {path}")
@@ -431,7 +433,7 @@ def fit_action(args, normalizer) -> int:
 
     from intercept.scoring import DEFAULT_SCORER_PATH, fit
 
-    rows = calibration_rows(args.cache, beam=args.beam_size)
+    rows = calibration_rows(args.cache, args.beam_size)
     shipped = lexicons(normalizer, None)["shipped"]
     clip_input = [(r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows]
     margins = CachedMargins(args.cache)
@@ -442,13 +444,13 @@ def fit_action(args, normalizer) -> int:
     stand_in = build_lexicon(words, Path(tempfile.mkdtemp(prefix="eval_prevalence_")), normalizer, "calibration")
     evidence, agreed = _loo_candidates(rows, clip_input, stand_in.with_calibration(None), normalizer, margins)
     rate = sum(agreed) / len(agreed)
-    command = "python scripts/eval_prevalence.py fit"
+    command = f"python scripts/eval_prevalence.py --beam-size {args.beam_size} fit"
     minutes = sum(r["duration_s"] for r in rows) / 60.0
     fitted = fit([e.without("prior") for e in evidence], agreed, version="", fitted_on="", command=command)
     scorer = replace(fitted, version=args.version, prior_shift=round(math.log(rate / (1.0 - rate)), 6),
                      fitted_on=(f"scripts/eval_prevalence.py calibration part: {len(rows)} real clips "
                                 f"({minutes:.1f} min; cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}) as "
-                                f"recorded, embedded Whisper base; shipped lexicon + {len(words)} stand-in words "
+                                f"recorded, embedded Whisper base, beam {args.beam_size}; shipped lexicon + {len(words)} stand-in words "
                                 f"({sum(agreed)} right of {len(agreed)} candidates; the shipped lexicon's own: "
                                 f"{sum(real_agreed)} of {len(real_agreed)}), fitted without the prior and moved "
                                 f"to each form's calibrated prior (prior_shift); priors leave-one-clip-out; "
@@ -579,8 +581,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--parts", nargs="+", default=["held-out"], choices=PARTS, help="report: which parts")
     parser.add_argument("--models", nargs="+", default=["base"], help="report: models whose caches to report")
     parser.add_argument("--beam-size", type=int, default=None,
-                        help="decode with this beam instead of the engine's default; every action then reads and "
-                             "writes that beam's caches")
+                        help="the decoding beam: transcribe decodes with it, every action reads and writes its "
+                             "caches  [default: the engine's, TranscribeOptions.beam_size]")
     parser.add_argument("--calibration", type=Path, default=None,
                         help="report: the calibration file  [default: the shipped one]")
     parser.add_argument("--threshold", type=float, default=None,
@@ -588,7 +590,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--offline-margins", action="store_true",
                         help="fit/report: only cached acoustic margins (unknown otherwise), never decode")
     args = parser.parse_args(argv)
+    from intercept.engines import TranscribeOptions
     from intercept.text import PersianNormalizer
+
+    if args.beam_size is None:
+        args.beam_size = TranscribeOptions().beam_size
 
     if args.action in ("calibrate", "fit", "report"):
         normalizer = PersianNormalizer()
