@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
@@ -11,7 +11,7 @@ import click
 from . import __version__
 
 
-from .cli_options import apply_settings, fail, lexicon_option, settings_options, store_argument
+from .cli_options import apply_settings, config_option, fail, lexicon_option, settings_options, store_argument
 
 def _require_voices() -> None:
     """One line and exit 2 when the optional voices extra is missing, before any work."""
@@ -81,8 +81,7 @@ RUN_SETTINGS_CHECKS = ("--acoustic-check/--no-acoustic-check", "--acoustic-loose
 @click.option("--db", "db_option", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
               help="The older spelling of STORE (then every argument is a PATH).")
 @settings_options(*RUN_SETTINGS, default_help={"--mt-device": "the same as --device"})
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML file of options; command-line options override it.")
+@config_option
 @settings_options(*RUN_SETTINGS_AFTER_CONFIG)
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Process on Ray workers; this command alone writes STORE. No ADDRESS: a private Ray on "
@@ -170,6 +169,18 @@ def _run_options(config_path, settings: dict):
     if options.voices:
         _require_voices()
     return options
+
+
+def _transcribe_options(config_path, settings: dict):
+    """The decoding settings a run with this --config file and these options would use (the
+    file's other sections are not this command's business)."""
+    from .config import ConfigError, RunOptions, load_config
+
+    try:
+        options = load_config(config_path) if config_path else RunOptions()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc))
+    return apply_settings(options, settings).transcribe
 
 
 def _ray_options(address, workers, cpus_per_worker, gpus_per_worker):
@@ -1054,7 +1065,9 @@ def adapt(corpora, out_dir, epochs, force, train_part, audio_layers, device, aug
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write.  [default: calibration/MODEL-NAME.json beside the (first) lexicon]")
 @click.option("--threads", type=click.IntRange(0), default=0, help="CPU threads for the recogniser (0: all cores).")
-def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
+@config_option
+@settings_options("--language", "--beam-size", "--compute-type")
+def lexicon_calibrate(corpora, lexicons, model, out_path, threads, config_path, **settings):
     """Count how often the recogniser writes each lexicon form where the speech did not say it,
     and where it did, on CORPORA (folders with metadata.tsv: path, duration_s, transcript), and
     write each form's calibrated prior with its counts.
@@ -1063,15 +1076,17 @@ def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
     still wins); a form the recogniser invents, or one of three letters or fewer, then needs
     recogniser evidence or a pattern partner (lexicons/README.md). Run it again after adding a
     form or changing the model: the file is keyed by the model's hash, and `intercept run` uses
-    the one made with its model.
+    the one made with its model. The priors are the recogniser's with its decoding settings:
+    calibrate with the run's (--config, --beam-size ...) when they differ from the defaults.
 
     \b
       intercept lexicon calibrate ~/speech/dev-a ~/speech/dev-b
       intercept lexicon calibrate ~/speech/dev --model ~/models/adapted --lexicon my.yaml
+      intercept lexicon calibrate ~/speech/dev --config run.toml
     """
     from .calibration import CalibrationError, calibrate, model_identity
     from .lexicon.calibration import default_calibration_path
-    from .engines import TranscribeOptions, load_engine
+    from .engines import load_engine
     from .evaluate import CorpusError
     from .components import load_lexicon
     from .lexicon import LexiconError
@@ -1085,7 +1100,11 @@ def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
         source = resolve_model(model, allow_download=False)
     except (LexiconError, CalibrationError, ModelError) as exc:
         fail(str(exc))
-    engine = load_engine("faster-whisper", str(source.path), identity["name"], TranscribeOptions(cpu_threads=threads))
+    given = [(name, settings.get(dest)) for name, dest in (("--language", "transcribe__language"),
+                                                          ("--beam-size", "transcribe__beam_size"),
+                                                          ("--compute-type", "transcribe__compute_type"))]
+    decoding = replace(_transcribe_options(config_path, settings), cpu_threads=threads)
+    engine = load_engine("faster-whisper", str(source.path), identity["name"], decoding)
     errors = []
 
     def heard(n, error):
@@ -1094,7 +1113,8 @@ def lexicon_calibrate(corpora, lexicons, model, out_path, threads):
             click.echo(f"skipped {error}", err=True)
 
     command = "intercept lexicon calibrate " + " ".join(str(c) for c in corpora) + (
-        f" --model {model}" if model != "base" else "")
+        f" --model {model}" if model != "base" else "") + (f" --config {config_path}" if config_path else "") + "".join(
+        f" {name} {value}" for name, value in given if value is not None)
     try:
         result = calibrate(corpora, lexicon, engine, identity, normalizer, command=command, on_clip=heard)
     except CorpusError as exc:

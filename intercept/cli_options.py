@@ -230,3 +230,7 @@ def apply_settings(options: RunOptions, values: dict[str, Any]) -> RunOptions:
 
 
 lexicon_option = settings_options("--lexicon")
+# The run's TOML file of options: `run` reads all of it; commands that recognise speech for
+# another purpose (`lexicon calibrate`) read its [transcribe] settings, so they decode as the run does.
+config_option = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                             help="TOML file of options; command-line options override it.")

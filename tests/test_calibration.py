@@ -159,6 +159,41 @@ def test_calibrate_command_on_the_tiny_corpus(tmp_path, monkeypatch):
     assert "calibrated (whisper-base)" in flag.prior_reason
 
 
+def test_calibrate_command_decodes_with_the_runs_settings(tmp_path, monkeypatch):
+    """A calibration holds one recogniser's confusions with its decoding settings: the command
+    reads the run's --config file ([transcribe]) and --beam-size etc. over it, and names them
+    in the file's command."""
+    from click.testing import CliRunner
+
+    import intercept.engines
+    from intercept.cli import cli
+
+    seen = []
+
+    def load(engine, path, name, options):
+        seen.append(options)
+        return ScriptedEngine(WRITTEN)
+
+    monkeypatch.setattr(intercept.engines, "load_engine", load)
+    config = tmp_path / "run.toml"
+    config.write_text('[transcribe]\nbeam_size = 3\ncompute_type = "int8"\n', encoding="utf-8")
+    out = tmp_path / "c.json"
+    result = CliRunner().invoke(cli, ["lexicon", "calibrate", str(CORPUS), "--out", str(out), "--config", str(config),
+                                      "--threads", "1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (seen[-1].beam_size, seen[-1].compute_type, seen[-1].cpu_threads) == (3, "int8", 1)
+    assert json.loads(out.read_text(encoding="utf-8"))["command"].endswith(f"--config {config}")
+
+    result = CliRunner().invoke(cli, ["lexicon", "calibrate", str(CORPUS), "--out", str(out), "--config", str(config),
+                                      "--beam-size", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (seen[-1].beam_size, seen[-1].compute_type) == (2, "int8")  # the option over the file
+    assert json.loads(out.read_text(encoding="utf-8"))["command"].endswith("--beam-size 2")
+
+    CliRunner().invoke(cli, ["lexicon", "calibrate", str(CORPUS), "--out", str(out)], catch_exceptions=False)
+    assert seen[-1].beam_size == intercept.engines.TranscribeOptions().beam_size  # no file: the defaults
+
+
 def test_an_adapted_model_without_its_own_calibration_borrows_its_bases(tmp_path):
     from intercept.calibration import calibration_for_model
     from intercept.lexicon.calibration import embedded_calibration
