@@ -49,16 +49,19 @@ class KeyTable:
     # -- pickling (intercept.lexicon.cache)
 
     def __getstate__(self) -> dict:
+        # numpy for the per-key arithmetic: writing a 10,000-term lexicon's cache is part of its
+        # first (compiled) load, and 1.3 million keys one by one in Python took seconds of it.
+        import numpy as np
+
         keys, which, values = self._pack_parts()
-        crcs = [_crc(key) for key in keys]
-        order = sorted(range(len(keys)), key=crcs.__getitem__)
-        keys = [keys[n] for n in order]
-        hashes = array("I", (crcs[n] for n in order))
-        offsets = array("I", [0])
-        for key in keys:
-            offsets.append(offsets[-1] + len(key) + 1)
-        packed = {"keys": _SEPARATOR.join(keys), "hashes": hashes.tobytes(), "offsets": offsets.tobytes(),
-                  "values": values, "which": array("I", (which[n] for n in order)).tobytes() if values else b""}
+        crcs = np.fromiter((crc32(key.encode("utf-8")) for key in keys), dtype=np.uint32, count=len(keys))
+        order = np.argsort(crcs, kind="stable")  # stable: equal CRCs keep the table's order
+        keys = [keys[n] for n in order.tolist()]
+        offsets = np.zeros(len(keys) + 1, dtype=np.uint32)
+        np.cumsum(np.fromiter(map(len, keys), dtype=np.uint32, count=len(keys)) + 1, out=offsets[1:])
+        packed = {"keys": _SEPARATOR.join(keys), "hashes": crcs[order].tobytes(), "offsets": offsets.tobytes(),
+                  "values": values,
+                  "which": np.asarray(which, dtype=np.uint32)[order].tobytes() if values else b""}
         return {"packed": packed, "values": self._values}
 
     def __setstate__(self, state: dict) -> None:

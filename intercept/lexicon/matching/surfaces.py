@@ -55,39 +55,45 @@ class SurfaceMatcher:
         self._shared: dict[tuple, Surface] = {}
         for concept in concepts:  # exact forms first so that they win any clash with a generated form
             for form in concept.fa:
-                self._add(lookup_key(form), Surface(concept, form, "exact", *priors.form(concept.id, form)))
+                self._add_all([lookup_key(form)], Surface(concept, form, "exact", *priors.form(concept.id, form)))
         for concept in concepts:
             for form in concept.fa:
-                prior = priors.form(concept.id, form)
-                for surface in forms.noun_forms(form, concept.inflect):
-                    self._add(lookup_key(surface), Surface(concept, form, "morph", *prior))
+                # One Surface per form for all its ~100 generated keys: built once, not per key
+                # (a 10,000-term lexicon adds 1.5M keys; compiling it is what --lexicon waits for).
+                surface = Surface(concept, form, "morph", *priors.form(concept.id, form))
+                self._add_all([lookup_key(key) for key in forms.noun_forms(form, concept.inflect)], surface)
             for lemma in concept.verbs:
                 verb_priors = priors.verb(concept.id, lemma)
                 plain = plain_prior(concept)
-                self._add(lookup_key(forms.infinitive(lemma)), Surface(concept, lemma, "exact", *plain))
+                self._add_all([lookup_key(forms.infinitive(lemma))], Surface(concept, lemma, "exact", *plain))
                 for conjugated in forms.verb_forms(lemma):
                     prior = verb_priors.get(conjugated, plain)
-                    for spelling in spellings(conjugated):
-                        self._add(lookup_key(spelling), Surface(concept, lemma, "morph", *prior))
+                    self._add_all([lookup_key(spelling) for spelling in spellings(conjugated)],
+                                  Surface(concept, lemma, "morph", *prior))
         del self._shared  # only needed while compiling
         # Read back from the compiled-lexicon cache without being rebuilt (matching.keytable).
         self._surfaces = KeyTable(self._surfaces)
         self._multi_pairs = KeyTable.of_set(self._multi_pairs)
         self._tokenizer = PersianTokenizer()
 
-    def _add(self, key: str, surface: Surface) -> None:
-        existing = self._surfaces.get(key)
-        if existing is not None and (existing.kind == "exact" or surface.kind == "morph"):
-            return  # first come keeps it; exact beats morph (duplicate exact forms were refused at load)
-        if key in self._excluded:
-            return
+    def _add_all(self, keys: list[str], surface: Surface) -> None:
+        """Add each key for one surface, in order. First come keeps a key; exact beats morph
+        (duplicate exact forms were refused at load); an excluded key is never added."""
         identity = (id(surface.concept), surface.form, surface.kind, surface.prior, surface.prior_reason)
-        self._surfaces[key] = self._shared.setdefault(identity, surface)
-        if " " in key:  # checked first: most keys are one word, and split() costs at 10,000 terms
-            words = key.split(" ")
-            self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
-            self._multi_first.add(words[0])
-            self._multi_pairs.add(key if len(words) == 2 else words[0] + " " + words[1])
+        surface = self._shared.setdefault(identity, surface)
+        table, excluded, morph = self._surfaces, self._excluded, surface.kind == "morph"
+        for key in keys:
+            existing = table.get(key)
+            if existing is not None and (morph or existing.kind == "exact"):
+                continue
+            if key in excluded:
+                continue
+            table[key] = surface
+            if " " in key:  # checked first: most keys are one word, and split() costs at 10,000 terms
+                words = key.split(" ")
+                self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
+                self._multi_first.add(words[0])
+                self._multi_pairs.add(key if len(words) == 2 else words[0] + " " + words[1])
 
     def build_tables(self) -> None:
         """Build the key tables' dicts now (matching.keytable builds them by itself once many
