@@ -6,6 +6,7 @@
     .venv/bin/python scripts/eval_prevalence.py fit         # the flag scorer, calibration part, real prevalence
     .venv/bin/python scripts/eval_prevalence.py report      # false flags / 10 min and recall, held-out part
     .venv/bin/python scripts/eval_prevalence.py --beam-size 3 transcribe ...   # another decoding beam, its own caches
+    .venv/bin/python scripts/eval_prevalence.py --repetition-penalty 1.1 transcribe ...   # a first-pass penalty, ditto
 
 `report` prints, per part, condition and model, issue 28's targets met or not, and the recall
 bound: the coded mentions with any candidate at all in what the recogniser wrote.
@@ -126,9 +127,10 @@ def line_json(line) -> dict:
                                                                for h in alternatives]}
 
 
-def cache_path(folder: Path, part: str, radio: bool, model: str, beam: int) -> Path:
-    """The cache of one (part, condition, model, decoding beam)."""
-    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}.beam{beam}.jsonl"
+def cache_path(folder: Path, part: str, radio: bool, model: str, beam: int, penalty: float = 1.0) -> Path:
+    """The cache of one (part, condition, model, decoding beam and first-pass repetition penalty)."""
+    decoding = f"beam{beam}" + (f".rp{penalty:g}" if penalty != 1.0 else "")
+    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}.{decoding}.jsonl"
 
 
 def read_cache(path: Path) -> list[dict]:
@@ -142,7 +144,8 @@ def model_label(model: str) -> str:
     return "base" if model in ("base", "") else Path(model).name
 
 
-def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int, beam: int) -> None:
+def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int, beam: int,
+               penalty: float = 1.0) -> None:
     """The clips through the product's engine, pooled as the pipeline pools short recordings;
     one JSON line per clip appended to `cache` (clips already there are skipped: an
     interrupted run resumes)."""
@@ -155,7 +158,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
     todo = [c for c in clips if c.source not in done]
     if not todo:
         return
-    options = TranscribeOptions(cpu_threads=threads, beam_size=beam)
+    options = TranscribeOptions(cpu_threads=threads, beam_size=beam, repetition_penalty=penalty)
     path = str(resolve_model(model).path) if model == "base" else model
     engine = load_engine("faster-whisper", path, model_label(model), options)
     pool = RecordingPool(PoolOptions(), pack_options_for(options))
@@ -170,6 +173,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
                 out.write(json.dumps({"source": clip.source, "part": clip.part, "speaker": clip.speaker,
                                       "reference": clip.reference, "duration_s": clip.duration_s,
                                       "radio": radio, "model": model_label(model), "beam": beam,
+                                      "repetition_penalty": penalty,
                                       "lines": [line_json(line) for line in lines]}, ensure_ascii=False) + "\n")
             out.flush()
             count += len(group)
@@ -351,8 +355,8 @@ def _form_of(c) -> str:
 # ---------------------------------------------------------------- calibration and fit
 
 
-def calibration_rows(cache: Path, beam: int, radio: bool = False) -> list[dict]:
-    return read_cache(cache_path(cache, "calibration", radio, "base", beam))
+def calibration_rows(cache: Path, beam: int, radio: bool = False, penalty: float = 1.0) -> list[dict]:
+    return read_cache(cache_path(cache, "calibration", radio, "base", beam, penalty))
 
 
 def calibrate_action(args, normalizer) -> int:
@@ -361,7 +365,7 @@ def calibrate_action(args, normalizer) -> int:
 
     from eval_flags_real import cached_lines
 
-    rows = calibration_rows(args.cache, args.beam_size)
+    rows = calibration_rows(args.cache, args.beam_size, penalty=args.repetition_penalty)
     lexicon = lexicons(normalizer, None)["shipped"]
     counts = count_confusions(((r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows),
                               lexicon, normalizer)
@@ -433,7 +437,7 @@ def fit_action(args, normalizer) -> int:
 
     from intercept.scoring import DEFAULT_SCORER_PATH, fit
 
-    rows = calibration_rows(args.cache, args.beam_size)
+    rows = calibration_rows(args.cache, args.beam_size, penalty=args.repetition_penalty)
     shipped = lexicons(normalizer, None)["shipped"]
     clip_input = [(r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows]
     margins = CachedMargins(args.cache)
@@ -490,7 +494,7 @@ def report_action(args, normalizer) -> int:
           f"lexicon = shipped + {len(HELD_BACK)} held-back terms ({', '.join(h[2] for h in HELD_BACK)})\n")
     conditions = [(part, radio, model) for part in args.parts for radio in (False, True) for model in args.models]
     for part, radio, model in conditions:
-        rows = read_cache(cache_path(args.cache, part, radio, model, args.beam_size))
+        rows = read_cache(cache_path(args.cache, part, radio, model, args.beam_size, args.repetition_penalty))
         if not rows:
             continue
         where = f"{part}, {'radio channel' if radio else 'as recorded'}, {model_label(model)}"
@@ -583,6 +587,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--beam-size", type=int, default=None,
                         help="the decoding beam: transcribe decodes with it, every action reads and writes its "
                              "caches  [default: the engine's, TranscribeOptions.beam_size]")
+    parser.add_argument("--repetition-penalty", type=float, default=None,
+                        help="the first-pass repetition penalty: transcribe decodes with it, every action reads "
+                             "and writes its caches  [default: TranscribeOptions.repetition_penalty]")
     parser.add_argument("--calibration", type=Path, default=None,
                         help="report: the calibration file  [default: the shipped one]")
     parser.add_argument("--threshold", type=float, default=None,
@@ -595,6 +602,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     if args.beam_size is None:
         args.beam_size = TranscribeOptions().beam_size
+    if args.repetition_penalty is None:
+        args.repetition_penalty = TranscribeOptions().repetition_penalty
 
     if args.action in ("calibrate", "fit", "report"):
         normalizer = PersianNormalizer()
@@ -611,8 +620,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         own = [c for c in clips if c.part == part]
         if args.limit:
             own = own[: args.limit]
-        transcribe(own, cache_path(args.cache, part, args.radio, args.model, args.beam_size), args.radio, args.model,
-                   args.threads, args.beam_size)
+        transcribe(own, cache_path(args.cache, part, args.radio, args.model, args.beam_size, args.repetition_penalty),
+                   args.radio, args.model, args.threads, args.beam_size, args.repetition_penalty)
     return 0
 
 

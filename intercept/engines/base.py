@@ -56,6 +56,9 @@ class TranscribeOptions:
     # alone (0.8x) and 3 cost 6 words of 106 on the fa_virgool clips (words said twice).
     # docs/benchmarks.md, scripts/bench_session_decode.py (issue 25).
     no_repeat_ngram: int = 0
+    # > 1: every transcribe decode penalises tokens already written (CTranslate2's
+    # repetition_penalty; faster-whisper only). Off: measured in docs/benchmarks.md (issue 25).
+    repetition_penalty: float = 1.0
     # None: never drop a window as silence. Whisper's own rule drops a window whose
     # no-speech probability is above 0.6 (with low log-probability); with packing one such
     # drop lost five transmissions of session_long.mp3 at once. The VAD already decided

@@ -211,6 +211,7 @@ class FasterWhisperEngine(DecoderMethods):
             vad_filter=False,  # transmissions are already cut by intercept.segment
             # English is not banned from repeating: its loops are retried (core.Decoder._guard)
             no_repeat_ngram_size=opts.no_repeat_ngram if task == "transcribe" else 0,
+            repetition_penalty=opts.repetition_penalty if task == "transcribe" else 1.0,
             without_timestamps=(task == "translate" and not opts.translate_timestamps and not opts.pack_translate)
             or (task == "transcribe" and not opts.transcribe_timestamps),
         )
