@@ -191,6 +191,21 @@ def test_every_transcribe_decode_forbids_repeated_ngrams_and_a_retry_that_adds_n
     assert engine.translate_audio(samples, 0.0, 3.0) == "received" and len(requests) == 2
 
 
+def test_a_first_pass_repetition_penalty_reaches_transcribe_decodes_only():
+    """TranscribeOptions.repetition_penalty (off by default, measured in issue 25) goes to every
+    transcribe decode; the English of the translate task is decoded without it."""
+    samples, txs = _one_transmission()
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
+    engine.transcribe(samples, txs)
+    assert requests[0]["repetition_penalty"] == TranscribeOptions().repetition_penalty == 1.0
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(repetition_penalty=1.1))
+    engine.transcribe(samples, txs)
+    assert requests[0]["repetition_penalty"] == 1.1
+    engine, requests = _scripted_engine([["received"]], TranscribeOptions(repetition_penalty=1.1))
+    assert engine.translate_audio(samples, 0.0, 3.0) == "received"
+    assert requests[0]["repetition_penalty"] == 1.0
+
+
 def test_a_retry_that_repeats_as_much_is_not_kept_and_clean_text_is_not_retried():
     samples, txs = _one_transmission()
     # The first decode stops at the loop; the retry repeats more, so the whole window is
