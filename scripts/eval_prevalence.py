@@ -355,6 +355,12 @@ def _form_of(c) -> str:
 # ---------------------------------------------------------------- calibration and fit
 
 
+def _decoding_args(args) -> str:
+    """The decoding options of a calibrate or fit run, as its command line gives them."""
+    penalty = f" --repetition-penalty {args.repetition_penalty:g}" if args.repetition_penalty != 1.0 else ""
+    return f"--beam-size {args.beam_size}{penalty}"
+
+
 def calibration_rows(cache: Path, beam: int, radio: bool = False, penalty: float = 1.0) -> list[dict]:
     return read_cache(cache_path(cache, "calibration", radio, "base", beam, penalty))
 
@@ -370,7 +376,7 @@ def calibrate_action(args, normalizer) -> int:
     counts = count_confusions(((r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows),
                               lexicon, normalizer)
     identity = model_identity("base")
-    command = f"python scripts/eval_prevalence.py --beam-size {args.beam_size} calibrate"
+    command = f"python scripts/eval_prevalence.py {_decoding_args(args)} calibrate"
     calibration = Calibration.from_counts(counts, identity, lexicon.version,
                                           [f"cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}: {len(rows)} clips, as "
                                            f"recorded, decoded with beam {args.beam_size} (scripts/eval_prevalence.py, "
@@ -448,7 +454,7 @@ def fit_action(args, normalizer) -> int:
     stand_in = build_lexicon(words, Path(tempfile.mkdtemp(prefix="eval_prevalence_")), normalizer, "calibration")
     evidence, agreed = _loo_candidates(rows, clip_input, stand_in.with_calibration(None), normalizer, margins)
     rate = sum(agreed) / len(agreed)
-    command = f"python scripts/eval_prevalence.py --beam-size {args.beam_size} fit"
+    command = f"python scripts/eval_prevalence.py {_decoding_args(args)} fit"
     minutes = sum(r["duration_s"] for r in rows) / 60.0
     fitted = fit([e.without("prior") for e in evidence], agreed, version="", fitted_on="", command=command)
     scorer = replace(fitted, version=args.version, prior_shift=round(math.log(rate / (1.0 - rate)), 6),
