@@ -53,6 +53,13 @@ VARIANTS = {
     "rp1.05": dict(repetition_penalty=1.05),
     "rp1.1": dict(repetition_penalty=1.1),
     "rp1.2": dict(repetition_penalty=1.2),
+    # capN: the first decode asks for at most N tokens per CTranslate2 call (first_call_tokens)
+    "cap48": dict(first_call_tokens=48),
+    "cap64": dict(first_call_tokens=64),
+    "cap96": dict(first_call_tokens=96),
+    "cap128": dict(first_call_tokens=128),
+    "cap160": dict(first_call_tokens=160),
+    "cap200": dict(first_call_tokens=200),
     "ban3": dict(no_repeat_ngram=3),
     "ban4": dict(no_repeat_ngram=4),
     "ban5": dict(no_repeat_ngram=5),

@@ -73,6 +73,13 @@ class TranscribeOptions:
     # d seconds gets at most tokens_per_second * d + 20 new tokens (Farsi byte-level BPE runs
     # at roughly 10-20 tokens per second of speech).
     tokens_per_second: float = 30.0
+    # None: off. A number: the first decode of a transcribe window asks CTranslate2 for at most
+    # this many tokens per call; faster-whisper keeps the segments that ended and decodes the
+    # rest of the window from the last one's timestamp in its next call (as at any cap). A loop
+    # runs to its call's cap inside one beam search (CTranslate2 cannot stop it sooner), so a
+    # small per-call cap lets the loop guard see it after this many tokens instead of the
+    # window's whole cap. Loop retries keep the window's cap. faster-whisper only.
+    first_call_tokens: Optional[int] = None
     # English on the translate task needs far fewer tokens (about 3 words a second).
     translate_tokens_per_second: float = 8.0
     initial_prompt: Optional[str] = None

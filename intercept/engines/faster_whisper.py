@@ -241,6 +241,18 @@ class FasterWhisperEngine(DecoderMethods):
 
     def _decode_window(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool,
                        stop_above: Optional[float]) -> Decoded:
+        first_call = self.options.first_call_tokens
+        if first_call and task == "transcribe" and not loop_retry and first_call < max_new_tokens:
+            decoded = self._decode_capped(audio, task, int(first_call), loop_retry, stop_above, cut_at=int(first_call))
+            if decoded is not None:
+                return decoded
+            # A call ended inside its first segment without looping: faster-whisper would keep
+            # that half segment and skip the rest of the window, so the window is decoded
+            # again with its own cap.
+        return self._decode_capped(audio, task, max_new_tokens, loop_retry, stop_above)
+
+    def _decode_capped(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool,
+                       stop_above: Optional[float], cut_at: Optional[int] = None) -> Optional[Decoded]:
         settings = self._settings(task, max_new_tokens)
         if loop_retry:
             settings.update(temperature=[0.0], no_repeat_ngram_size=self.options.loop_retry_ngram,
@@ -248,20 +260,24 @@ class FasterWhisperEngine(DecoderMethods):
         ngram = settings["no_repeat_ngram_size"] if not loop_retry else 0
         batching = getattr(self, "_batching", None)
         if ngram <= 0 or batching is None:
-            return self._decode(audio, task, settings, stop_above)
+            return self._decode(audio, task, settings, stop_above, cut_at)
         with batching.watching() as results:
-            decoded = self._decode(audio, task, settings, stop_above)
-        decoded.ban_spans = self._ban_spans(results, ngram, len(audio) / SAMPLE_RATE)
+            decoded = self._decode(audio, task, settings, stop_above, cut_at)
+        if decoded is not None:
+            decoded.ban_spans = self._ban_spans(results, ngram, len(audio) / SAMPLE_RATE)
         return decoded
 
-    def _decode(self, audio: np.ndarray, task: str, settings: dict, stop_above: Optional[float]) -> Decoded:
+    def _decode(self, audio: np.ndarray, task: str, settings: dict, stop_above: Optional[float],
+                cut_at: Optional[int] = None) -> Optional[Decoded]:
         evidence = getattr(self, "_evidence", None)
         wanted = wants_alternatives(self.options) or self.options.word_evidence
         if evidence is None or task != "transcribe" or not wanted:
-            segments, complete = _until(self.model.transcribe(audio, **settings)[0], stop_above)
-            return Decoded([_segment(seg) for seg in segments], complete=complete)
+            segments, complete = _until(self.model.transcribe(audio, **settings)[0], stop_above, cut_at)
+            return None if segments is None else Decoded([_segment(seg) for seg in segments], complete=complete)
         with evidence.recording(self.options) as record:
-            segments, complete = _until(self.model.transcribe(audio, **settings)[0], stop_above)
+            segments, complete = _until(self.model.transcribe(audio, **settings)[0], stop_above, cut_at)
+        if segments is None:
+            return None
         decoded = record.decoded(segments)
         decoded.complete = complete
         return decoded
@@ -371,17 +387,22 @@ class FasterWhisperEngine(DecoderMethods):
         return out
 
 
-def _until(segments, stop_above: Optional[float]) -> tuple[list, bool]:
+def _until(segments, stop_above: Optional[float], cut_at: Optional[int] = None) -> tuple[Optional[list], bool]:
     """The segments of faster-whisper's generator, up to and with the first one with text
-    whose compression ratio is above stop_above (None: all); and whether that was all."""
+    whose compression ratio is above stop_above (None: all); and whether that was all.
+    With cut_at, (None, False) when a segment that is not over stop_above has cut_at tokens or
+    more: a decode call that reached its cap inside its first segment (faster-whisper keeps it
+    cut and skips to the window's end)."""
     out = []
     for seg in segments:
         out.append(seg)
-        if stop_above is not None and seg.text.strip() and (seg.compression_ratio or 0.0) > stop_above:
+        looping = stop_above is not None and seg.text.strip() and (seg.compression_ratio or 0.0) > stop_above
+        cut = cut_at is not None and not looping and len(seg.tokens) >= cut_at
+        if looping or cut:
             close = getattr(segments, "close", None)
             if close is not None:  # a generator: no further decode calls
                 close()
-            return out, False
+            return (None, False) if cut else (out, False)
     return out, True
 
 
