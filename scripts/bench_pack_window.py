@@ -66,16 +66,7 @@ def main(argv=None) -> int:
     speech_s = sum(c.duration_s for c in clips)
     base = TranscribeOptions(cpu_threads=args.threads)
     engine = load_engine("faster-whisper", str(resolve_model("base").path), "base", base)
-    log = CallLog(engine._batching._model)
-    engine._batching._model = log
-    decode = engine.decode
-
-    def counted(samples, task, max_new_tokens, loop_retry=False, **kwargs):
-        log.retries += bool(loop_retry)
-        log.windows += not loop_retry
-        return decode(samples, task, max_new_tokens, loop_retry=loop_retry, **kwargs)
-
-    engine.decode = counted
+    log = CallLog.attach(engine)
     print(f"{len(clips)} {args.part} clips ({speech_s / 60:.1f} min), {'radio' if args.radio else 'clean'}; "
           f"threads {args.threads}; load average {os.getloadavg()[0]:.1f}", flush=True)
 

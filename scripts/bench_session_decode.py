@@ -118,6 +118,22 @@ class CallLog:
         self.retries = 0
         self.windows = 0  # first decodes of a window (packs, and transmissions alone)
 
+    @classmethod
+    def attach(cls, engine) -> "CallLog":
+        """A log of a FasterWhisperEngine's CTranslate2 calls and of its window decodes (first
+        decodes and loop retries), installed on the engine."""
+        log = cls(engine._batching._model)
+        engine._batching._model = log
+        decode = engine.decode
+
+        def counted(audio, task, max_new_tokens, loop_retry=False, **kwargs):
+            log.retries += bool(loop_retry)
+            log.windows += not loop_retry
+            return decode(audio, task, max_new_tokens, loop_retry=loop_retry, **kwargs)
+
+        engine.decode = counted
+        return log
+
     def __getattr__(self, name):
         return getattr(self._model, name)
 
@@ -196,16 +212,7 @@ def main(argv=None) -> int:
     extra = {path: recording_transmissions(path) for path in args.also.split(",") if path}
     base = TranscribeOptions(compute_type="float32", cpu_threads=args.threads)
     engine = load_engine("faster-whisper", str(resolve_model("base").path), "base", base)
-    log = CallLog(engine._batching._model)
-    engine._batching._model = log
-    decode = engine.decode
-
-    def counted(audio, task, max_new_tokens, loop_retry=False, **kwargs):
-        log.retries += bool(loop_retry)
-        log.windows += not loop_retry
-        return decode(audio, task, max_new_tokens, loop_retry=loop_retry, **kwargs)
-
-    engine.decode = counted
+    log = CallLog.attach(engine)
     ban_spans = engine._ban_spans
     print(f"session {item['path']}: {len(item['transmissions'])} reference transmissions, "
           f"{len(transmissions)} found; threads {args.threads}; load average {os.getloadavg()[0]:.1f}", flush=True)

@@ -7,6 +7,7 @@
     .venv/bin/python scripts/eval_prevalence.py report      # false flags / 10 min and recall, held-out part
     .venv/bin/python scripts/eval_prevalence.py --beam-size 3 transcribe ...   # another decoding beam, its own caches
     .venv/bin/python scripts/eval_prevalence.py --repetition-penalty 1.1 transcribe ...   # a first-pass penalty, ditto
+    .venv/bin/python scripts/eval_prevalence.py --first-call-tokens 200 transcribe ...    # a first-call token cap, ditto
 
 `report` prints, per part, condition and model, issue 28's targets met or not, and the recall
 bound: the coded mentions with any candidate at all in what the recogniser wrote.
@@ -20,7 +21,7 @@ Each clip is heard as recorded ("clean") and through the project's simulated rad
 squelched near-silence either side), and recognised by the product's engine the way the
 pipeline recognises a folder of short recordings: pooled (packing.RecordingPool) and joined
 into shared 30 s windows (packing.join_recordings), with the engine's default options. The
-engine's lines (text, words, N-best) are cached once per (part, condition, model, beam) as JSON
+engine's lines (text, words, N-best) are cached once per (part, condition, model, decoding settings) as JSON
 lines outside git (--cache, default /work/wt/_cache/28), so that calibrating, fitting and
 reporting re-run in seconds.
 
@@ -37,7 +38,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -127,10 +128,34 @@ def line_json(line) -> dict:
                                                                for h in alternatives]}
 
 
-def cache_path(folder: Path, part: str, radio: bool, model: str, beam: int, penalty: float = 1.0) -> Path:
-    """The cache of one (part, condition, model, decoding beam and first-pass repetition penalty)."""
-    decoding = f"beam{beam}" + (f".rp{penalty:g}" if penalty != 1.0 else "")
-    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}.{decoding}.jsonl"
+@dataclass(frozen=True)
+class Decoding:
+    """The decoding settings a cache was made with (TranscribeOptions' fields of those names);
+    each has its own caches, named by `label`."""
+    beam_size: int = 5
+    repetition_penalty: float = 1.0
+    first_call_tokens: Optional[int] = None
+
+    @classmethod
+    def of(cls, args) -> "Decoding":
+        return cls(args.beam_size, args.repetition_penalty, args.first_call_tokens)
+
+    @property
+    def label(self) -> str:
+        return (f"beam{self.beam_size}" + (f".rp{self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")
+                + (f".call{self.first_call_tokens}" if self.first_call_tokens else ""))
+
+    @property
+    def args(self) -> str:
+        """As a command line gives them."""
+        return (f"--beam-size {self.beam_size}"
+                + (f" --repetition-penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")
+                + (f" --first-call-tokens {self.first_call_tokens}" if self.first_call_tokens else ""))
+
+
+def cache_path(folder: Path, part: str, radio: bool, model: str, decoding: Decoding) -> Path:
+    """The cache of one (part, condition, model, decoding settings)."""
+    return folder / f"{part}.{'radio' if radio else 'clean'}.{model_label(model)}.{decoding.label}.jsonl"
 
 
 def read_cache(path: Path) -> list[dict]:
@@ -144,8 +169,7 @@ def model_label(model: str) -> str:
     return "base" if model in ("base", "") else Path(model).name
 
 
-def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int, beam: int,
-               penalty: float = 1.0) -> None:
+def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads: int, decoding: Decoding) -> None:
     """The clips through the product's engine, pooled as the pipeline pools short recordings;
     one JSON line per clip appended to `cache` (clips already there are skipped: an
     interrupted run resumes)."""
@@ -158,7 +182,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
     todo = [c for c in clips if c.source not in done]
     if not todo:
         return
-    options = TranscribeOptions(cpu_threads=threads, beam_size=beam, repetition_penalty=penalty)
+    options = TranscribeOptions(cpu_threads=threads, **asdict(decoding))
     path = str(resolve_model(model).path) if model == "base" else model
     engine = load_engine("faster-whisper", path, model_label(model), options)
     pool = RecordingPool(PoolOptions(), pack_options_for(options))
@@ -172,8 +196,9 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
             for (clip, _, _), lines in zip(group, found):
                 out.write(json.dumps({"source": clip.source, "part": clip.part, "speaker": clip.speaker,
                                       "reference": clip.reference, "duration_s": clip.duration_s,
-                                      "radio": radio, "model": model_label(model), "beam": beam,
-                                      "repetition_penalty": penalty,
+                                      "radio": radio, "model": model_label(model),
+                                      "beam": decoding.beam_size, "repetition_penalty": decoding.repetition_penalty,
+                                      "first_call_tokens": decoding.first_call_tokens,
                                       "lines": [line_json(line) for line in lines]}, ensure_ascii=False) + "\n")
             out.flush()
             count += len(group)
@@ -355,14 +380,8 @@ def _form_of(c) -> str:
 # ---------------------------------------------------------------- calibration and fit
 
 
-def _decoding_args(args) -> str:
-    """The decoding options of a calibrate or fit run, as its command line gives them."""
-    penalty = f" --repetition-penalty {args.repetition_penalty:g}" if args.repetition_penalty != 1.0 else ""
-    return f"--beam-size {args.beam_size}{penalty}"
-
-
-def calibration_rows(cache: Path, beam: int, radio: bool = False, penalty: float = 1.0) -> list[dict]:
-    return read_cache(cache_path(cache, "calibration", radio, "base", beam, penalty))
+def calibration_rows(cache: Path, decoding: Decoding, radio: bool = False) -> list[dict]:
+    return read_cache(cache_path(cache, "calibration", radio, "base", decoding))
 
 
 def calibrate_action(args, normalizer) -> int:
@@ -371,12 +390,12 @@ def calibrate_action(args, normalizer) -> int:
 
     from eval_flags_real import cached_lines
 
-    rows = calibration_rows(args.cache, args.beam_size, penalty=args.repetition_penalty)
+    rows = calibration_rows(args.cache, Decoding.of(args))
     lexicon = lexicons(normalizer, None)["shipped"]
     counts = count_confusions(((r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows),
                               lexicon, normalizer)
     identity = model_identity("base")
-    command = f"python scripts/eval_prevalence.py {_decoding_args(args)} calibrate"
+    command = f"python scripts/eval_prevalence.py {Decoding.of(args).args} calibrate"
     calibration = Calibration.from_counts(counts, identity, lexicon.version,
                                           [f"cv_fa speakers {' and '.join(CALIBRATION_SPEAKERS)}: {len(rows)} clips, as "
                                            f"recorded, decoded with beam {args.beam_size} (scripts/eval_prevalence.py, "
@@ -443,7 +462,7 @@ def fit_action(args, normalizer) -> int:
 
     from intercept.scoring import DEFAULT_SCORER_PATH, fit
 
-    rows = calibration_rows(args.cache, args.beam_size, penalty=args.repetition_penalty)
+    rows = calibration_rows(args.cache, Decoding.of(args))
     shipped = lexicons(normalizer, None)["shipped"]
     clip_input = [(r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows]
     margins = CachedMargins(args.cache)
@@ -454,7 +473,7 @@ def fit_action(args, normalizer) -> int:
     stand_in = build_lexicon(words, Path(tempfile.mkdtemp(prefix="eval_prevalence_")), normalizer, "calibration")
     evidence, agreed = _loo_candidates(rows, clip_input, stand_in.with_calibration(None), normalizer, margins)
     rate = sum(agreed) / len(agreed)
-    command = f"python scripts/eval_prevalence.py {_decoding_args(args)} fit"
+    command = f"python scripts/eval_prevalence.py {Decoding.of(args).args} fit"
     minutes = sum(r["duration_s"] for r in rows) / 60.0
     fitted = fit([e.without("prior") for e in evidence], agreed, version="", fitted_on="", command=command)
     scorer = replace(fitted, version=args.version, prior_shift=round(math.log(rate / (1.0 - rate)), 6),
@@ -500,7 +519,7 @@ def report_action(args, normalizer) -> int:
           f"lexicon = shipped + {len(HELD_BACK)} held-back terms ({', '.join(h[2] for h in HELD_BACK)})\n")
     conditions = [(part, radio, model) for part in args.parts for radio in (False, True) for model in args.models]
     for part, radio, model in conditions:
-        rows = read_cache(cache_path(args.cache, part, radio, model, args.beam_size, args.repetition_penalty))
+        rows = read_cache(cache_path(args.cache, part, radio, model, Decoding.of(args)))
         if not rows:
             continue
         where = f"{part}, {'radio channel' if radio else 'as recorded'}, {model_label(model)}"
@@ -596,6 +615,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--repetition-penalty", type=float, default=None,
                         help="the first-pass repetition penalty: transcribe decodes with it, every action reads "
                              "and writes its caches  [default: TranscribeOptions.repetition_penalty]")
+    parser.add_argument("--first-call-tokens", type=int, default=None,
+                        help="the first decode's token cap per call: transcribe decodes with it, every action reads "
+                             "and writes its caches  [default: TranscribeOptions.first_call_tokens]")
     parser.add_argument("--calibration", type=Path, default=None,
                         help="report: the calibration file  [default: the shipped one]")
     parser.add_argument("--threshold", type=float, default=None,
@@ -610,6 +632,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.beam_size = TranscribeOptions().beam_size
     if args.repetition_penalty is None:
         args.repetition_penalty = TranscribeOptions().repetition_penalty
+    if args.first_call_tokens is None:
+        args.first_call_tokens = TranscribeOptions().first_call_tokens
 
     if args.action in ("calibrate", "fit", "report"):
         normalizer = PersianNormalizer()
@@ -626,8 +650,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         own = [c for c in clips if c.part == part]
         if args.limit:
             own = own[: args.limit]
-        transcribe(own, cache_path(args.cache, part, args.radio, args.model, args.beam_size, args.repetition_penalty),
-                   args.radio, args.model, args.threads, args.beam_size, args.repetition_penalty)
+        decoding = Decoding.of(args)
+        transcribe(own, cache_path(args.cache, part, args.radio, args.model, decoding),
+                   args.radio, args.model, args.threads, decoding)
     return 0
 
 

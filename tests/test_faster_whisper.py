@@ -110,10 +110,11 @@ def test_real_probe_times_both_types(embedded_model_dir):
 
 
 class _Segment:
-    def __init__(self, text: str, start: float = 0.0, end: float = 2.0):
+    def __init__(self, text: str, start: float = 0.0, end: float = 2.0, tokens: int = 5):
         from faster_whisper.transcribe import get_compression_ratio
 
         self.text, self.start, self.end = text, start, end
+        self.tokens = [50365] + [1000] * (tokens - 1)  # what the decode call gave this segment
         self.avg_logprob, self.no_speech_prob = -0.5, 0.1
         self.compression_ratio = get_compression_ratio(text)
 
@@ -204,6 +205,44 @@ def test_a_first_pass_repetition_penalty_reaches_transcribe_decodes_only():
     engine, requests = _scripted_engine([["received"]], TranscribeOptions(repetition_penalty=1.1))
     assert engine.translate_audio(samples, 0.0, 3.0) == "received"
     assert requests[0]["repetition_penalty"] == 1.0
+
+
+def test_a_first_call_token_cap_reaches_first_transcribe_decodes_only():
+    """TranscribeOptions.first_call_tokens (off by default, measured in issue 25): the first
+    decode of a transcribe window asks for at most that many tokens per call; a call that ends
+    inside its first segment without looping is not kept cut: the window is decoded again with
+    its own cap; a loop seen within the cap goes to the loop retry, which keeps the window's cap."""
+    samples, txs = _one_transmission()
+    window_cap = 30 * 3 + 20  # tokens_per_second * 3 s + 20 for the one transmission
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
+    engine.transcribe(samples, txs)
+    assert TranscribeOptions().first_call_tokens is None
+    assert [r["max_new_tokens"] for r in requests] == [window_cap]
+
+    engine, requests = _scripted_engine([], TranscribeOptions(first_call_tokens=48))
+    answers = [[("دریافت شد", 6)], [("امشب برویم ببینیم پرنده", 48)], [("امشب برویم ببینیم پرنده است یا روباه", 20)],
+               [(LOOP, 48)], [("امشب برویم", 8)]]
+
+    class Model:
+        def transcribe(self, audio, **kwargs):
+            requests.append(kwargs)
+            return [_Segment(text, tokens=n) for text, n in answers[len(requests) - 1]], None
+
+    engine.model = Model()
+    # 1: ends within the cap: kept as it is, one call
+    assert [line.text for line in engine.transcribe(samples, txs)] == ["دریافت شد"]
+    assert [r["max_new_tokens"] for r in requests] == [48]
+    # 2: cut inside its first segment, no loop: decoded again with the window's cap
+    assert [line.text for line in engine.transcribe(samples, txs)] == ["امشب برویم ببینیم پرنده است یا روباه"]
+    assert [r["max_new_tokens"] for r in requests[1:]] == [48, window_cap]
+    # 3: a loop within the cap: the loop retry, with the window's cap and its ban
+    assert [line.text for line in engine.transcribe(samples, txs)] == ["امشب برویم"]
+    assert [r["max_new_tokens"] for r in requests[3:]] == [48, window_cap]
+    assert requests[4]["no_repeat_ngram_size"] == TranscribeOptions().loop_retry_ngram
+    # the translate task is never capped so
+    engine, requests = _scripted_engine([["received"]], TranscribeOptions(first_call_tokens=16))
+    assert engine.translate_audio(samples, 0.0, 3.0) == "received"
+    assert requests[0]["max_new_tokens"] == 8 * 3 + 20  # translate_tokens_per_second * 3 s + 20
 
 
 def test_a_retry_that_repeats_as_much_is_not_kept_and_clean_text_is_not_retried():

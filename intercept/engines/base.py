@@ -78,7 +78,10 @@ class TranscribeOptions:
     # rest of the window from the last one's timestamp in its next call (as at any cap). A loop
     # runs to its call's cap inside one beam search (CTranslate2 cannot stop it sooner), so a
     # small per-call cap lets the loop guard see it after this many tokens instead of the
-    # window's whole cap. Loop retries keep the window's cap. faster-whisper only.
+    # window's whole cap. Loop retries keep the window's cap. faster-whisper only. Off by
+    # default: 200 took 0.70x the CPU seconds on the 10-minute session (3 of its 4 windows
+    # loop) but 1.23x on pooled real clips, which rarely loop (more calls, each with an encoder
+    # pass, and more loops through the radio). docs/benchmarks.md (issue 25).
     first_call_tokens: Optional[int] = None
     # English on the translate task needs far fewer tokens (about 3 words a second).
     translate_tokens_per_second: float = 8.0
