@@ -147,6 +147,21 @@ def _one_transmission():
 LOOP = "که " * 40
 
 
+def _reaches_transcribe_decodes_only(field: str, setting: str, value, off) -> None:
+    """TranscribeOptions.<field> is `off` by default and reaches the transcribe decode as
+    faster-whisper's <setting>; the translate task's decode gets `off` whatever it is."""
+    samples, txs = _one_transmission()
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
+    engine.transcribe(samples, txs)
+    assert requests[0][setting] == getattr(TranscribeOptions(), field) == off
+    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(**{field: value}))
+    engine.transcribe(samples, txs)
+    assert requests[0][setting] == value
+    engine, requests = _scripted_engine([["received"]], TranscribeOptions(**{field: value}))
+    assert engine.translate_audio(samples, 0.0, 3.0) == "received"
+    assert requests[0][setting] == off
+
+
 def test_a_loop_is_decoded_again_deterministically_and_the_retry_kept():
     samples, txs = _one_transmission()
     # (with no_repeat_ngram 0: by default every transcribe decode already bans what the retry bans)
@@ -168,15 +183,7 @@ def test_every_transcribe_decode_forbids_repeated_ngrams_and_a_retry_that_adds_n
     the English of the translate task is not banned from repeating. A loop retry that would
     forbid nothing more (its n-gram no shorter, no penalty) is not made."""
     samples, txs = _one_transmission()
-    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
-    engine.transcribe(samples, txs)
-    assert requests[0]["no_repeat_ngram_size"] == TranscribeOptions().no_repeat_ngram == 0  # off by default
-    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(no_repeat_ngram=6))
-    engine.transcribe(samples, txs)
-    assert requests[0]["no_repeat_ngram_size"] == 6
-    engine, requests = _scripted_engine([["received"]], TranscribeOptions(no_repeat_ngram=6))
-    assert engine.translate_audio(samples, 0.0, 3.0) == "received"
-    assert requests[0]["no_repeat_ngram_size"] == 0
+    _reaches_transcribe_decodes_only("no_repeat_ngram", "no_repeat_ngram_size", 6, off=0)
     options = TranscribeOptions(no_repeat_ngram=3, loop_retry_ngram=3)
     engine, requests = _scripted_engine([[LOOP]], options)
     assert [line.text for line in engine.transcribe(samples, txs)] == [LOOP.strip()]
@@ -195,16 +202,7 @@ def test_every_transcribe_decode_forbids_repeated_ngrams_and_a_retry_that_adds_n
 def test_a_first_pass_repetition_penalty_reaches_transcribe_decodes_only():
     """TranscribeOptions.repetition_penalty (off by default, measured in issue 25) goes to every
     transcribe decode; the English of the translate task is decoded without it."""
-    samples, txs = _one_transmission()
-    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
-    engine.transcribe(samples, txs)
-    assert requests[0]["repetition_penalty"] == TranscribeOptions().repetition_penalty == 1.0
-    engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(repetition_penalty=1.1))
-    engine.transcribe(samples, txs)
-    assert requests[0]["repetition_penalty"] == 1.1
-    engine, requests = _scripted_engine([["received"]], TranscribeOptions(repetition_penalty=1.1))
-    assert engine.translate_audio(samples, 0.0, 3.0) == "received"
-    assert requests[0]["repetition_penalty"] == 1.0
+    _reaches_transcribe_decodes_only("repetition_penalty", "repetition_penalty", 1.1, off=1.0)
 
 
 def test_a_first_call_token_cap_reaches_first_transcribe_decodes_only():
