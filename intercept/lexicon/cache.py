@@ -9,7 +9,7 @@ that cannot be pickled) only costs a compile: the cache is never the reason a lo
 
 Each file starts with a head naming its FORMAT (also part of the key): a file of another
 format, a torn one, or one that does not hold a Lexicon is compiled again and written over.
-The key tables inside are packed (matching.keytable), so reading them back builds no dict.
+The key tables inside are packed (intercept.keytable), so reading them back builds no dict.
 
 The pickle is read only from the user's own cache directory, written by this code (the same
 trust as the installed package). INTERCEPT_LEXICON_CACHE=0 turns the cache off.
@@ -26,8 +26,9 @@ from typing import Optional, Sequence
 
 _KEEP = 4  # compiled lexicons kept; older ones are removed
 # The file's format, in its key and at its head: 2 keeps the key tables packed
-# (matching.keytable). A file whose head is not this one is compiled again, never read.
-FORMAT = 2
+# (intercept.keytable), 3 packs them in the table's order with a permutation sorting their CRCs.
+# A file whose head is not this one is compiled again, never read.
+FORMAT = 3
 _HEAD = b"intercept-lexicon-cache %d\n" % FORMAT
 
 
@@ -39,7 +40,7 @@ def _code_version() -> str:
 
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
-    sources = sorted(package.rglob("*.py")) + [package.parent / "text.py", package.parent / "types.py"]
+    sources = sorted(package.rglob("*.py")) + [package.parent / name for name in ("keytable.py", "text.py", "types.py")]
     for path in sources:
         try:
             digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0" + path.read_bytes())

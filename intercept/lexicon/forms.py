@@ -11,8 +11,6 @@ generator, and generating lets matching be one dictionary lookup a word.
 """
 from __future__ import annotations
 
-import re
-
 from intercept.text import ZWNJ
 from intercept.text import verb_forms as _hazm_verb_forms
 
@@ -26,14 +24,15 @@ _ENCLITICS_AFTER_CONSONANT = ("ی", "م", "ت", "ش", "مان", "تان", "شا�
 # not accepted that way because "گرگ و" is "wolf and".
 _SPACED_SUFFIX_MIN_LENGTH = 2
 
-_SPACE = re.compile(r"\s")
-
-
 def lookup_key(surface: str) -> str:
-    """Lookup key of a word or words: ZWNJ dropped (joined, ZWNJ and ZWNJ-less spellings agree)."""
-    if not _SPACE.search(surface):  # one word (most keys): the same, without split and join
-        return surface.replace(ZWNJ, "")
-    return " ".join(word.replace(ZWNJ, "") for word in surface.split())
+    """Lookup key of a word or words: ZWNJ dropped (joined, ZWNJ and ZWNJ-less spellings agree),
+    words joined by one space."""
+    return " ".join(surface.replace(ZWNJ, "").split())
+
+
+def lookup_keys(surfaces: list[str]) -> list[str]:
+    """lookup_key of each (a compiled 10,000-term lexicon makes 1.8 million: no call per key)."""
+    return [" ".join(surface.replace(ZWNJ, "").split()) for surface in surfaces]
 
 
 def ends_with_silent_he(word: str) -> bool:

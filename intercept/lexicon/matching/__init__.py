@@ -7,8 +7,8 @@
 
 The indexes keep matching as cheap per line with thousands of terms as with ten, with the
 same answers as the plain search they replace (tests/test_lexicon_index.py compares them).
-intercept.lexicon.Lexicon composes the matchers; common holds what they share; keytable the
-key tables that the compiled-lexicon cache reads back without rebuilding them.
+intercept.lexicon.Lexicon composes the matchers; common holds what they share. Their key tables
+are intercept.keytable's, which the compiled-lexicon cache reads back without rebuilding them.
 """
 from .common import KINDS, MatchOptions, TokenizedLine, dedupe
 from .english import EnglishIndex, EnglishMatcher

@@ -13,15 +13,16 @@ some concept excludes is never added.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Optional
 
 from intercept.text import PersianTokenizer
 from intercept.types import Flag
 
-from ..forms import lookup_key, spellings
+from ..forms import lookup_key, lookup_keys, spellings
 from ..priors import PRIOR_PLAIN, plain_prior
 from .common import SCORE_EXACT, SCORE_MORPH, TokenizedLine, make_flag
-from .keytable import KeyTable
+from intercept.keytable import KeyTable
 
 
 @dataclass(frozen=True)
@@ -42,61 +43,59 @@ class SurfaceMatcher:
     def __init__(self, concepts, priors, forms, excluded=frozenset()) -> None:
         """concepts: files.Concept list; priors: priors.PriorTable; forms: forms.FormGenerator;
         excluded: lookup keys never to flag."""
-        self._surfaces: dict[str, Surface] = {}
-        self._max_words: dict[str, int] = {}
-        self._multi_first: set[str] = set()
-        # The first two words of every multi-word key ("w1 w2"): the quick test's second step.
-        # Forms generate multi-word keys for many common first words (X را, X هست ...), so the
-        # first word alone let nine lines in ten through at 10,000 terms.
-        self._multi_pairs: set[str] = set()
-        self._excluded = frozenset(excluded)
         # One Surface object per (concept, form, kind, prior): a form's ~100 generated keys share
         # it, which keeps a 10,000-term lexicon's memory and its cached pickle small.
-        self._shared: dict[tuple, Surface] = {}
-        for concept in concepts:  # exact forms first so that they win any clash with a generated form
-            for form in concept.fa:
-                self._add_all([lookup_key(form)], Surface(concept, form, "exact", *priors.form(concept.id, form)))
+        shared: dict[tuple, Surface] = {}
+
+        def one(surface: Surface) -> Surface:
+            identity = (id(surface.concept), surface.form, surface.kind, surface.prior, surface.prior_reason)
+            return shared.setdefault(identity, surface)
+
+        # Who owns a key: an exact form beats a generated one, and otherwise the first to write it
+        # (in lexicon order: all exact forms, then each concept's forms and verbs). The generated
+        # keys go into the table per form as whole lists, latest form first so that earlier ones
+        # overwrite them: a 10,000-term lexicon has 1.8 million, and a Python step per key was
+        # most of its first load.
+        exact: dict[str, Surface] = {}
+        generated: list[tuple[list[str], Surface]] = []
         for concept in concepts:
             for form in concept.fa:
-                # One Surface per form for all its ~100 generated keys: built once, not per key
-                # (a 10,000-term lexicon adds 1.5M keys; compiling it is what --lexicon waits for).
-                surface = Surface(concept, form, "morph", *priors.form(concept.id, form))
-                self._add_all([lookup_key(key) for key in forms.noun_forms(form, concept.inflect)], surface)
+                exact.setdefault(lookup_key(form), one(Surface(concept, form, "exact", *priors.form(concept.id, form))))
+        for concept in concepts:
+            for form in concept.fa:
+                generated.append((lookup_keys(forms.noun_forms(form, concept.inflect)),
+                                  one(Surface(concept, form, "morph", *priors.form(concept.id, form)))))
             for lemma in concept.verbs:
                 verb_priors = priors.verb(concept.id, lemma)
                 plain = plain_prior(concept)
-                self._add_all([lookup_key(forms.infinitive(lemma))], Surface(concept, lemma, "exact", *plain))
+                exact.setdefault(lookup_key(forms.infinitive(lemma)), one(Surface(concept, lemma, "exact", *plain)))
                 for conjugated in forms.verb_forms(lemma):
-                    prior = verb_priors.get(conjugated, plain)
-                    self._add_all([lookup_key(spelling) for spelling in spellings(conjugated)],
-                                  Surface(concept, lemma, "morph", *prior))
-        del self._shared  # only needed while compiling
-        # Read back from the compiled-lexicon cache without being rebuilt (matching.keytable).
-        self._surfaces = KeyTable(self._surfaces)
-        self._multi_pairs = KeyTable.of_set(self._multi_pairs)
+                    generated.append((lookup_keys(spellings(conjugated)),
+                                      one(Surface(concept, lemma, "morph", *verb_priors.get(conjugated, plain)))))
+        table: dict[str, Surface] = {}
+        for keys, surface in reversed(generated):
+            table.update(zip(keys, repeat(surface)))
+        table.update(exact)
+        for key in excluded:  # never flagged, whoever wrote it
+            table.pop(key, None)
+        # The longest multi-word key per first word, and the first two words of every multi-word
+        # key ("w1 w2"): the quick test's second step. Forms generate multi-word keys for many
+        # common first words (X را, X هست ...), so the first word alone let nine lines in ten
+        # through at 10,000 terms.
+        self._max_words: dict[str, int] = {}
+        multi_pairs: set[str] = set()
+        for key in [key for key in table if " " in key]:
+            words = key.split(" ")
+            self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
+            multi_pairs.add(key if len(words) == 2 else words[0] + " " + words[1])
+        self._multi_first: set[str] = set(self._max_words)
+        # Read back from the compiled-lexicon cache without being rebuilt (intercept.keytable).
+        self._surfaces = KeyTable(table)
+        self._multi_pairs = KeyTable.of_set(multi_pairs)
         self._tokenizer = PersianTokenizer()
 
-    def _add_all(self, keys: list[str], surface: Surface) -> None:
-        """Add each key for one surface, in order. First come keeps a key; exact beats morph
-        (duplicate exact forms were refused at load); an excluded key is never added."""
-        identity = (id(surface.concept), surface.form, surface.kind, surface.prior, surface.prior_reason)
-        surface = self._shared.setdefault(identity, surface)
-        table, excluded, morph = self._surfaces, self._excluded, surface.kind == "morph"
-        for key in keys:
-            existing = table.get(key)
-            if existing is not None and (morph or existing.kind == "exact"):
-                continue
-            if key in excluded:
-                continue
-            table[key] = surface
-            if " " in key:  # checked first: most keys are one word, and split() costs at 10,000 terms
-                words = key.split(" ")
-                self._max_words[words[0]] = max(self._max_words.get(words[0], 1), len(words))
-                self._multi_first.add(words[0])
-                self._multi_pairs.add(key if len(words) == 2 else words[0] + " " + words[1])
-
     def build_tables(self) -> None:
-        """Build the key tables' dicts now (matching.keytable builds them by itself once many
+        """Build the key tables' dicts now (intercept.keytable builds them by itself once many
         lines are matched); benchmarks call it to time it apart from matching."""
         self._surfaces.to_dict()
         self._multi_pairs.to_dict()

@@ -4,11 +4,12 @@ building a dictionary of a million keys.
 
 At 10,000 terms the exact and morph keys are 1.3 million strings; building a dict of them from
 the cache took most of a cached load (0.9 of 1.2 CPU s). The table is pickled packed: the keys
-in one string ordered by their CRC-32, that order's CRC-32s, where each key starts, and which
-value it has. A look-up in the packed form is a binary search over the CRC-32s (C code, bisect
-on an array) and a comparison of the key itself (so a CRC collision never answers wrongly):
-a few µs, against a dict's tens of ns. Many look-ups (`intercept flag`, a run) build the dict
-after BUILD_AFTER of them (a few thousand lines), once; from then on it is a plain dict.
+in one UTF-8 string in the table's order, where each key starts, which value it has, and the keys'
+CRC-32s sorted with the permutation that sorts them. A look-up in the packed form is a binary
+search over the CRC-32s (C code, bisect on an array) and a comparison of the key itself (so a
+CRC collision never answers wrongly): a few µs, against a dict's tens of ns. Many look-ups
+(`intercept flag`, a run) build the dict after BUILD_AFTER of them (a few thousand lines),
+once; from then on it is a plain dict.
 """
 from __future__ import annotations
 
@@ -19,10 +20,8 @@ from zlib import crc32
 
 _SEPARATOR = "\0"  # never in a key: keys are words of normalised text
 _NO_VALUE = object()
-
-
-def _crc(key: str) -> int:
-    return crc32(key.encode("utf-8"))
+# Any str encodes, one with a lone surrogate too (text from a broken file).
+_UTF8 = ("utf-8", "surrogatepass")
 
 
 class KeyTable:
@@ -30,6 +29,10 @@ class KeyTable:
 
     Answers get / in / [] / len / iteration as a dict does. `lookup()` gives the fastest object
     that answers get, in and [] now: the dict once there is one, else the table itself."""
+
+    # The packed layout, for caches keyed by it (intercept.text's word tables): 2 keeps the keys
+    # as UTF-8 in the table's order, with the permutation that sorts their CRC-32s.
+    FORMAT = 2
 
     # Packed look-ups cost ~1.5 µs more than a dict's; building the dict of 1.3 million keys
     # about 0.5 CPU s. A command matching a few lines never builds it; one matching thousands
@@ -49,33 +52,54 @@ class KeyTable:
     # -- pickling (intercept.lexicon.cache)
 
     def __getstate__(self) -> dict:
-        # numpy for the per-key arithmetic: writing a 10,000-term lexicon's cache is part of its
-        # first (compiled) load, and 1.3 million keys one by one in Python took seconds of it.
+        return self.packed()
+
+    def __setstate__(self, state: dict) -> None:
+        self._unpack(state)
+
+    @classmethod
+    def unpacked(cls, state: dict) -> "KeyTable":
+        """The table `packed()` gave (ValueError when its parts do not fit together)."""
+        table = cls.__new__(cls)
+        table._unpack(state)
+        return table
+
+    def packed(self) -> dict:
+        """The table as plain values (str, bytes, a list of its distinct values) that pickle
+        and marshal write, and `unpacked` reads back without building a dict."""
+        # numpy and map() over C functions for the per-key work: writing a 10,000-term lexicon's
+        # cache is part of its first (compiled) load, and 1.3 million keys one by one in Python
+        # took seconds of it. The keys stay in the table's order (a permutation sorts their
+        # CRC-32s): reordering 1.3 million strings cost more than all the rest.
         import numpy as np
 
         keys, which, values = self._pack_parts()
-        crcs = np.fromiter((crc32(key.encode("utf-8")) for key in keys), dtype=np.uint32, count=len(keys))
+        # Kept as UTF-8: pickle and marshal copy bytes, where a str is encoded and decoded again.
+        joined = _SEPARATOR.join(keys).encode(*_UTF8)
+        encoded = joined.split(_SEPARATOR.encode()) if keys else []
+        crcs = np.fromiter(map(crc32, encoded), dtype=np.uint32, count=len(keys))
         order = np.argsort(crcs, kind="stable")  # stable: equal CRCs keep the table's order
-        keys = [keys[n] for n in order.tolist()]
         offsets = np.zeros(len(keys) + 1, dtype=np.uint32)
-        np.cumsum(np.fromiter(map(len, keys), dtype=np.uint32, count=len(keys)) + 1, out=offsets[1:])
-        packed = {"keys": _SEPARATOR.join(keys), "hashes": crcs[order].tobytes(), "offsets": offsets.tobytes(),
-                  "values": values,
-                  "which": np.asarray(which, dtype=np.uint32)[order].tobytes() if values else b""}
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.uint32, count=len(keys)) + 1, out=offsets[1:])
+        packed = {"keys": joined, "hashes": crcs[order].tobytes(), "order": order.astype(np.uint32).tobytes(),
+                  "offsets": offsets.tobytes(), "values": values,
+                  "which": np.asarray(which, dtype=np.uint32).tobytes() if values else b""}
         return {"packed": packed, "values": self._values}
 
-    def __setstate__(self, state: dict) -> None:
+    def _unpack(self, state: dict) -> None:
         self._values = state["values"]
         self._dict = None
         self._lookups = 0
         packed = state["packed"]
-        hashes, offsets, which = array("I"), array("I"), array("I")
+        hashes, order, offsets, which = array("I"), array("I"), array("I"), array("I")
         hashes.frombytes(packed["hashes"])
+        order.frombytes(packed["order"])
         offsets.frombytes(packed["offsets"])
         which.frombytes(packed["which"])
-        if len(offsets) != len(hashes) + 1 or (self._values and len(which) != len(hashes)):
+        if (not isinstance(packed["keys"], bytes) or len(order) != len(hashes) or len(offsets) != len(hashes) + 1
+                or (self._values and len(which) != len(hashes))):
             raise ValueError("inconsistent packed key table")  # the cache reader then compiles again
-        self._packed = (packed["keys"], hashes, offsets, packed["values"], which)
+        self._packed = (packed["keys"], hashes, order, offsets, packed["values"], which)
         self._build_after = min(self.BUILD_AFTER, len(hashes) // 4)
 
     def _pack_parts(self):
@@ -100,8 +124,8 @@ class KeyTable:
 
     def _ensure_dict(self) -> dict:
         if self._dict is None:
-            keys, _, _, values, which = self._packed
-            split = keys.split(_SEPARATOR) if keys else []
+            keys, _, _, _, values, which = self._packed
+            split = keys.decode(*_UTF8).split(_SEPARATOR) if keys else []
             if self._values:
                 self._dict = dict(zip(split, map(values.__getitem__, which)))
             else:
@@ -110,15 +134,19 @@ class KeyTable:
         return self._dict
 
     def _find(self, key: str) -> Any:
+        if not isinstance(key, str):  # a dict would answer "absent" too
+            return _NO_VALUE
         self._lookups += 1
         if self._lookups > self._build_after:
             return self._ensure_dict().get(key, _NO_VALUE)
-        keys, hashes, offsets, values, which = self._packed
-        h = _crc(key)
+        keys, hashes, order, offsets, values, which = self._packed
+        key = key.encode(*_UTF8)
+        h = crc32(key)
         i = bisect_left(hashes, h)
         while i < len(hashes) and hashes[i] == h:
-            if keys[offsets[i]:offsets[i + 1] - 1] == key:
-                return values[which[i]] if self._values else True
+            n = order[i]
+            if keys[offsets[n]:offsets[n + 1] - 1] == key:
+                return values[which[n]] if self._values else True
             i += 1
         return _NO_VALUE
 
@@ -137,7 +165,7 @@ class KeyTable:
     def __contains__(self, key) -> bool:
         if self._dict is not None:
             return key in self._dict
-        return isinstance(key, str) and self._find(key) is not _NO_VALUE
+        return self._find(key) is not _NO_VALUE
 
     def __getitem__(self, key: str):
         found = self.get(key, _NO_VALUE)
@@ -157,7 +185,7 @@ class KeyTable:
         if self._dict is not None:
             return iter(self._dict)
         keys = self._packed[0]
-        return iter(keys.split(_SEPARATOR) if keys else [])
+        return iter(keys.decode(*_UTF8).split(_SEPARATOR) if keys else [])
 
     def items(self):
         return self._ensure_dict().items()
