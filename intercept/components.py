@@ -14,14 +14,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from .acoustic import AcousticCheck, AcousticOptions
 from .config import RunOptions
-from .derive import PostRecognition
 from .lexicon import Lexicon, MatchOptions, default_lexicon_path
 from .scoring import FlagScorer, default_scorer
 from .text import PersianNormalizer
+
+if TYPE_CHECKING:  # imported where built: it brings the store (sqlite-utils), which `match` never opens
+    from .derive import PostRecognition
 
 EMBEDDED_MODEL_NAME = "whisper-base (embedded)"
 
@@ -94,6 +96,8 @@ def post_recognition(options: RunOptions, normalizer: PersianNormalizer, lexicon
     """The post-recognition step as `options` set it: its guards, and (with `acoustic` and
     options.acoustic_check) the acoustic check down to options.acoustic_loose. Without an
     engine the check reuses the margins stored with the flags (intercept flag, translate)."""
+    from .derive import PostRecognition
+
     check = None
     if acoustic and options.acoustic_check:
         check = AcousticCheck(lexicon, AcousticOptions(loose_threshold=options.acoustic_loose))

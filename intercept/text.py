@@ -68,8 +68,7 @@ class PersianNormalizer:
     single spaces."""
 
     def __init__(self) -> None:
-        self._hazm = hazm_normalizer()
-        self._frequencies: dict[str, int] | None = None
+        self._hazm, self._tables = hazm_normalizer_and_tables()
 
     def normalize(self, text: str) -> str:
         """Canonical form of text; idempotent: normalize(normalize(x)) == normalize(x)."""
@@ -91,35 +90,110 @@ class PersianNormalizer:
         text = _SPACES.sub(" ", text)
         return text.strip()
 
-    def known_words(self, min_frequency: int = 1, tagged: bool = False) -> frozenset[str]:
+    def known_words(self, min_frequency: int = 1, tagged: bool = False) -> "KnownWordSet":
         """Words of hazm's word list seen at least min_frequency times in its corpus (or, with
         tagged, any that has a part-of-speech tag: چطور has frequency 0 but is tagged ADV),
-        ZWNJ and diacritics removed (اصلاً is listed as اصلا, as the normaliser writes it). The table is the one hazm's Normalizer already loaded (no second load)."""
-        # Kept per normaliser: the scorer asks once per call (per recording, per correction), and
-        # building the set from hazm's ~60,000 words took 0.2 s each time.
-        cache = self.__dict__.setdefault("_known_words", {})
-        key = (min_frequency, tagged)
-        if key not in cache:
-            cache[key] = frozenset(_DIACRITICS.sub("", w.replace(ZWNJ, "")) for w, (frequency, tags)
-                                   in self._hazm.words.items()
-                                   if frequency >= min_frequency or (tagged and tags and tags != ("0",)))
-        return cache[key]
+        ZWNJ and diacritics removed (اصلاً is listed as اصلا, as the normaliser writes it):
+        answers `in` and iterates as a set does, from the tables hazm's Normalizer already loaded."""
+        return KnownWordSet(self._tables, min_frequency, tagged)
 
-    def word_frequencies(self) -> dict[str, int]:
+    def word_frequencies(self) -> "KeyTable":
         """hazm's word list as word -> corpus frequency, words written as the normaliser writes
-        them (ZWNJ and diacritics removed; where two spellings meet, the higher count). Built
-        once per normaliser from the table hazm's Normalizer already loaded."""
-        if self._frequencies is None:
-            frequencies: dict[str, int] = {}
-            for word, (frequency, _) in self._hazm.words.items():
-                key = _DIACRITICS.sub("", word.replace(ZWNJ, ""))
-                frequencies[key] = max(frequency, frequencies.get(key, 0))
-            self._frequencies = frequencies
-        return self._frequencies
+        them (ZWNJ and diacritics removed; where two spellings meet, the higher count): answers
+        get, in and [] as a dict does."""
+        return self._tables.frequencies
 
-    def known_verb_forms(self) -> frozenset[str]:
-        """Every conjugated form of hazm's verbs (رفتم، می‌روند ...), ZWNJ removed."""
-        return frozenset(v.replace(ZWNJ, "") for v in self._hazm.verbs)
+    def known_verb_forms(self) -> "KeyTable":
+        """Every conjugated form of hazm's verbs (رفتم، می‌روند ...), ZWNJ removed: answers `in`."""
+        return self._tables.verb_keys
+
+
+class WordTables:
+    """hazm's word and verb tables, and what intercept derives from them, as key tables
+    (intercept.keytable) that the disk cache reads back without hashing 900,000 strings:
+    building the derived sets alone took a short command (`intercept match`) half a second.
+
+      words        hazm's word list: word -> (frequency, tags), as hazm's Normalizer reads it
+      verbs        hazm's conjugated verb forms (the Normalizer only asks `in`)
+      frequencies  word as the normaliser writes it (ZWNJ, diacritics removed) -> highest count
+      tagged       those words with a part-of-speech tag
+      verb_keys    the verb forms, ZWNJ removed
+
+    Tables read back from the cache come with the derived ones; for a Normalizer hazm built,
+    they are derived on first use (a run with the cache off may never need them)."""
+
+    DERIVED = ("frequencies", "tagged", "verb_keys")
+
+    def __init__(self, words, verbs, **derived) -> None:
+        self.words, self.verbs = words, verbs
+        self.__dict__.update(derived)  # read back: the properties below are not computed again
+
+    @classmethod
+    def of(cls, normalizer: "hazm.Normalizer") -> "WordTables":
+        """The tables of a Normalizer hazm built (its own dicts, not copied)."""
+        from .keytable import KeyTable
+
+        return cls(KeyTable(normalizer.words), KeyTable.of_set(normalizer.verbs))
+
+    @functools.cached_property
+    def frequencies(self) -> "KeyTable":
+        from .keytable import KeyTable
+
+        frequencies: dict[str, int] = {}
+        for word, (frequency, _) in self.words.items():
+            key = _DIACRITICS.sub("", word.replace(ZWNJ, ""))
+            frequencies[key] = max(frequency, frequencies.get(key, 0))
+        return KeyTable(frequencies)
+
+    @functools.cached_property
+    def tagged(self) -> "KeyTable":
+        from .keytable import KeyTable
+
+        return KeyTable.of_set(_DIACRITICS.sub("", word.replace(ZWNJ, "")) for word, (_, tags) in self.words.items()
+                               if tags and tags != ("0",))
+
+    @functools.cached_property
+    def verb_keys(self) -> "KeyTable":
+        from .keytable import KeyTable
+
+        return KeyTable.of_set(verb.replace(ZWNJ, "") for verb in self.verbs)
+
+    def packed(self) -> dict:
+        """Plain values (str, bytes, lists) that marshal writes."""
+        from .keytable import KeyTable
+
+        packed = {name: getattr(self, name).packed() for name in ("verbs",) + self.DERIVED}
+        # The 193,000 words share far fewer distinct (frequency, tags) pairs: each written once.
+        shared: dict[tuple, tuple] = {}
+        packed["words"] = KeyTable({word: shared.setdefault(value, value)
+                                    for word, value in self.words.items()}).packed()
+        return packed
+
+    @classmethod
+    def unpacked(cls, packed: dict) -> "WordTables":
+        from .keytable import KeyTable
+
+        words, verbs = KeyTable.unpacked(packed["words"]), KeyTable.unpacked(packed["verbs"])
+        return cls(words, verbs, **{name: KeyTable.unpacked(packed[name]) for name in cls.DERIVED})
+
+
+class KnownWordSet:
+    """PersianNormalizer.known_words: the words of at least a frequency (or tagged), looked up in
+    the word tables rather than built as a set of their own (0.15 s each)."""
+
+    def __init__(self, tables: WordTables, min_frequency: int, tagged: bool) -> None:
+        self._frequencies, self._tagged = tables.frequencies, tables.tagged if tagged else None
+        self._min = min_frequency
+
+    def __contains__(self, word) -> bool:
+        # A word many spellings write is known when one of them is: its highest count, any tag.
+        frequency = self._frequencies.get(word)
+        if frequency is None:
+            return False
+        return frequency >= self._min or (self._tagged is not None and word in self._tagged)
+
+    def __iter__(self):
+        return (word for word in self._frequencies if word in self)
 
 
 def _tables_key() -> Optional[str]:
@@ -128,7 +202,9 @@ def _tables_key() -> Optional[str]:
     try:
         from importlib.metadata import version
 
-        digest = hashlib.sha256(f"2|{sys.version_info[:2]}|hazm {version('hazm')}".encode())
+        from .keytable import KeyTable
+
+        digest = hashlib.sha256(f"3|{KeyTable.FORMAT}|{sys.version_info[:2]}|hazm {version('hazm')}".encode())
         for path in (hazm.default_words, hazm.default_verbs):
             digest.update(Path(path).read_bytes())
     except Exception:  # no metadata, unreadable files: no cache
@@ -161,36 +237,38 @@ def _translation_tables_once() -> None:
 
 
 def hazm_normalizer() -> "hazm.Normalizer":
-    """hazm's Normalizer with its default settings.
+    """hazm's Normalizer with its default settings (hazm_normalizer_and_tables)."""
+    return hazm_normalizer_and_tables()[0]
+
+
+def hazm_normalizer_and_tables() -> tuple["hazm.Normalizer", WordTables]:
+    """hazm's Normalizer with its default settings, and its WordTables.
 
     Building one reads hazm's 193,000-word list and conjugates every verb of its list into
     346,000 forms (1.3 CPU s on the development machine, most of a short command's start-up);
     the Normalizer keeps only those two tables (`words`, `verbs`) and a tokenizer that does not
-    use them. So the tables are built once and kept in the user cache
-    (intercept.models.cache_dir()/hazm, marshal: 0.15 s to read), keyed by hazm's version and
-    data files; the Normalizer is then built around them. hazm's Normalizer cannot be pickled
-    (its tokenizer holds lambdas), hence the tables only. A missing, stale or unreadable cache
-    only costs the ordinary build; INTERCEPT_HAZM_CACHE=0 turns it off."""
+    use them. So the tables, with what intercept derives from them, are built once and kept in
+    the user cache (intercept.models.cache_dir()/hazm, marshal of packed key tables, read back
+    without hashing their strings), keyed by hazm's version and data files; the Normalizer is
+    then built around them. hazm's Normalizer cannot be pickled (its tokenizer holds lambdas),
+    hence the tables only. A missing, stale or unreadable cache only costs the ordinary build;
+    INTERCEPT_HAZM_CACHE=0 turns it off."""
     _translation_tables_once()
     path = _tables_file()
     tables = None
     if path is not None:
         try:
-            tables = marshal.loads(path.read_bytes())
-        except (OSError, ValueError, EOFError, TypeError):
+            tables = WordTables.unpacked(marshal.loads(path.read_bytes()))
+        except (OSError, ValueError, EOFError, TypeError, KeyError):
             tables = None
-    if not (isinstance(tables, tuple) and len(tables) == 2 and all(isinstance(t, dict) for t in tables)):
+    if tables is None:
         normalizer = hazm.Normalizer()
+        tables = WordTables.of(normalizer)
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 temporary = path.with_suffix(f".{os.getpid()}.tmp")
-                # The 193,000 words share about 160 distinct tag tuples; written once each (marshal
-                # refers back to an object it has written), the table reads back in 3/4 of the time.
-                shared: dict[tuple, tuple] = {}
-                words = {word: (frequency, shared.setdefault(tags, tags))
-                         for word, (frequency, tags) in normalizer.words.items()}
-                temporary.write_bytes(marshal.dumps((words, normalizer.verbs)))
+                temporary.write_bytes(marshal.dumps(tables.packed()))
                 os.replace(temporary, path)  # atomic: two processes writing at once cannot tear it
                 # Tables of an older hazm or format (20 MB each): the two newest files are kept
                 # (two virtualenvs may share the cache), the rest removed.
@@ -199,8 +277,7 @@ def hazm_normalizer() -> "hazm.Normalizer":
                     stale.unlink(missing_ok=True)
             except (OSError, ValueError):
                 pass
-        return normalizer
-    words, verbs = tables
+        return normalizer, tables
     module = sys.modules[hazm.Normalizer.__module__]
     made, lemmatizer = module.WordTokenizer, module.Lemmatizer
 
@@ -208,18 +285,18 @@ def hazm_normalizer() -> "hazm.Normalizer":
         # The tokenizer the Normalizer splits with (join_verb_parts=False never reads the word
         # list), built on an empty word file and given the cached words.
         built = made(words_file=os.devnull, **options)
-        built.words = words
+        built.words = tables.words
         return built
 
     class _Verbs:  # what the Normalizer takes from its Lemmatizer: the table of verb forms
         def __init__(self, **_options):
-            self.verbs = verbs
+            self.verbs = tables.verbs
 
     # The Normalizer looks both classes up in its module when it is built; they are swapped for
     # the cached tables during that one call (start-up, one thread) and put back.
     module.WordTokenizer, module.Lemmatizer = tokenizer, _Verbs
     try:
-        return hazm.Normalizer()
+        return hazm.Normalizer(), tables
     finally:
         module.WordTokenizer, module.Lemmatizer = made, lemmatizer
 

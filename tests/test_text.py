@@ -127,14 +127,16 @@ def test_hazm_normaliser_from_the_disk_cache_is_hazms_own(tmp_path, monkeypatch)
     assert path.exists()
     cached = hazm_normalizer()
     plain = hazm.Normalizer()
-    assert cached.words == plain.words and cached.verbs == plain.verbs
+    # hazm's own tables, read back packed (intercept.keytable): the Normalizer reads words and
+    # frequencies, and asks only whether a verb form is one.
+    assert dict(cached.words.items()) == plain.words and set(cached.verbs) == set(plain.verbs)
     assert built.words == plain.words
     texts = ["اِعلاممممم کَرد : « زمین لرزه ای به بُزرگیِ 6 دهم ریشتر ...»", "می روم به خانه ها",
              "کتاب ها را نمی خوانم", "شنبهها", "سلاممممم", "رفته است و نمی دانم"]
     assert [cached.normalize(t) for t in texts] == [plain.normalize(t) for t in texts]
     assert hazm.normalizer.WordTokenizer is hazm.WordTokenizer  # put back after the build
     path.write_bytes(b"not marshal")
-    assert hazm_normalizer().words == plain.words
+    assert hazm_normalizer().words == plain.words  # built by hazm again
     # Tables of older versions are removed when new ones are written; the newest other one stays.
     for n in range(3):
         old = path.parent / f"normalizer-old{n}.marshal"
@@ -143,3 +145,37 @@ def test_hazm_normaliser_from_the_disk_cache_is_hazms_own(tmp_path, monkeypatch)
     path.unlink()
     hazm_normalizer()
     assert sorted(p.name for p in path.parent.glob("normalizer-*.marshal")) == sorted([path.name, "normalizer-old2.marshal"])
+
+
+def test_the_word_tables_read_back_from_the_cache_are_the_ones_derived_from_hazm(tmp_path, monkeypatch):
+    """known_words, word_frequencies and known_verb_forms answer the same read back packed from
+    the disk cache as derived from the tables hazm builds (the sets they were before)."""
+    import hazm
+
+    from intercept.text import _DIACRITICS
+
+    monkeypatch.setenv("INTERCEPT_CACHE", str(tmp_path))
+    monkeypatch.delenv("INTERCEPT_HAZM_CACHE", raising=False)
+    built = PersianNormalizer()  # hazm's own build, which writes the cache
+    cached = PersianNormalizer()  # read back
+    assert cached._tables is not built._tables and not isinstance(cached._tables.words, dict)
+    plain = hazm.Normalizer()
+
+    def key(word):
+        return _DIACRITICS.sub("", word.replace(ZWNJ, ""))
+
+    for min_frequency, tagged in ((1, False), (3, True), (3, False), (50, True)):
+        expected = {key(w) for w, (frequency, tags) in plain.words.items()
+                    if frequency >= min_frequency or (tagged and tags and tags != ("0",))}
+        for normalizer in (built, cached):
+            known = normalizer.known_words(min_frequency, tagged)
+            assert set(known) == expected
+            assert all(word in known for word in list(expected)[:2000])
+            assert "زخپلش" not in known and "" not in known
+    frequencies = {}
+    for word, (frequency, _) in plain.words.items():
+        frequencies[key(word)] = max(frequency, frequencies.get(key(word), 0))
+    assert dict(cached.word_frequencies().items()) == dict(built.word_frequencies().items()) == frequencies
+    verbs = {v.replace(ZWNJ, "") for v in plain.verbs}
+    assert set(cached.known_verb_forms()) == set(built.known_verb_forms()) == verbs
+    assert "رفتم" in cached.known_verb_forms() and "رفتمخ" not in cached.known_verb_forms()

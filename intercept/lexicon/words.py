@@ -6,11 +6,11 @@
 Form generation leaves out colloquial forms that spell a real word (مین + ا is مینا), and fuzzy
 matching never takes a real word for recognition noise (پرونده is not پرنده). hazm's word
 list carries corpus frequencies; a word seen at least KNOWN_WORD_MIN_FREQUENCY times counts.
-The tables come from the normaliser (hazm's data) and are built on first use.
+The tables are the normaliser's (hazm's data, intercept.text.WordTables), taken on first use.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Container, Iterable, Optional
 
 # hazm's word list carries corpus frequencies; a word seen at least this often is a real word, not
 # recognition noise, so it is never fuzzy-matched to a lexicon form (پرونده is not پرنده).
@@ -29,9 +29,9 @@ class KnownWords:
     def __init__(self, normalizer, excluded: Iterable[str] = ()) -> None:
         self.normalizer = normalizer
         self.excluded = frozenset(excluded)
-        self._known_words: Optional[frozenset[str]] = None  # built on first use
-        self._common_words: frozenset[str] = frozenset()
-        self._known_verbs: frozenset[str] = frozenset()
+        self._known_words: Optional[Container[str]] = None  # taken on first use
+        self._common_words: Container[str] = frozenset()
+        self._known_verbs: Container[str] = frozenset()
 
     def attach(self, normalizer) -> None:
         """Use this normaliser's tables (built again on first use)."""
@@ -42,7 +42,7 @@ class KnownWords:
 
     def is_word(self, key: str, verbs: bool = True) -> bool:
         """key as a whole is a word of hazm's list (or, when asked, a verb form) or an excluded one."""
-        if self._known_words is None:  # built on first use
+        if self._known_words is None:  # taken on first use
             self._known_words = self.normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY, tagged=True)
             self._common_words = self.normalizer.known_words(KNOWN_WORD_MIN_FREQUENCY)
             self._known_verbs = self.normalizer.known_verb_forms()
