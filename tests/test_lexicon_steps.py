@@ -94,6 +94,23 @@ def test_forms_inflect_colloquialise_and_conjugate(words):
     assert {"کشتند", "می‌کشد"} <= set(forms.verb_forms("کشت#کش"))
 
 
+def test_noun_keys_are_the_keys_of_the_noun_forms(source, words, normalizer):
+    """noun_keys (what the compiler uses) gives the same keys as the written forms' keys, for the
+    shipped forms, hazm's words and forms whose stems end oddly (a space, a ZWNJ, nothing)."""
+    import hazm
+
+    from intercept.lexicon.forms import lookup_keys
+
+    forms = FormGenerator(words)
+    cases = [form for concept in source.concepts for form in concept.fa]
+    cases += [normalizer.normalize(w) for w, _, _ in hazm.words_list()[:3000:3]]
+    cases += ["ه", "ab ه", "x" + ZWNJ + "ه", "عقب" + ZWNJ + "نشینی", "گنجشک طلایی", "پرنده ها", "آهو", "مین"]
+    assert len(cases) > 1000
+    for form in filter(None, cases):
+        for inflect in (True, False):
+            assert set(forms.noun_keys(form, inflect)) == set(lookup_keys(forms.noun_forms(form, inflect))), form
+
+
 @pytest.mark.parametrize("text, concept_id, reason", [p for p in PRIORS if p[2] and p[2].startswith("sound_alike")][:1])
 def test_priors_alone_mark_a_sound_alike_of_a_commoner_word(text, concept_id, reason, source, normalizer):
     estimator = PriorEstimator(normalizer.word_frequencies())

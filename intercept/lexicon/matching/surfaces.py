@@ -63,7 +63,7 @@ class SurfaceMatcher:
                 exact.setdefault(lookup_key(form), one(Surface(concept, form, "exact", *priors.form(concept.id, form))))
         for concept in concepts:
             for form in concept.fa:
-                generated.append((lookup_keys(forms.noun_forms(form, concept.inflect)),
+                generated.append((forms.noun_keys(form, concept.inflect),
                                   one(Surface(concept, form, "morph", *priors.form(concept.id, form)))))
             for lemma in concept.verbs:
                 verb_priors = priors.verb(concept.id, lemma)
