@@ -104,46 +104,80 @@ class FormGenerator:
 
     def __init__(self, words) -> None:
         self.words = words
+        # The inflected parts' tails by the form's ending (_ending), built once each: see noun_keys.
+        self._tails: dict[tuple[bool, bool], list[tuple[int, list[str], list[str], list[str]]]] = {}
 
     def noun_forms(self, form: str, inflect: bool = True) -> list[str]:
         """form, then (with `inflect`) its inflected, space-suffixed and colloquial forms, each
         followed by its ZWNJ-as-space spelling; in this order (the first owner of a key keeps it)."""
-        return [spelling for stem, between, suffix in self._noun_parts(form, inflect)
-                for spelling in spellings(stem + between + suffix)]
+        parts = [(form, "", "")] + (self._inflected_parts(form) + self._colloquial_parts(form) if inflect else [])
+        return [spelling for stem, between, suffix in parts for spelling in spellings(stem + between + suffix)]
 
     def noun_keys(self, form: str, inflect: bool = True) -> list[str]:
-        """The lookup keys of noun_forms(form, inflect), the same set: each made from its stem's
-        key and its suffix, where building every written form first and then its key cost a
-        10,000-term lexicon's first load 2 s (1.5 million forms)."""
-        keys: list[str] = []
-        stem_keys: dict[str, tuple[str, str]] = {}
-        for stem, between, suffix in self._noun_parts(form, inflect):
-            if not stem or stem[-1].isspace() or stem[-1] == ZWNJ:  # a key would join differently: spelled out
-                keys += [lookup_key(spelling) for spelling in spellings(stem + between + suffix)]
-                continue
-            if stem not in stem_keys:  # the stem's key, and its key with ZWNJ typed as a space
-                stem_keys[stem] = (lookup_key(stem), lookup_key(stem.replace(ZWNJ, " ")))
-            plain, spaced = stem_keys[stem]
-            keys.append(plain + (" " if between == " " else "") + suffix)
-            if between == ZWNJ or ZWNJ in stem:  # the ZWNJ-as-space spelling (spellings)
-                keys.append(spaced + (" " if between else "") + suffix)
+        """The lookup keys of noun_forms(form, inflect), the same set, made without writing each
+        form out: building 1.5 million written forms and then their keys cost a 10,000-term
+        lexicon's first load 2 s. A key is its stem's key (the form, or the form less its silent
+        ه) and a tail: what joins them (ZWNJ is dropped, a space stays) and the suffix. Which
+        inflected suffixes a form takes, and how they join, depend only on how it ends, so their
+        tails are made once per ending."""
+        if not inflect:
+            return lookup_keys(spellings(form))
+        if len(form) < 2 or any(c.isspace() or c == ZWNJ for c in form[-2:]):
+            return lookup_keys(self.noun_forms(form))  # a stem ending oddly would join differently
+        keys = lookup_keys(spellings(form))
+        for cut, tails, spaced_tails, glued_tails in self._inflected_tails(form):
+            stem = form[:len(form) - cut]
+            plain = lookup_key(stem)
+            keys += [plain + tail for tail in tails]
+            # The ZWNJ-as-space spellings (`spellings`): a ZWNJ in the stem, or the one joining it.
+            if ZWNJ in stem:
+                spaced = lookup_key(stem.replace(ZWNJ, " "))
+                keys += [spaced + tail for tail in spaced_tails]
+            else:
+                keys += [plain + tail for tail in glued_tails]
+        for stem, between, suffix in self._colloquial_parts(form):
+            keys.append(lookup_key(stem) + suffix)
+            if between == ZWNJ or ZWNJ in stem:
+                keys.append(lookup_key(stem.replace(ZWNJ, " ")) + (" " if between else "") + suffix)
         return keys
 
-    def _noun_parts(self, form: str, inflect: bool) -> list[tuple[str, str, str]]:
-        """(stem, what joins it: "", ZWNJ or a space, suffix) of noun_forms's forms, in its order."""
-        parts = [(form, "", "")]
-        if not inflect:
-            return parts
+    @staticmethod
+    def _ending(form: str) -> tuple[bool, bool]:
+        """What inflections() and glue() ask of a form's ending."""
+        return ends_with_silent_he(form), form.endswith(("ا", "و"))
+
+    def _inflected_tails(self, form: str) -> list[tuple[int, list[str], list[str], list[str]]]:
+        """Per stem (how many letters cut off the form): the tails of its inflected parts' keys,
+        of the ZWNJ-as-space spellings' keys when the stem holds a ZWNJ, and of those when only
+        the joining ZWNJ becomes a space."""
+        ending = self._ending(form)
+        if ending not in self._tails:
+            by_cut: dict[int, list[tuple[str, str]]] = {}
+            for stem, between, suffix in self._inflected_parts(form):
+                by_cut.setdefault(len(form) - len(stem), []).append((between, suffix))
+            self._tails[ending] = [(cut, [(" " if b == " " else "") + x for b, x in parts],
+                                    [(" " if b else "") + x for b, x in parts],
+                                    [" " + x for b, x in parts if b == ZWNJ])
+                                   for cut, parts in by_cut.items()]
+        return self._tails[ending]
+
+    @staticmethod
+    def _inflected_parts(form: str) -> list[tuple[str, str, str]]:
+        """(stem, what joins it: "", ZWNJ or a space, suffix) of the inflected and space-suffixed forms."""
         pairs = inflections(form)
-        parts += [(s, glue(s, x), x) for s, x in pairs]
-        parts += [(s, " ", x) for s, x in pairs if len(x) >= _SPACED_SUFFIX_MIN_LENGTH or x == "ی"]
+        return ([(s, glue(s, x), x) for s, x in pairs]
+                + [(s, " ", x) for s, x in pairs if len(x) >= _SPACED_SUFFIX_MIN_LENGTH or x == "ی"])
+
+    def _colloquial_parts(self, form: str) -> list[tuple[str, str, str]]:
+        """(stem, what joins it, suffix) of the colloquial forms that spell no real word."""
         # Colloquial forms (گرگا, پرندس, روباهرو) can spell another word (مین + ا is مینا,
         # a name, and مینای "enamel of"): one that is a real word, or built on a plural ـا
         # that is one, is left out.
         is_word = self.words.is_word
-        parts += [(s, glue(s, x), x) for s, x in colloquial_forms(form) if not (
-            is_word(lookup_key(s + x)) or x.startswith("ا") and is_word(lookup_key(s + "ا")))]
-        return parts
+        pairs = colloquial_forms(form)
+        plural_a_is_word = {s: is_word(lookup_key(s + "ا")) for s in {s for s, _ in pairs}}  # asked once per stem
+        return [(s, glue(s, x), x) for s, x in pairs if not (
+            is_word(lookup_key(s + x)) or x.startswith("ا") and plural_a_is_word[s])]
 
     @staticmethod
     def infinitive(lemma: str) -> str:
