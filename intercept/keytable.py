@@ -1,6 +1,6 @@
-"""KeyTable: a compiled lexicon's key -> value table that is read back from the cache without
-being rebuilt, so that a command matching a few lines (`intercept match`) does not pay for
-building a dictionary of a million keys.
+"""KeyTable: a str -> value table that is read back from a disk cache without being rebuilt
+(a compiled lexicon's keys, intercept.lexicon.cache; hazm's word tables, intercept.text), so
+that a short command (`intercept match`) does not pay for hashing a million strings into a dict.
 
 At 10,000 terms the exact and morph keys are 1.3 million strings; building a dict of them from
 the cache took most of a cached load (0.9 of 1.2 CPU s). The table is pickled packed: the keys
@@ -49,7 +49,7 @@ class KeyTable:
     def of_set(cls, keys) -> "KeyTable":
         return cls(dict.fromkeys(keys, True), values=False)
 
-    # -- pickling (intercept.lexicon.cache)
+    # -- pickled (intercept.lexicon.cache) or marshalled (intercept.text)
 
     def __getstate__(self) -> dict:
         return self.packed()

@@ -17,6 +17,7 @@ import unicodedata
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from .keytable import KeyTable
 from .lightimport import import_hazm
 
 # hazm's normaliser and what it needs, the rest of hazm and NLTK on demand (lightimport.py).
@@ -97,15 +98,20 @@ class PersianNormalizer:
         answers `in` and iterates as a set does, from the tables hazm's Normalizer already loaded."""
         return KnownWordSet(self._tables, min_frequency, tagged)
 
-    def word_frequencies(self) -> "KeyTable":
+    def word_frequencies(self) -> KeyTable:
         """hazm's word list as word -> corpus frequency, words written as the normaliser writes
         them (ZWNJ and diacritics removed; where two spellings meet, the higher count): answers
         get, in and [] as a dict does."""
         return self._tables.frequencies
 
-    def known_verb_forms(self) -> "KeyTable":
+    def known_verb_forms(self) -> KeyTable:
         """Every conjugated form of hazm's verbs (رفتم، می‌روند ...), ZWNJ removed: answers `in`."""
         return self._tables.verb_keys
+
+
+def _as_written(word: str) -> str:
+    """A word of hazm's list as the normaliser writes text: no ZWNJ, no diacritics (اصلاً -> اصلا)."""
+    return _DIACRITICS.sub("", word.replace(ZWNJ, ""))
 
 
 class WordTables:
@@ -131,37 +137,26 @@ class WordTables:
     @classmethod
     def of(cls, normalizer: "hazm.Normalizer") -> "WordTables":
         """The tables of a Normalizer hazm built (its own dicts, not copied)."""
-        from .keytable import KeyTable
-
         return cls(KeyTable(normalizer.words), KeyTable.of_set(normalizer.verbs))
 
     @functools.cached_property
-    def frequencies(self) -> "KeyTable":
-        from .keytable import KeyTable
-
+    def frequencies(self) -> KeyTable:
         frequencies: dict[str, int] = {}
         for word, (frequency, _) in self.words.items():
-            key = _DIACRITICS.sub("", word.replace(ZWNJ, ""))
+            key = _as_written(word)
             frequencies[key] = max(frequency, frequencies.get(key, 0))
         return KeyTable(frequencies)
 
     @functools.cached_property
-    def tagged(self) -> "KeyTable":
-        from .keytable import KeyTable
-
-        return KeyTable.of_set(_DIACRITICS.sub("", word.replace(ZWNJ, "")) for word, (_, tags) in self.words.items()
-                               if tags and tags != ("0",))
+    def tagged(self) -> KeyTable:
+        return KeyTable.of_set(_as_written(word) for word, (_, tags) in self.words.items() if tags and tags != ("0",))
 
     @functools.cached_property
-    def verb_keys(self) -> "KeyTable":
-        from .keytable import KeyTable
-
+    def verb_keys(self) -> KeyTable:
         return KeyTable.of_set(verb.replace(ZWNJ, "") for verb in self.verbs)
 
     def packed(self) -> dict:
         """Plain values (str, bytes, lists) that marshal writes."""
-        from .keytable import KeyTable
-
         packed = {name: getattr(self, name).packed() for name in ("verbs",) + self.DERIVED}
         # The 193,000 words share far fewer distinct (frequency, tags) pairs: each written once.
         shared: dict[tuple, tuple] = {}
@@ -171,8 +166,6 @@ class WordTables:
 
     @classmethod
     def unpacked(cls, packed: dict) -> "WordTables":
-        from .keytable import KeyTable
-
         words, verbs = KeyTable.unpacked(packed["words"]), KeyTable.unpacked(packed["verbs"])
         return cls(words, verbs, **{name: KeyTable.unpacked(packed[name]) for name in cls.DERIVED})
 
@@ -201,8 +194,6 @@ def _tables_key() -> Optional[str]:
     bytes, the Python version (marshal's format) and this code's format."""
     try:
         from importlib.metadata import version
-
-        from .keytable import KeyTable
 
         digest = hashlib.sha256(f"3|{KeyTable.FORMAT}|{sys.version_info[:2]}|hazm {version('hazm')}".encode())
         for path in (hazm.default_words, hazm.default_verbs):

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Optional
 
+from intercept.keytable import KeyTable
 from intercept.text import PersianTokenizer
 from intercept.types import Flag
 
 from ..forms import lookup_key, lookup_keys, spellings
 from ..priors import PRIOR_PLAIN, plain_prior
 from .common import SCORE_EXACT, SCORE_MORPH, TokenizedLine, make_flag
-from intercept.keytable import KeyTable
 
 
 @dataclass(frozen=True)
