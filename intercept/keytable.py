@@ -122,24 +122,32 @@ class KeyTable:
 
     # -- the two forms
 
+    # Threads may share a table (hazm's word tables serve every normalize call): the dict is set
+    # before the packed form is dropped, so a reader that finds no packed form finds the dict.
     def _ensure_dict(self) -> dict:
-        if self._dict is None:
-            keys, _, _, _, values, which = self._packed
+        built = self._dict
+        if built is None:
+            packed = self._packed
+            if packed is None:  # another thread has just built it
+                return self._dict
+            keys, _, _, _, values, which = packed
             split = keys.decode(*_UTF8).split(_SEPARATOR) if keys else []
             if self._values:
-                self._dict = dict(zip(split, map(values.__getitem__, which)))
+                built = dict(zip(split, map(values.__getitem__, which)))
             else:
-                self._dict = dict.fromkeys(split, True)
+                built = dict.fromkeys(split, True)
+            self._dict = built
             self._packed = None
-        return self._dict
+        return built
 
     def _find(self, key: str) -> Any:
         if not isinstance(key, str):  # a dict would answer "absent" too
             return _NO_VALUE
         self._lookups += 1
-        if self._lookups > self._build_after:
+        packed = self._packed
+        if packed is None or self._lookups > self._build_after:
             return self._ensure_dict().get(key, _NO_VALUE)
-        keys, hashes, order, offsets, values, which = self._packed
+        keys, hashes, order, offsets, values, which = packed
         key = key.encode(*_UTF8)
         h = crc32(key)
         i = bisect_left(hashes, h)
@@ -179,12 +187,14 @@ class KeyTable:
         return not any(word in self for word in words)
 
     def __len__(self) -> int:
-        return len(self._dict) if self._dict is not None else len(self._packed[1])
+        packed = self._packed
+        return len(packed[1]) if packed is not None else len(self._dict)
 
     def __iter__(self) -> Iterator[str]:
-        if self._dict is not None:
+        packed = self._packed
+        if packed is None:
             return iter(self._dict)
-        keys = self._packed[0]
+        keys = packed[0]
         return iter(keys.decode(*_UTF8).split(_SEPARATOR) if keys else [])
 
     def items(self):

@@ -54,3 +54,17 @@ def test_an_empty_table_and_parts_that_do_not_fit():
     packed["packed"]["offsets"] = packed["packed"]["offsets"][:-4]
     with pytest.raises(ValueError, match="inconsistent"):
         KeyTable.unpacked(packed)
+
+
+def test_a_look_up_that_another_thread_overtakes_with_the_dict_build_still_answers():
+    """hazm's word tables serve every normalize call, from any thread. A look-up that has passed
+    get()'s "no dict yet" check when another thread builds the dict (and drops the packed form)
+    must answer from the dict, not fail on the packed form that is gone: the interleaving,
+    played in one thread."""
+    mapping = _table()
+    table = pickle.loads(pickle.dumps(KeyTable(dict(mapping))))
+    key = next(iter(mapping))
+    assert table.lookup() is table
+    table._ensure_dict()  # the other thread's build, between get()'s check and its _find
+    assert table._find(key) == mapping[key] and table.get("x", "none") == "none"
+    assert len(table) == len(mapping) and sorted(table) == sorted(mapping)
