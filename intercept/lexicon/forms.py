@@ -14,7 +14,7 @@ from __future__ import annotations
 from intercept.text import ZWNJ
 from intercept.text import verb_forms as _hazm_verb_forms
 
-# Persian suffixes, by how the word they attach to ends. Written without ZWNJ; join adds it.
+# Persian suffixes, by how the word they attach to ends. Written without ZWNJ; glue() adds it.
 _ENCLITICS_AFTER_SILENT_HE = ("ای", "ی", "ام", "ات", "اش", "مان", "تان", "شان", "مون", "تون", "شون")
 _ENCLITICS_AFTER_VOWEL = ("یی", "ی", "یم", "یت", "یش", "یمان", "یتان", "یشان", "مان", "تان", "شان", "مون", "تون",
                           "شون")
@@ -86,11 +86,6 @@ def glue(stem: str, suffix: str) -> str:
     if suffix.startswith("ها") or ends_with_silent_he(stem) and not suffix.startswith("گان"):
         return ZWNJ
     return ""
-
-
-def join(stem: str, suffix: str) -> str:
-    """stem + suffix as written: with ZWNJ after a silent ه and before ها."""
-    return stem + glue(stem, suffix) + suffix
 
 
 def spellings(surface: str) -> list[str]:
