@@ -657,8 +657,10 @@ def to_ctranslate2(model, processor, base_dir: Path, out: Path, quantization: Op
 def score_model(model_dir: str | os.PathLike, clips: Sequence[Clip], beam_size: int = 5,
                 radio_seed: Optional[int] = None, progress: bool = True, desc: str = "scoring",
                 chunk: int = 64) -> ErrorCounts:
-    """WER/CER of a CTranslate2 model on clips, decoded the way `intercept run` decodes a
-    recording's transmissions: the product's faster-whisper engine (beam 5, float32), each clip
+    """WER/CER of a CTranslate2 model on clips, packed the way `intercept run` packs a
+    recording's transmissions: the product's faster-whisper engine (beam 5, float32: the
+    decoding every adapted model of docs/adapt.md was gated and measured with; `run` decodes
+    greedily since the fourteenth session), each clip
     one transmission, short transmissions packed into shared 30 s windows (intercept.packing).
     With radio_seed, each clip is first put through the radio channel (the same draw for every
     model scored with that seed)."""

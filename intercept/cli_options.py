@@ -163,7 +163,11 @@ SETTINGS: dict[str, Setting] = {s.decls[0]: s for s in [
             "Give the recogniser radio-cleaned audio (200 Hz high-pass, peak normalised) instead of "
             "the decoded audio. Off by default: it raised the word error rate on real speech. "
             "Segmentation always runs on a cleaned copy.", default_help="no-clean"),
-    Setting(("--beam-size",), "transcribe.beam_size", "Beam width.", {"type": click.IntRange(1, 20)}),
+    Setting(("--beam-size",), "transcribe.beam_size",
+            "Beam width of the transcription; 1 is greedy (Whisper's translate task keeps beam 5: "
+            "[transcribe] translate_beam_size). The shipped flag calibration and scorer were fitted "
+            "on greedy output; a wider beam writes a little better text on some speech and costs "
+            "about 2.5x the decoding time (docs/benchmarks.md).", {"type": click.IntRange(1, 20)}),
     Setting(("--compute-type",), "transcribe.compute_type",
             "CTranslate2 compute type: float32, int8, int8_float32, float16 (GPU), or auto (the "
             "fastest on this machine by a short probe, cached). The openai-whisper and transformers "

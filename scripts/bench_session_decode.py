@@ -44,6 +44,7 @@ VARIANTS = {
     "beam2": dict(beam_size=2),
     "beam3": dict(beam_size=3),
     "beam4": dict(beam_size=4),
+    "beam5": dict(beam_size=5),
     "beam3-alt5": dict(beam_size=3, alternatives=5),
     "no-nbest": dict(alternatives=0),
     "no-words": dict(word_evidence=False),

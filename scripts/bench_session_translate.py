@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 # the first setting's options with every line's stretch widened by --shift-s either side.
 VARIANTS = {
     "shipped": {},  # the defaults of the code run (before the change: "before")
-    "before": dict(translate_context_s=None, translate_timestamps=True, translate_beam_size=None),
+    "before": dict(translate_context_s=None, translate_timestamps=True, translate_beam_size=5),
     "widened": {},  # the first setting's options
     "beam1": dict(translate_beam_size=1),
     "beam2": dict(translate_beam_size=2),

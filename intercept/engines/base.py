@@ -20,7 +20,11 @@ class TranscribeOptions:
     """Decoding settings shared by every engine."""
 
     language: Optional[str] = "fa"  # None: detect per transmission
-    beam_size: int = 5
+    # Greedy by default: on the 10-minute real-speech session 0.42x beam 5's CPU seconds (as
+    # fast as faster-whisper's BatchedInferencePipeline), held-out WER level as recorded and
+    # through the radio, and its own flag calibration and scorer (docs/benchmarks.md, "Greedy
+    # decoding (beam 1)"). The N-best then holds the one hypothesis: no alternative flags.
+    beam_size: int = 1
     # One temperature (0.0) by default, so that the same audio always gives the same text:
     # Whisper's fallback ladder samples at temperatures above 0, and CTranslate2's sampler
     # cannot be re-seeded per call, so a re-run or a Ray worker transcribed the same file
@@ -122,9 +126,9 @@ class TranscribeOptions:
     # window's than a 0.25 s different cut moves it, and the same cut of the encoder input
     # left the transcribe task's WER on cv_fa clips level (-0.027 .. +0.039). faster-whisper
     # only. translate_beam_size (None: beam_size): beams 1 and 2 moved the English more than
-    # that cut does and saved at most 12 % of its CPU. scripts/bench_session_translate.py,
-    # docs/benchmarks.md (issue 25).
-    translate_beam_size: Optional[int] = None
+    # that cut does and saved at most 12 % of its CPU, so translation keeps beam 5 while
+    # transcription is greedy. scripts/bench_session_translate.py, docs/benchmarks.md (issue 25).
+    translate_beam_size: Optional[int] = 5
     translate_timestamps: bool = False
     # False: transcribe without Whisper's timestamp tokens (faster-whisper); a packed window is
     # then one segment, cut into its transmissions by its words' times (packing.split_by_words;
