@@ -4,6 +4,7 @@ context around a line, traffic over time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 
@@ -123,6 +124,20 @@ def test_trust_unknown_before_flag_evidence_and_confidence_from_logprob():
     assert described["reliability"] == "reliable"
     bare = describe_line({"id": 2, "text_fa": "", "text_en": "hello"}, [], has_trust=False)
     assert "unknown" in str(trust_html(bare)) and bare["reliability"] == "unknown"
+
+
+def test_a_greedy_lines_nbest_share_is_not_shown_as_agreement():
+    """A line decoded greedily stores one hypothesis: its flags' N-best share of 1 is shown as
+    that, not as 1.00; a line with a 5-best shows the number."""
+    flag = {"id": 10, "concept": "fox", "category": "animal", "kind": "exact", "score": 0.4, "match_score": 1.0,
+            "word_prob": 0.8, "nbest_share": 1.0, "acoustic_margin": 0.0, "prior": 0.5, "span_start": 0, "span_end": 5}
+    one = [["روباه", -0.2, 10]]
+    greedy = describe_line({"id": 1, "text_fa": "روباه", "text_en": "fox", "alternatives": json.dumps(one)},
+                           [flag], has_trust=True)
+    assert "n-best share none (one hypothesis)" in str(flags_html(greedy))
+    five = json.dumps(one * 5)
+    beam = describe_line({"id": 1, "text_fa": "روباه", "text_en": "fox", "alternatives": five}, [flag], has_trust=True)
+    assert "n-best share 1.00" in str(flags_html(beam))
 
 
 def test_guard_marked_english_is_muted_and_labelled(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import json
 from pathlib import Path
 from typing import Any, Iterable, Optional
 from urllib.parse import urlencode
@@ -40,8 +41,18 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _number(value: Optional[float]) -> str:
+def _number(value: Optional[float | str]) -> str:
+    if isinstance(value, str):  # already worded (flag_evidence)
+        return value
     return "unknown" if value is None else f"{float(value):.2f}"
+
+
+def _hypotheses(line: dict) -> Optional[int]:
+    """How many hypotheses the line's stored N-best holds (None: none stored)."""
+    try:
+        return len(json.loads(line["alternatives"])) if line.get("alternatives") else None
+    except (TypeError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------- marking
@@ -98,11 +109,15 @@ def marked_html(text: Optional[str], flags: Iterable[dict]) -> Markup:
 # ---------------------------------------------------------------- one line, described
 
 
-def flag_evidence(flag: dict, has_trust: bool) -> dict:
-    """A flag's evidence as shown: the text-match score, and the trust pieces or None."""
+def flag_evidence(flag: dict, has_trust: bool, hypotheses: Optional[int] = None) -> dict:
+    """A flag's evidence as shown: the text-match score, and the trust pieces or None. A line
+    decoded greedily (`--beam-size 1`, the default) has one hypothesis, so its N-best share of 1
+    says nothing about agreement: it is shown as such, not as 1.00."""
     if has_trust:
         match = flag.get("match_score")
         pieces = {label: flag.get(column) for column, label in EVIDENCE}
+        if hypotheses == 1 and pieces["n-best share"] is not None:
+            pieces["n-best share"] = "none (one hypothesis)"
     else:
         # Before the flag-trust migration `score` is the text-match score; trust is unknown.
         match = flag.get("score")
@@ -140,7 +155,8 @@ def describe_line(line: dict, flags: list[dict], has_trust: bool) -> dict:
         "reliability": reliability.label if reliability else None,
         "reliability_reason": reliability.reason if reliability else "",
         "suspect": line.get("suspect"),
-        "flags": [{**flag, "evidence": flag_evidence(flag, has_trust), "title": flag_title(flag)} for flag in flags],
+        "flags": [{**flag, "evidence": flag_evidence(flag, has_trust, _hypotheses(line)), "title": flag_title(flag)}
+                  for flag in flags],
         "verdict": line.get("verdict"),
     }
 
