@@ -135,6 +135,7 @@ def describe_line(line: dict, flags: list[dict], has_trust: bool) -> dict:
     confidence = line_confidence(line)
     source = ("mean word probability" if line.get("confidence") is not None
               else "exp(avg_logprob)" if confidence is not None else "")
+    hypotheses = _hypotheses(line) if flags else None
     alternatives = []
     for hypothesis in dict.fromkeys(f.get("hypothesis") or "" for f in by_text["alt"]):
         if hypothesis:
@@ -155,7 +156,7 @@ def describe_line(line: dict, flags: list[dict], has_trust: bool) -> dict:
         "reliability": reliability.label if reliability else None,
         "reliability_reason": reliability.reason if reliability else "",
         "suspect": line.get("suspect"),
-        "flags": [{**flag, "evidence": flag_evidence(flag, has_trust, _hypotheses(line)), "title": flag_title(flag)}
+        "flags": [{**flag, "evidence": flag_evidence(flag, has_trust, hypotheses), "title": flag_title(flag)}
                   for flag in flags],
         "verdict": line.get("verdict"),
     }
