@@ -82,6 +82,12 @@ class SegmentOptions:
     # transmission, so a transmission cut by one block's edge lies whole in the next.
     block_s: float = 300.0
     block_overlap_s: float = 40.0
+    # Blocks segmented at once, in threads (each block alone, so the spans are the same for any
+    # number). faster-whisper's Silero session runs on one core, so a recording of several
+    # blocks otherwise leaves the others idle while the transcriber waits for its
+    # transmissions (the 10-minute session's three blocks: 2.0 s alone). Each running block
+    # holds its filtered copy and Silero's working memory (about 200 MB for 300 s).
+    workers: int = 2
     # --- shared post-processing ---
     max_transmission_s: float = 28.0
     merge_gap_s: float = 0.3
@@ -101,6 +107,8 @@ class SegmentOptions:
             raise ValueError(f"SegmentOptions.max_transmission_s must be > 1 s, got {self.max_transmission_s}")
         if self.merge_gap_s < 0:
             raise ValueError(f"SegmentOptions.merge_gap_s must not be negative, got {self.merge_gap_s}")
+        if self.workers < 1:
+            raise ValueError(f"SegmentOptions.workers must be at least 1, got {self.workers}")
         if not 0 <= self.block_overlap_s < self.block_s:
             raise ValueError(f"SegmentOptions.block_overlap_s must be in [0, block_s={self.block_s}), "
                              f"got {self.block_overlap_s}")
@@ -136,6 +144,17 @@ def _blocks(total: int, sample_rate: int, options: SegmentOptions) -> List[Tuple
         lo += step
 
 
+def _each_block(work, blocks: List[Tuple[int, int]], workers: int) -> list:
+    """work(lo, hi) of each block, in block order, at most `workers` at a time. Threads, as
+    scipy's filters and ONNX Runtime let go of the GIL while they compute."""
+    if workers <= 1 or len(blocks) <= 1:
+        return [work(lo, hi) for lo, hi in blocks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(blocks)), thread_name_prefix="vad") as pool:
+        return list(pool.map(lambda block: work(*block), blocks))
+
+
 def load_detector(options: SegmentOptions) -> None:
     """Load the VAD model now (it is loaded once per process, on first use, and kept)."""
     if options.method in ("silero", "auto"):
@@ -146,7 +165,7 @@ def load_detector(options: SegmentOptions) -> None:
 
 def silero_spans(samples: np.ndarray, sample_rate: int, options: SegmentOptions) -> List[Span]:
     """Speech spans from Silero VAD (faster-whisper's bundled ONNX model), block by block."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
     if sample_rate != 16000:
         raise ValueError(f"Silero VAD here expects 16 kHz samples, got {sample_rate} Hz")
@@ -163,22 +182,24 @@ def silero_spans(samples: np.ndarray, sample_rate: int, options: SegmentOptions)
         # clean_radio's peak normalisation is over the whole file: one pass for the peak,
         # then each block is filtered again (cheap next to the VAD) rather than keeping a
         # cleaned copy of the whole recording in memory.
-        peak = max((float(np.max(np.abs(_filtered(samples, sample_rate, lo, hi)))) for lo, hi in blocks
-                    if hi > lo), default=0.0)
+        peak = max(_each_block(lambda lo, hi: float(np.max(np.abs(_filtered(samples, sample_rate, lo, hi)))),
+                               [(lo, hi) for lo, hi in blocks if hi > lo], options.workers), default=0.0)
         if options.min_level_dbfs is not None and peak < 10.0 ** (options.min_level_dbfs / 20.0):
             return []  # nothing in the file reaches the floor: normalising would only amplify dither
         target = CleanupOptions().normalize_peak
         gain = target / peak if peak > 1e-6 and target else 1.0
-    spans: List[Span] = []
-    for lo, hi in blocks:
+
+    def speech(lo: int, hi: int) -> List[Span]:
         if options.vad_on_cleaned:
             signal = _filtered(samples, sample_rate, lo, hi)
             signal *= gain
         else:
             signal = np.ascontiguousarray(samples[lo:hi], dtype=np.float32)
-        for chunk in get_speech_timestamps(signal, vad_options, sample_rate):
-            spans.append(((lo + chunk["start"]) / sample_rate, (lo + chunk["end"]) / sample_rate))
-        del signal
+        return [((lo + chunk["start"]) / sample_rate, (lo + chunk["end"]) / sample_rate)
+                for chunk in get_speech_timestamps(signal, vad_options, sample_rate)]
+
+    get_vad_model()  # loaded once, before the threads share it
+    spans = [span for found in _each_block(speech, blocks, options.workers) for span in found]
     # Blocks overlap: a transmission seen by two blocks (whole in one, cut in the other) is
     # united into one span.
     return _merge(spans, 0.0)

@@ -109,6 +109,26 @@ def test_an_error_in_one_window_reaches_the_caller_and_the_others_finish():
     assert _window_job(batching, 6.0, 100)() == 6 and model.encodes[-1] == 1
 
 
+
+def test_a_window_decoded_again_reuses_its_encoder_pass():
+    """The loop guard decodes a looping window again: the same features, so _Batching gives
+    back the encoder output it kept instead of encoding them again; other features, or more
+    windows than it keeps, are encoded."""
+    model = FakeModel()
+    batching = fw._Batching(model, keep=2)
+    assert batching.run([_window_job(batching, v, 100) for v in (5.0, 9.0)]) == [5, 9]
+    assert batching.run([_window_job(batching, v, 100) for v in (9.0, 5.0)]) == [9, 5]
+    assert model.encodes == [2]  # the second run encoded nothing
+    assert _window_job(batching, 7.0, 100)() == 7 and model.encodes == [2, 1]
+    # keep=2: the least recently used (9.0, then used before 5.0) was dropped
+    assert _window_job(batching, 5.0, 100)() == 5 and model.encodes == [2, 1]
+    assert _window_job(batching, 9.0, 100)() == 9 and model.encodes == [2, 1, 1]
+    nothing_kept = FakeModel()
+    batching = fw._Batching(nothing_kept, keep=0)
+    for _ in range(2):
+        _window_job(batching, 5.0, 100)()
+    assert nothing_kept.encodes == [1, 1]
+
 class ScriptedModel:
     """A WindowModel that batches: decode_batch records the windows it was given together."""
 

@@ -142,6 +142,19 @@ def test_bad_options_are_named():
         SegmentOptions(max_transmission_s=0.5)
     with pytest.raises(ValueError, match="mono"):
         find_transmissions(np.zeros((2, 100), dtype=np.float32))
+    with pytest.raises(ValueError, match="workers"):
+        SegmentOptions(workers=0)
+
+
+def test_blocks_segmented_at_once_give_the_same_transmissions(decoded):
+    """SegmentOptions.workers: the blocks of a long recording are segmented in threads, each
+    alone, so the transmissions are the same as one block after another."""
+    audio = decoded["session_long.mp3"]
+    expected = MANIFEST["recordings"]["session_long.mp3"]["transmissions"]
+    blocks = dict(block_s=25.0, block_overlap_s=10.0)
+    one = find_transmissions(audio.samples, SAMPLE_RATE, SegmentOptions(workers=1, **blocks))
+    assert audio.duration > 3 * 25.0 and len(one) == len(expected)
+    assert find_transmissions(audio.samples, SAMPLE_RATE, SegmentOptions(workers=3, **blocks)) == one
 
 
 def _bursts(rng, sample_rate, seconds):
