@@ -33,6 +33,9 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
   intercept-translate  run_batch with the default translator (Whisper's translate task).
   intercept-translate-before  the same with the translate task as before issue 25's change:
                   its encoder over Whisper's whole 30 s window, timestamp tokens decoded.
+  intercept-score-30s  the pipeline with the acoustic check's encoder over Whisper's whole
+                  30 s window (TranscribeOptions.score_context_s None), as before the sixteenth
+                  session.
   intercept-packed  the same stages with every transmission of a recording given to the
                   engine in one call, so packing applies (what pipeline.py does once it passes
                   all transmissions at once).
@@ -69,6 +72,7 @@ CV_FA = Path(os.environ.get("INTERCEPT_EVAL_CV", "/work/shared/eval/cv_fa"))
 SYSTEMS = ("openai-whisper", "fw-raw", "fw-batched", "intercept", "intercept-sequential", "intercept-retry",
            "intercept-alone",
            "intercept-cli", "intercept-translate", "intercept-translate-before", "intercept-translate-sequential",
+           "intercept-score-30s",
            "intercept-packed", "intercept-cleaned", "intercept-raw", "intercept-drop-silence")
 WORK = Path(tempfile.gettempdir()) / "intercept-bench"
 BASELINE = "openai-whisper"  # --baseline
@@ -296,6 +300,7 @@ WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "
            "intercept-translate": lambda files, args: _worker_intercept(files, args, translator="whisper"),
            "intercept-translate-before": lambda files, args: _worker_intercept(
                files, args, translator="whisper", translate_context_s=None, translate_timestamps=True),
+           "intercept-score-30s": lambda files, args: _worker_intercept(files, args, score_context_s=None),
            "intercept-cli": _worker_intercept_cli}
 
 

@@ -256,11 +256,13 @@ def lexicons(normalizer, calibration) -> dict:
 class CachedMargins:
     """intercept.acoustic's margins through the product's engine on each clip's audio (as
     recorded or re-created through the radio channel, seeded as when it was transcribed),
-    cached in CACHE/margins.jsonl by (condition, model, clip, span, text)."""
+    cached in CACHE/margins.jsonl by (condition, model, clip, span, text); with the check's
+    encoder context cut (`TranscribeOptions.score_context_s`), in CACHE/margins.ctxN.jsonl."""
 
-    def __init__(self, cache: Path, model: str = "base"):
-        self.path = cache / "margins.jsonl"
+    def __init__(self, cache: Path, model: str = "base", context_s: Optional[float] = None):
+        self.path = cache / ("margins.jsonl" if context_s is None else f"margins.ctx{context_s:g}.jsonl")
         self.model = model
+        self.context_s = context_s
         self.known: dict[tuple, Optional[list]] = {}
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
@@ -300,7 +302,8 @@ class CachedMargins:
             from intercept.models import resolve_model
 
             path = str(resolve_model(self.model).path) if self.model == "base" else self.model
-            self.engine = load_engine("faster-whisper", path, model_label(self.model), TranscribeOptions(cpu_threads=2))
+            self.engine = load_engine("faster-whisper", path, model_label(self.model),
+                                      TranscribeOptions(cpu_threads=2, score_context_s=self.context_s))
         return self.engine
 
 
@@ -465,7 +468,7 @@ def fit_action(args, normalizer) -> int:
     rows = calibration_rows(args.cache, Decoding.of(args))
     shipped = lexicons(normalizer, None)["shipped"]
     clip_input = [(r["reference"], cached_lines(r, normalizer), r["duration_s"]) for r in rows]
-    margins = CachedMargins(args.cache)
+    margins = CachedMargins(args.cache, context_s=args.score_context)
     margins.offline = args.offline_margins
     real_evidence, real_agreed = _loo_candidates(rows, clip_input, shipped, normalizer, margins)
     known = {t.form.replace("\u200c", "") for t in shipped.terms}
@@ -513,7 +516,7 @@ def report_action(args, normalizer) -> int:
                    if args.before_calibration else None)
     new = FlagScorer.load(args.scorer or DEFAULT_SCORER_PATH)
     old = FlagScorer.from_dict(json.loads(args.before.read_text(encoding="utf-8"))) if args.before else None
-    margins = CachedMargins(args.cache)
+    margins = CachedMargins(args.cache, context_s=args.score_context)
     margins.offline = args.offline_margins
     print(f"Threshold {threshold}; scorer {new.version}; calibration {cal_path.name} ({calibration.clips} clips); "
           f"lexicon = shipped + {len(HELD_BACK)} held-back terms ({', '.join(h[2] for h in HELD_BACK)})\n")
@@ -587,6 +590,15 @@ def report_action(args, normalizer) -> int:
     return 0
 
 
+def _score_context(value: str) -> Optional[float]:
+    """--score-context: seconds, 'none' (Whisper's 30 s) or 'default' (the product's)."""
+    if value == "default":
+        from intercept.engines import TranscribeOptions
+
+        return TranscribeOptions().score_context_s
+    return None if value in ("", "none") else float(value)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("transcribe", "list", "calibrate", "fit", "report"))
@@ -622,6 +634,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="report: the calibration file  [default: the shipped one]")
     parser.add_argument("--threshold", type=float, default=None,
                         help="report: the queue threshold  [default: intercept.scoring.DEFAULT_THRESHOLD]")
+    # argparse passes a string default through `type` too, so the default is resolved there.
+    parser.add_argument("--score-context", type=_score_context, default="default",
+                        help="fit/report: the acoustic check's encoder context in seconds ('none': 30 s), each "
+                             "with its own margins cache  [default: TranscribeOptions.score_context_s]")
     parser.add_argument("--offline-margins", action="store_true",
                         help="fit/report: only cached acoustic margins (unknown otherwise), never decode")
     args = parser.parse_args(argv)

@@ -135,6 +135,11 @@ class TranscribeOptions:
     # needs word_evidence). Experimental, measured in docs/benchmarks.md (issue 25).
     transcribe_timestamps: bool = True
     translate_context_s: Optional[float] = 10.0
+    # The acoustic check (intercept.acoustic: each flagged line's texts scored on its audio)
+    # sees its audio padded to this many seconds in the same way; None: Whisper's 30 s
+    # (faster-whisper only). 10 s: 0.34x the check's time, no flag moved across the queue's
+    # threshold on the real-prevalence evaluation (docs/benchmarks.md, issue 25).
+    score_context_s: Optional[float] = 10.0
     # > 0: decode transmissions with faster-whisper's BatchedInferencePipeline in batches of
     # this size instead (one line per transmission; ignores pack).
     batch_size: int = 0

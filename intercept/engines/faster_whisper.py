@@ -233,12 +233,9 @@ class FasterWhisperEngine(DecoderMethods):
 
     def _encoder_frames(self, audio: np.ndarray, task: str) -> Optional[int]:
         """How many feature frames of a window the encoder sees (None: all 3,000, 30 s)."""
-        context = self.options.translate_context_s
-        if task != "translate" or context is None or self.options.pack_translate:
+        if task != "translate" or self.options.pack_translate:
             return None
-        frames = max(int(round(context * 100)), len(audio) // 160 + 100)
-        frames += frames % 2  # the encoder's convolution halves the frames
-        return frames if frames < 3000 else None
+        return _context_frames(self.options.translate_context_s, len(audio))
 
     def _decode_window(self, audio: np.ndarray, task: str, max_new_tokens: int, loop_retry: bool,
                        stop_above: Optional[float]) -> Decoded:
@@ -370,7 +367,8 @@ class FasterWhisperEngine(DecoderMethods):
                               language=self.options.language or "fa")
         features = whisper.feature_extractor(audio)[:, : whisper.feature_extractor.nb_max_frames]
         frames = features.shape[-1]
-        features = np.pad(features, ((0, 0), (0, whisper.feature_extractor.nb_max_frames - frames)))
+        width = _context_frames(self.options.score_context_s, len(audio)) or whisper.feature_extractor.nb_max_frames
+        features = np.pad(features[:, :width], ((0, 0), (0, max(0, width - frames))))
         # On the CPU: the batch below repeats it per text (align takes one encoding per text).
         encoded = np.asarray(whisper.model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=True))
         # Text tokens only: align() gives the end-of-text token no probability.
@@ -386,6 +384,17 @@ class FasterWhisperEngine(DecoderMethods):
             out[n] = (float(np.sum(np.log(np.maximum(np.asarray(result.text_token_probs, dtype=np.float64), 1e-30)))),
                       len(ids[n]))
         return out
+
+
+def _context_frames(context_s: Optional[float], samples: int) -> Optional[int]:
+    """The feature frames the encoder sees of `samples` of audio when it is cut to a context of
+    context_s seconds: the audio plus 1 s when longer, an even number (the encoder's
+    convolution halves the frames); None: all 3,000 (30 s), as Whisper pads every window."""
+    if context_s is None:
+        return None
+    frames = max(int(round(context_s * 100)), samples // 160 + 100)
+    frames += frames % 2
+    return frames if frames < 3000 else None
 
 
 def _until(segments, stop_above: Optional[float], cut_at: Optional[int] = None) -> tuple[Optional[list], bool]:
