@@ -33,6 +33,9 @@ Systems (each runs in its own subprocess, so its peak RSS is its own):
   intercept-translate  run_batch with the default translator (Whisper's translate task).
   intercept-translate-before  the same with the translate task as before issue 25's change:
                   its encoder over Whisper's whole 30 s window, timestamp tokens decoded.
+  SYSTEM@FIELD=VALUE[+FIELD=VALUE...]  an intercept system with TranscribeOptions fields set
+                  (after _run_options, before the system's own), e.g. intercept@decode_batch=8;
+                  VALUE is read as JSON where it parses (8, 0.5, true, null), else as text.
   intercept-score-30s  the pipeline with the acoustic check's encoder over Whisper's whole
                   30 s window (TranscribeOptions.score_context_s None), as before the sixteenth
                   session.
@@ -160,7 +163,31 @@ def _run_options(args, pack: bool, clean_radio=None):
     options.transcribe.compute_type = args.compute_type
     options.transcribe.cpu_threads = args.threads
     options.transcribe.pack = pack
+    for name, value in getattr(args, "settings", {}).items():  # SYSTEM@FIELD=VALUE
+        setattr(options.transcribe, name, value)
     return options
+
+
+def parse_system(spec: str) -> tuple[str, dict]:
+    """'intercept@decode_batch=8+beam_size=5' -> ('intercept', {'decode_batch': 8, 'beam_size': 5})."""
+    from dataclasses import fields
+
+    from intercept.engines import TranscribeOptions
+
+    name, _, rest = spec.partition("@")
+    settings = {}
+    known = {f.name for f in fields(TranscribeOptions)}
+    for item in (part for part in rest.split("+") if part):
+        field, equals, text = item.partition("=")
+        if not equals or field not in known:
+            raise ValueError(f"{spec}: {item!r} is not FIELD=VALUE with a TranscribeOptions field")
+        try:
+            settings[field] = json.loads(text)
+        except ValueError:
+            settings[field] = text
+    if settings and not name.startswith("intercept"):
+        raise ValueError(f"{spec}: only intercept systems take TranscribeOptions settings")
+    return name, settings
 
 
 def _worker_intercept(files, args, clean_radio=None, drop_silence=False, pool=True, translator="none",
@@ -306,7 +333,8 @@ WORKERS = {"openai-whisper": _worker_openai_whisper, "fw-raw": _worker_fw_raw, "
 
 def worker_main(args) -> int:
     files = json.loads(Path(args.files).read_text(encoding="utf-8"))
-    result = WORKERS[args.worker](files, args)
+    name, args.settings = parse_system(args.worker)
+    result = WORKERS[name](files, args)
     result["peak_rss_mb"] = peak_rss_mb()
     # CPU seconds of the whole worker (and its ffmpeg/CLI children), load included: on a shared
     # machine they say what a system costs better than wall seconds do.
@@ -687,7 +715,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write all results to this file")
     parser.add_argument("--baseline", default="openai-whisper",
                         help="the system the ratios and WER intervals compare with (default: openai-whisper)")
-    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # SYSTEM[@FIELD=VALUE...], checked by parse_system
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -706,7 +734,10 @@ def main(argv=None) -> int:
         everything["long"] = results
     else:
         systems = [s for s in args.systems.split(",") if s]
-        unknown = set(systems) - set(SYSTEMS)
+        try:
+            unknown = {parse_system(s)[0] for s in systems} - set(SYSTEMS)
+        except ValueError as exc:
+            parser.error(str(exc))
         if unknown:
             parser.error(f"unknown systems: {', '.join(sorted(unknown))} (choose from {', '.join(SYSTEMS)})")
         corpora = {}
