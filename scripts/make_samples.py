@@ -17,7 +17,9 @@ through a simulated radio channel:
 Everything random comes from seeded generators (one for the synthetic recordings, a second
 one for the real-speech ones, so that adding these left the synthetic files byte for byte as
 they were), so the same command makes the same files (given the same espeak-ng and ffmpeg
-versions). The manifest records, per file, where
+versions), byte for byte except the Opus ones (.ogg): libopus picks its SIMD code at run time,
+so its bytes depend on the CPU (an Intel machine with AVX-512 made bird_or_fox.ogg 40 dB from
+the AMD one's, decoded). The manifest records, per file, where
 each transmission's *speech* lies (seconds), its Farsi text, an English gloss, whether it
 uses coded language and which coded concepts it carries.
 
