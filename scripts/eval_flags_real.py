@@ -252,14 +252,26 @@ class Pair:
     alternative_only: bool
 
 
+def score_context(value: str) -> Optional[float]:
+    """--score-context: seconds, 'none' (Whisper's 30 s) or 'default' (the product's)."""
+    if value == "default":
+        from intercept.engines import TranscribeOptions
+
+        return TranscribeOptions().score_context_s
+    return None if value in ("", "none") else float(value)
+
+
 class CachedMargins:
     """intercept.acoustic's margins through the product's engine (faster-whisper, embedded
     Whisper base) on each clip's audio as recorded: EngineMargins over an engine whose
     score_texts answers are cached in the git-ignored out/eval_flags/text_scores.jsonl by (clip,
-    span, text), so a report re-run, or a change of the margin's formula, costs no decoding."""
+    span, text), so a report re-run, or a change of the margin's formula, costs no decoding.
+    With the check's encoder context cut (TranscribeOptions.score_context_s, the product's
+    default 10 s), in text_scores.ctxN.jsonl: each context's margins are its own."""
 
-    def __init__(self, cache: Path):
-        self.path = cache / "text_scores.jsonl"
+    def __init__(self, cache: Path, context_s: Optional[float] = None):
+        self.path = cache / ("text_scores.jsonl" if context_s is None else f"text_scores.ctx{context_s:g}.jsonl")
+        self.context_s = context_s
         self.known: dict[tuple, Optional[list]] = {}
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
@@ -297,7 +309,8 @@ class CachedMargins:
     def _engine(self):
         if self.engine is None:
             from intercept.engines import TranscribeOptions, load_engine
-            self.engine = load_engine("faster-whisper", model_path(), "base", TranscribeOptions())
+            self.engine = load_engine("faster-whisper", model_path(), "base",
+                                      TranscribeOptions(score_context_s=self.context_s))
         return self.engine
 
     def _samples(self):
@@ -425,6 +438,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("transcribe", "margins", "report", "list", "check-engine"))
     parser.add_argument("--clips", type=int, default=20, help="check-engine: how many dev clips")
+    # argparse passes a string default through `type` too, so the default is resolved there.
+    parser.add_argument("--score-context", type=score_context, default="default",
+                        help="margins/report: the acoustic check's encoder context in seconds ('none': 30 s), "
+                             "each with its own cache  [default: TranscribeOptions.score_context_s]")
     parser.add_argument("--cache", type=Path, default=CACHE, help="folder of the recogniser-output caches")
     parser.add_argument("--split", choices=("dev", "held-out", "both"), default="both",
                         help="transcribe: which part (dev first gives a fit sooner)")
@@ -524,7 +541,7 @@ def report_data(args, normalizer, splits=("dev", "held-out")):
     shipped_forms = {t.form.replace("\u200c", "") for t in Lexicon.load(default_lexicon_path(),
                                                                          normalizer=normalizer).terms}
     folder = Path(tempfile.mkdtemp(prefix="eval_flags_"))
-    margins = CachedMargins(args.cache)
+    margins = CachedMargins(args.cache, args.score_context)
     data, minutes, words = {}, {}, {}
     for split in splits:
         part = [r for r in rows if r["split"] == split]

@@ -590,16 +590,9 @@ def report_action(args, normalizer) -> int:
     return 0
 
 
-def _score_context(value: str) -> Optional[float]:
-    """--score-context: seconds, 'none' (Whisper's 30 s) or 'default' (the product's)."""
-    if value == "default":
-        from intercept.engines import TranscribeOptions
-
-        return TranscribeOptions().score_context_s
-    return None if value in ("", "none") else float(value)
-
-
 def main(argv: Optional[list[str]] = None) -> int:
+    from eval_flags_real import score_context
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("transcribe", "list", "calibrate", "fit", "report"))
     parser.add_argument("--cache", type=Path, default=CACHE, help="folder of the recogniser-output caches")
@@ -635,7 +628,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--threshold", type=float, default=None,
                         help="report: the queue threshold  [default: intercept.scoring.DEFAULT_THRESHOLD]")
     # argparse passes a string default through `type` too, so the default is resolved there.
-    parser.add_argument("--score-context", type=_score_context, default="default",
+    parser.add_argument("--score-context", type=score_context, default="default",
                         help="fit/report: the acoustic check's encoder context in seconds ('none': 30 s), each "
                              "with its own margins cache  [default: TranscribeOptions.score_context_s]")
     parser.add_argument("--offline-margins", action="store_true",
