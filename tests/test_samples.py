@@ -17,7 +17,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import make_samples  # noqa: E402
 
 
-def made_synthetic(folder: Path) -> set:
+def _synthetic(folder: Path) -> set:
+    """The recordings of folder's manifest that make_samples.py synthesises (not real speech)."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     return {name for name, rec in manifest["recordings"].items() if rec["speech"] != "fa_virgool"}
 
@@ -50,7 +51,7 @@ def test_remaking_without_the_corpus_keeps_the_real_speech_and_remakes_the_rest_
     for path in SAMPLES.iterdir():
         if path.suffix in (".wav", ".mp3", ".json"):
             assert (out / path.name).read_bytes() == path.read_bytes(), path.name
-        elif path.suffix == ".ogg" and path.name in made_synthetic(out):
+        elif path.suffix == ".ogg" and path.name in _synthetic(out):
             # libopus chooses its SIMD code by CPU, so an Opus file is the same audio, not the
             # same bytes, on another machine: compare the decoded samples.
             shipped, remade = _decoded(path), _decoded(out / path.name)
