@@ -16,6 +16,7 @@ first setting.
     .venv/bin/python scripts/bench_pack_window.py --windows 29,29p4   # the pool recognised 4 windows at a time
     .venv/bin/python scripts/bench_pack_window.py --windows 29,29r1.1  # a first-pass repetition penalty of 1.1
     .venv/bin/python scripts/bench_pack_window.py --windows 29,29c200  # first decode calls of at most 200 tokens
+    .venv/bin/python scripts/bench_pack_window.py --windows 29,29b8  # the first-pass ban of repeated 8-grams
 """
 from __future__ import annotations
 
@@ -41,15 +42,16 @@ def main(argv=None) -> int:
     parser.add_argument("--windows", default="29,22,20", help="comma-separated pack_window_s values, each optionally "
                         "with the pool's windows per engine call as 'pN' (29p4: 29 s windows, recognised four "
                         "at a time), a first-pass repetition penalty as 'rX' (29r1.1) and a first-call token "
-                        "cap as 'cN' (29c200, TranscribeOptions.first_call_tokens); the first is the "
+                        "cap as 'cN' (29c200, TranscribeOptions.first_call_tokens) and a first-pass "
+                        "n-gram ban as 'bN' (29b8, TranscribeOptions.no_repeat_ngram); the first is the "
                         "baseline of the intervals")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     windows = [w for w in args.windows.split(",") if w]
-    shapes = {w: re.fullmatch(r"(\d+(?:\.\d+)?)(?:p(\d+))?(?:r(\d+(?:\.\d+)?))?(?:c(\d+))?", w) for w in windows}
+    shapes = {w: re.fullmatch(r"(\d+(?:\.\d+)?)(?:p(\d+))?(?:r(\d+(?:\.\d+)?))?(?:c(\d+))?(?:b(\d+))?", w) for w in windows}
     if not all(shapes.values()):
-        parser.error(f"--windows: not LENGTH[pN][rX][cN]: {[w for w, m in shapes.items() if not m]}")
+        parser.error(f"--windows: not LENGTH[pN][rX][cN][bN]: {[w for w, m in shapes.items() if not m]}")
 
     from bench_asr import paired_bootstrap
     from bench_session_decode import CallLog
@@ -72,9 +74,9 @@ def main(argv=None) -> int:
 
     results = {}
     for window in windows:
-        length, per_call, penalty, call_cap = shapes[window].groups()
+        length, per_call, penalty, call_cap, ban = shapes[window].groups()
         options = replace(base, pack_window_s=float(length), repetition_penalty=float(penalty or 1.0),
-                          first_call_tokens=int(call_cap) if call_cap else None)
+                          first_call_tokens=int(call_cap) if call_cap else None, no_repeat_ngram=int(ban or 0))
         engine.options, engine.pack_options = options, pack_options_for(options)
         engine._room = None
         log.reset()

@@ -135,22 +135,25 @@ class Decoding:
     beam_size: int = 5
     repetition_penalty: float = 1.0
     first_call_tokens: Optional[int] = None
+    no_repeat_ngram: int = 0
 
     @classmethod
     def of(cls, args) -> "Decoding":
-        return cls(args.beam_size, args.repetition_penalty, args.first_call_tokens)
+        return cls(args.beam_size, args.repetition_penalty, args.first_call_tokens, args.no_repeat_ngram)
 
     @property
     def label(self) -> str:
         return (f"beam{self.beam_size}" + (f".rp{self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")
-                + (f".call{self.first_call_tokens}" if self.first_call_tokens else ""))
+                + (f".call{self.first_call_tokens}" if self.first_call_tokens else "")
+                + (f".ban{self.no_repeat_ngram}" if self.no_repeat_ngram else ""))
 
     @property
     def args(self) -> str:
         """As a command line gives them."""
         return (f"--beam-size {self.beam_size}"
                 + (f" --repetition-penalty {self.repetition_penalty:g}" if self.repetition_penalty != 1.0 else "")
-                + (f" --first-call-tokens {self.first_call_tokens}" if self.first_call_tokens else ""))
+                + (f" --first-call-tokens {self.first_call_tokens}" if self.first_call_tokens else "")
+                + (f" --no-repeat-ngram {self.no_repeat_ngram}" if self.no_repeat_ngram else ""))
 
 
 def cache_path(folder: Path, part: str, radio: bool, model: str, decoding: Decoding) -> Path:
@@ -199,6 +202,7 @@ def transcribe(clips: list[Clip], cache: Path, radio: bool, model: str, threads:
                                       "radio": radio, "model": model_label(model),
                                       "beam": decoding.beam_size, "repetition_penalty": decoding.repetition_penalty,
                                       "first_call_tokens": decoding.first_call_tokens,
+                                      "no_repeat_ngram": decoding.no_repeat_ngram,
                                       "lines": [line_json(line) for line in lines]}, ensure_ascii=False) + "\n")
             out.flush()
             count += len(group)
@@ -623,6 +627,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--first-call-tokens", type=int, default=None,
                         help="the first decode's token cap per call: transcribe decodes with it, every action reads "
                              "and writes its caches  [default: TranscribeOptions.first_call_tokens]")
+    parser.add_argument("--no-repeat-ngram", type=int, default=None,
+                        help="transcribe/calibrate/fit/report: the first-pass n-gram ban (0: off), with caches of "
+                             "its own  [default: TranscribeOptions.no_repeat_ngram]")
     parser.add_argument("--calibration", type=Path, default=None,
                         help="report: the calibration file  [default: the shipped one]")
     parser.add_argument("--threshold", type=float, default=None,
@@ -643,6 +650,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.repetition_penalty = TranscribeOptions().repetition_penalty
     if args.first_call_tokens is None:
         args.first_call_tokens = TranscribeOptions().first_call_tokens
+    if args.no_repeat_ngram is None:
+        args.no_repeat_ngram = TranscribeOptions().no_repeat_ngram
 
     if args.action in ("calibrate", "fit", "report"):
         normalizer = PersianNormalizer()
