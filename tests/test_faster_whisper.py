@@ -147,13 +147,15 @@ def _one_transmission():
 LOOP = "که " * 40
 
 
-def _reaches_transcribe_decodes_only(field: str, setting: str, value, off) -> None:
-    """TranscribeOptions.<field> is `off` by default and reaches the transcribe decode as
-    faster-whisper's <setting>; the translate task's decode gets `off` whatever it is."""
+def _reaches_transcribe_decodes_only(field: str, setting: str, value, off, default="off") -> None:
+    """TranscribeOptions.<field> is `default` (`off` unless given) by default and reaches the
+    transcribe decode as faster-whisper's <setting>; the translate task's decode gets `off`
+    whatever it is."""
+    default = off if default == "off" else default
     samples, txs = _one_transmission()
     engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions())
     engine.transcribe(samples, txs)
-    assert requests[0][setting] == getattr(TranscribeOptions(), field) == off
+    assert requests[0][setting] == getattr(TranscribeOptions(), field) == default
     engine, requests = _scripted_engine([["دریافت شد"]], TranscribeOptions(**{field: value}))
     engine.transcribe(samples, txs)
     assert requests[0][setting] == value
@@ -178,12 +180,12 @@ def test_a_loop_is_decoded_again_deterministically_and_the_retry_kept():
 
 
 def test_every_transcribe_decode_forbids_repeated_ngrams_and_a_retry_that_adds_nothing_is_not_made():
-    """TranscribeOptions.no_repeat_ngram (off by default): the first decode of a window already
+    """TranscribeOptions.no_repeat_ngram (8 by default): the first decode of a window already
     forbids repeated n-grams (issue 25: Whisper base's loops ran on and were then decoded again);
     the English of the translate task is not banned from repeating. A loop retry that would
     forbid nothing more (its n-gram no shorter, no penalty) is not made."""
     samples, txs = _one_transmission()
-    _reaches_transcribe_decodes_only("no_repeat_ngram", "no_repeat_ngram_size", 6, off=0)
+    _reaches_transcribe_decodes_only("no_repeat_ngram", "no_repeat_ngram_size", 6, off=0, default=8)
     options = TranscribeOptions(no_repeat_ngram=3, loop_retry_ngram=3)
     engine, requests = _scripted_engine([[LOOP]], options)
     assert [line.text for line in engine.transcribe(samples, txs)] == [LOOP.strip()]

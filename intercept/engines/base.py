@@ -52,14 +52,14 @@ class TranscribeOptions:
     # is decoded again (3 of the 4 windows of the 10-minute real-speech session loop). The
     # ban covers a packed window, so a transmission where it acted because of another
     # transmission's words is decoded again alone (core.Decoder._split_pack): each gets what a
-    # ban per transmission gives. Off by default, as no size gave the saving, the coded line
-    # and the WER at once (Persian is 5-7 tokens a word): 6 is 0.55x the CPU seconds on the
-    # session but the coded «پرنده» line of audio_samples/bird_or_fox.ogg loses پرنده (within
-    # its own transmission); 8 keeps it, 0.60x, but WER +0.043 on the session (interval above
-    # zero); 12 and 16 let one loop through (0.82-0.93x); 3 and 4 decode every transmission
-    # alone (0.8x) and 3 cost 6 words of 106 on the fa_virgool clips (words said twice).
-    # docs/benchmarks.md, scripts/bench_session_decode.py (issue 25).
-    no_repeat_ngram: int = 0
+    # ban per transmission gives. Under greedy search a text with no repeated 7-gram is the
+    # text without the ban, token for token. 8 (Persian is 5-7 tokens a word), since greedy
+    # decoding became the default: 0.72x the session's wall time, the same review queue on
+    # both parts of the real-prevalence evaluation, WER level on pooled clips, the coded bird
+    # line kept; it costs WER +0.003 .. +0.015 on the held-out part through the radio channel.
+    # With beam 5 it cost WER +0.043 on the session; 6 lost the bird line's پرنده.
+    # docs/benchmarks.md ("The first-pass ban of repeated 8-grams, with greedy decoding"); 0: off.
+    no_repeat_ngram: int = 8
     # > 1: every transcribe decode penalises tokens already written (CTranslate2's
     # repetition_penalty; faster-whisper only), so a hypothesis that starts to loop loses to one
     # that does not. Off by default: 1.2 took 0.96x the CPU seconds on pooled real clips and
