@@ -19,6 +19,7 @@ that moves it less than any other cut of the same audio would.
 
     .venv/bin/python scripts/bench_session_translate.py --variants beam5,widened,beam1,beam2,beam3
     .venv/bin/python scripts/bench_session_translate.py --cv 40 --threads 2 --json out.json
+    .venv/bin/python scripts/bench_session_translate.py --variants shipped,widened,shipped@translate_beam_size=1
 """
 from __future__ import annotations
 
@@ -114,6 +115,13 @@ def options_of(name: str, threads: int, first: str):
         name = first
     if name == "shipped":
         return TranscribeOptions(cpu_threads=threads)
+    if name.startswith("shipped@"):
+        # "shipped@FIELD=VALUE[@FIELD=VALUE...]": the code's defaults with these TranscribeOptions changed
+        changes = {}
+        for part in name.split("@")[1:]:
+            field, _, value = part.partition("=")
+            changes[field] = json.loads(value) if value not in ("None", "none") else None
+        return replace(TranscribeOptions(cpu_threads=threads), **changes)
     return replace(TranscribeOptions(cpu_threads=threads), **{**VARIANTS["before"], **VARIANTS[name]})
 
 
@@ -189,7 +197,8 @@ def proxy(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default="shipped,widened,beam1,beam2,beam3,notime",
-                        help=f"from: {', '.join(VARIANTS)}; the first is the reference")
+                        help=f"from: {', '.join(VARIANTS)}, or shipped@FIELD=VALUE[@FIELD=VALUE] (the defaults with "
+                             "these TranscribeOptions changed, VALUE as JSON); the first is the reference")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cv", type=int, default=0, help="also this many cv_fa clips (each a recording)")
@@ -204,7 +213,7 @@ def main(argv=None) -> int:
     if args.proxy:
         return proxy(args)
     names = [v for v in args.variants.split(",") if v]
-    unknown = set(names) - set(VARIANTS)
+    unknown = {name for name in names if name not in VARIANTS and not name.startswith("shipped@")}
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}")
 
