@@ -8,6 +8,7 @@ every line."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ import pytest
 from intercept.engines import TranscribeOptions
 from intercept.engines import faster_whisper as fw
 from intercept.engines.core import Decoded, Decoder, Segment, compression_ratio
+from intercept.types import Transmission
 
 SAMPLES = Path(__file__).resolve().parent.parent / "audio_samples"
 
@@ -119,8 +121,11 @@ def test_a_window_decoded_again_reuses_its_encoder_pass():
     assert batching.run([_window_job(batching, v, 100) for v in (5.0, 9.0)]) == [5, 9]
     assert batching.run([_window_job(batching, v, 100) for v in (9.0, 5.0)]) == [9, 5]
     assert model.encodes == [2]  # the second run encoded nothing
+    # Which thread of a run reads the kept outputs first is up to the scheduler: used once
+    # more one after the other, 9.0 is the least recently used.
+    assert [_window_job(batching, v, 100)() for v in (9.0, 5.0)] == [9, 5] and model.encodes == [2]
     assert _window_job(batching, 7.0, 100)() == 7 and model.encodes == [2, 1]
-    # keep=2: the least recently used (9.0, then used before 5.0) was dropped
+    # keep=2: the least recently used (9.0) was dropped
     assert _window_job(batching, 5.0, 100)() == 5 and model.encodes == [2, 1]
     assert _window_job(batching, 9.0, 100)() == 9 and model.encodes == [2, 1, 1]
     nothing_kept = FakeModel()
@@ -135,7 +140,8 @@ class ScriptedModel:
     token_room = 440
     packs = True
     stops_early = True
-    window_batch = 3
+    def window_batch(self, task):
+        return 3
 
     def __init__(self, texts):
         self.texts = texts  # per window length (samples): the text decoded, retry text after "|"
@@ -168,6 +174,37 @@ def test_decode_many_batches_first_decodes_and_retries_a_looping_window_alone():
     assert model.alone == [(16001, True), (16003, False)]
 
 
+def test_the_translate_task_has_its_own_batch():
+    """window_batch(task): translate windows go in groups of the translate batch, transcribe
+    windows in groups of the transcribe batch."""
+
+    class Model(ScriptedModel):
+        def window_batch(self, task):
+            return {"transcribe": 2, "translate": 3}[task]
+
+    texts = {16000 + n: "یک" for n in range(4)}
+    spans = [Transmission(n, 2.0 * n, 2.0 * n + (16000 + n) / 16000) for n in range(4)]
+    samples = np.zeros(16000 * 10, np.float32)
+    model = Model({int(round(tx.end * 16000)) - int(round(tx.start * 16000)): "یک" for tx in spans} | texts)
+    decoder = Decoder(model, TranscribeOptions(pack=False))
+    assert decoder.translate_spans(samples, spans) == ["یک"] * 4
+    assert model.batches == [(3, False)] and len(model.alone) == 1
+    model.batches.clear(), model.alone.clear()
+    decoder.transcribe(samples, spans)
+    assert model.batches == [(2, False), (2, False)] and not model.alone
+
+
+def test_batch_for_the_translate_task():
+    from intercept.engines.base import batch_for
+
+    options = TranscribeOptions(decode_batch=4, translate_batch=8)
+    assert (batch_for(options, "transcribe"), batch_for(options, "translate")) == (4, 8)
+    assert batch_for(replace(options, translate_batch=None), "translate") == 4
+    # 30 s translate windows (packed, or not cut short) hold a transcribe window's state: decode_batch
+    assert batch_for(replace(options, pack_translate=True), "translate") == 4
+    assert batch_for(replace(options, translate_context_s=None), "translate") == 4
+
+
 def test_the_loop_retries_of_a_batch_are_decoded_together():
     """Two of three windows loop: their retries are one batch, each kept where it repeats less
     (the third's retry loops too: its first decode stays)."""
@@ -196,7 +233,8 @@ def both_ways(embedded_model_dir):
     out = {}
     for batch in (1, 8):
         engine = fw.FasterWhisperEngine(str(embedded_model_dir), "base",
-                                        TranscribeOptions(compute_type="float32", decode_batch=batch))
+                                        TranscribeOptions(compute_type="float32", decode_batch=batch,
+                                                          translate_batch=batch))
         sizes = []
         together = engine._batching._generate_together
 

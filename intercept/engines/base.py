@@ -151,6 +151,13 @@ class TranscribeOptions:
     # 5 x windows of cross-attention state): 1,165 MB against 1,575 MB on 120 one-second
     # files. Measured in docs/benchmarks.md (issue 25).
     decode_batch: int = 4
+    # Lines of the translate task decoded together (None: decode_batch). A translate window's
+    # encoder sees 10 s (translate_context_s), a third of the cross-attention state a 30 s
+    # window holds per beam, so twice decode_batch's lines take less memory than decode_batch's
+    # 30 s windows. 8: the same English, 0.85x the translation's wall time on the real-speech
+    # session (fewer, fuller beam searches). Packed translation (pack_translate) and a 30 s
+    # translate window (translate_context_s None) keep decode_batch. docs/benchmarks.md (issue 25).
+    translate_batch: Optional[int] = 8
     # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
     # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
     # probability from a cross-attention alignment of the text (word_evidence). Cost: the
@@ -166,6 +173,15 @@ def pack_options_for(options: TranscribeOptions) -> "PackOptions":
     from ..packing import PackOptions
 
     return PackOptions(window_s=options.pack_window_s, gap_s=options.pack_gap_s)
+
+
+def batch_for(options: TranscribeOptions, task: str) -> int:
+    """How many windows of a task are decoded together: translate_batch for the translate task
+    when set and its windows are cut short (translate_context_s, no packing), else decode_batch."""
+    if (task == "translate" and options.translate_batch is not None and options.translate_context_s is not None
+            and not options.pack_translate):
+        return max(1, options.translate_batch)
+    return max(1, options.decode_batch)
 
 
 def beam_for(options: TranscribeOptions, task: str) -> int:

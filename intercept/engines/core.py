@@ -97,8 +97,8 @@ class WindowModel(Protocol):
         (options.loop_retry_penalty)."""
         ...
 
-    # Optional (absent: one window at a time): window_batch, how many windows the model
-    # decodes together, and decode_batch(windows, stop_above, loop_retry) -> [Decoded], the
+    # Optional (absent: one window at a time): window_batch(task), how many windows of a task
+    # the model decodes together, and decode_batch(windows, stop_above, loop_retry) -> [Decoded], the
     # same as decode(audio, task, max_new_tokens, loop_retry, stop_above) of each (audio, task,
     # max_new_tokens) but with their encoder and decoder passes made together. The loop
     # retries of a batch are decoded together too; the whole decode after an early stop goes
@@ -239,7 +239,7 @@ class Decoder:
         window_batch windows together, then the loop retries of those windows together."""
         windows = [(audio, task, self.max_new_tokens(len(audio) / SAMPLE_RATE, 1, task) if cap is None else cap)
                    for audio, task, cap in windows]
-        size = max(1, int(getattr(self.model, "window_batch", 1) or 1))
+        size = self._batch_size(windows[0][1] if windows else "transcribe")
         batch = getattr(self.model, "decode_batch", None) if size > 1 else None
         out: list[Decoded] = []
         for first in range(0, len(windows), size if batch is not None else 1):
@@ -298,7 +298,7 @@ class Decoder:
             units = plan_packs(transmissions, self.pack_options)
         else:
             units = [self._alone(tx) for tx in transmissions]
-        for chunk in self._chunks(units):
+        for chunk in self._chunks(units, "transcribe"):
             lines.extend(self._transcribe_packs(samples, chunk))
         lines.sort(key=lambda line: (line.start, line.transmission_idx))
         return lines
@@ -306,11 +306,17 @@ class Decoder:
     def _alone(self, tx: Transmission) -> Pack:
         return Pack((Placement(tx, 0.0),), self.pack_options.gap_s)
 
-    def _chunks(self, units: Sequence[Pack]) -> list[Sequence[Pack]]:
+    def _batch_size(self, task: str) -> int:
+        """How many windows of a task are decoded together (1 when the model does not batch)."""
+        if not hasattr(self.model, "decode_batch") or not hasattr(self.model, "window_batch"):
+            return 1
+        return max(1, int(self.model.window_batch(task) or 1))
+
+    def _chunks(self, units: Sequence[Pack], task: str) -> list[Sequence[Pack]]:
         """Windows in groups of the model's batch (one at a time without decode_batch): a
         group's windows and then their redos are decoded before the next group's audio is cut,
         so memory holds one batch of windows, however long the recording."""
-        size = max(1, int(getattr(self.model, "window_batch", 1) or 1)) if hasattr(self.model, "decode_batch") else 1
+        size = self._batch_size(task)
         return [units[i: i + size] for i in range(0, len(units), size)]
 
     def _window(self, samples: np.ndarray, pack: Pack, task: str) -> tuple[np.ndarray, str, Optional[int]]:
@@ -373,7 +379,7 @@ class Decoder:
         packs = (self.options.pack and self.options.pack_translate and getattr(self.model, "packs", False)
                  and self.options.language is not None and len(spans) > 1)
         units = plan_packs(spans, self.pack_options) if packs else [self._alone(tx) for tx in spans]
-        for chunk in self._chunks(units):
+        for chunk in self._chunks(units, "translate"):
             for pack, texts in zip(chunk, self._translate_packs(samples, chunk)):
                 for placement, text in zip(pack.placements, texts):
                     english[position[id(placement.transmission)]] = text

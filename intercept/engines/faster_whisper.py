@@ -26,7 +26,7 @@ import numpy as np
 
 from ..models import ModelError, error_line
 from ..types import Line, Transmission, Word
-from .base import TranscribeOptions, beam_for, pack_options_for, resolve_device
+from .base import TranscribeOptions, batch_for, beam_for, pack_options_for, resolve_device
 from .core import (MAX_NEW_TOKENS, SAMPLE_RATE, Candidate, Decoded, Decoder, DecoderMethods, Segment, ban_spans,
                    wants_alternatives)
 # Compute types the CPU probe compares. int8_float32 is what int8 means on CPU, so it is
@@ -178,7 +178,8 @@ class FasterWhisperEngine(DecoderMethods):
         self.pack_options = pack_options_for(options)
         self._batched = None
         self._room: Optional[int] = None
-        self._batching = _Batching(self.model.model, keep=max(1, options.decode_batch))
+        self._batching = _Batching(self.model.model, keep=max(batch_for(options, "transcribe"),
+                                                               batch_for(options, "translate")))
         self.model.model = self._batching
         self._evidence = _Evidence.attach(self.model)
 
@@ -299,10 +300,10 @@ class FasterWhisperEngine(DecoderMethods):
         """core.WindowModel: every transcribe decode forbids repeated n-grams of this size (0: none)."""
         return max(0, self.options.no_repeat_ngram)
 
-    @property
-    def window_batch(self) -> int:
-        """core.WindowModel: windows decoded together (options.decode_batch)."""
-        return max(1, self.options.decode_batch)
+    def window_batch(self, task: str) -> int:
+        """core.WindowModel: windows of a task decoded together (options.decode_batch, or
+        options.translate_batch for the translate task: see batch_for)."""
+        return batch_for(self.options, task)
 
     def decode_batch(self, windows: Sequence[tuple[np.ndarray, str, int]],
                      stop_above: Optional[float] = None, loop_retry: bool = False) -> list[Decoded]:
