@@ -81,14 +81,22 @@ def options_from_dict(data: dict[str, Any], base: Optional[RunOptions] = None, s
     for key, value in data.items():
         if key in groups and isinstance(value, dict):
             target = groups[key]
-            names = {f.name for f in dataclasses.fields(target)}
+            names = {f.name: f for f in dataclasses.fields(target)}
             for sub, subvalue in value.items():
                 if sub in names:
-                    setattr(target, sub, subvalue)
+                    setattr(target, sub, _none_if_empty(names[sub], subvalue))
                 elif strict:
                     raise ConfigError(f"unknown option '{key}.{sub}'")
         elif key in simple:
-            setattr(options, key, value)
+            setattr(options, key, _none_if_empty(next(f for f in dataclasses.fields(RunOptions) if f.name == key), value))
         elif strict:
             raise ConfigError(f"unknown option '{key}'")
     return options
+
+
+def _none_if_empty(field: dataclasses.Field, value: Any) -> Any:
+    """TOML has no null: an empty string turns an Optional option off (None), as the docs'
+    "empty" means (`translate_beam_size = ""`: the recogniser's beam)."""
+    if value == "" and "Optional" in str(field.type):
+        return None
+    return value

@@ -241,3 +241,14 @@ def test_flag_scores_with_the_priors_of_the_model_that_wrote_the_lines(tmp_path,
         assert not (row["prior_reason"] or "").startswith("calibrated")
     else:
         assert row["prior_reason"].startswith(reason + ":")
+
+
+def test_an_empty_value_in_a_config_file_turns_an_optional_option_off(tmp_path):
+    from intercept.config import load_config
+    from intercept.engines.base import batch_for, beam_for
+
+    config = tmp_path / "c.toml"
+    config.write_text('[transcribe]\ntranslate_beam_size = ""\ntranslate_batch = ""\ndecode_batch = 3\n')
+    options = load_config(config).transcribe
+    assert options.translate_beam_size is None and options.translate_batch is None
+    assert beam_for(options, "translate") == options.beam_size and batch_for(options, "translate") == 3
