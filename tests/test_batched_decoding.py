@@ -203,6 +203,7 @@ def test_batch_for_the_translate_task():
     # 30 s translate windows (packed, or not cut short) hold a transcribe window's state: decode_batch
     assert batch_for(replace(options, pack_translate=True), "translate") == 4
     assert batch_for(replace(options, translate_context_s=None), "translate") == 4
+    assert batch_for(replace(options, translate_context_s=30.0), "translate") == 4
 
 
 def test_the_loop_retries_of_a_batch_are_decoded_together():

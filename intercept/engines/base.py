@@ -156,7 +156,7 @@ class TranscribeOptions:
     # window holds per beam, so twice decode_batch's lines take less memory than decode_batch's
     # 30 s windows. 8: the same English, 0.85x the translation's wall time on the real-speech
     # session (fewer, fuller beam searches). Packed translation (pack_translate) and a 30 s
-    # translate window (translate_context_s None) keep decode_batch. docs/benchmarks.md (issue 25).
+    # translate window (translate_context_s None or 30) keep decode_batch. docs/benchmarks.md (issue 25).
     translate_batch: Optional[int] = 8
     # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
     # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
@@ -179,7 +179,7 @@ def batch_for(options: TranscribeOptions, task: str) -> int:
     """How many windows of a task are decoded together: translate_batch for the translate task
     when set and its windows are cut short (translate_context_s, no packing), else decode_batch."""
     if (task == "translate" and options.translate_batch is not None and options.translate_context_s is not None
-            and not options.pack_translate):
+            and options.translate_context_s < 30.0 and not options.pack_translate):
         return max(1, options.translate_batch)
     return max(1, options.decode_batch)
 
