@@ -117,7 +117,8 @@ class CorpusError(ValueError):
 
 
 def read_corpus(folder: str | os.PathLike) -> list[EvalItem]:
-    """Read FOLDER/metadata.tsv: a header `path<TAB>duration_s<TAB>transcript`, one clip per
+    """Read FOLDER/metadata.tsv: a header `path<TAB>duration_s<TAB>transcript`, then any other
+    columns (`intercept export --format corpus` adds speaker, voice, recording...), one clip per
     line, paths relative to FOLDER (the format of shared/eval/fa_virgool)."""
     folder = Path(folder)
     metadata = folder / "metadata.tsv"
@@ -144,7 +145,10 @@ def read_corpus(folder: str | os.PathLike) -> list[EvalItem]:
             except ValueError:
                 raise CorpusError(f"cannot read corpus '{metadata}': line {number}: duration {row[1]!r} "
                                   "is not a number") from None
-            items.append(EvalItem(clip.resolve(), duration, "\t".join(row[2:]).strip()))
+            # The transcript is the third column; the header's further columns are the row's last
+            # ones, so a tab inside a transcript (unquoted TSV) stays in it.
+            after = len(header) - 3
+            items.append(EvalItem(clip.resolve(), duration, "\t".join(row[2: len(row) - after]).strip()))
     if not items:
         raise CorpusError(f"cannot read corpus '{metadata}': no clips listed")
     return items

@@ -112,6 +112,8 @@ def test_corpus_export_holds_only_corrected_lines_with_the_latest_revision(corre
 
     items = read_corpus(out)  # the format of ../shared/eval/
     for row, item in zip(rows, items):
+        # the label is the transcript alone, never the speaker, voice or recording columns after it
+        assert item.transcript == row["transcript"]
         audio = decode(str(item.path))
         assert abs(audio.duration - float(row["duration_s"])) < 0.02
         assert audio.duration > 2.0 and np.abs(audio.samples).max() > 0.05, "the clip holds the line's speech"

@@ -77,6 +77,18 @@ def test_read_corpus(tmp_path):
     assert items[0].path.is_absolute()
 
 
+def test_read_corpus_takes_the_transcript_column_alone(tmp_path):
+    """Columns after the transcript (an exported corpus's speaker, voice, recording...) are not
+    text: a model adapted on them would learn to write them. A tab inside a transcript (TSV is
+    not quoted) stays in it."""
+    write_corpus(tmp_path, [("a.mp3", "1.0", "سلام دنیا\tspk001\tv1")], header="path\tduration_s\ttranscript\tspeaker\tvoice_id")
+    assert [item.transcript for item in read_corpus(tmp_path)] == ["سلام دنیا"]
+    write_corpus(tmp_path, [("a.mp3", "1.0", "سلام\tدنیا\tspk001")], header="path\tduration_s\ttranscript\tspeaker")
+    assert [item.transcript for item in read_corpus(tmp_path)] == ["سلام\tدنیا"]
+    write_corpus(tmp_path, [("a.mp3", "1.0", "سلام\tدنیا")])
+    assert [item.transcript for item in read_corpus(tmp_path)] == ["سلام\tدنیا"]
+
+
 def test_read_corpus_errors_name_the_file_and_reason(tmp_path):
     with pytest.raises(CorpusError, match="no metadata.tsv"):
         read_corpus(tmp_path)
