@@ -77,7 +77,8 @@ def options_from_dict(data: dict[str, Any], base: Optional[RunOptions] = None, s
     skipped (a run stored by another intercept version may name options this one lacks)."""
     options = base or RunOptions()
     groups = {"transcribe": options.transcribe, "guards": options.guards, "mt": options.mt, "pool": options.pool}
-    simple = {f.name for f in dataclasses.fields(RunOptions)} - set(groups)
+    run_fields = {f.name: f for f in dataclasses.fields(RunOptions)}
+    simple = set(run_fields) - set(groups)
     for key, value in data.items():
         if key in groups and isinstance(value, dict):
             target = groups[key]
@@ -88,7 +89,7 @@ def options_from_dict(data: dict[str, Any], base: Optional[RunOptions] = None, s
                 elif strict:
                     raise ConfigError(f"unknown option '{key}.{sub}'")
         elif key in simple:
-            setattr(options, key, _none_if_empty(next(f for f in dataclasses.fields(RunOptions) if f.name == key), value))
+            setattr(options, key, _none_if_empty(run_fields[key], value))
         elif strict:
             raise ConfigError(f"unknown option '{key}'")
     return options
