@@ -10,6 +10,11 @@ fuzzy_threshold - fuzzy_context_margin) counts only beside a pattern partner in 
 line (another animal code, a time beside an animal ...), because on real recognition output
 most loose lone hits are garbled plain words. Real words (KnownWords) are never taken for noise.
 
+Similarity cannot reach two kinds of key: a form shorter than fuzzy_min_length (too many
+look-alikes) and a verb's conjugations. A word that is spelled as one of those sounds
+(spelled_key: خرص for خرس, کشیت for کشید) is a fuzzy hit of similarity 1; a short form's flag
+still needs the recogniser's support (intercept.scoring.needs_support).
+
 FuzzyIndex keeps this as cheap per line with thousands of keys as with ten: rapidfuzz's
 extractOne over every key, asked only of the keys that can reach the cut-off.
 """
@@ -43,6 +48,18 @@ def sound_keys(text: str) -> tuple[str, ...]:
     key once more without a final ه (recognisers drop and add it freely: روبا for روباه)."""
     folded = text.translate(_SOUND_ALIKE)
     return (folded, folded[:-1]) if folded.endswith("ه") and len(folded) > 3 else (folded,)
+
+
+def spelled_key(key: str) -> str:
+    """A word as a recogniser spells what it hears: sound-alike letters folded (as sound_keys)
+    and a final د written ت (Whisper base hears the devoiced ending: کشیت for کشید). Two words
+    with one spelled key sound the same."""
+    folded = key.translate(_SOUND_ALIKE)
+    return folded[:-1] + "ت" if folded.endswith("د") else folded
+
+
+# A spelled key shorter than this matches nothing: two letters spell too many words.
+SPELLED_MIN_LETTERS = 3
 
 
 # Below this many keys one extractOne over all of them is cheaper than the index.
@@ -150,6 +167,7 @@ class FuzzyMatcher:
                         owners.append((concept, form))
         self._keys = keys
         self._index = FuzzyIndex(keys)
+        self._spelled = self._spelled_table(surfaces)
         self._owners = owners
         self._max_len = max((len(k) for k in keys), default=0)
         self._floor: dict[MatchOptions, float] = {}
@@ -160,9 +178,30 @@ class FuzzyMatcher:
         self._either_partners = either_partners
         self._tokenizer = PersianTokenizer()
 
+    @staticmethod
+    def _spelled_table(surfaces) -> dict:
+        """spelled_key -> Surface of the keys fuzzy similarity cannot reach: every written form
+        (inflections too) of a form shorter than its file's fuzzy_min_length, and every
+        conjugation of a verb (verbs have no fuzzy keys). The recogniser spells them as it hears
+        them (خرص for خرس, اهو for آهو, کشیت for کشید), and the spelling is no real word. The first
+        key to spell a sound keeps it (exact forms come first in the table)."""
+        table: dict = {}
+        wanted: dict[int, bool] = {}  # per Surface (a form's ~100 keys share one): 1.3 million keys at 10,000 terms
+        for key, surface in surfaces.items():
+            ok = wanted.get(id(surface))
+            if ok is None:
+                form, concept = surface.form, surface.concept
+                ok = wanted[id(surface)] = concept.fuzzy and (
+                    "#" in form or len(form.replace(ZWNJ, "").replace(" ", "")) < concept.fuzzy_min_length)
+            if ok and " " not in key:
+                spelled = spelled_key(key)
+                if len(spelled) >= SPELLED_MIN_LETTERS:
+                    table.setdefault(spelled, surface)
+        return table
+
     def __bool__(self) -> bool:
         """False when no concept has a form to fuzzy-match."""
-        return bool(self._keys)
+        return bool(self._keys) or bool(self._spelled)
 
     @property
     def keys(self) -> list[str]:
@@ -185,16 +224,17 @@ class FuzzyMatcher:
     def find(self, line: TokenizedLine, covered: list[bool], found: list[Flag], options: MatchOptions) -> list[Flag]:
         """Fuzzy flags among the words of line not `covered` by a flag already; `found` holds the
         line's flags so far (their concepts are partners for loose hits)."""
-        if not self._keys:
+        if not self:
             return []
         text, tokens, keys, words = line.text, line.tokens, line.keys, self._words
         cutoff = self._floor.get(options)
         if cutoff is None:  # the loosest cut-off of any concept under these options, once per options
-            cutoff = self._floor[options] = min(self.cutoffs(c, options)[1] for c, _ in self._owners)
+            cutoff = self._floor[options] = min((self.cutoffs(c, options)[1] for c, _ in self._owners), default=100.0)
         # ratio >= t needs len(window) <= len(form) * (2 - t) / t; longer windows cannot match
         max_len = self._max_len * (200.0 - cutoff) / max(cutoff, 1.0)
         candidates: list[tuple[float, int, int, int]] = []  # (score, -tokens, first, last)
         best: dict[tuple[int, int], tuple[float, object, str, bool]] = {}  # ... lone: needs no partner
+        priors: dict[tuple[int, int], tuple] = {}  # spelled hits: their surface's prior
         for i in range(len(tokens)):
             if covered[i]:
                 continue
@@ -207,6 +247,13 @@ class FuzzyMatcher:
                     # one-letter word, or holding a real long word, is not one word split apart.
                     break
                 merged += keys[j]
+                if j == i and len(merged) >= SPELLED_MIN_LETTERS and not words.is_known_word(merged):
+                    surface = self._spelled.get(spelled_key(merged))
+                    if surface is not None:  # a short form or a verb spelled as it sounds: خرص, کشیت
+                        candidates.append((1.0, 0, i, i))
+                        best[(i, i)] = (1.0, surface.concept, surface.form, True)
+                        priors[(i, i)] = (surface.prior, surface.prior_reason)  # a verb's is its conjugation's
+                        continue
                 if len(merged) > max_len:
                     break
                 # "رو با" ("on with"): pieces that are all short real words need a partner
@@ -255,5 +302,6 @@ class FuzzyMatcher:
                     and self._either_partners[concept.id].isdisjoint(fuzzy_present - {concept.id}):
                 continue
             flags.append(make_flag(concept, "fuzzy", round(similarity * FUZZY_SCORE_SCALE, 3),
-                                   tokens[i].start, tokens[j].end, text, form, self._priors.form(concept.id, form)))
+                                   tokens[i].start, tokens[j].end, text, form,
+                                   priors.get((i, j)) or self._priors.form(concept.id, form)))
         return flags

@@ -103,6 +103,10 @@ class SurfaceMatcher:
     def __len__(self) -> int:
         return len(self._surfaces)
 
+    def items(self):
+        """(key, Surface) of every compiled key."""
+        return self._surfaces.items()
+
     def get(self, key: str) -> Optional[Surface]:
         """The compiled key's surface (key: words' lookup keys joined by one space)."""
         return self._surfaces.get(key)
