@@ -247,7 +247,9 @@ class FuzzyMatcher:
                     # one-letter word, or holding a real long word, is not one word split apart.
                     break
                 merged += keys[j]
-                if j == i and len(merged) >= SPELLED_MIN_LETTERS and not words.is_known_word(merged):
+                if j == i and len(merged) >= SPELLED_MIN_LETTERS:
+                    if words.is_known_word(merged):
+                        continue  # a real word is neither noise (below) nor a spelling
                     surface = self._spelled.get(spelled_key(merged))
                     if surface is not None:  # a short form or a verb spelled as it sounds: خرص, کشیت
                         candidates.append((1.0, 0, i, i))
@@ -264,8 +266,8 @@ class FuzzyMatcher:
                     candidates.append((1.0, -(j - i), i, j))
                     best[(i, j)] = (1.0, joined.concept, joined.form, not short_pieces)
                     continue
-                if len(merged) < 3 or words.is_known_word(merged, verbs=j == i):
-                    continue
+                if len(merged) < 3 or (j > i and words.is_known_word(merged, verbs=False)):
+                    continue  # (one word of 3 letters or more was asked above)
                 result = None
                 for key in sound_keys(merged):  # with and without a final ه: پرامده ~ پرنده
                     hit = self._index.best(key, cutoff)  # process.extractOne over the keys
