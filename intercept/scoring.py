@@ -48,11 +48,11 @@ from .types import Flag, Line
 # docs/benchmarks.md, "The queue threshold below the support cap"): scanning down from 0.5 in
 # steps of 0.05, the last value before that part's queue first holds more than 2 false flags per
 # 10 minutes of ordinary speech (issue 28's target is 3). With the greedy decode, words spelled
-# as they sound, and their calibration and scorer ("Words spelled as they sound"): 0.35 holds 0.4
-# false flags per 10 minutes and finds 24 of 80 coded mentions there; 0.15 holds 1.4 and finds
-# 27; 0.1 would hold 2.5. At real prevalence a rare coded word is worth a look at one chance in
-# seven; a queue of mostly false flags is not.
-DEFAULT_THRESHOLD = 0.15
+# as they sound (the ezafe too), and their calibration and scorer ("The ezafe written as ی"):
+# 0.35 holds 0.7 false flags per 10 minutes and finds 26 of 80 coded mentions there; 0.2 holds
+# 1.5 and finds 30; 0.15 would hold 2.1. At real prevalence a rare coded word is worth a look at
+# one chance in five; a queue of mostly false flags is not.
+DEFAULT_THRESHOLD = 0.2
 # Flags that must never enter the queue (unsupported short or invented forms, English with no
 # Farsi support) are capped this far below the threshold, so the cap moves with it.
 CAP_BELOW_THRESHOLD = 0.05

@@ -197,6 +197,8 @@ def test_hard_negatives_get_no_fuzzy_flag_either(lexicon, normalizer):
     ("اهو میکس کرد", "deer", "آهو", "اهو"),       # ا for آ
     ("خرصا چندین هفته", "bear", "خرس", "خرصا"),   # an inflected short form (خرس + colloquial plural)
     ("زبونه کشیت", "kill", "کشت#کش", "کشیت"),    # کشید heard with a final ت
+    ("پرندی درقفس", "bird", "پرنده", "پرندی"),    # the ezafe پرنده‌ی as heard, though پرند + ی is a word
+    ("پرندیی که پر زد", "bird", "پرنده", "پرندیی"),
 ])
 def test_a_short_form_or_a_verb_spelled_as_it_sounds_is_a_fuzzy_flag(lexicon, normalizer, text, concept, term, matched):
     flag = _by_concept(_flags(lexicon, normalizer, text))[concept]

@@ -184,6 +184,16 @@ def test_table_view_of_the_queue_stays_for_analysts(ds):
     assert sorted(facets) == ["category", "concept", "kind", "recording", "verdict", "voice"], facets
 
 
+def test_the_tables_description_names_the_queues_threshold_as_the_code_has_it(ds):
+    from intercept.scoring import DEFAULT_THRESHOLD
+
+    page = run(ds.client.get("/store/flagged_lines"))
+    assert page.status_code == 200
+    assert f"hides lines scoring under {DEFAULT_THRESHOLD:g}" in page.text
+    assert f"score &gt;= {DEFAULT_THRESHOLD:g}" in page.text or f"score >= {DEFAULT_THRESHOLD:g}" in page.text
+    assert "{threshold}" not in page.text
+
+
 def test_farsi_cells_are_right_to_left(ds):
     page = run(ds.client.get("/store/flagged_lines"))
     cells = re.findall(r'<td class="col-text_fa[^"]*"[^>]*>(.*?)</td>', page.text, re.S)

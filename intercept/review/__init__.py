@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import yaml
 from datasette_auth_passwords.utils import hash_password
 
+from ..scoring import DEFAULT_THRESHOLD
 from . import doors as review_doors
 from . import plugin as review_plugin
 from .doors import is_loopback
@@ -181,6 +182,9 @@ def metadata_for(database_name: str, options: ReviewOptions, read_only: bool = F
     metadata = yaml.safe_load(METADATA_PATH.read_text(encoding="utf-8"))
     databases = metadata.setdefault("databases", {})
     databases[database_name] = databases.pop(STORE_PLACEHOLDER, {})
+    flagged = databases[database_name].get("tables", {}).get("flagged_lines", {})
+    if "description" in flagged:  # the queue's threshold as the code has it, never a copy
+        flagged["description"] = flagged["description"].replace("{threshold}", f"{DEFAULT_THRESHOLD:g}")
     accounts = dict(options.accounts)
     metadata["plugins"] = {
         review_plugin.PLUGIN_NAME: {

@@ -60,6 +60,8 @@ def spelled_key(key: str) -> str:
 
 # A spelled key shorter than this matches nothing: two letters spell too many words.
 SPELLED_MIN_LETTERS = 3
+# A form's silent final ه with the ezafe, as Whisper base writes it: پرندی, پرندیی.
+_EZAFE_SPELLINGS = ("یی", "ی")
 
 
 # Below this many keys one extractOne over all of them is cheaper than the index.
@@ -199,6 +201,18 @@ class FuzzyMatcher:
                     table.setdefault(spelled, surface)
         return table
 
+    def _ezafe_of(self, key: str):
+        """The Surface of a form ending in a silent ه whose ezafe this word is, written as heard
+        (پرندی, پرندیی for پرنده‌ی, پرنده‌ای), else None. Taken even when the word is also a real
+        word's inflection (پرند + ی), which form generation and fuzzy similarity both refuse."""
+        for suffix in _EZAFE_SPELLINGS:
+            if key.endswith(suffix) and len(key) - len(suffix) >= SPELLED_MIN_LETTERS:
+                surface = self._surfaces.get(key[: -len(suffix)] + "ه")
+                if surface is not None and surface.concept.fuzzy and surface.form.endswith("ه") \
+                        and surface.form.replace(ZWNJ, "") == key[: -len(suffix)] + "ه":
+                    return surface
+        return None
+
     def __bool__(self) -> bool:
         """False when no concept has a form to fuzzy-match."""
         return bool(self._keys) or bool(self._spelled)
@@ -248,10 +262,12 @@ class FuzzyMatcher:
                     break
                 merged += keys[j]
                 if j == i and len(merged) >= SPELLED_MIN_LETTERS:
-                    if words.is_known_word(merged):
-                        continue  # a real word is neither noise (below) nor a spelling
-                    surface = self._spelled.get(spelled_key(merged))
-                    if surface is not None:  # a short form or a verb spelled as it sounds: خرص, کشیت
+                    surface = self._ezafe_of(merged)
+                    if surface is None:
+                        if words.is_known_word(merged):
+                            continue  # a real word is neither noise (below) nor a spelling
+                        surface = self._spelled.get(spelled_key(merged))
+                    if surface is not None:  # spelled as it sounds: خرص, کشیت, پرندی
                         candidates.append((1.0, 0, i, i))
                         best[(i, i)] = (1.0, surface.concept, surface.form, True)
                         priors[(i, i)] = (surface.prior, surface.prior_reason)  # a verb's is its conjugation's
