@@ -12,8 +12,9 @@ most loose lone hits are garbled plain words. Real words (KnownWords) are never 
 
 Similarity cannot reach two kinds of key: a form shorter than fuzzy_min_length (too many
 look-alikes) and a verb's conjugations. A word that is spelled as one of those sounds
-(spelled_key: خرص for خرس, کشیت for کشید) is a fuzzy hit of similarity 1; a short form's flag
-still needs the recogniser's support (intercept.scoring.needs_support).
+(spelled_key: خرص for خرس, کشیت for کشید) is a fuzzy hit of similarity 1, and so is a form's
+ezafe written as heard (پرندی for پرنده‌ی), though it is also a real word's inflection; a short
+form's flag still needs the recogniser's support (intercept.scoring.needs_support).
 
 FuzzyIndex keeps this as cheap per line with thousands of keys as with ten: rapidfuzz's
 extractOne over every key, asked only of the keys that can reach the cut-off.
@@ -207,9 +208,9 @@ class FuzzyMatcher:
         word's inflection (پرند + ی), which form generation and fuzzy similarity both refuse."""
         for suffix in _EZAFE_SPELLINGS:
             if key.endswith(suffix) and len(key) - len(suffix) >= SPELLED_MIN_LETTERS:
-                surface = self._surfaces.get(key[: -len(suffix)] + "ه")
-                if surface is not None and surface.concept.fuzzy and surface.form.endswith("ه") \
-                        and surface.form.replace(ZWNJ, "") == key[: -len(suffix)] + "ه":
+                form = key[: -len(suffix)] + "ه"
+                surface = self._surfaces.get(form)  # the form itself, not one of its inflections
+                if surface is not None and surface.concept.fuzzy and surface.form.replace(ZWNJ, "") == form:
                     return surface
         return None
 
