@@ -76,6 +76,16 @@ class CallLog:
         self._model = model
         self.reset()
 
+    def share(self, other: "CallLog") -> None:
+        """Count into `other`'s tallies (a second model: the translate task's own)."""
+        for name in ("count", "seconds", "rows", "tokens", "retries"):
+            self.__dict__.pop(name, None)
+        self.__dict__["_tally"] = other
+
+    def __setattr__(self, name, value):
+        tally = self.__dict__.get("_tally")
+        setattr(tally, name, value) if tally is not None and name != "_model" else object.__setattr__(self, name, value)
+
     def reset(self) -> None:
         self.count = {"encode": 0, "generate": 0, "align": 0}
         self.seconds = {"encode": 0.0, "generate": 0.0, "align": 0.0}
@@ -84,6 +94,9 @@ class CallLog:
         self.retries = 0
 
     def __getattr__(self, name):
+        tally = self.__dict__.get("_tally")
+        if tally is not None and name in ("count", "seconds", "rows", "tokens", "retries"):
+            return getattr(tally, name)
         return getattr(self._model, name)
 
     def _timed(self, kind, call, *args, **kwargs):
@@ -120,7 +133,10 @@ def options_of(name: str, threads: int, first: str):
         changes = {}
         for part in name.split("@")[1:]:
             field, _, value = part.partition("=")
-            changes[field] = json.loads(value) if value not in ("None", "none") else None
+            try:
+                changes[field] = json.loads(value) if value not in ("None", "none") else None
+            except ValueError:  # a bare word: a string (translate_compute_type=auto)
+                changes[field] = value
         return replace(TranscribeOptions(cpu_threads=threads), **changes)
     return replace(TranscribeOptions(cpu_threads=threads), **{**VARIANTS["before"], **VARIANTS[name]})
 
@@ -201,6 +217,7 @@ def main(argv=None) -> int:
                              "these TranscribeOptions changed, VALUE as JSON); the first is the reference")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cpu-workers", type=int, default=1, help="TranscribeOptions.cpu_workers of the engine")
     parser.add_argument("--cv", type=int, default=0, help="also this many cv_fa clips (each a recording)")
     parser.add_argument("--no-session", action="store_true", help="only the cv_fa clips")
     parser.add_argument("--shift-s", type=float, default=0.25)
@@ -226,10 +243,23 @@ def main(argv=None) -> int:
     from intercept.translate import WhisperTranslator
     from intercept.types import Transmission
 
-    base = TranscribeOptions(cpu_threads=args.threads)
+    base = TranscribeOptions(cpu_threads=args.threads, cpu_workers=args.cpu_workers)
     engine = load_engine("faster-whisper", str(resolve_model("base").path), "base", base)
     log = CallLog(engine._batching._model)
     engine._batching._model = log
+    # The translate task's own model (translate_compute_type), logged into the same counts.
+    translate_model, logged = engine.translate_model, {}
+
+    def logged_translate_model():
+        model = translate_model()
+        if model is None:
+            return None
+        if id(model) not in logged:
+            logged[id(model)] = CallLog(model)
+            logged[id(model)].share(log)
+        return logged[id(model)]
+
+    engine.translate_model = logged_translate_model
     decode = engine.decode
 
     def counted(audio, task, max_new_tokens, loop_retry=False, **kwargs):
@@ -320,7 +350,8 @@ def main(argv=None) -> int:
             print(f"  {flat[i].end - flat[i].start:.1f} s  {names[0]}: {reference[i]!r}\n         {name}: "
                   f"{results[name]['english'][i]!r}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"transcribe_s": [transcribe_wall, transcribe_cpu], "variants": results},
+        Path(args.json).write_text(json.dumps({"transcribe_s": [transcribe_wall, transcribe_cpu], "variants": results,
+                                               "farsi": [line.text for line in flat]},
                                               ensure_ascii=False, indent=1), encoding="utf-8")
     return 0
 

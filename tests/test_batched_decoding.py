@@ -7,6 +7,7 @@ alone, errors); the slow ones decode audio_samples/ both ways with the real mode
 every line."""
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -110,6 +111,91 @@ def test_an_error_in_one_window_reaches_the_caller_and_the_others_finish():
     # Outside run(): plain calls, one at a time.
     assert _window_job(batching, 6.0, 100)() == 6 and model.encodes[-1] == 1
 
+
+
+def test_with_two_workers_a_batch_is_split_between_them_and_both_run_at_once():
+    """TranscribeOptions.cpu_workers: each batched call is split in two, made at the same
+    time (CTranslate2 runs them on two workers sharing the weights), each window still
+    given its own result."""
+    meeting = threading.Barrier(2, timeout=10)
+
+    class Model(FakeModel):
+        def generate(self, encoded, prompts, **kwargs):
+            meeting.wait()  # both halves must be in here at once, or this times out
+            return super().generate(encoded, prompts, **kwargs)
+
+    model = Model()
+    batching = fw._Batching(model, workers=2)
+    assert batching.run([_window_job(batching, v, 100) for v in (5.0, 9.0, 2.0, 30.0, 4.0)]) == [5, 9, 2, 30, 4]
+    assert sorted(model.encodes) == [2, 3]
+    assert sorted(size for size, _ in model.generates) == [2, 3]
+    one = FakeModel()
+    batching = fw._Batching(one, workers=1)
+    assert batching.run([_window_job(batching, v, 100) for v in (5.0, 9.0, 2.0)]) == [5, 9, 2]
+    assert one.encodes == [3]
+
+
+def test_calls_made_inside_using_go_to_that_model_and_are_never_batched_with_the_others():
+    """_Batching.using: the translate task's own model (translate_compute_type). Its calls
+    are batched among themselves, never stacked with the wrapped model's, and an encoder
+    output kept for one model is not given back for the other."""
+    wrapped, other = FakeModel(), FakeModel()
+    batching = fw._Batching(wrapped, keep=4)
+
+    def job(value, model):
+        inner = _window_job(batching, value, 100)
+
+        def run():
+            with batching.using(model):
+                return inner()
+        return run
+
+    assert batching.run([job(5.0, None), job(9.0, other), job(2.0, other), job(4.0, None)]) == [5, 9, 2, 4]
+    assert wrapped.encodes == [2] and other.encodes == [2]
+    assert [size for size, _ in wrapped.generates] == [2] and [size for size, _ in other.generates] == [2]
+    # The same features again, on the other model: encoded again there, not taken from the cache.
+    assert batching.run([job(5.0, other), job(9.0, None)]) == [5, 9]
+    assert other.encodes == [2, 1] and wrapped.encodes == [2, 1]
+    # Outside run() too, and back to the wrapped model after the block.
+    assert job(6.0, other)() == 6 and other.encodes[-1] == 1 and len(other.encodes) == 3
+    assert _window_job(batching, 7.0, 100)() == 7 and len(wrapped.encodes) == 3
+
+
+def test_workers_and_threads_of_the_options(monkeypatch):
+    options = TranscribeOptions(cpu_threads=2, cpu_workers=2)
+    assert fw.workers_for(TranscribeOptions(cpu_threads=2), "cpu") == (1, 2)  # the default: one
+    assert fw.workers_for(options, "cpu") == (2, 1)
+    assert fw.workers_for(replace(options, cpu_workers=1), "cpu") == (1, 2)
+    assert fw.workers_for(replace(options, cpu_threads=1), "cpu") == (1, 1)
+    assert fw.workers_for(replace(options, cpu_threads=8), "cpu") == (2, 4)
+    assert fw.workers_for(replace(options, cpu_threads=8, cpu_workers=4), "cpu") == (4, 2)
+    assert fw.workers_for(replace(options, cpu_threads=2, cpu_workers=5), "cpu") == (2, 1)
+    assert fw.workers_for(options, "cuda") == (1, 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert fw.workers_for(replace(options, cpu_threads=0), "cpu") == ((2, cores // 2) if cores >= 2 else (1, 0))
+    # A Ray worker: OMP_NUM_THREADS is its share of the machine, as for CTranslate2's own default.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert fw.workers_for(replace(options, cpu_threads=0), "cpu") == (1, 0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert fw.workers_for(replace(options, cpu_threads=0), "cpu") == (2, 2)
+
+
+def test_the_translate_tasks_compute_type(monkeypatch):
+    """translate_compute_type: "same" keeps the transcription's; "auto" takes the probe's
+    choice on a CPU and the transcription's on a GPU; a named type is used as named."""
+    monkeypatch.setattr(fw, "choose_compute_type", lambda path, device, threads: "int8")
+    engine = object.__new__(fw.FasterWhisperEngine)
+    engine.model_path, engine.compute_type, engine.device, engine._resolved = "m", "float32", "cpu", {}
+    for wanted, expected in (("same", "float32"), ("auto", "int8"), ("int8", "int8"), ("float32", "float32")):
+        engine.options = TranscribeOptions(translate_compute_type=wanted)
+        assert engine.translate_compute_type() == expected, wanted
+    engine.device, engine.compute_type = "cuda", "float16"
+    engine.options = TranscribeOptions(translate_compute_type="auto")
+    assert engine.translate_compute_type() == "float16"
+    engine.options = TranscribeOptions(translate_compute_type="same")
+    engine.device, engine.compute_type = "cpu", "float32"
+    assert engine.translate_model() is None  # the transcription's own model
 
 
 def test_a_window_decoded_again_reuses_its_encoder_pass():
@@ -222,7 +308,8 @@ def test_the_loop_retries_of_a_batch_are_decoded_together():
 def both_ways(embedded_model_dir):
     """Two recordings of audio_samples/ (one of real speech) joined with 2 s of silence
     between: several packed windows, so the batched engine has windows to batch; transcribed,
-    and four transmissions translated, one window at a time and eight at a time."""
+    and four transmissions translated, one window at a time and eight at a time, on one
+    CTranslate2 worker and (eight at a time) on two."""
     from intercept.audio import decode
     from intercept.segment import find_transmissions
 
@@ -232,10 +319,10 @@ def both_ways(embedded_model_dir):
     samples = np.concatenate(parts).astype(np.float32)
     transmissions = find_transmissions(samples, 16000)
     out = {}
-    for batch in (1, 8):
+    for batch, workers in ((1, 1), (8, 1), (8, 2)):
         engine = fw.FasterWhisperEngine(str(embedded_model_dir), "base",
                                         TranscribeOptions(compute_type="float32", decode_batch=batch,
-                                                          translate_batch=batch))
+                                                          translate_batch=batch, cpu_threads=2, cpu_workers=workers))
         sizes = []
         together = engine._batching._generate_together
 
@@ -244,7 +331,7 @@ def both_ways(embedded_model_dir):
             return together(calls)
 
         engine._batching._generate_together = spy
-        out[batch] = (engine.transcribe(samples, transmissions, 16000),
+        out[batch, workers] = (engine.transcribe(samples, transmissions, 16000),
                       engine.translate_spans(samples, transmissions[:4], 16000), sizes)
     return out
 
@@ -256,13 +343,48 @@ def _line(line):
 
 
 def test_batched_decoding_gives_the_sequential_lines_and_english(both_ways):
-    sequential, batched = both_ways[1], both_ways[8]
+    sequential, batched = both_ways[1, 1], both_ways[8, 1]
     assert len(sequential[0]) >= 5
     assert max(batched[2]) > 1 and not sequential[2]  # windows were decoded together, and only there
     assert [_line(l) for l in batched[0]] == [_line(l) for l in sequential[0]]
     for a, b in zip(batched[0], sequential[0]):
         assert a.confidence == pytest.approx(b.confidence, abs=0.02)
     assert batched[1] == sequential[1] and all(batched[1])
+
+
+def test_two_workers_give_the_lines_and_english_of_one(both_ways):
+    one, two = both_ways[8, 1], both_ways[8, 2]
+    # split between the workers: the largest beam search on two is about half of one's
+    assert max(two[2]) < max(one[2])
+    assert [_line(l) for l in two[0]] == [_line(l) for l in one[0]]
+    assert [l.confidence for l in two[0]] == [l.confidence for l in one[0]]
+    assert two[1] == one[1]
+
+
+def test_the_translate_task_on_its_own_int8_model(embedded_model_dir):
+    """translate_compute_type: a second model of the same files, loaded at the first translate
+    call only; the transcription's model and text are untouched."""
+    from intercept.audio import decode
+    from intercept.segment import find_transmissions
+
+    samples = decode(str(SAMPLES / "real_speech_work.ogg")).samples
+    transmissions = find_transmissions(samples, 16000)
+    lines = {}
+    for wanted in ("same", "int8"):
+        engine = fw.FasterWhisperEngine(str(embedded_model_dir), "base",
+                                        TranscribeOptions(compute_type="float32", translate_compute_type=wanted))
+        lines[wanted] = [_line(l) for l in engine.transcribe(samples, transmissions, 16000)]
+        assert not engine._translate_models
+        english = engine.translate_spans(samples, transmissions, 16000)
+        assert all(english)
+        if wanted == "int8":
+            assert list(engine._translate_models) == ["int8"]
+            model = engine._translate_models["int8"]
+            assert engine.translate_model() is model  # loaded once
+            assert model.compute_type == "int8_float32"
+        else:
+            assert not engine._translate_models
+    assert lines["int8"] == lines["same"]
 
 
 def test_translate_windows_encoded_shorter_are_batched_apart_by_shape():

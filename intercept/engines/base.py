@@ -98,6 +98,18 @@ class TranscribeOptions:
     compute_type: str = "float32"
     device: str = "cpu"
     cpu_threads: int = 0  # 0: CTranslate2's default (all cores)
+    # CTranslate2 workers sharing the model's weights, the threads split between them and each
+    # batched call split between them (faster-whisper, CPU). 1: on 2 cores two made the
+    # real-speech session 0.95x as long, but a window decoded alone (a one-window recording,
+    # the acoustic check, a loop retry) gets half the threads: 1.25x as long on 40 short
+    # clips, 1.04x on 120 one-second files. docs/benchmarks.md (issue 25).
+    cpu_workers: int = 1
+    # The translate task's compute type: "same" (the transcription's), "auto" (int8 where the
+    # compute-type probe finds it faster on this CPU), or a CTranslate2 type (faster-whisper).
+    # "same": int8 translated the session in 0.5x the time, but its English moved further
+    # than the noise floor on cv_fa clips and the second model took a folder of tiny files to
+    # 1.58 GB at peak (docs/benchmarks.md, issue 25).
+    translate_compute_type: str = "same"
     # Pack short transmissions into shared 30 s windows, one encoder pass for several
     # (intercept/packing.py); measured faster than per-transmission decoding and than
     # faster-whisper's BatchedInferencePipeline at equal accuracy (docs/benchmarks.md).

@@ -140,6 +140,27 @@ def choose_compute_type(model_path: str, device: str = "cpu", cpu_threads: int =
     return chosen
 
 
+def workers_for(options: TranscribeOptions, device: str) -> tuple[int, int]:
+    """(CTranslate2 workers, threads each) of these options (cpu_workers): with two or more,
+    the threads are split between them and _Batching splits each batched call between them (a
+    worker shares the model's weights, not a copy). One by default: on 2 cores two workers made
+    the real-speech session 0.95x as long but a recording of one window (or the acoustic check,
+    or a loop retried alone) runs on half the threads, 1.25x as long on 40 short clips
+    (docs/benchmarks.md, issue 25)."""
+    if device != "cpu" or options.cpu_workers <= 1:
+        return 1, options.cpu_threads
+    threads = options.cpu_threads
+    if threads <= 0:  # CTranslate2's default: OMP_NUM_THREADS (a Ray worker's CPUs), else every core
+        try:
+            threads = int(os.environ.get("OMP_NUM_THREADS", ""))
+        except ValueError:
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(options.cpu_workers, threads))
+    if workers == 1:
+        return 1, options.cpu_threads
+    return workers, max(1, threads // workers)
+
+
 class FasterWhisperEngine(DecoderMethods):
     name = "faster-whisper"
     packs = True  # core.WindowModel
@@ -154,12 +175,18 @@ class FasterWhisperEngine(DecoderMethods):
         self.compute_type = options.compute_type
         if self.compute_type == "auto":
             self.compute_type = choose_compute_type(str(model_path), self.device, options.cpu_threads)
+        self.model_path = str(model_path)
+        self.workers, self.threads = workers_for(options, self.device)
+        self._translate_models: dict = {}  # compute type -> CTranslate2 model (translate_model)
+        self._loading = threading.Lock()
+        self._resolved: dict = {}  # translate_compute_type "auto" -> the probe's choice
         try:
             self.model = WhisperModel(
                 str(model_path),
                 device=self.device,
                 compute_type=self.compute_type,
-                cpu_threads=options.cpu_threads,
+                cpu_threads=self.threads,
+                num_workers=self.workers,
             )
             if self.device == "cuda":
                 # CTranslate2 opens cuBLAS only at its first matrix product: try one now, so
@@ -179,7 +206,8 @@ class FasterWhisperEngine(DecoderMethods):
         self._batched = None
         self._room: Optional[int] = None
         self._batching = _Batching(self.model.model, keep=max(batch_for(options, "transcribe"),
-                                                               batch_for(options, "translate")))
+                                                               batch_for(options, "translate")),
+                                   workers=self.workers)
         self.model.model = self._batching
         self._evidence = _Evidence.attach(self.model)
 
@@ -227,10 +255,37 @@ class FasterWhisperEngine(DecoderMethods):
         ban (options.no_repeat_ngram), Decoded.ban_spans says where it was in force, from
         every hypothesis of every beam search of the window."""
         frames = self._encoder_frames(audio, task)
-        if frames is None:
+        model = self.translate_model() if task == "translate" else None
+        with self._batching.encoder_frames(frames), self._batching.using(model):
             return self._decode_window(audio, task, max_new_tokens, loop_retry, stop_above)
-        with self._batching.encoder_frames(frames):
-            return self._decode_window(audio, task, max_new_tokens, loop_retry, stop_above)
+
+    def translate_compute_type(self) -> str:
+        """The compute type of the translate task (options.translate_compute_type): "same" is
+        the transcription's; "auto" is int8 where choose_compute_type finds it faster on this
+        CPU (a GPU keeps the transcription's type)."""
+        wanted = self.options.translate_compute_type
+        if wanted in ("same", self.compute_type) or (wanted == "auto" and self.device != "cpu"):
+            return self.compute_type
+        if wanted == "auto":  # the probe's answer, read once (it is a file read per call)
+            if "auto" not in self._resolved:
+                self._resolved["auto"] = choose_compute_type(self.model_path, self.device, self.options.cpu_threads)
+            return self._resolved["auto"]
+        return wanted
+
+    def translate_model(self):
+        """The CTranslate2 model of the translate task: None where it is the transcription's;
+        else a second model of the same files, loaded at the first translate call."""
+        compute_type = self.translate_compute_type()
+        if compute_type == self.compute_type:
+            return None
+        with self._loading:  # decode_batch's threads ask at once: one model, not one each
+            if compute_type not in self._translate_models:
+                import ctranslate2
+
+                self._translate_models[compute_type] = ctranslate2.models.Whisper(
+                    self.model_path, device=self.device, compute_type=compute_type,
+                    intra_threads=self.threads, inter_threads=self.workers)
+            return self._translate_models[compute_type]
 
     def _encoder_frames(self, audio: np.ndarray, task: str) -> Optional[int]:
         """How many feature frames of a window the encoder sees (None: all 3,000, 30 s)."""
@@ -489,8 +544,8 @@ class _Evidence:
 
 
 class _Call:
-    def __init__(self, kind: str, args: tuple, kwargs: dict, order: int):
-        self.kind, self.args, self.kwargs, self.order = kind, args, kwargs, order
+    def __init__(self, kind: str, args: tuple, kwargs: dict, order: int, model):
+        self.kind, self.args, self.kwargs, self.order, self.model = kind, args, kwargs, order, model
         self.done = False
         self.result = None
         self.error: Optional[BaseException] = None
@@ -516,8 +571,9 @@ class _Batching:
     its encoder pass would be made twice (two of the four windows of the 10-minute
     real-speech session: 1.4 of its 16 s)."""
 
-    def __init__(self, model, keep: int = 4):
+    def __init__(self, model, keep: int = 4, workers: int = 1):
         self._model = model
+        self._workers = max(1, workers)
         self._cond = threading.Condition()
         self._local = threading.local()
         self._active = 0
@@ -562,14 +618,25 @@ class _Batching:
         return results
 
     @contextmanager
-    def encoder_frames(self, frames: Optional[int]):
-        """This thread's encode() calls see only the first `frames` feature frames (None: all)."""
-        before = getattr(self._local, "frames", None)
-        self._local.frames = frames
+    def _thread_setting(self, name: str, value):
+        before = getattr(self._local, name, None)
+        setattr(self._local, name, value)
         try:
             yield
         finally:
-            self._local.frames = before
+            setattr(self._local, name, before)
+
+    def encoder_frames(self, frames: Optional[int]):
+        """This thread's encode() calls see only the first `frames` feature frames (None: all)."""
+        return self._thread_setting("frames", frames)
+
+    def using(self, model):
+        """This thread's calls go to `model` (None: the wrapped one): the translate task's
+        model when its compute type differs from the transcription's."""
+        return self._thread_setting("model", model)
+
+    def _current(self):
+        return getattr(self._local, "model", None) or self._model
 
     def encode(self, features, to_cpu: bool = False):
         frames = getattr(self._local, "frames", None)
@@ -578,6 +645,8 @@ class _Batching:
 
             features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(features)[..., :frames]))
         key = self._key(features, to_cpu)
+        if key is not None:
+            key = (id(self._current()),) + key  # another model's encoder output differs
         with self._cond:
             if key is not None and key in self._encoded:
                 self._encoded.move_to_end(key)
@@ -621,8 +690,8 @@ class _Batching:
     def _held(self, kind: str, args: tuple, kwargs: dict):
         order = getattr(self._local, "order", None)
         if order is None:  # not inside run(): a plain call
-            return getattr(self._model, kind)(*args, **kwargs)
-        call = _Call(kind, args, kwargs, order)
+            return getattr(self._current(), kind)(*args, **kwargs)
+        call = _Call(kind, args, kwargs, order, self._current())
         with self._cond:
             self._pending.append(call)
             self._flush_if_ready()
@@ -642,20 +711,20 @@ class _Batching:
             shapes: dict = {}  # only inputs of one shape can be stacked
             for call in calls:
                 if call.kind == "encode":
-                    shapes.setdefault(tuple(call.args[0].shape), []).append(call)
+                    shapes.setdefault((id(call.model), tuple(call.args[0].shape)), []).append(call)
             for group in shapes.values():
-                self._make(group, self._encode_together)
+                self._shared(group, self._encode_together)
             generate = [c for c in calls if c.kind == "generate"]
             groups: dict = {}
             for call in generate:
                 if "sampling_temperature" in call.kwargs or len(call.args[1]) != 1:
                     self._make([call], self._alone)
                     continue
-                key = (len(call.args[1][0]), tuple(call.args[0].shape),
+                key = (id(call.model), len(call.args[1][0]), tuple(call.args[0].shape),
                        repr(sorted((k, v) for k, v in call.kwargs.items() if k != "max_length")))
                 groups.setdefault(key, []).append(call)
             for group in groups.values():
-                self._make(group, self._generate_together)
+                self._shared(group, self._generate_together)
         finally:
             for call in calls:
                 call.done = True
@@ -671,31 +740,47 @@ class _Batching:
             for call in calls:
                 call.error = exc
 
+    def _shared(self, calls: list, how) -> None:
+        """One batched call, or with several workers one per worker, made at once (each worker
+        runs a part of the batch on its own threads; the weights are shared)."""
+        if self._workers < 2 or len(calls) < 2:
+            return self._make(calls, how)
+        size = -(-len(calls) // self._workers)
+        parts = [calls[n: n + size] for n in range(0, len(calls), size)]
+        threads = [threading.Thread(target=self._make, args=(part, how), daemon=True) for part in parts[1:]]
+        for thread in threads:
+            thread.start()
+        self._make(parts[0], how)
+        for thread in threads:
+            thread.join()
+
     def _alone(self, calls: list) -> None:
         for call in calls:
-            call.result = getattr(self._model, call.kind)(*call.args, **call.kwargs)
+            call.result = getattr(call.model, call.kind)(*call.args, **call.kwargs)
 
     def _encode_together(self, calls: list) -> None:
         import ctranslate2
 
-        if len(calls) == 1 or self._model.device != "cpu":
+        model = calls[0].model
+        if len(calls) == 1 or model.device != "cpu":
             return self._alone(calls)
         features = np.concatenate([np.asarray(call.args[0]) for call in calls])
-        encoded = np.asarray(self._model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
+        encoded = np.asarray(model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
         for n, call in enumerate(calls):
             call.result = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[n: n + 1]))
 
     def _generate_together(self, calls: list) -> None:
         import ctranslate2
 
-        if len(calls) == 1 or self._model.device != "cpu":
+        model = calls[0].model
+        if len(calls) == 1 or model.device != "cpu":
             return self._alone(calls)
         encoded = ctranslate2.StorageView.from_array(
             np.ascontiguousarray(np.concatenate([np.asarray(call.args[0]) for call in calls])))
         prompts = [call.args[1][0] for call in calls]
         kwargs = dict(calls[0].kwargs)
         kwargs["max_length"] = max(call.kwargs.get("max_length", 448) for call in calls)
-        results = self._model.generate(encoded, prompts, **kwargs)
+        results = model.generate(encoded, prompts, **kwargs)
         for call, prompt, result in zip(calls, prompts, results):
             room = call.kwargs.get("max_length", 448) - len(prompt)
             # A search that ended (every hypothesis with its end token) before this call's own
@@ -704,7 +789,7 @@ class _Batching:
             if all(len(ids) + 1 < room for ids in result.sequences_ids):
                 call.result = [result]
             else:
-                call.result = self._model.generate(*call.args, **call.kwargs)
+                call.result = model.generate(*call.args, **call.kwargs)
 
 
 class _GenerateWatch:
