@@ -107,8 +107,8 @@ class TranscribeOptions:
     # The translate task's compute type: "same" (the transcription's), "auto" (int8 where the
     # compute-type probe finds it faster on this CPU), or a CTranslate2 type (faster-whisper).
     # "same": int8 translated the session in 0.5x the time, but its English moved further
-    # than the noise floor on cv_fa clips and the second model took a folder of tiny files to
-    # 1.58 GB at peak (docs/benchmarks.md, issue 25).
+    # than the noise floor on cv_fa clips, and with the second model (and two workers) a folder
+    # of tiny files peaked at 1.58 GB (docs/benchmarks.md, issue 25).
     translate_compute_type: str = "same"
     # Pack short transmissions into shared 30 s windows, one encoder pass for several
     # (intercept/packing.py); measured faster than per-transmission decoding and than
