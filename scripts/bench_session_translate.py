@@ -70,21 +70,15 @@ VARIANTS = {
 
 
 class CallLog:
-    """The CTranslate2 model under faster-whisper's batching, each call counted and timed."""
+    """The CTranslate2 model under faster-whisper's batching, each call counted and timed. A
+    second model's log (the translate task's own, translate_compute_type) counts into the
+    first's (`sink`)."""
 
-    def __init__(self, model):
+    def __init__(self, model, sink: "CallLog" = None):
         self._model = model
-        self.reset()
-
-    def share(self, other: "CallLog") -> None:
-        """Count into `other`'s tallies (a second model: the translate task's own)."""
-        for name in ("count", "seconds", "rows", "tokens", "retries"):
-            self.__dict__.pop(name, None)
-        self.__dict__["_tally"] = other
-
-    def __setattr__(self, name, value):
-        tally = self.__dict__.get("_tally")
-        setattr(tally, name, value) if tally is not None and name != "_model" else object.__setattr__(self, name, value)
+        self._sink = sink or self
+        if sink is None:
+            self.reset()
 
     def reset(self) -> None:
         self.count = {"encode": 0, "generate": 0, "align": 0}
@@ -94,9 +88,6 @@ class CallLog:
         self.retries = 0
 
     def __getattr__(self, name):
-        tally = self.__dict__.get("_tally")
-        if tally is not None and name in ("count", "seconds", "rows", "tokens", "retries"):
-            return getattr(tally, name)
         return getattr(self._model, name)
 
     def _timed(self, kind, call, *args, **kwargs):
@@ -104,16 +95,16 @@ class CallLog:
         try:
             return call(*args, **kwargs)
         finally:
-            self.count[kind] += 1
-            self.seconds[kind] += time.perf_counter() - started
+            self._sink.count[kind] += 1
+            self._sink.seconds[kind] += time.perf_counter() - started
 
     def encode(self, features, to_cpu=False):
         return self._timed("encode", self._model.encode, features, to_cpu=to_cpu)
 
     def generate(self, encoder_output, prompts, **kwargs):
-        self.rows.append(len(prompts))
+        self._sink.rows.append(len(prompts))
         results = self._timed("generate", self._model.generate, encoder_output, prompts, **kwargs)
-        self.tokens += sum(len(r.sequences_ids[0]) for r in results)
+        self._sink.tokens += sum(len(r.sequences_ids[0]) for r in results)
         return results
 
     def align(self, *args, **kwargs):
@@ -255,8 +246,7 @@ def main(argv=None) -> int:
         if model is None:
             return None
         if id(model) not in logged:
-            logged[id(model)] = CallLog(model)
-            logged[id(model)].share(log)
+            logged[id(model)] = CallLog(model, sink=log)
         return logged[id(model)]
 
     engine.translate_model = logged_translate_model
