@@ -198,6 +198,13 @@ def test_the_translate_tasks_compute_type(monkeypatch):
     assert engine.translate_model() is None  # the transcription's own model
 
 
+def test_a_translate_compute_type_the_device_cannot_run_stops_at_start(tmp_path):
+    from intercept.models import ModelError
+
+    with pytest.raises(ModelError, match=r"translate_compute_type 'float16': CTranslate2 cannot run it on cpu"):
+        fw.FasterWhisperEngine(str(tmp_path), "base", TranscribeOptions(translate_compute_type="float16"))
+
+
 def test_a_window_decoded_again_reuses_its_encoder_pass():
     """The loop guard decodes a looping window again: the same features, so _Batching gives
     back the encoder output it kept instead of encoding them again; other features, or more

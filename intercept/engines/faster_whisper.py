@@ -161,6 +161,19 @@ def workers_for(options: TranscribeOptions, device: str) -> tuple[int, int]:
     return workers, max(1, threads // workers)
 
 
+def _check_translate_compute_type(wanted: str, device: str) -> None:
+    """A translate_compute_type this device cannot run stops the batch at start, not at its
+    first translate call (the second model is loaded there)."""
+    if wanted in ("same", "auto"):
+        return
+    import ctranslate2
+
+    supported = ctranslate2.get_supported_compute_types(device)
+    if wanted not in supported:
+        raise ModelError(f"translate_compute_type {wanted!r}: CTranslate2 cannot run it on {device} "
+                         f"(it can run {', '.join(sorted(supported))}; or same, auto)")
+
+
 class FasterWhisperEngine(DecoderMethods):
     name = "faster-whisper"
     packs = True  # core.WindowModel
@@ -176,6 +189,7 @@ class FasterWhisperEngine(DecoderMethods):
         if self.compute_type == "auto":
             self.compute_type = choose_compute_type(str(model_path), self.device, options.cpu_threads)
         self.model_path = str(model_path)
+        _check_translate_compute_type(options.translate_compute_type, self.device)
         self.workers, self.threads = workers_for(options, self.device)
         self._translate_models: dict = {}  # compute type -> CTranslate2 model (translate_model)
         self._loading = threading.Lock()
