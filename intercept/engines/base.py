@@ -170,6 +170,10 @@ class TranscribeOptions:
     # session (fewer, fuller beam searches). Packed translation (pack_translate) and a 30 s
     # translate window (translate_context_s None or 30) keep decode_batch. docs/benchmarks.md (issue 25).
     translate_batch: Optional[int] = 8
+    # Feature frames (100 a second: 3,000 is a 30 s window) that one stacked encoder pass of a
+    # batch holds at most; the batch's other windows go through further passes, and the beam
+    # searches stay as large. 0: the whole batch in one pass.
+    encode_batch_frames: int = 0
     # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
     # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
     # probability from a cross-attention alignment of the text (word_evidence). Cost: the

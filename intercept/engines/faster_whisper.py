@@ -221,7 +221,7 @@ class FasterWhisperEngine(DecoderMethods):
         self._room: Optional[int] = None
         self._batching = _Batching(self.model.model, keep=max(batch_for(options, "transcribe"),
                                                                batch_for(options, "translate")),
-                                   workers=self.workers)
+                                   workers=self.workers, encode_frames=options.encode_batch_frames)
         self.model.model = self._batching
         self._evidence = _Evidence.attach(self.model)
 
@@ -585,9 +585,10 @@ class _Batching:
     its encoder pass would be made twice (two of the four windows of the 10-minute
     real-speech session: 1.4 of its 16 s)."""
 
-    def __init__(self, model, keep: int = 4, workers: int = 1):
+    def __init__(self, model, keep: int = 4, workers: int = 1, encode_frames: int = 0):
         self._model = model
         self._workers = max(1, workers)
+        self._encode_frames = max(0, encode_frames)
         self._cond = threading.Condition()
         self._local = threading.local()
         self._active = 0
@@ -778,10 +779,31 @@ class _Batching:
         model = calls[0].model
         if len(calls) == 1 or model.device != "cpu":
             return self._alone(calls)
-        features = np.concatenate([np.asarray(call.args[0]) for call in calls])
-        encoded = np.asarray(model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
-        for n, call in enumerate(calls):
-            call.result = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[n: n + 1]))
+        for part in self._encoder_passes(calls):
+            if len(part) == 1:
+                self._alone(part)
+                continue
+            features = np.concatenate([np.asarray(call.args[0]) for call in part])
+            encoded = np.asarray(model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
+            for n, call in enumerate(part):
+                call.result = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[n: n + 1]))
+
+    def _encoder_passes(self, calls: list) -> list[list]:
+        """The calls of one stacked encode, in consecutive passes of at most encode_frames
+        feature frames each (a window longer than that alone)."""
+        if not self._encode_frames:
+            return [calls]
+        passes: list[list] = []
+        frames = 0
+        for call in calls:
+            size = int(call.args[0].shape[-1])
+            if passes and frames + size <= self._encode_frames:
+                passes[-1].append(call)
+                frames += size
+            else:
+                passes.append([call])
+                frames = size
+        return passes
 
     def _generate_together(self, calls: list) -> None:
         import ctranslate2
