@@ -82,6 +82,36 @@ def test_calls_of_several_loops_are_made_together_and_give_each_its_own_result()
     assert [size for size, _ in model.generates] == [4]
 
 
+def test_a_stacked_encoder_pass_holds_at_most_encode_frames():
+    """TranscribeOptions.encode_batch_frames: a batch's encoder calls are stacked in passes of
+    at most that many frames (asked at each pass), each window still given its own result;
+    the beam search stays one."""
+    cap = {"frames": 6000}
+    model = FakeModel()
+    batching = fw._Batching(model, keep=0, encode_frames=lambda: cap["frames"])
+    assert batching.run([_window_job(batching, v, 100) for v in (5.0, 9.0, 2.0, 30.0, 4.0)]) == [5, 9, 2, 30, 4]
+    assert model.encodes == [2, 2, 1]  # 30 s windows of 3,000 frames, two a pass
+    assert [size for size, _ in model.generates] == [5]
+    cap["frames"] = 0  # no cap: one pass
+    model.encodes.clear()
+    assert batching.run([_window_job(batching, v, 100) for v in (6.0, 7.0, 8.0)]) == [6, 7, 8]
+    assert model.encodes == [3]
+    cap["frames"] = 1000  # a window longer than the cap goes alone
+    model.encodes.clear()
+    assert batching.run([_window_job(batching, v, 100) for v in (6.0, 7.0)]) == [6, 7]
+    assert model.encodes == [1, 1]
+
+
+def test_the_engine_asks_its_current_options_for_the_encoder_pass(embedded_model_dir):
+    engine = fw.FasterWhisperEngine(str(embedded_model_dir), "base", TranscribeOptions(compute_type="float32"))
+    calls = [SimpleNamespace(args=(np.zeros((1, 80, 1000), np.float32),)) for _ in range(8)]
+    assert [len(part) for part in engine._batching._encoder_passes(calls)] == [6, 2]
+    engine.options = replace(engine.options, encode_batch_frames=4000)
+    assert [len(part) for part in engine._batching._encoder_passes(calls)] == [4, 4]
+    engine.options = replace(engine.options, encode_batch_frames=0)
+    assert [len(part) for part in engine._batching._encoder_passes(calls)] == [8]
+
+
 def test_a_member_near_its_own_cap_is_decoded_again_alone_and_sampling_is_never_batched():
     model = FakeModel()
     batching = fw._Batching(model)

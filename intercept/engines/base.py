@@ -172,8 +172,11 @@ class TranscribeOptions:
     translate_batch: Optional[int] = 8
     # Feature frames (100 a second: 3,000 is a 30 s window) that one stacked encoder pass of a
     # batch holds at most; the batch's other windows go through further passes, and the beam
-    # searches stay as large. 0: the whole batch in one pass.
-    encode_batch_frames: int = 0
+    # searches stay as large. 0: the whole batch in one pass. A larger pass holds more than the
+    # caches do: 6,000 (two 30 s windows, six 10 s translate windows) kept every line and its
+    # English, translated the real-speech session in 0.95x the time and peaked 190 MB lower on
+    # 120 one-second files (docs/benchmarks.md, "Smaller stacked encoder passes").
+    encode_batch_frames: int = 6000
     # Recogniser evidence kept with every line (intercept.engines.core): the beam's N-best
     # (None: as many as beam_size; 0: off; a beam holds at most beam_size) and each word's
     # probability from a cross-attention alignment of the text (word_evidence). Cost: the

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from contextlib import contextmanager
 
@@ -221,7 +221,8 @@ class FasterWhisperEngine(DecoderMethods):
         self._room: Optional[int] = None
         self._batching = _Batching(self.model.model, keep=max(batch_for(options, "transcribe"),
                                                                batch_for(options, "translate")),
-                                   workers=self.workers, encode_frames=options.encode_batch_frames)
+                                   workers=self.workers,
+                                   encode_frames=lambda: self.options.encode_batch_frames)
         self.model.model = self._batching
         self._evidence = _Evidence.attach(self.model)
 
@@ -585,10 +586,12 @@ class _Batching:
     its encoder pass would be made twice (two of the four windows of the 10-minute
     real-speech session: 1.4 of its 16 s)."""
 
-    def __init__(self, model, keep: int = 4, workers: int = 1, encode_frames: int = 0):
+    def __init__(self, model, keep: int = 4, workers: int = 1,
+                 encode_frames: Optional[Callable[[], int]] = None):
         self._model = model
         self._workers = max(1, workers)
-        self._encode_frames = max(0, encode_frames)
+        # Asked at each stacked encode: the engine's options can change between batches.
+        self._encode_frames = encode_frames or (lambda: 0)
         self._cond = threading.Condition()
         self._local = threading.local()
         self._active = 0
@@ -791,13 +794,14 @@ class _Batching:
     def _encoder_passes(self, calls: list) -> list[list]:
         """The calls of one stacked encode, in consecutive passes of at most encode_frames
         feature frames each (a window longer than that alone)."""
-        if not self._encode_frames:
+        cap = max(0, int(self._encode_frames() or 0))
+        if not cap:
             return [calls]
         passes: list[list] = []
         frames = 0
         for call in calls:
             size = int(call.args[0].shape[-1])
-            if passes and frames + size <= self._encode_frames:
+            if passes and frames + size <= cap:
                 passes[-1].append(call)
                 frames += size
             else:
