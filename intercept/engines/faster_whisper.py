@@ -792,22 +792,11 @@ class _Batching:
                 call.result = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[n: n + 1]))
 
     def _encoder_passes(self, calls: list) -> list[list]:
-        """The calls of one stacked encode, in consecutive passes of at most encode_frames
-        feature frames each (a window longer than that alone)."""
+        """The calls of one stacked encode (inputs of one shape), in passes of at most
+        encode_frames feature frames each (a window longer than that alone)."""
         cap = max(0, int(self._encode_frames() or 0))
-        if not cap:
-            return [calls]
-        passes: list[list] = []
-        frames = 0
-        for call in calls:
-            size = int(call.args[0].shape[-1])
-            if passes and frames + size <= cap:
-                passes[-1].append(call)
-                frames += size
-            else:
-                passes.append([call])
-                frames = size
-        return passes
+        size = max(1, cap // int(calls[0].args[0].shape[-1])) if cap else len(calls)
+        return [calls[n: n + size] for n in range(0, len(calls), size)]
 
     def _generate_together(self, calls: list) -> None:
         import ctranslate2
