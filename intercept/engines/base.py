@@ -104,11 +104,11 @@ class TranscribeOptions:
     # the acoustic check, a loop retry) gets half the threads: 1.25x as long on 40 short
     # clips, 1.04x on 120 one-second files. docs/benchmarks.md (issue 25).
     cpu_workers: int = 1
-    # The compute type of the translate task's beam searches: "same" (the transcription's),
-    # "auto" (int8 where the compute-type probe finds it faster on this CPU), or a CTranslate2
-    # type (faster-whisper; a second model of the same files). Its encoder passes stay on the
-    # transcription's weights: with the whole task on int8 the English of cv_fa clips moved
-    # further than the noise floor (docs/benchmarks.md, issue 25).
+    # The translate task's compute type: "same" (the transcription's), "auto" (int8 where the
+    # compute-type probe finds it faster on this CPU), or a CTranslate2 type (faster-whisper).
+    # "same": int8 translated the session in 0.5x the time, but its English moved further
+    # than the noise floor on cv_fa clips, and with the second model (and two workers) a folder
+    # of tiny files peaked at 1.58 GB (docs/benchmarks.md, issue 25).
     translate_compute_type: str = "same"
     # Pack short transmissions into shared 30 s windows, one encoder pass for several
     # (intercept/packing.py); measured faster than per-transmission decoding and than

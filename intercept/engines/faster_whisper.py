@@ -275,7 +275,7 @@ class FasterWhisperEngine(DecoderMethods):
             return self._decode_window(audio, task, max_new_tokens, loop_retry, stop_above)
 
     def translate_compute_type(self) -> str:
-        """The compute type of the translate task's beam searches (options.translate_compute_type): "same" is
+        """The compute type of the translate task (options.translate_compute_type): "same" is
         the transcription's; "auto" is int8 where choose_compute_type finds it faster on this
         CPU (a GPU keeps the transcription's type)."""
         wanted = self.options.translate_compute_type
@@ -288,9 +288,8 @@ class FasterWhisperEngine(DecoderMethods):
         return wanted
 
     def translate_model(self):
-        """The CTranslate2 model of the translate task's beam searches: None where it is the
-        transcription's; else a second model of the same files, loaded at the first translate
-        call (its encoder is never used: _Batching.using)."""
+        """The CTranslate2 model of the translate task: None where it is the transcription's;
+        else a second model of the same files, loaded at the first translate call."""
         compute_type = self.translate_compute_type()
         if compute_type == self.compute_type:
             return None
@@ -650,17 +649,12 @@ class _Batching:
         return self._thread_setting("frames", frames)
 
     def using(self, model):
-        """This thread's beam searches go to `model` (None: the wrapped one): the translate
-        task's model when its compute type differs from the transcription's. Its encoder
-        passes stay on the wrapped model: the search reads what the transcription's weights
-        heard (an encoder output the acoustic check can share), and on int8 the search moved
-        the English less than the whole model on int8 did (docs/benchmarks.md)."""
+        """This thread's calls go to `model` (None: the wrapped one): the translate task's
+        model when its compute type differs from the transcription's."""
         return self._thread_setting("model", model)
 
-    def _model_for(self, kind: str):
-        if kind == "generate":
-            return getattr(self._local, "model", None) or self._model
-        return self._model
+    def _current(self):
+        return getattr(self._local, "model", None) or self._model
 
     def encode(self, features, to_cpu: bool = False):
         frames = getattr(self._local, "frames", None)
@@ -669,6 +663,8 @@ class _Batching:
 
             features = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(features)[..., :frames]))
         key = self._key(features, to_cpu)
+        if key is not None:
+            key = (id(self._current()),) + key  # another model's encoder output differs
         with self._cond:
             if key is not None and key in self._encoded:
                 self._encoded.move_to_end(key)
@@ -712,8 +708,8 @@ class _Batching:
     def _held(self, kind: str, args: tuple, kwargs: dict):
         order = getattr(self._local, "order", None)
         if order is None:  # not inside run(): a plain call
-            return getattr(self._model_for(kind), kind)(*args, **kwargs)
-        call = _Call(kind, args, kwargs, order, self._model_for(kind))
+            return getattr(self._current(), kind)(*args, **kwargs)
+        call = _Call(kind, args, kwargs, order, self._current())
         with self._cond:
             self._pending.append(call)
             self._flush_if_ready()
