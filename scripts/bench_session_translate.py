@@ -2,7 +2,9 @@
 """What Whisper's translate task costs on real speech, and what its settings buy (issue 25).
 
 The 10-minute real-speech session of `scripts/bench_asr.py --corpora session` (and, with
---cv N, N validated Common Voice clips of /work/shared/eval/cv_fa, each a recording) is
+--cv N, N Common Voice clips of /work/shared/eval/cv_fa, each a recording: the first validated
+ones, or with --cv-status other unvoted ones spread over the corpus, which no rule used before
+the twenty-second session) is
 transcribed once as `intercept run` does; then the `whisper` translator (WhisperTranslator,
 one translate decode per line, batched as the pipeline batches them) translates those lines
 under each setting, the settings alternated round by round in one process (the model loaded
@@ -19,6 +21,7 @@ that moves it less than any other cut of the same audio would.
 
     .venv/bin/python scripts/bench_session_translate.py --variants beam5,widened,beam1,beam2,beam3
     .venv/bin/python scripts/bench_session_translate.py --cv 40 --threads 2 --json out.json
+    .venv/bin/python scripts/bench_session_translate.py --cv 40 --cv-status other --no-session --variants shipped,widened,shipped@translate_compute_type=auto
     .venv/bin/python scripts/bench_session_translate.py --variants shipped,widened,shipped@translate_beam_size=1
 """
 from __future__ import annotations
